@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine with python3 and make:
+#   make run    installs into .venv and runs the main job on the bundled seeds/
+#   make test   installs the test extras and runs the tests
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+OUT    ?= output
+
+.PHONY: run test install install-test bench clean
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed setup.py
+	$(PIP) install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: $(VENV)/.installed
+	$(VENV)/bin/newswatch run --feeds seeds/feeds.opml --topics seeds/topics.yaml --output $(OUT) --runner DirectRunner
+
+test: $(VENV)/.installed-test
+	$(PY) -m pytest -q tests
+
+clean:
+	rm -rf $(VENV) $(OUT) build *.egg-info

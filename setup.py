@@ -1,0 +1,31 @@
+"""Packaging for pip, `make run`/`make test`, and Dataflow's --setup_file."""
+from setuptools import find_packages, setup
+
+# apache-beam 2.77 caps pyarrow < 26 and numpy < 2.5; its [dataframe]/[yaml]
+# extras would downgrade pandas, so we never ask for them.
+INSTALL_REQUIRES = [
+    "apache-beam==2.77.0",
+    "feedparser==6.0.14",
+    "langdetect==1.0.9",
+    "pyarrow>=20,<26",
+    "PyYAML>=6,<7",
+]
+
+EXTRAS = {
+    "test": [
+        "pytest>=8,<10",
+        "pandas>=2.2,<3.2",
+    ],
+}
+
+setup(
+    name="newswatch",
+    version="0.1.0",
+    description="Streaming news monitoring on Apache Beam: feeds in, "
+    "deduplicated topic-matched stories out as Parquet partitions.",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pipeline", "pipeline.*", "transforms", "transforms.*"]),
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["newswatch = pipeline.cli:main"]},
+)

@@ -1,0 +1,70 @@
+"""Dedup stage: each story once, and the same copy kept whatever the order."""
+import random
+from datetime import datetime, timedelta, timezone
+
+import apache_beam as beam
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+
+from transforms import identity
+from transforms.dedup import DedupStories, dedup_stories
+from transforms.records import Story
+
+T0 = datetime(2021, 9, 29, tzinfo=timezone.utc)
+
+
+def story(feed, index, url=None, guid=None, title="t", summary="s", hours=0):
+    canonical = identity.canonical_url(url)
+    digest = identity.content_hash(title, summary)
+    return Story(story_id=identity.story_id(canonical, feed, guid, digest), url=url,
+                 canonical_url=canonical, guid=guid, title=title, summary=summary, content="",
+                 published_at=T0 + timedelta(hours=hours), fetched_at=T0, feed_url=feed,
+                 content_hash=digest, entry_index=index)
+
+
+def sample():
+    return [
+        # the same article in two outlets: same text, other URLs; the earlier one wins
+        story("feed-b", 0, "https://voa.example/a", "voa-1", "Kim dismisses talks", "Body", hours=2),
+        story("feed-a", 3, "https://gs.example/a", "gs-1", "Kim dismisses talks", "Body", hours=1),
+        # repeated with tracking parameters in one feed
+        story("feed-c", 0, "https://w.example/p?utm_source=rss", "c-1", "Launch", "x"),
+        story("feed-c", 1, "https://w.example/p?fbclid=1", "c-2", "Launch", "x"),
+        # same guid twice in one feed, edited title
+        story("feed-c", 2, "https://w.example/q", "c-3", "Old title", "y"),
+        story("feed-c", 3, "https://w.example/q2", "c-3", "New title", "y"),
+        # same guid in another feed is NOT the same story
+        story("feed-d", 0, "https://d.example/1", "c-3", "Unrelated", "z"),
+        # two entries with no text at all are not merged
+        story("feed-e", 0, None, None, "", ""),
+        story("feed-e", 1, None, None, "", ""),
+    ]
+
+
+def kept_ids(stories):
+    return sorted((s.feed_url, s.entry_index) for s in stories)
+
+
+EXPECTED = [("feed-a", 3), ("feed-c", 0), ("feed-c", 2), ("feed-d", 0), ("feed-e", 0), ("feed-e", 1)]
+
+
+def test_each_story_once_and_the_preferred_copy_kept():
+    kept, dropped = dedup_stories(sample())
+    assert kept_ids(kept) == EXPECTED
+    assert dropped == 3
+
+
+def test_choice_does_not_depend_on_arrival_order():
+    for seed in range(5):
+        shuffled = sample()
+        random.Random(seed).shuffle(shuffled)
+        assert kept_ids(dedup_stories(shuffled)[0]) == EXPECTED
+
+
+def test_beam_transform_agrees_with_the_in_memory_version():
+    shuffled = sample()
+    random.Random(1).shuffle(shuffled)
+    with TestPipeline(runner="DirectRunner") as p:
+        out = (p | beam.Create(shuffled) | DedupStories()
+               | beam.Map(lambda s: (s.feed_url, s.entry_index)))
+        assert_that(out, equal_to(EXPECTED))

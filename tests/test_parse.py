@@ -1,0 +1,143 @@
+"""Parse stage: plain text, dates, entries -> stories, bodies that are not feeds."""
+from datetime import datetime, timezone
+
+from transforms.parse import html_to_text, parse_fetch, struct_to_utc
+from transforms.records import FetchResult
+
+FETCHED = datetime(2021, 9, 30, 12, 0, tzinfo=timezone.utc)
+
+
+def fetched(body: bytes, url="https://feeds.example.org/world.xml", **kw) -> FetchResult:
+    defaults = dict(feed_url=url, final_url=url, status=200,
+                    headers={"content-type": "application/rss+xml; charset=utf-8"},
+                    body=body, elapsed_s=0.1, fetched_at=FETCHED)
+    defaults.update(kw)
+    return FetchResult(**defaults)
+
+
+def test_html_to_text_removes_markup_decodes_entities_collapses_space():
+    assert html_to_text("<p>Kim&#8217;s <b>speech</b></p>\n\n<p>A &amp; B&nbsp;C</p>") == "Kim’s speech A & B C"
+
+
+def test_html_to_text_drops_scripts_styles_and_control_characters():
+    assert html_to_text('<script>alert("x")</script><style>p{}</style>ok\x00 <i onclick="x()">go</i>') == "ok go"
+
+
+def test_html_to_text_keeps_words_apart_at_block_boundaries():
+    assert html_to_text("<p>one</p><p>two</p>line<br/>break") == "one two line break"
+    assert html_to_text("in<b>line</b>") == "inline"
+
+
+def test_html_to_text_plain_text_and_empty():
+    assert html_to_text("  plain   text ") == "plain text"
+    assert html_to_text(None) == ""
+    assert html_to_text("a < b and c > d") == "a < b and c > d"
+
+
+def test_struct_to_utc():
+    import time
+    assert struct_to_utc(time.strptime("2021-09-29 03:04:05", "%Y-%m-%d %H:%M:%S")) == \
+        datetime(2021, 9, 29, 3, 4, 5, tzinfo=timezone.utc)
+    assert struct_to_utc(None) is None
+
+
+RSS = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel><title>World &amp; More</title><link>https://www.example.org/</link>
+<item>
+  <title>North Korea fires &lt;b&gt;missile&lt;/b&gt;</title>
+  <link>https://www.example.org/a?utm_source=rss#top</link>
+  <guid isPermaLink="false">id-1</guid>
+  <description>&lt;p&gt;Pyongyang said &amp;quot;test&amp;quot;.&lt;/p&gt;</description>
+  <content:encoded><![CDATA[<p>Full <em>text</em> here.</p>]]></content:encoded>
+  <dc:creator>Jane Doe</dc:creator>
+  <category>Asia</category><category>Defence</category><category>Asia</category>
+  <pubDate>Wed, 29 Sep 2021 10:00:00 +0900</pubDate>
+</item>
+<item><title>No date, relative link</title><link>/b</link><description>x</description>
+  <pubDate>not a date</pubDate></item>
+</channel></rss>"""
+
+
+def test_rss_entries_become_normalised_stories():
+    result = parse_fetch(fetched(RSS), run_id="r1")
+    assert result.ok and not result.dead_letters
+    first, second = result.stories
+    assert first.title == "North Korea fires missile"
+    assert first.summary == 'Pyongyang said "test".'
+    assert first.content == "Full text here."
+    assert first.url == "https://www.example.org/a?utm_source=rss#top"
+    assert first.canonical_url == "https://www.example.org/a"
+    assert first.guid == "id-1"
+    assert first.authors == ["Jane Doe"]
+    assert first.tags == ["Asia", "Defence"]
+    assert first.published_at == datetime(2021, 9, 29, 1, 0, tzinfo=timezone.utc)
+    assert first.fetched_at == FETCHED
+    assert first.feed_title == "World & More"
+    assert first.source == "example.org"
+    assert first.run_id == "r1"
+    # relative links resolve against the site; unparseable dates are null
+    assert second.url == "https://www.example.org/b"
+    assert second.published_at is None and second.updated_at is None
+    assert result.log.entry_count == 2 and result.log.error is None and result.log.status == 200
+
+
+def test_story_id_does_not_depend_on_fetch_time_or_run():
+    a = parse_fetch(fetched(RSS), run_id="r1").stories[0]
+    b = parse_fetch(fetched(RSS, fetched_at=datetime(2030, 1, 1, tzinfo=timezone.utc)), run_id="r2").stories[0]
+    assert a.story_id == b.story_id and a.content_hash == b.content_hash
+
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title type="html">East &amp;lt;Asia&amp;gt;</title>
+<link href="https://www.voanews.example/"/><id>urn:feed</id><updated>2021-09-30T00:00:00Z</updated>
+<entry><title>Only updated</title><id>urn:1</id><link rel="alternate" href="https://www.voanews.example/x"/>
+<updated>2021-09-29T23:30:00-02:00</updated><author><name>A</name></author><author><name>B</name></author>
+<summary type="html">&lt;p&gt;Hello&lt;/p&gt;</summary></entry>
+</feed>""".encode()
+
+
+def test_atom_entry_only_updated_gives_published_too():
+    (story,) = parse_fetch(fetched(ATOM, headers={"content-type": "application/atom+xml"})).stories
+    assert story.updated_at == datetime(2021, 9, 30, 1, 30, tzinfo=timezone.utc)
+    assert story.published_at == story.updated_at
+    assert story.authors == ["A", "B"]
+    assert story.summary == "Hello"
+
+
+def test_charset_from_response_headers_is_used():
+    body = """<?xml version="1.0"?><rss version="2.0"><channel><title>t</title>
+<item><title>Corée du Nord</title><link>http://e.fr/1</link></item></channel></rss>""".encode("latin-1")
+    (story,) = parse_fetch(fetched(body, headers={"content-type": "text/xml; charset=iso-8859-1"})).stories
+    assert story.title == "Corée du Nord"
+
+
+def test_html_page_is_a_dead_letter_not_a_crash():
+    result = parse_fetch(fetched(b"<html><body><h1>Welcome</h1></body></html>"), run_id="r")
+    assert not result.ok and result.stories == []
+    (letter,) = result.dead_letters
+    assert letter.stage == "parse" and letter.reason.startswith("not_a_feed")
+    assert "Welcome" in letter.excerpt
+    assert result.log.error.startswith("not_a_feed")
+
+
+def test_failed_fetch_is_a_dead_letter_and_a_log_row():
+    result = parse_fetch(fetched(b"", status=404, error="http_status: 404 Not Found"))
+    assert [d.stage for d in result.dead_letters] == ["fetch"]
+    assert result.log.status == 404 and result.log.entry_count == 0
+
+
+def test_not_modified_is_neither_entries_nor_an_error():
+    result = parse_fetch(fetched(b"", status=304))
+    assert result.ok and not result.stories and not result.dead_letters
+    assert result.log.status == 304
+
+
+def test_empty_feed_is_ok_with_zero_entries():
+    result = parse_fetch(fetched(b'<rss version="2.0"><channel><title>t</title></channel></rss>'))
+    assert result.ok and result.log.entry_count == 0 and not result.dead_letters
+
+
+def test_updated_at_is_null_when_the_feed_gives_only_a_publication_date():
+    story = parse_fetch(fetched(RSS)).stories[0]
+    assert story.published_at is not None and story.updated_at is None

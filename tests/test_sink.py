@@ -1,0 +1,89 @@
+"""Sink stage: Hive-partitioned Parquet that pandas reads back whole."""
+import os
+from datetime import datetime, timezone
+
+import apache_beam as beam
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+
+from transforms.records import FetchLogRow, Story
+from transforms.schema import STORIES_SCHEMA, partition_date
+from transforms.sink import FETCHES, STORIES, WritePartitions, write_parquet_atomically
+
+UTC = timezone.utc
+
+
+def make_story(i, published):
+    return Story(story_id=f"id{i:03d}", url=f"https://e.org/{i}", canonical_url=f"https://e.org/{i}",
+                 guid=None, title=f"T{i}", summary="s", content="", authors=["A", "B"], tags=[],
+                 published_at=published, updated_at=None,
+                 fetched_at=datetime(2021, 9, 30, 12, tzinfo=UTC), feed_url="f", topics=["dprk"],
+                 matched_terms=["DPRK"], language="en", content_hash="h", run_id="r1")
+
+
+STORIES_IN = [make_story(i, datetime(2021, 9, 28 + i % 2, 5, tzinfo=UTC)) for i in range(10)] + \
+    [make_story(99, None)]  # no date: partitioned by fetched_at
+
+
+def write(records, out, kind, run_id, shards=1):
+    with TestPipeline(runner="DirectRunner") as p:
+        p | beam.Create(records) | WritePartitions(str(out), kind, run_id, shards)
+
+
+def test_partition_date_is_the_utc_date():
+    from datetime import timedelta
+    assert partition_date(datetime(2021, 9, 29, 23, 30, tzinfo=timezone(timedelta(hours=-5)))) == "2021-09-30"
+    assert partition_date(datetime(1969, 12, 31, tzinfo=UTC)) == "1969-12-31"
+    assert partition_date(datetime(999, 1, 1, tzinfo=UTC)) == "0999-01-01"
+
+
+def test_stories_land_in_date_partitions_that_pandas_reads_with_dtypes(tmp_path):
+    write(STORIES_IN, tmp_path, STORIES, "r1")
+    dirs = sorted(os.listdir(tmp_path / "stories"))
+    assert dirs == ["date=2021-09-28", "date=2021-09-29", "date=2021-09-30"]
+    df = pd.read_parquet(tmp_path / "stories")
+    assert len(df) == 11
+    assert list(df.columns[:-1]) == STORIES_SCHEMA.names and df.columns[-1] == "date"
+    assert str(df["published_at"].dtype) == "datetime64[us, UTC]"
+    assert str(df["fetched_at"].dtype) == "datetime64[us, UTC]"
+    row = df.set_index("story_id").loc["id099"]
+    assert pd.isna(row["published_at"]) and str(row["date"]) == "2021-09-30"
+    assert list(df.set_index("story_id").loc["id001", "authors"]) == ["A", "B"]
+    assert list(df.set_index("story_id").loc["id001", "topics"]) == ["dprk"]
+
+
+def test_files_are_named_by_run_and_a_second_run_adds_instead_of_overwriting(tmp_path):
+    write(STORIES_IN, tmp_path, STORIES, "run-1")
+    write(STORIES_IN, tmp_path, STORIES, "run-2")
+    names = sorted(os.listdir(tmp_path / "stories" / "date=2021-09-28"))
+    assert names == ["run-1-000.parquet", "run-2-000.parquet"]
+    assert len(pd.read_parquet(tmp_path / "stories")) == 22
+
+
+def test_no_temporary_file_is_left_and_rows_are_sorted(tmp_path):
+    write(STORIES_IN, tmp_path, STORIES, "r", shards=3)
+    for folder, _, files in os.walk(tmp_path / "stories"):
+        for name in files:
+            assert not name.startswith("."), name
+            ids = pq.read_table(os.path.join(folder, name)).column("story_id").to_pylist()
+            assert ids == sorted(ids)
+    assert len(pd.read_parquet(tmp_path / "stories")) == 11
+
+
+def test_atomic_write_replaces_a_file_of_the_same_run(tmp_path):
+    import pyarrow as pa
+    path = str(tmp_path / "stories" / "date=2021-09-28" / "r-000.parquet")
+    write_parquet_atomically(path, pa.table({"x": [1, 2]}))
+    write_parquet_atomically(path, pa.table({"x": [3]}))
+    assert pq.read_table(path).column("x").to_pylist() == [3]
+    assert os.listdir(os.path.dirname(path)) == ["r-000.parquet"]
+
+
+def test_fetch_log_rows(tmp_path):
+    rows = [FetchLogRow(feed_url="u", final_url="u", status=200, bytes=10, elapsed_s=0.5,
+                        entry_count=3, error=None, fetched_at=datetime(2021, 9, 30, tzinfo=UTC), run_id="r")]
+    write(rows, tmp_path, FETCHES, "r")
+    df = pd.read_parquet(tmp_path / "fetches")
+    assert df.loc[0, "entry_count"] == 3 and df.loc[0, "status"] == 200

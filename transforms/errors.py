@@ -1,0 +1,41 @@
+"""Dead letters: what could not be processed, kept with enough context to look at.
+
+Every stage that gives up on a feed or an entry turns it into a DeadLetter
+instead of raising, so one bad input never stops the run and nothing is lost
+without a trace.
+"""
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from typing import Optional, Union
+
+from transforms.records import DeadLetter
+
+EXCERPT_CHARS = 300
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def excerpt(data: Union[bytes, str, None], limit: int = EXCERPT_CHARS) -> str:
+    """A short, printable excerpt of the offending input."""
+    if data is None:
+        return ""
+    if isinstance(data, (bytes, bytearray)):
+        data = bytes(data[: limit * 4]).decode("utf-8", "replace")
+    text = _CONTROL.sub(" ", data[: limit * 4])
+    text = " ".join(text.split())
+    return text[:limit]
+
+
+def dead_letter(stage: str, feed_url: str, reason: str, data=None, *,
+                run_id: str = "", entry_key: Optional[str] = None,
+                occurred_at: Optional[datetime] = None) -> DeadLetter:
+    return DeadLetter(
+        stage=stage,
+        feed_url=feed_url,
+        reason=excerpt(reason, 500),
+        excerpt=excerpt(data),
+        occurred_at=occurred_at or datetime.now(timezone.utc),
+        run_id=run_id,
+        entry_key=entry_key,
+    )

@@ -1,0 +1,124 @@
+"""Story identity: canonical URLs, stable story ids, content hashes, dedup keys.
+
+Pure functions only. Every id here is derived from the story's own data (never
+from a counter, a clock or the machine), so it is stable across runs and hosts.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+import unicodedata
+from typing import List, Optional, Tuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+# Query parameters that only track the click and never select content.
+TRACKING_PARAMS = frozenset(
+    {
+        "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid",
+        "twclid", "ttclid", "li_fat_id", "igshid", "mc_cid", "mc_eid",
+        "_ga", "_gl", "_hsenc", "_hsmi", "mkt_tok", "oly_anon_id",
+        "oly_enc_id", "rb_clickid", "s_cid", "vero_id", "wickedid",
+        "ncid", "ocid", "cmpid", "icid", "xtor", "ito", "sr_share", "spm",
+        "ref_src", "ref_url", "smid", "from_rss",
+    }
+)
+TRACKING_PREFIXES = ("utm_", "pk_", "mtm_", "hsa_", "at_")
+DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def is_tracking_param(name: str) -> bool:
+    low = name.lower()
+    return low in TRACKING_PARAMS or low.startswith(TRACKING_PREFIXES)
+
+
+def canonical_url(url: Optional[str]) -> Optional[str]:
+    """The URL two copies of a story share.
+
+    Tracking parameters removed (the rest sorted, so their order does not
+    matter), scheme and host lower-cased, default port, fragment and
+    userinfo dropped, empty path made "/". Returns None for an empty or
+    non-http(s) URL.
+    """
+    if not url:
+        return None
+    url = url.strip()
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    host = parts.hostname.lower().rstrip(".")
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    netloc = host if port in (None, DEFAULT_PORTS[scheme]) else f"{host}:{port}"
+    path = parts.path or "/"
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if not is_tracking_param(k)]
+    query.sort()
+    return urlunsplit((scheme, netloc, path, urlencode(query), ""))
+
+
+def site_host(url: Optional[str]) -> Optional[str]:
+    """The site's host name, lower-case and without a leading "www."."""
+    if not url:
+        return None
+    try:
+        host = urlsplit(url.strip()).hostname
+    except ValueError:
+        return None
+    if not host:
+        return None
+    host = host.lower().rstrip(".")
+    return host[4:] if host.startswith("www.") else host
+
+
+_NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def normalize_for_hash(text: str) -> str:
+    """Case, width, punctuation and spacing differences do not change a story."""
+    text = unicodedata.normalize("NFKC", text or "").casefold()
+    return _NON_WORD.sub(" ", text).strip()
+
+
+def _digest(*parts: str) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x1f")
+    return h.hexdigest()[:32]
+
+
+def content_hash(title: str, text: str) -> str:
+    """Hash of the normalised title and text (summary, or content when no summary)."""
+    return _digest("text", normalize_for_hash(title), normalize_for_hash(text))
+
+
+def story_id(canonical: Optional[str], feed_url: str, guid: Optional[str],
+             content_digest: str) -> str:
+    """A stable id: from the canonical URL, else the feed's guid, else the text."""
+    if canonical:
+        return _digest("url", canonical)
+    if guid:
+        return _digest("guid", feed_url, guid)
+    return _digest("hash", content_digest)
+
+
+def dedup_keys(canonical: Optional[str], feed_url: str, guid: Optional[str],
+               has_text: bool, content_digest: str) -> List[Tuple[str, str]]:
+    """The identities under which two entries are the same story, strongest first.
+
+    Same guid in the same feed; same canonical URL; same normalised title and
+    text (only when there is some text, so empty entries are not merged).
+    """
+    keys = []
+    if guid:
+        keys.append(("guid", _digest(feed_url, guid)))
+    if canonical:
+        keys.append(("url", canonical))
+    if has_text:
+        keys.append(("text", content_digest))
+    return keys

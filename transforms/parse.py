@@ -1,0 +1,274 @@
+"""Parse stage: fetched bytes -> normalised Story records (plus fetch-log rows
+and dead letters).
+
+feedparser only parses bytes we hand it (with the response headers, for the
+charset); everything about what a story *is* lives in transforms.identity.
+"""
+from __future__ import annotations
+
+import html
+import re
+import unicodedata
+from datetime import datetime, timezone
+from html.parser import HTMLParser
+from typing import Iterable, List, NamedTuple, Optional, Tuple
+from urllib.parse import urljoin
+
+import apache_beam as beam
+import feedparser
+from apache_beam.metrics import Metrics
+
+from transforms import identity
+from transforms.errors import dead_letter
+from transforms.records import DeadLetter, FetchLogRow, FetchResult, Story
+
+FETCH_LOG = "fetch_log"
+DEAD_LETTERS = "dead_letters"
+
+# ---------------------------------------------------------------- plain text
+
+# Tags whose text is not prose: dropped with their content.
+_SKIP_CONTENT = frozenset({"script", "style", "noscript", "template", "iframe",
+                           "object", "svg", "math", "head", "title"})
+# Tags that separate words when the markup is removed.
+_BLOCK = frozenset({"p", "br", "div", "li", "ul", "ol", "tr", "td", "th",
+                    "table", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote",
+                    "pre", "hr", "section", "article", "header", "footer",
+                    "figure", "figcaption", "dd", "dt", "dl", "img", "aside",
+                    "nav", "main", "caption", "address"})
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
+_SPACE = re.compile(r"\s+")
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.parts: List[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in _SKIP_CONTENT:
+            self._skip += 1
+        elif tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_startendtag(self, tag, attrs):
+        if tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_endtag(self, tag):
+        if tag in _SKIP_CONTENT:
+            self._skip = max(0, self._skip - 1)
+        elif tag in _BLOCK:
+            self.parts.append(" ")
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.parts.append(data)
+
+
+def collapse_whitespace(text: str) -> str:
+    return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
+
+
+def html_to_text(value: Optional[str]) -> str:
+    """Plain text of an HTML fragment: tags removed, entities decoded,
+    scripts and styles dropped, control characters removed, whitespace collapsed."""
+    if not value:
+        return ""
+    if "<" not in value and "&" not in value:
+        return collapse_whitespace(value)
+    parser = _TextExtractor()
+    try:
+        parser.feed(value)
+        parser.close()
+        text = "".join(parser.parts)
+    except Exception:  # HTMLParser is lenient; this is a last resort
+        text = html.unescape(re.sub(r"<[^>]*>", " ", value))
+    return collapse_whitespace(unicodedata.normalize("NFC", text))
+
+
+# ---------------------------------------------------------------- dates
+
+def struct_to_utc(value) -> Optional[datetime]:
+    """feedparser's *_parsed (a UTC time.struct_time) as an aware datetime;
+    None when absent or out of datetime's range."""
+    if not value:
+        return None
+    try:
+        return datetime(*tuple(value)[:6], tzinfo=timezone.utc)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
+# ---------------------------------------------------------------- entries
+
+def _unique(values: Iterable[Optional[str]]) -> List[str]:
+    seen, out = set(), []
+    for value in values:
+        value = collapse_whitespace(value or "")
+        if value and value not in seen:
+            seen.add(value)
+            out.append(value)
+    return out
+
+
+def _entry_link(entry, base: Optional[str]) -> Optional[str]:
+    link = entry.get("link")
+    if not link:
+        for candidate in entry.get("links") or []:
+            if candidate.get("href") and candidate.get("rel", "alternate") == "alternate":
+                link = candidate["href"]
+                break
+    if not link:
+        return None
+    link = link.strip()
+    return urljoin(base, link) if base else link
+
+
+def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str],
+                   site: Optional[str], base: Optional[str],
+                   fetched_at: datetime, run_id: str) -> Story:
+    """One feedparser entry -> one Story (pure; raises only on broken input)."""
+    url = _entry_link(entry, base)
+    canonical = identity.canonical_url(url)
+    guid = collapse_whitespace(entry.get("id") or "") or None
+    title = html_to_text(entry.get("title"))
+    summary = html_to_text(entry.get("summary"))
+    content = " ".join(_unique(html_to_text(c.get("value")) for c in entry.get("content") or []))
+    if summary and summary == content:
+        content = ""  # feedparser copies content into summary for some feeds
+    authors = _unique([a.get("name") for a in entry.get("authors") or []] or [entry.get("author")])
+    tags = _unique(t.get("term") or t.get("label") for t in entry.get("tags") or [])
+    # A feed that only says when an entry was updated (common in Atom) gives
+    # that time as the publication time; gofeed and most readers do the same.
+    # dict.get: FeedParserDict.get would silently map updated -> published.
+    updated_at = struct_to_utc(dict.get(entry, "updated_parsed"))
+    published_at = struct_to_utc(dict.get(entry, "published_parsed")) or updated_at
+    text = summary or content
+    digest = identity.content_hash(title, text)
+    return Story(
+        story_id=identity.story_id(canonical, feed_url, guid, digest),
+        url=url,
+        canonical_url=canonical,
+        guid=guid,
+        title=title,
+        summary=summary,
+        content=content,
+        authors=authors,
+        tags=tags,
+        published_at=published_at,
+        updated_at=updated_at,
+        fetched_at=fetched_at,
+        feed_url=feed_url,
+        feed_title=feed_title,
+        source=identity.site_host(url) or site,
+        content_hash=digest,
+        run_id=run_id,
+        entry_index=index,
+    )
+
+
+class ParsedFeed(NamedTuple):
+    stories: List[Story]
+    dead_letters: List[DeadLetter]
+    log: FetchLogRow
+    ok: bool
+
+
+def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
+    """Everything one fetch attempt yields: stories, dead letters, its log row."""
+    dead: List[DeadLetter] = []
+    stories: List[Story] = []
+    ok = fetched.ok
+    error = fetched.error
+    if fetched.ok and fetched.status != 304:
+        parsed = feedparser.parse(
+            fetched.body,
+            response_headers=dict(fetched.headers or {}),
+            # We turn HTML into text ourselves; feedparser's sanitiser and
+            # URI resolution would only cost time.
+            sanitize_html=False,
+            resolve_relative_uris=False,
+        )
+        entries = parsed.get("entries") or []
+        if not entries and not parsed.get("version"):
+            ok = False
+            reason = parsed.get("bozo_exception") or "no RSS/Atom structure found"
+            error = f"not_a_feed: {reason}"
+            dead.append(dead_letter("parse", fetched.feed_url, error, fetched.body,
+                                    run_id=run_id, occurred_at=fetched.fetched_at))
+        else:
+            feed = parsed.get("feed") or {}
+            feed_link = feed.get("link")
+            http_url = fetched.final_url if fetched.final_url.startswith(("http://", "https://")) else None
+            base = feed_link or http_url
+            site = identity.site_host(feed_link) or identity.site_host(http_url)
+            feed_title = html_to_text(feed.get("title")) or None
+            for index, entry in enumerate(entries):
+                try:
+                    stories.append(entry_to_story(
+                        entry, index=index, feed_url=fetched.feed_url,
+                        feed_title=feed_title, site=site, base=base,
+                        fetched_at=fetched.fetched_at, run_id=run_id))
+                except Exception as exc:  # one broken entry must not lose the feed
+                    dead.append(dead_letter(
+                        "parse_entry", fetched.feed_url, f"bad_entry: {type(exc).__name__}: {exc}",
+                        repr(dict(entry))[:2000], run_id=run_id,
+                        entry_key=str(entry.get("id") or entry.get("link") or index),
+                        occurred_at=fetched.fetched_at))
+    elif not fetched.ok:
+        dead.append(dead_letter("fetch", fetched.feed_url, fetched.error or "fetch failed",
+                                fetched.body, run_id=run_id, occurred_at=fetched.fetched_at))
+    log = FetchLogRow(
+        feed_url=fetched.feed_url,
+        final_url=fetched.final_url,
+        status=fetched.status,
+        bytes=len(fetched.body or b""),
+        elapsed_s=fetched.elapsed_s,
+        entry_count=len(stories) + sum(1 for d in dead if d.stage == "parse_entry"),
+        error=error,
+        fetched_at=fetched.fetched_at,
+        run_id=run_id,
+    )
+    return ParsedFeed(stories, dead, log, ok)
+
+
+# ---------------------------------------------------------------- Beam
+
+class _ParseFeedDoFn(beam.DoFn):
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        self.feeds_ok = Metrics.counter("newswatch", "feeds_ok")
+        self.feeds_failed = Metrics.counter("newswatch", "feeds_failed")
+        self.entries = Metrics.counter("newswatch", "entries")
+        self.bad_entries = Metrics.counter("newswatch", "dead_letters_entries")
+
+    def process(self, fetched: FetchResult):
+        result = parse_fetch(fetched, self.run_id)
+        (self.feeds_ok if result.ok else self.feeds_failed).inc()
+        self.entries.inc(result.log.entry_count)
+        for letter in result.dead_letters:
+            if letter.stage == "parse_entry":
+                self.bad_entries.inc()
+            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, letter)
+        yield beam.pvalue.TaggedOutput(FETCH_LOG, result.log)
+        yield from result.stories
+
+
+class ParseFeeds(beam.PTransform):
+    """PCollection[FetchResult] -> DoOutputsTuple with
+
+    - main output: PCollection[Story], one per entry
+    - `fetch_log`: PCollection[FetchLogRow], one per fetch attempt
+    - `dead_letters`: PCollection[DeadLetter] for failed fetches, bodies that
+      are not feeds and entries that could not be converted.
+    """
+
+    def __init__(self, run_id: str = ""):
+        super().__init__()
+        self.run_id = run_id
+
+    def expand(self, fetched):
+        return fetched | "Parse" >> beam.ParDo(_ParseFeedDoFn(self.run_id)).with_outputs(
+            FETCH_LOG, DEAD_LETTERS, main="stories")

@@ -1,0 +1,106 @@
+"""Typed records passed between the pipeline stages.
+
+Each stage takes and returns these plain dataclasses, so the pure functions can
+be tested without Beam and the Beam wrappers stay thin.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Optional
+
+
+@dataclass(frozen=True, order=True)
+class FeedSource:
+    """One line of the feed list: an http(s) URL or an absolute local path."""
+
+    url: str
+    title: Optional[str] = None
+
+    @property
+    def is_http(self) -> bool:
+        return self.url.startswith(("http://", "https://"))
+
+
+@dataclass
+class FetchResult:
+    """What one fetch attempt of one feed produced.
+
+    `error` is None when the body is usable. `status` is the final HTTP status,
+    200 for a local file, None when no response arrived (timeout, refused...).
+    """
+
+    feed_url: str
+    final_url: str
+    status: Optional[int]
+    headers: dict
+    body: bytes
+    elapsed_s: float
+    fetched_at: datetime
+    error: Optional[str] = None
+    redirects: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class Story:
+    """One feed entry, normalised; the fields mirror schema.STORIES_SCHEMA."""
+
+    story_id: str
+    url: Optional[str]
+    canonical_url: Optional[str]
+    guid: Optional[str]
+    title: str
+    summary: str
+    content: str
+    authors: list = field(default_factory=list)
+    tags: list = field(default_factory=list)
+    published_at: Optional[datetime] = None
+    updated_at: Optional[datetime] = None
+    fetched_at: Optional[datetime] = None
+    feed_url: str = ""
+    feed_title: Optional[str] = None
+    source: Optional[str] = None
+    language: Optional[str] = None
+    topics: list = field(default_factory=list)
+    matched_terms: list = field(default_factory=list)
+    content_hash: str = ""
+    run_id: str = ""
+    # Position of the entry in its feed: a tie-breaker for deterministic dedup.
+    # Not written to Parquet.
+    entry_index: int = 0
+
+    def replace(self, **changes) -> "Story":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class DeadLetter:
+    """Something that could not be processed, kept for inspection."""
+
+    stage: str
+    feed_url: str
+    reason: str
+    excerpt: str
+    occurred_at: datetime
+    run_id: str = ""
+    entry_key: Optional[str] = None
+
+
+@dataclass
+class FetchLogRow:
+    """One row of OUT/fetches: one fetch attempt of one feed."""
+
+    feed_url: str
+    final_url: str
+    status: Optional[int]
+    bytes: int
+    elapsed_s: float
+    entry_count: int
+    error: Optional[str]
+    fetched_at: datetime
+    run_id: str = ""
