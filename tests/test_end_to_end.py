@@ -1,0 +1,179 @@
+"""The whole batch run, as a user starts it: feeds over real HTTP on 127.0.0.1,
+the `newswatch run` command, Parquet read back with pandas."""
+import os
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+WIRE = """<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0"><channel><title>Wire</title><link>https://wire.example.org/</link>
+<item><title>North Korea test-fires ballistic missile</title>
+  <link>https://wire.example.org/world/nk-missile</link><guid>wire-1</guid>
+  <description>&lt;p&gt;North Korea fired a ballistic missile into the sea on Tuesday, Seoul said.&lt;/p&gt;</description>
+  <pubDate>Tue, 28 Sep 2021 01:00:00 GMT</pubDate></item>
+<item><title>North Korea test-fires ballistic missile</title>
+  <link>https://wire.example.org/world/nk-missile?utm_source=rss&amp;utm_medium=feed</link><guid>wire-2</guid>
+  <description>&lt;p&gt;North Korea fired a ballistic missile into the sea on Tuesday, Seoul said.&lt;/p&gt;</description>
+  <pubDate>Tue, 28 Sep 2021 01:00:00 GMT</pubDate></item>
+<item><title>Late goal settles the derby</title>
+  <link>https://wire.example.org/sport/derby</link><guid>wire-3</guid>
+  <description>A header in stoppage time decided a tight match on Saturday evening.</description>
+  <pubDate>Sat, 25 Sep 2021 20:00:00 GMT</pubDate></item>
+</channel></rss>"""
+
+ASIA = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Asia desk</title><id>urn:asia</id>
+<link href="https://asia.example.com/"/><updated>2021-09-29T00:00:00Z</updated>
+<entry><title>North Korea test-fires ballistic missile</title><id>urn:asia:1</id>
+  <link href="https://asia.example.com/2021/09/28/nk"/><updated>2021-09-28T09:00:00Z</updated>
+  <summary>North Korea fired a ballistic missile into the sea on Tuesday, Seoul said.</summary></entry>
+<entry><title>북한, 동해상으로 탄도미사일 발사</title><id>urn:asia:2</id>
+  <link href="https://asia.example.com/ko/1"/><updated>2021-09-28T03:00:00Z</updated>
+  <summary>합동참모본부는 북한이 오늘 오전 동해상으로 탄도미사일 한 발을 발사했다고 밝혔다. 군은 추가 발사에 대비해 감시와 경계를 강화하고 있다.</summary></entry>
+<entry><title>Pyongyang says hotline will reopen next month</title><id>urn:asia:3</id>
+  <link href="https://asia.example.com/hotline"/>
+  <summary>State media said the communication lines with the South would be restored in early October.</summary></entry>
+</feed>"""
+
+TOPICS = """topics:
+  - name: dprk
+    query: '"North Korea" OR Pyongyang OR 북한'
+  - name: missile_tests
+    query: '(missile OR missiles OR 미사일) AND (test OR "test fires" OR fired OR 발사)'
+"""
+
+
+@pytest.fixture
+def world(feed_server, tmp_path):
+    """Five feeds: gzip RSS, slow Atom, a 404, an HTML page, plus the list and topics."""
+    feed_server.add("/wire.xml", WIRE, gzip=True, headers={"Content-Type": "application/rss+xml"})
+    feed_server.add("/asia.atom", ASIA, delay_s=0.5, headers={"Content-Type": "application/atom+xml"})
+    feed_server.add("/gone.xml", "not here", status=404)
+    feed_server.add("/page.html", "<html><body><h1>Subscribe!</h1></body></html>",
+                    headers={"Content-Type": "text/html"})
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text("# test feeds\n" + "\n".join(
+        feed_server.url(p) for p in ("/wire.xml", "/asia.atom", "/gone.xml", "/page.html")) + "\n")
+    topics = tmp_path / "topics.yaml"
+    topics.write_text(TOPICS)
+    return feeds, topics, tmp_path / "out"
+
+
+def run(feeds, topics, out, *extra):
+    return main(["run", "--feeds", str(feeds), "--topics", str(topics), "--output", str(out),
+                 "--runner", "DirectRunner", *extra])
+
+
+def comparable(df):
+    return (df.drop(columns=["run_id", "fetched_at", "date"]).sort_values("story_id")
+            .reset_index(drop=True).map(lambda v: list(v) if hasattr(v, "tolist") else v))
+
+
+def test_feeds_in_deduplicated_matched_tagged_stories_out(world, capsys, feed_server):
+    feeds, topics, out = world
+    assert run(feeds, topics, out, "--run-id", "e2e-1") == 0
+    summary = capsys.readouterr().out
+
+    stories = pd.read_parquet(out / "stories")
+    assert sorted(stories["title"]) == ["North Korea test-fires ballistic missile",
+                                        "Pyongyang says hotline will reopen next month",
+                                        "북한, 동해상으로 탄도미사일 발사"]
+    by_title = stories.set_index("title")
+    missile = by_title.loc["North Korea test-fires ballistic missile"]
+    # the earliest copy wins, under its canonical URL
+    assert missile["canonical_url"] == "https://wire.example.org/world/nk-missile"
+    assert list(missile["topics"]) == ["dprk", "missile_tests"]
+    assert list(missile["matched_terms"]) == ["North Korea", "fired", "missile", "test", "test fires"]
+    assert missile["language"] == "en" and str(missile["date"]) == "2021-09-28"
+    korean = by_title.loc["북한, 동해상으로 탄도미사일 발사"]
+    assert korean["language"] == "ko" and list(korean["topics"]) == ["dprk", "missile_tests"]
+    hotline = by_title.loc["Pyongyang says hotline will reopen next month"]
+    assert list(hotline["topics"]) == ["dprk"]
+    # no date in the feed: partitioned by the fetch date
+    assert pd.isna(hotline["published_at"])
+    assert str(hotline["date"]) == hotline["fetched_at"].strftime("%Y-%m-%d")
+    assert str(stories["published_at"].dtype) == "datetime64[us, UTC]"
+    assert set(stories["run_id"]) == {"e2e-1"}
+
+    fetches = pd.read_parquet(out / "fetches").set_index("feed_url")
+    assert len(fetches) == 4
+    assert fetches.loc[feed_server.url("/gone.xml"), "status"] == 404
+    assert fetches.loc[feed_server.url("/wire.xml"), "entry_count"] == 3
+    assert fetches.loc[feed_server.url("/page.html"), "error"].startswith("not_a_feed")
+    assert pd.isna(fetches.loc[feed_server.url("/asia.atom"), "error"])
+
+    errors = pd.read_parquet(out / "errors")
+    assert sorted(errors["stage"]) == ["fetch", "parse"]
+    assert set(errors["feed_url"]) == {feed_server.url("/gone.xml"), feed_server.url("/page.html")}
+    assert "Subscribe!" in errors.set_index("stage").loc["parse", "excerpt"]
+
+    # the printed counters reconcile: 6 entries = 2 duplicates + 1 unmatched + 3 written
+    assert "reconcile: entries 6 = duplicates 2 + unmatched 1 + written 3 + dead-lettered 0 -> ok" in summary
+    assert "topic dprk" in summary and "language ko" in summary
+    # every file is final: no temporary names left behind
+    assert not [n for _, _, files in os.walk(out) for n in files if n.startswith(".")]
+
+
+def test_same_input_same_rows_and_a_second_run_adds_files(world, capsys):
+    feeds, topics, out = world
+    assert run(feeds, topics, out, "--run-id", "first") == 0
+    assert run(feeds, topics, out, "--run-id", "second") == 0
+    stories = pd.read_parquet(out / "stories")
+    first = stories[stories.run_id == "first"]
+    second = stories[stories.run_id == "second"]
+    assert len(first) == 3
+    pd.testing.assert_frame_equal(comparable(first), comparable(second))
+    files = sorted(n for _, _, fs in os.walk(out / "stories") for n in fs)
+    assert [n.split("-")[0] for n in files].count("first") == len(files) // 2
+
+
+def test_multi_processing_gives_the_same_rows(world, tmp_path):
+    feeds, topics, out = world
+    assert run(feeds, topics, out, "--run-id", "inproc") == 0
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", "run", "--feeds", str(feeds), "--topics", str(topics),
+         "--output", str(out), "--run-id", "multi", "--runner", "DirectRunner",
+         "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "-> ok" in proc.stdout
+    stories = pd.read_parquet(out / "stories")
+    pd.testing.assert_frame_equal(comparable(stories[stories.run_id == "inproc"]),
+                                  comparable(stories[stories.run_id == "multi"]))
+
+
+@pytest.mark.parametrize("case", ["bad_query", "missing_topics", "missing_feeds", "unwritable_output",
+                                  "unknown_option", "empty_feed_list"])
+def test_configuration_errors_stop_before_any_fetch(world, feed_server, capsys, case, tmp_path):
+    feeds, topics, out = world
+    args = {"feeds": feeds, "topics": topics, "out": out}
+    extra = []
+    if case == "bad_query":
+        topics.write_text("topics:\n  - name: dprk\n    query: '(North Korea'\n")
+    elif case == "missing_topics":
+        args["topics"] = tmp_path / "nope.yaml"
+    elif case == "missing_feeds":
+        args["feeds"] = tmp_path / "nope.txt"
+    elif case == "unwritable_output":
+        (tmp_path / "afile").write_text("x")
+        args["out"] = tmp_path / "afile" / "out"
+    elif case == "unknown_option":
+        extra = ["--runer", "DirectRunner"]
+    elif case == "empty_feed_list":
+        feeds.write_text("# nothing yet\n")
+    code = run(args["feeds"], args["topics"], args["out"], *extra)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and err[0].startswith("newswatch: error:"), err
+    assert feed_server.requests == []
+    if case == "bad_query":
+        assert "topic 'dprk'" in err[0] and "position 0" in err[0]
