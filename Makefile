@@ -30,3 +30,6 @@ test: $(VENV)/.installed-test
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info
+
+bench: $(VENV)/.installed-test
+	$(PY) -m benchmarks.fetch_throughput
