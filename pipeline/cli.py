@@ -106,13 +106,21 @@ def _valid_run_id(value: str) -> bool:
 def run_cycle(base_config, beam_args: Sequence[str]) -> RunSummary:
     """One batch run: read the state, mark the run open, run the pipeline
     (whose last stage commits the state)."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
+
     from transforms.state import StateStore
 
     started_at = datetime.now(timezone.utc)
     run_id = base_config.run_id or default_run_id(started_at)
     store = StateStore(base_config.output)
     feed_states, report = store.load_feed_states(run_id, started_at, base_config.lookback)
-    store.open_run(run_id, started_at)
+    if PipelineOptions(list(beam_args)).view_as(GoogleCloudOptions).template_location:
+        # Only a job description is written: nothing runs, so no run opens.
+        logging.getLogger("newswatch").warning(
+            "--template_location writes a classic template, which freezes the run id and the "
+            "feed state of this moment; schedule the Flex Template instead (README)")
+    else:
+        store.open_run(run_id, started_at)
     config = dataclasses.replace(base_config, run_id=run_id, started_at=started_at,
                                  feed_states=tuple(sorted(feed_states.items())))
     summary = run_batch(config, beam_args)
