@@ -176,3 +176,20 @@ def test_seen_before_drops_any_shared_identity_and_refreshes_old_records(tmp_pat
         assert_that(out.new | "Ids" >> beam.Map(lambda s: s.story_id), equal_to(["s5"]), label="new")
         assert_that(out[REFRESH] | "Keys" >> beam.Map(lambda r: (r.key, r.story_id)),
                     equal_to([(k, "s4") for k in seen_keys(incoming[2])]), label="refresh")
+
+
+def test_a_million_remembered_stories_fit_in_a_small_index():
+    """1,000,000 stories x 3 identities: 24 bytes each (72 MB), exact lookups.
+    Time is measured by benchmarks/seen_lookup.py, not asserted here."""
+    import numpy as np
+
+    n = 3_000_000
+    rng = np.random.default_rng(7)
+    hi, lo = rng.integers(0, 2**64, size=n, dtype=np.uint64), rng.integers(0, 2**64, size=n, dtype=np.uint64)
+    index = SeenIndex.from_arrays(hi, lo, np.full(n, 1_700_000_000_000_000, dtype=np.int64))
+    assert len(index) == n and index.nbytes == 24 * n
+    for i in rng.integers(0, n, size=200):
+        key = int(hi[i]).to_bytes(8, "big") + int(lo[i]).to_bytes(8, "big")
+        assert index.last_seen(key) is not None
+        other = int(hi[i]).to_bytes(8, "big") + int(lo[i] ^ np.uint64(1)).to_bytes(8, "big")
+        assert index.last_seen(other) is None    # same high half, different key

@@ -268,12 +268,16 @@ def current_rows(table: pa.Table, open_runs: set) -> pa.Table:
     """Rows of each run's latest commit, without the rows of open runs."""
     if table.num_rows == 0:
         return table
-    latest = table.group_by("run_id").aggregate([("committed_at", "max")])
-    table = table.join(latest, "run_id")
-    keep = pc.equal(table["committed_at"], table["committed_at_max"])
+    runs = pc.dictionary_encode(table["run_id"].combine_chunks())
+    run_of = runs.indices.to_numpy()
+    committed = pc.cast(table["committed_at"], pa.int64()).combine_chunks().to_numpy()
+    latest = np.full(len(runs.dictionary), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(latest, run_of, committed)
+    keep = committed == latest[run_of]
     if open_runs:
-        keep = pc.and_(keep, pc.invert(pc.is_in(table["run_id"], pa.array(sorted(open_runs)))))
-    return table.filter(keep).drop_columns(["committed_at_max"])
+        is_open = np.isin(np.asarray(runs.dictionary.to_pylist(), dtype=object), list(open_runs))
+        keep &= ~is_open[run_of]
+    return table.filter(pa.array(keep))
 
 
 def _latest_per_feed(table: pa.Table, open_runs: set) -> pa.Table:
@@ -318,11 +322,18 @@ class SeenIndex:
 
     @classmethod
     def from_arrays(cls, hi, lo, seen_us, unreadable=()) -> "SeenIndex":
-        order = np.lexsort((seen_us, lo, hi))  # by key, then time: last of a run is the newest
+        # Sorting by the high half alone is enough (and several times faster
+        # than a three-key sort): entries sharing it are adjacent and
+        # last_seen() checks them all.
+        order = np.argsort(hi)
         hi, lo, seen_us = hi[order], lo[order], seen_us[order]
-        last = np.ones(len(hi), dtype=bool)
-        last[:-1] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
-        return cls(hi[last], lo[last], seen_us[last], unreadable)
+        first = np.ones(len(hi), dtype=bool)
+        first[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+        starts = np.flatnonzero(first)
+        if len(starts) == len(hi):
+            return cls(hi, lo, seen_us, unreadable)
+        # one entry per identity, with its newest time
+        return cls(hi[starts], lo[starts], np.maximum.reduceat(seen_us, starts), unreadable)
 
     @classmethod
     def from_records(cls, records: Iterable[SeenRecord]) -> "SeenIndex":
@@ -340,13 +351,15 @@ class SeenIndex:
 
     def last_seen(self, key: bytes) -> Optional[datetime]:
         """When the identity was last recorded, or None if it never was."""
-        hi, lo = (int(x) for x in np.frombuffer(key, dtype=">u8"))
-        start = int(np.searchsorted(self.hi, hi, side="left"))
-        while start < len(self.hi) and int(self.hi[start]) == hi:
-            if int(self.lo[start]) == lo:
-                return _EPOCH + timedelta(microseconds=int(self.seen_us[start]))
-            start += 1
-        return None
+        hi = np.uint64(int.from_bytes(key[:8], "big"))  # a Python int > 2**63 would
+        lo = np.uint64(int.from_bytes(key[8:], "big"))  # make numpy compare as float
+        newest = None
+        at = int(np.searchsorted(self.hi, hi, side="left"))
+        while at < len(self.hi) and self.hi[at] == hi:
+            if self.lo[at] == lo and (newest is None or self.seen_us[at] > newest):
+                newest = int(self.seen_us[at])
+            at += 1
+        return None if newest is None else _EPOCH + timedelta(microseconds=newest)
 
 
 # ---------------------------------------------------------------- helpers
