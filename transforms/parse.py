@@ -7,6 +7,7 @@ charset); everything about what a story *is* lives in transforms.identity.
 from __future__ import annotations
 
 import html
+import json
 import re
 import unicodedata
 from datetime import datetime, timezone
@@ -90,8 +91,50 @@ def html_to_text(value: Optional[str]) -> str:
 
 # ---------------------------------------------------------------- dates
 
+def _date_handlers():
+    """feedparser's date handlers, in feedparser's order except that the
+    lenient ISO 8601 one comes last: tried early, it reads "2004년 05월 28일"
+    or "2013-xx-27" as a date in the current month (a clock-dependent answer)."""
+    from feedparser.datetimes import asctime, greek, hungarian, iso8601, korean, perforce, rfc822, w3dtf
+
+    return (w3dtf._parse_date_w3dtf, rfc822._parse_date_rfc822, asctime._parse_date_asctime,
+            perforce._parse_date_perforce, hungarian._parse_date_hungarian,
+            greek._parse_date_greek, korean._parse_date_nate, korean._parse_date_onblog,
+            _parse_date_iso8601_with_full_date)
+
+
+# A year with no month after it ("2013-xx-27", "2004-július-13"): the ISO 8601
+# handler would fill the month from today's date.
+_YEAR_WITHOUT_MONTH = re.compile(r"^\d{4}(?!\d)(?!-\d)")
+_COMMA_WITHOUT_SPACE = re.compile(r",(?=\S)")
+
+
+def _parse_date_iso8601_with_full_date(value: str):
+    from feedparser.datetimes.iso8601 import _parse_date_iso8601
+
+    return None if _YEAR_WITHOUT_MONTH.match(value) else _parse_date_iso8601(value)
+
+
+def parse_date(raw: Optional[str]) -> Optional[datetime]:
+    """A feed's date string as an aware UTC datetime, or None.
+
+    feedparser's handlers (RFC 822, W3DTF, asctime, Korean, Greek, Hungarian
+    ...) in a safer order; "Fri,24 Nov 2023" (no space) is accepted."""
+    if not raw or not raw.strip():
+        return None
+    value = _COMMA_WITHOUT_SPACE.sub(", ", raw.strip())
+    for handler in _date_handlers():
+        try:
+            parsed = handler(value)
+        except (KeyError, OverflowError, ValueError, AttributeError, TypeError, IndexError):
+            continue
+        if parsed and len(parsed) == 9:
+            return struct_to_utc(parsed)
+    return None
+
+
 def struct_to_utc(value) -> Optional[datetime]:
-    """feedparser's *_parsed (a UTC time.struct_time) as an aware datetime;
+    """A UTC time.struct_time (feedparser's *_parsed) as an aware datetime;
     None when absent or out of datetime's range."""
     if not value:
         return None
@@ -143,8 +186,8 @@ def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str
     # A feed that only says when an entry was updated (common in Atom) gives
     # that time as the publication time; gofeed and most readers do the same.
     # dict.get: FeedParserDict.get would silently map updated -> published.
-    updated_at = struct_to_utc(dict.get(entry, "updated_parsed"))
-    published_at = struct_to_utc(dict.get(entry, "published_parsed")) or updated_at
+    updated_at = parse_date(dict.get(entry, "updated"))
+    published_at = parse_date(dict.get(entry, "published")) or updated_at
     text = summary or content
     digest = identity.content_hash(title, text)
     return Story(
@@ -169,6 +212,65 @@ def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str
     )
 
 
+def read_feed(body: bytes, headers: Optional[dict]) -> dict:
+    """feedparser's result for RSS/Atom/RDF, or the same shape for a JSON Feed."""
+    if body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        parsed = read_json_feed(body)
+        if parsed is not None:
+            return parsed
+    return feedparser.parse(
+        body,
+        response_headers=dict(headers or {}),
+        # We turn HTML into text ourselves; feedparser's sanitiser and URI
+        # resolution would only cost time.
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+
+
+def read_json_feed(body: bytes) -> Optional[dict]:
+    """A JSON Feed (jsonfeed.org 1.0/1.1) in feedparser's shape; None when the
+    body is not one (feedparser 6.0.14 does not read JSON Feed)."""
+    try:
+        doc = json.loads(body.decode("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict) or not isinstance(doc.get("items"), list):
+        return None
+    version = str(doc.get("version", ""))
+    # The spec's version is a URL; some generators write a bare "1.0".
+    if not (version.startswith("https://jsonfeed.org/version/") or re.fullmatch(r"1(\.\d)?", version)):
+        return None
+    feed_authors = _json_authors(doc)
+    entries = []
+    for item in doc.get("items") or []:
+        if not isinstance(item, dict):
+            continue
+        content = item.get("content_html") or item.get("content_text")
+        entries.append({
+            "id": _json_str(item.get("id")),
+            "link": _json_str(item.get("url") or item.get("external_url")),
+            "title": _json_str(item.get("title")),
+            "summary": _json_str(item.get("summary")),
+            "content": [{"value": content}] if isinstance(content, str) else [],
+            "authors": _json_authors(item) or feed_authors,
+            "tags": [{"term": t} for t in item.get("tags") or [] if isinstance(t, str)],
+            "published": _json_str(item.get("date_published")),
+            "updated": _json_str(item.get("date_modified")),
+        })
+    return {"version": "json1", "entries": entries,
+            "feed": {"title": _json_str(doc.get("title")), "link": _json_str(doc.get("home_page_url"))}}
+
+
+def _json_str(value) -> Optional[str]:
+    return value if isinstance(value, str) else (str(value) if isinstance(value, (int, float)) else None)
+
+
+def _json_authors(obj: dict) -> list:
+    authors = obj.get("authors") or ([obj["author"]] if isinstance(obj.get("author"), dict) else [])
+    return [{"name": a.get("name")} for a in authors if isinstance(a, dict)]
+
+
 class ParsedFeed(NamedTuple):
     stories: List[Story]
     dead_letters: List[DeadLetter]
@@ -183,14 +285,7 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
     ok = fetched.ok
     error = fetched.error
     if fetched.ok and fetched.status != 304:
-        parsed = feedparser.parse(
-            fetched.body,
-            response_headers=dict(fetched.headers or {}),
-            # We turn HTML into text ourselves; feedparser's sanitiser and
-            # URI resolution would only cost time.
-            sanitize_html=False,
-            resolve_relative_uris=False,
-        )
+        parsed = read_feed(fetched.body, fetched.headers)
         entries = parsed.get("entries") or []
         if not entries and not parsed.get("version"):
             ok = False
