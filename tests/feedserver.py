@@ -3,7 +3,7 @@
     with FeedServer() as server:
         server.add("/feed.xml", rss_bytes, etag='"v1"', gzip=True)
         server.redirect("/old", "/feed.xml", status=301)
-        fetch_feed(FeedSource(server.url("/old")))
+        fetch_feed(FeedSource(server.url("/old")), FetchSettings(allow_private_addresses=True))
         assert server.hits["/feed.xml"] == 1
 
 Routes can be replaced at any time (a feed that changes between polls). Every
