@@ -57,10 +57,9 @@ def test_each_fault_is_recorded_exactly_once(fault, outcomes, fault_server):
         assert (letter.stage, category(letter.reason)) == (fault.stage, fault.category)
         assert letter.feed_url == fault_server.url(fault.path)
         assert parsed.log.error.startswith(letter.reason[:200])
-    else:  # the feed parses: its stories, dead letters only for broken entries
-        assert parsed.ok and parsed.log.error is None
-        assert len(parsed.stories) == fault.stories
-        assert [d.stage for d in parsed.dead_letters] == ["parse_entry"] * fault.entry_dead
+    else:  # the feed parses: its stories, and no dead letter
+        assert parsed.ok and parsed.log.error is None and parsed.dead_letters == []
+        assert len(parsed.stories) == parsed.log.entry_count == fault.stories
     assert parsed.log.feed_url == fault_server.url(fault.path)
 
 
@@ -117,15 +116,11 @@ def test_hostile_text_becomes_clean_capped_plain_text(outcomes):
     assert outcomes["missing_charset"].stories[0].title == "Корея: Korea"
 
 
-def test_entries_without_title_link_or_date_are_kept_an_empty_one_is_not(outcomes):
-    parsed = outcomes["entries_missing_fields"]
-    untitled, unlinked, undated = parsed.stories
+def test_entries_without_title_link_or_date_are_kept(outcomes):
+    untitled, unlinked, undated = outcomes["entries_missing_fields"].stories
     assert untitled.title == "" and untitled.summary == "Korea, untitled"
     assert unlinked.url is None and unlinked.guid == "urn:faults:no-link"
-    assert undated.published_at is None
-    (empty,) = parsed.dead_letters
-    assert empty.reason.startswith("empty_entry") and empty.entry_key == "3"
-    assert parsed.log.entry_count == 4
+    assert undated.published_at is None and undated.title == "Korea without a date"
 
 
 def test_dates_far_in_the_future_and_before_1970_are_kept_as_given(outcomes):
@@ -170,8 +165,7 @@ def test_a_run_over_every_fault_completes_records_each_once_and_reconciles(
 
     errors = read(out, "errors")
     lost = [f for f in FAULTS if f.stage]
-    expected = sorted([(f.stage, f.category, fault_server.url(f.path)) for f in lost]
-                      + [("parse_entry", "empty_entry", fault_server.url("/fault/entries_missing_fields"))])
+    expected = sorted((f.stage, f.category, fault_server.url(f.path)) for f in lost)
     assert sorted(zip(errors["stage"], errors["reason"].map(category), errors["feed_url"])) == expected
 
     stories = read(out, "stories")
@@ -199,9 +193,8 @@ def test_a_run_over_every_fault_completes_records_each_once_and_reconciles(
     assert (f"reconcile: fetch attempts {n} = ok {n - failed} + not modified 0 + failed {failed} -> ok"
             in lines)
     assert f"reconcile: fetch rows {n} = attempts {n} -> ok" in lines
-    assert (f"reconcile: dead letters {len(lost) + 1} = failed feeds {len(lost)} + failed entries 1 -> ok"
+    assert (f"reconcile: dead letters {len(lost)} = failed feeds {len(lost)} + failed entries 0 -> ok"
             in lines)
-    entries = kept + 1
-    assert (f"reconcile: entries {entries} = duplicates 0 + unmatched 0 + written {kept} "
-            f"+ dead-lettered 1 -> ok") in lines
+    assert (f"reconcile: entries {kept} = duplicates 0 + unmatched 0 + written {kept} "
+            f"+ dead-lettered 0 -> ok") in lines
     assert any(re.fullmatch(r"parse\s+text fields truncated\s+1", line) for line in lines)

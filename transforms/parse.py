@@ -386,21 +386,17 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
             site = identity.site_host(feed_link) or identity.site_host(http_url)
             feed_title = capped_text([feed.get("title")], NAME_CAP)[0] or None
             for index, entry in enumerate(parsed.get("entries") or []):
-                entry_key = excerpt(str(entry.get("id") or entry.get("link") or index), 200)
                 try:
-                    story = entry_to_story(
+                    stories.append(entry_to_story(
                         entry, index=index, feed_url=fetched.feed_url,
                         feed_title=feed_title, site=site, base=base,
-                        fetched_at=fetched.fetched_at, run_id=run_id)
-                    reason = None if _has_substance(story) else "empty_entry: no title, link, id or text"
+                        fetched_at=fetched.fetched_at, run_id=run_id))
                 except Exception as exc:  # one broken entry must not lose the feed
-                    reason = f"bad_entry: {type(exc).__name__}: {exc}"
-                if reason:
-                    dead.append(dead_letter("parse_entry", fetched.feed_url, reason,
-                                            repr(dict(entry))[:2000], run_id=run_id,
-                                            entry_key=entry_key, occurred_at=fetched.fetched_at))
-                else:
-                    stories.append(story)
+                    dead.append(dead_letter(
+                        "parse_entry", fetched.feed_url, f"bad_entry: {type(exc).__name__}: {exc}",
+                        repr(dict(entry))[:2000], run_id=run_id,
+                        entry_key=excerpt(str(entry.get("id") or entry.get("link") or index), 200),
+                        occurred_at=fetched.fetched_at))
     elif not fetched.ok:
         dead.append(dead_letter("fetch", fetched.feed_url, fetched.error or "fetch failed",
                                 fetched.body, run_id=run_id, occurred_at=fetched.fetched_at))
@@ -416,10 +412,6 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
         run_id=run_id,
     )
     return ParsedFeed(stories, dead, log, ok)
-
-
-def _has_substance(story: Story) -> bool:
-    return bool(story.title or story.summary or story.content or story.url or story.guid)
 
 
 # ---------------------------------------------------------------- Beam
