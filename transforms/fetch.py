@@ -21,7 +21,8 @@ It never raises for network or HTTP trouble; a failure is a FetchResult whose
   internal            a bug in this module (logged with its traceback)
 
 The HTTP code uses http.client directly so that every redirect hop, timeout,
-connected address and byte count is ours to control. `FetchFeeds` is the thin Beam wrapper.
+connected address and byte count is ours to control. `FetchFeeds` is the thin
+Beam wrapper.
 """
 from __future__ import annotations
 

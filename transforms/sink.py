@@ -92,11 +92,11 @@ def remove_run_files(output: str, run_id: str) -> List[str]:
     Only untagged names `<run_id>-<shard>.parquet` match exactly: a run "r"
     never touches run "r-2"'s files (`r-2-000.parquet`).
     """
-    exact = re.compile(
-        rf"\.?{re.escape(run_id)}-\d{{3,}}\.parquet(\.[0-9a-f]{{32}}\.inprogress)?")
-    patterns = [FileSystems.join(output, kind.name, "date=*", name)
+    final = rf"{re.escape(run_id)}-\d{{3,}}\.parquet"
+    exact = re.compile(rf"{final}|\.{final}\.[0-9a-f]{{32}}\.inprogress")
+    patterns = [FileSystems.join(output, kind.name, "date=*", glob)
                 for kind in (STORIES, FETCHES, ERRORS)
-                for name in (f"{run_id}-*.parquet", f".{run_id}-*.inprogress")]
+                for glob in (f"{run_id}-*.parquet", f".{run_id}-*.inprogress")]
     paths = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list
              if exact.fullmatch(m.path.rsplit("/", 1)[-1])]
     if paths:
