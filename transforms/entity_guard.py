@@ -20,7 +20,7 @@ the root element) and names the first declaration that is not a bounded internal
 entity: parameter entities, external entities, values that refer to other
 entities (directly or by building "&" from a character reference), more than
 MAX_DECLARATIONS declarations, or a total expansion over MAX_EXPANSION
-characters. The parse stage then sets the whole feed aside as a dead letter
+bytes. The parse stage then sets the whole feed aside as a dead letter
 (`unsafe_xml: ...`) instead of stripping the declarations and parsing the
 rest: a document whose entities we refuse to resolve cannot be read as its
 author meant, and an external entity in a feed is what an attack looks like,
