@@ -33,3 +33,4 @@ clean:
 
 bench: $(VENV)/.installed-test
 	$(PY) -m benchmarks.fetch_throughput
+	$(PY) -m benchmarks.parse_guards
