@@ -18,7 +18,7 @@ from transforms.language import DetectLanguage
 from transforms.parse import DEAD_LETTERS, FETCH_LOG, ParseFeeds
 from transforms.records import FeedSource
 from transforms.seen import REFRESH, SeenBefore, seen_records
-from transforms.sink import ERRORS, FETCHES, STORIES, RemoveStaleRunFiles, WritePartitions
+from transforms.sink import ERRORS, FETCHES, STORIES, WritePartitions
 from transforms.state import DEFAULT_LOOKBACK_DAYS, CommitState
 from transforms.topics import MatchTopics
 
@@ -38,8 +38,6 @@ class RunConfig:
     politeness: Politeness = field(default_factory=Politeness)
     # What earlier runs left for each feed (feed URL -> FeedState).
     feed_states: Tuple[Tuple[str, FeedState], ...] = ()
-    # The run id may have run before (given by the user): remove its stale files.
-    replace_run: bool = False
 
 
 def build_graph(feeds: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:
@@ -69,18 +67,14 @@ def build_graph(feeds: beam.PCollection, config: RunConfig) -> Dict[str, beam.PC
         "errors": parsed[DEAD_LETTERS] | "WriteErrors" >> WritePartitions(
             config.output, ERRORS, config.run_id),
     }
-    done = list(written.values())
-    if config.replace_run:
-        for name, kind in (("Stories", STORIES), ("Fetches", FETCHES), ("Errors", ERRORS)):
-            done.append(written[kind.name] | f"RemoveStale{name}" >> RemoveStaleRunFiles(
-                config.output, kind, config.run_id))
     remembered = (
         (stories | "SeenRecords" >> beam.FlatMap(seen_records), fresh[REFRESH])
         | "AllSeenRecords" >> beam.Flatten()
     )
     feed_states = fetched | "FeedStates" >> beam.Map(lambda r: (r.feed_url, r.feed_state))
     written["state"] = (remembered, feed_states) | "CommitState" >> CommitState(
-        config.output, config.run_id, config.started_at, config.lookback, after=done)
+        config.output, config.run_id, config.started_at, config.lookback,
+        after=list(written.values()))
     return written
 
 

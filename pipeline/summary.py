@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict
+from typing import Dict, List, Tuple
 
 NAMESPACE = "newswatch"
 
@@ -17,6 +17,7 @@ ROWS = [
     ("parse", "feeds_failed", "feeds failed"),
     ("parse", "entries", "entries"),
     ("parse", "dead_letters_entries", "entries dead-lettered"),
+    ("parse", "fields_truncated", "text fields truncated"),
     ("dedup", "duplicates", "duplicates dropped"),
     ("seen", "seen_before", "seen before dropped"),
     ("topics", "unmatched", "unmatched dropped"),
@@ -48,14 +49,31 @@ class RunSummary:
     def written(self) -> int:
         return self.get("rows_written_stories")
 
-    @property
-    def accounted(self) -> int:
-        return (self.get("duplicates") + self.get("seen_before") + self.get("unmatched")
-                + self.written + self.get("dead_letters_entries"))
+    def checks(self) -> List[Tuple[str, int, Dict[str, int]]]:
+        """(what, total, parts): each total must equal the sum of its parts.
+
+        entries: every entry parsed ends written, dropped or dead-lettered;
+        fetch attempts: every attempt ends ok, not modified or failed; one
+        output row per feed (attempted or skipped as not due), one dead
+        letter per failed feed or entry.
+        """
+        g = self.get
+        return [
+            ("entries", g("entries"), {"duplicates": g("duplicates"), "seen before": g("seen_before"),
+                                       "unmatched": g("unmatched"), "written": self.written,
+                                       "dead-lettered": g("dead_letters_entries")}),
+            ("fetch attempts", g("fetch_attempts"), {"ok": g("fetch_ok"),
+                                                     "not modified": g("fetch_not_modified"),
+                                                     "failed": g("fetch_failed")}),
+            ("fetch rows", g("rows_written_fetches"), {"attempts": g("fetch_attempts"),
+                                                       "skipped": g("fetch_skipped")}),
+            ("dead letters", g("rows_written_errors"), {"failed feeds": g("feeds_failed"),
+                                                        "failed entries": g("dead_letters_entries")}),
+        ]
 
     @property
     def reconciles(self) -> bool:
-        return self.submitted or self.get("entries") == self.accounted
+        return self.submitted or all(total == sum(parts.values()) for _, total, parts in self.checks())
 
     def state_notes(self) -> list:
         notes = []
@@ -80,12 +98,11 @@ class RunSummary:
                                      ("language_", "language", "")):
             for name in sorted(n for n in self.counters if n.startswith(prefix)):
                 lines.append(f"{stage:<8} {label + name[len(prefix):]:<26} {self.get(name):>9,}")
-        verdict = "ok" if self.reconciles else "MISMATCH"
-        lines += ["", f"reconcile: entries {self.get('entries'):,} = duplicates "
-                      f"{self.get('duplicates'):,} + seen before {self.get('seen_before'):,} + "
-                      f"unmatched {self.get('unmatched'):,} + written "
-                      f"{self.written:,} + dead-lettered {self.get('dead_letters_entries'):,}"
-                      f" -> {verdict}"]
+        lines.append("")
+        for what, total, parts in self.checks():
+            verdict = "ok" if total == sum(parts.values()) else "MISMATCH"
+            terms = " + ".join(f"{name} {value:,}" for name, value in parts.items())
+            lines.append(f"reconcile: {what} {total:,} = {terms} -> {verdict}")
         lines += self.notes + self.state_notes()
         return "\n".join(lines)
 

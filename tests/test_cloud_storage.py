@@ -25,7 +25,8 @@ def test_feeds_topics_and_output_on_object_storage(scheme, request, feed_server,
     put(f"{root}/config/feeds.txt", f"wire.xml\n{feed_server.url('/asia.atom')}\n")
     put(f"{root}/config/topics.yaml", TOPICS)
     args = ["run", "--feeds", f"{root}/config/feeds.txt", "--topics", f"{root}/config/topics.yaml",
-            "--output", f"{root}/out", "--runner", "DirectRunner", *beam_args]
+            "--output", f"{root}/out", "--runner", "DirectRunner", "--allow-private-addresses",
+            *beam_args]
 
     assert main(args + ["--run-id", "first"]) == 0
     assert "-> ok" in capsys.readouterr().out

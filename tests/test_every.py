@@ -23,7 +23,7 @@ def test_every_repeats_with_state_and_ctrl_c_finishes_the_current_cycle(feed_ser
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "run", "--feeds", str(feeds), "--topics",
          str(tmp_path / "topics.yaml"), "--output", str(out), "--every", "0.5",
-         "--runner", "DirectRunner"],
+         "--runner", "DirectRunner", "--allow-private-addresses"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), start_new_session=True,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

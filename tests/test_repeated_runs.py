@@ -139,7 +139,8 @@ def test_a_killed_run_leaves_no_partial_file_and_no_state(setup, feed_server):
     feed_server.add("/wire.xml", WIRE, delay_s=30)
     proc = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "run", "--feeds", str(feeds), "--topics", str(topics),
-         "--output", str(out), "--run-id", "killed", "--runner", "DirectRunner"],
+         "--output", str(out), "--run-id", "killed", "--runner", "DirectRunner",
+         "--allow-private-addresses"],
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -210,7 +211,8 @@ def test_two_runs_started_at_once_on_the_same_output_keep_the_state_sound(setup,
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     procs = [subprocess.Popen(
         [sys.executable, "-m", "pipeline", "run", "--feeds", str(feeds), "--topics", str(topics),
-         "--output", str(out), "--run-id", name, "--runner", "DirectRunner"],
+         "--output", str(out), "--run-id", name, "--runner", "DirectRunner",
+         "--allow-private-addresses"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name in ("left", "right")]
     for proc in procs:

@@ -81,6 +81,29 @@ def write_parquet_atomically(path: str, table: pa.Table) -> None:
         raise
 
 
+def remove_run_files(output: str, run_id: str) -> List[str]:
+    """Deletes every file a batch run with this id wrote (or began to write).
+
+    Called before a run starts, so that re-running a crashed (or any) run with
+    the same --run-id leaves exactly that attempt's rows: whole files of the
+    first attempt in partitions the second does not write (fetched_at crossed
+    midnight, a feed changed, --shards changed) would otherwise stay visible as
+    duplicates or stale rows, and its hidden temporaries would stay as litter.
+    Only untagged names `<run_id>-<shard>.parquet` match exactly: a run "r"
+    never touches run "r-2"'s files (`r-2-000.parquet`).
+    """
+    final = rf"{re.escape(run_id)}-\d{{3,}}\.parquet"
+    exact = re.compile(rf"{final}|\.{final}\.[0-9a-f]{{32}}\.inprogress")
+    patterns = [FileSystems.join(output, kind.name, "date=*", glob)
+                for kind in (STORIES, FETCHES, ERRORS)
+                for glob in (f"{run_id}-*.parquet", f".{run_id}-*.inprogress")]
+    paths = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list
+             if exact.fullmatch(m.path.rsplit("/", 1)[-1])]
+    if paths:
+        FileSystems.delete(paths)
+    return paths
+
+
 def shard_of(record, kind: OutputKind, shards: int) -> int:
     if shards <= 1:
         return 0
@@ -132,59 +155,4 @@ class WritePartitions(beam.PTransform):
             .with_output_types(Tuple[str, object])
             | "Group" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(_WritePartitionDoFn(self.output, kind, self.run_id))
-        )
-
-
-# ------------------------------------------------- re-runs of the same run id
-
-def stale_run_files(output: str, kind: str, run_id: str, written: Iterable[str]) -> List[str]:
-    """Files of `run_id` in OUT/<kind>/ that the current attempt did not write:
-    left by an earlier attempt of the same run (other dates, more shards)."""
-    pattern = FileSystems.join(output, kind, "date=*", f"{run_id}-*.parquet")
-    try:
-        found = [m.path for m in FileSystems.match([pattern])[0].metadata_list]
-    except Exception:
-        return []  # nothing written under this kind yet
-    own = re.compile(rf"{re.escape(run_id)}-\d{{3,}}\.parquet")  # not run "<run_id>-x"
-    keep = {_partition_and_name(p) for p in written}  # paths may differ in spelling
-    return sorted(p for p in found
-                  if own.fullmatch(p.rsplit("/", 1)[-1]) and _partition_and_name(p) not in keep)
-
-
-def _partition_and_name(path: str) -> Tuple[str, str]:
-    folder, name = path.replace("\\", "/").rsplit("/", 1)
-    return folder.rsplit("/", 1)[-1], name
-
-
-class _RemoveStaleFn(beam.DoFn):
-    def __init__(self, output: str, kind: str, run_id: str):
-        self.output, self.kind, self.run_id = output, kind, run_id
-        self.removed = Metrics.counter("newswatch", f"stale_files_removed_{kind}")
-
-    def process(self, _, written):
-        stale = stale_run_files(self.output, self.kind, self.run_id, written)
-        if stale:
-            FileSystems.delete(stale)
-            self.removed.inc(len(stale))
-        yield from stale
-
-
-class RemoveStaleRunFiles(beam.PTransform):
-    """PCollection[str] of the files a run wrote for one kind -> the files of
-    the same run id it deleted, once all its files are written.
-
-    A re-run of a run id replaces same-named files as it writes them; this
-    removes the rest, so the run's files are exactly the new attempt's.
-    """
-
-    def __init__(self, output: str, kind: OutputKind, run_id: str):
-        super().__init__()
-        self.output, self.kind, self.run_id = output, kind, run_id
-
-    def expand(self, written):
-        return (
-            written.pipeline
-            | "Once" >> beam.Create([None])
-            | "Remove" >> beam.ParDo(_RemoveStaleFn(self.output, self.kind.name, self.run_id),
-                                     beam.pvalue.AsList(written))
         )
