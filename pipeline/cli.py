@@ -56,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     option("--allow-private-addresses", nargs="?", const=ALL_NETWORKS, default=None,
            metavar="NETWORKS",
            help="let feeds and redirects reach loopback, private and link-local addresses "
-                "(intranet feeds, tests): all of them, or only the comma-separated "
+                "(intranet feeds, tests): all of them (no value, or 'all'), or only the comma-separated "
                 "networks given, e.g. 10.20.0.0/16,127.0.0.1; cloud metadata addresses "
                 "stay refused")
     option("--lookback-days", type=float, default=DEFAULT_LOOKBACK_DAYS,

@@ -150,21 +150,27 @@ class StateStore:
         """All rows of one folder (or None), the unreadable files, the file count.
 
         An unreadable file (not Parquet, wrong schema) is moved to _state/corrupt/
-        and reported; a file that vanishes while we read (a concurrent
-        compaction merged it) makes us list again.
+        and reported. A file that vanishes while we read was merged by a
+        concurrent compaction, which wrote its merged file first: we list again
+        and read the files we have not read yet. Rows read twice are harmless
+        (every reader takes the union, the latest commit, the latest fetch).
         """
         schema = SCHEMAS[kind]
-        for _ in range(5):
+        tables, unreadable, done = [], [], set()
+        for _ in range(20):
             metas = _list(FileSystems.join(self._dir(kind), "*.parquet"))
-            tables, unreadable, vanished = [], [], False
+            vanished = False
             for meta in metas:
+                if meta.path in done:
+                    continue
                 try:
                     data = _read_bytes(meta.path)
                 except Exception:
                     if FileSystems.exists(meta.path):
                         raise  # storage trouble, not a state problem: the run fails
                     vanished = True
-                    break
+                    continue
+                done.add(meta.path)
                 try:
                     tables.append(_parse_table(data, schema))
                 except (pa.ArrowException, ValueError, KeyError, EOFError) as exc:
