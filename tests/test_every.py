@@ -51,8 +51,6 @@ def test_every_repeats_with_state_and_ctrl_c_finishes_the_current_cycle(feed_ser
 
 
 def test_repeated_mode_options_are_checked_before_any_work(tmp_path, capsys, feed_server):
-    import pytest
-
     from pipeline.cli import main
 
     feeds = tmp_path / "feeds.txt"

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta, timezone
 
 import apache_beam as beam
 import pyarrow.parquet as pq
-import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
