@@ -34,3 +34,4 @@ clean:
 bench: $(VENV)/.installed-test
 	$(PY) -m benchmarks.fetch_throughput
 	$(PY) -m benchmarks.parse_guards
+	$(PY) -m benchmarks.seen_lookup
