@@ -65,11 +65,32 @@ def build_parser() -> argparse.ArgumentParser:
     option("--every", type=float, metavar="SECONDS",
            help="local repeated mode: run again every SECONDS until interrupted "
                 "(Ctrl-C finishes the current cycle)")
+    option("--streaming", nargs="?", const=True, default=False, type=_yes_no, metavar="true|false",
+           help="streaming mode: poll the feeds every --poll-interval seconds in one long-running "
+                "job (Dataflow or another streaming runner; on the DirectRunner only with --duration)")
+    option("--poll-interval", type=float, default=300.0, metavar="SECONDS",
+           help="streaming: seconds between polls of the feed list (default 300)")
+    option("--duration", type=float, metavar="SECONDS",
+           help="streaming: stop polling after SECONDS (default: run until stopped)")
+    option("--window", type=float, default=300.0, metavar="SECONDS",
+           help="streaming: output files per FixedWindow of SECONDS (default 300)")
+    option("--dedup-ttl", type=float, default=7 * 24 * 3600.0, metavar="SECONDS",
+           help="streaming: how long a written story is remembered so it is not written "
+                "again (default 604800, 7 days)")
     return parser
 
 
 # Options that make sense only for a local process, not in a Dataflow template.
 LOCAL_ONLY_OPTIONS = ("--every",)
+
+
+def _yes_no(value: str) -> bool:
+    # `--streaming` alone, or `--streaming=true` as a template launcher passes it.
+    if str(value).lower() in ("true", "yes", "1"):
+        return True
+    if str(value).lower() in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def default_run_id(now: Optional[datetime] = None) -> str:
@@ -105,6 +126,7 @@ def prepare(args: argparse.Namespace):
             raise cfg.ConfigError("--every must be a positive number of seconds")
         if args.run_id is not None:
             raise cfg.ConfigError("--run-id cannot be combined with --every: each cycle gets its own id")
+    streaming = _streaming_settings(args)
     feeds = cfg.load_feed_list(args.feeds)
     topics = cfg.load_topics(args.topics)
     output = args.output.rstrip("/") or "/"
@@ -114,7 +136,26 @@ def prepare(args: argparse.Namespace):
                              allow_private_addresses=allow_all, allowed_networks=networks)
     return RunConfig(feeds=tuple(feeds), topics=tuple(cfg.topic_pairs(topics)), output=output,
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,
-                     lookback=timedelta(days=args.lookback_days))
+                     lookback=timedelta(days=args.lookback_days), streaming=streaming)
+
+
+def _streaming_settings(args: argparse.Namespace):
+    from pipeline.graph import StreamingSettings
+
+    if not args.streaming:
+        given = [name for name in ("duration",) if getattr(args, name) is not None]
+        if given:
+            raise cfg.ConfigError(f"--{given[0]} needs --streaming")
+        return None
+    if args.every is not None:
+        raise cfg.ConfigError("--streaming and --every are two ways to keep watching: choose one")
+    for name in ("poll_interval", "window", "dedup_ttl"):
+        if not getattr(args, name) > 0:
+            raise cfg.ConfigError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+    if args.duration is not None and not args.duration > 0:
+        raise cfg.ConfigError("--duration must be a positive number of seconds")
+    return StreamingSettings(poll_interval_s=args.poll_interval, duration_s=args.duration,
+                             window_s=args.window, dedup_ttl_s=args.dedup_ttl)
 
 
 def _valid_run_id(value: str) -> bool:
@@ -177,6 +218,34 @@ def run_batch(run_config, beam_args: Sequence[str]) -> RunSummary:
     return summary
 
 
+def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
+    """A streaming job: polls until --duration has passed (or forever)."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    from pipeline.graph import build_streaming_pipeline
+
+    started_at = datetime.now(timezone.utc)
+    config = dataclasses.replace(run_config, run_id=run_config.run_id or default_run_id(started_at),
+                                 started_at=started_at)
+    options = PipelineOptions(list(beam_args))
+    options.view_as(StandardOptions).streaming = True
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    if config.streaming.duration_s is None and "Direct" in str(runner):
+        logging.getLogger("newswatch").warning(
+            "the DirectRunner writes nothing until a streaming run ends: give --duration, "
+            "or use --every to keep watching locally (README)")
+    started = time.monotonic()
+    pipeline = beam.Pipeline(options=options)
+    build_streaming_pipeline(pipeline, config)
+    result = pipeline.run()
+    if "Dataflow" in str(runner):
+        return RunSummary({}, config.run_id, config.output, time.monotonic() - started,
+                          runner=str(runner), submitted=True)
+    result.wait_until_finish()
+    return RunSummary.from_result(result, config, time.monotonic() - started, runner=str(runner))
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.WARNING, force=True,
@@ -193,12 +262,18 @@ def main(argv: Optional[List[str]] = None) -> int:
         return EXIT_CONFIG
     if args.every is not None:
         return run_every(run_config, beam_args, args.every)
+    if run_config.streaming is not None:
+        return _report(lambda: run_streaming(run_config, beam_args))
     return _one_cycle(run_config, beam_args)
 
 
 def _one_cycle(run_config, beam_args) -> int:
+    return _report(lambda: run_cycle(run_config, beam_args))
+
+
+def _report(run) -> int:
     try:
-        summary = run_cycle(run_config, beam_args)
+        summary = run()
     except Exception as exc:
         logging.getLogger("newswatch").exception("run failed")
         print(f"newswatch: run failed: {cfg._first_line(exc)}", file=sys.stderr)

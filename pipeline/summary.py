@@ -37,10 +37,12 @@ class RunSummary:
     runner: str = "DirectRunner"
     notes: list = field(default_factory=list)
     submitted: bool = False   # handed to a remote runner, not waited for
+    streaming: bool = False   # remembers in keyed state, not in state files
 
     @classmethod
     def from_result(cls, result, config, elapsed_s: float, runner: str) -> "RunSummary":
-        return cls(read_counters(result), config.run_id, config.output, elapsed_s, runner)
+        return cls(read_counters(result), config.run_id, config.output, elapsed_s, runner,
+                   streaming=getattr(config, "streaming", None) is not None)
 
     def get(self, name: str) -> int:
         return self.counters.get(name, 0)
@@ -77,7 +79,10 @@ class RunSummary:
 
     def state_notes(self) -> list:
         notes = []
-        if not self.submitted:
+        if self.streaming:
+            notes.append(f"streaming: {self.get('dedup_keys_forgotten'):,} story identities "
+                         "forgotten (TTL passed, or the run ended)")
+        elif not self.submitted:
             notes.append(f"state: {self.get('state_seen_identities'):,} story identities remembered")
         if self.get("state_seen_unreadable_files"):
             notes.append(f"WARNING {self.get('state_seen_unreadable_files')} seen-story state file(s) "

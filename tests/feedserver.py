@@ -37,6 +37,16 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Scripted:
+    """One answer in a FeedServer.script sequence."""
+
+    body: Union[bytes, str] = b""
+    status: int = 200
+    headers: Dict[str, str] = field(default_factory=dict)
+    etag: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class Request:
     method: str
     path: str  # as sent, query string included
@@ -142,6 +152,28 @@ class FeedServer:
         """Lets `func(handler)` write the raw response itself (scripted faults)."""
         with self._lock:
             self.routes[path] = Route(handler=func)
+
+    def script(self, path: str, responses: List["Scripted"]) -> None:
+        """The n-th request to `path` gets responses[n] (the last one repeats):
+        a feed that changes, fails or vanishes from one poll to the next. A
+        response with an etag answers 304 to a request that sends it back."""
+        count = [0]
+        lock = threading.Lock()
+
+        def respond(handler):
+            with lock:
+                answer = responses[min(count[0], len(responses) - 1)]
+                count[0] += 1
+            headers = dict(answer.headers)
+            if answer.etag:
+                headers["ETag"] = answer.etag
+                if handler.headers.get("If-None-Match") == answer.etag:
+                    handler._respond(304, {"ETag": answer.etag}, b"", False)
+                    return
+            handler._respond(answer.status, headers, answer.body.encode("utf-8")
+                             if isinstance(answer.body, str) else answer.body, True)
+
+        self.handle(path, respond)
 
     def requests_for(self, path: str) -> List[Request]:
         with self._lock:

@@ -502,8 +502,12 @@ class FetchBatchFn(beam.DoFn):
 
     def process(self, batch: List[Union[FeedSource, Tuple[FeedSource, FeedState]]]
                 ) -> Iterator[FetchResult]:
-        now = _utc_now()
         pairs = [item if isinstance(item, tuple) else (item, FeedState()) for item in batch]
+        yield from self.fetch_due(pairs, _utc_now())
+
+    def fetch_due(self, pairs: List[Tuple[FeedSource, FeedState]], now: datetime
+                  ) -> Iterator[FetchResult]:
+        """Fetches the feeds due at `now`; a skipped row for the others."""
         due = [(source, state) for source, state in pairs if is_due(state, now)]
         for source, state in pairs:
             if not is_due(state, now):
@@ -521,7 +525,7 @@ class FetchBatchFn(beam.DoFn):
                 self.not_modified.inc()
             else:
                 self.fetched.inc()
-            result.feed_state = next_state(state, result, result.fetched_at, self.politeness)
+            result.feed_state = next_state(state, result, now, self.politeness)
             yield result
 
     def _fetch(self, pair: Tuple[FeedSource, FeedState]) -> FetchResult:
