@@ -183,12 +183,14 @@ def run_cycle(base_config, beam_args: Sequence[str]) -> RunSummary:
         store.open_run(run_id, started_at)
     config = dataclasses.replace(base_config, run_id=run_id, started_at=started_at,
                                  feed_states=tuple(sorted(feed_states.items())))
-    summary = run_batch(config, beam_args)
+    # Only a given --run-id can have run before; a fresh id has no files to
+    # replace, and listing the whole output for them costs time on gs://.
+    summary = run_batch(config, beam_args, replace_run=bool(base_config.run_id))
     summary.notes = report.notes() + summary.notes
     return summary
 
 
-def run_batch(run_config, beam_args: Sequence[str]) -> RunSummary:
+def run_batch(run_config, beam_args: Sequence[str], replace_run: bool = True) -> RunSummary:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
@@ -200,7 +202,7 @@ def run_batch(run_config, beam_args: Sequence[str]) -> RunSummary:
     started = time.monotonic()
     # A re-run of a run id (after a crash, say) first removes what the earlier
     # attempt wrote, so its files cannot leave duplicate or stale rows.
-    removed = remove_run_files(run_config.output, run_config.run_id)
+    removed = remove_run_files(run_config.output, run_config.run_id) if replace_run else []
     pipeline = beam.Pipeline(options=options)
     build_batch_pipeline(pipeline, run_config)
     result = pipeline.run()
