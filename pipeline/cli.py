@@ -65,7 +65,7 @@ def prepare(args: argparse.Namespace):
     cfg.check_output_writable(output)
     settings = FetchSettings(read_timeout_s=args.fetch_timeout, max_bytes=args.max_feed_bytes,
                              concurrency=args.fetch_concurrency)
-    return RunConfig(feeds=tuple(feeds), topics=tuple(cfg.topic_pairs(topics)), output=output,
+    return RunConfig(feeds=tuple(feeds), topics=tuple(topics), output=output,
                      run_id=args.run_id or default_run_id(), fetch=settings, shards=args.shards)
 
 

@@ -6,7 +6,7 @@ elements handed in; every stage after it is the same transform.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, Tuple
 
 import apache_beam as beam
 
@@ -16,7 +16,7 @@ from transforms.language import DetectLanguage
 from transforms.parse import DEAD_LETTERS, FETCH_LOG, ParseFeeds
 from transforms.records import FeedSource
 from transforms.sink import ERRORS, FETCHES, STORIES, WritePartitions
-from transforms.topics import MatchTopics
+from transforms.topics import MatchTopics, Topic
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class RunConfig:
     """Everything a run needs besides the Beam options; validated before use."""
 
     feeds: Tuple[FeedSource, ...]
-    topics: Tuple[Tuple[str, str], ...]          # (name, query) pairs
+    topics: Tuple[Topic, ...]
     output: str
     run_id: str
     fetch: FetchSettings = field(default_factory=FetchSettings)

@@ -19,6 +19,7 @@ ROWS = [
     ("dedup", "duplicates", "duplicates dropped"),
     ("topics", "unmatched", "unmatched dropped"),
     ("topics", "matched", "matched"),
+    ("topics", "language_detected_for_topics", "language needed by rules"),
     ("write", "rows_written_stories", "stories written"),
     ("write", "rows_written_fetches", "fetch rows written"),
     ("write", "rows_written_errors", "dead letters written"),
@@ -36,7 +37,11 @@ class RunSummary:
 
     @classmethod
     def from_result(cls, result, config, elapsed_s: float, runner: str) -> "RunSummary":
-        return cls(read_counters(result), config.run_id, config.output, elapsed_s, runner)
+        from transforms.topics import compile_rules, topics_version
+
+        version = topics_version(compile_rules(config.topics))
+        return cls(read_counters(result), config.run_id, config.output, elapsed_s, runner,
+                   notes=[f"topics: {len(config.topics)} rules, topics_version {version}"])
 
     def get(self, name: str) -> int:
         return self.counters.get(name, 0)

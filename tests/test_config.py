@@ -2,6 +2,7 @@
 import pytest
 
 from pipeline.config import ConfigError, check_output_writable, load_feed_list, load_topic_definitions
+from transforms.topics import Topic
 
 OPML = """<?xml version="1.0" encoding="UTF-8"?>
 <opml version="2.0"><head><title>My feeds</title></head><body>
@@ -53,8 +54,8 @@ def test_topics_as_list_or_mapping(tmp_path):
     a.write_text("topics:\n  - name: dprk\n    query: DPRK OR Pyongyang\n")
     b = tmp_path / "b.yaml"
     b.write_text("dprk: DPRK OR Pyongyang\nmissiles:\n  query: missile\n")
-    assert load_topic_definitions(str(a)) == [("dprk", "DPRK OR Pyongyang")]
-    assert load_topic_definitions(str(b)) == [("dprk", "DPRK OR Pyongyang"), ("missiles", "missile")]
+    assert load_topic_definitions(str(a)) == [Topic("dprk", "DPRK OR Pyongyang")]
+    assert load_topic_definitions(str(b)) == [Topic("dprk", "DPRK OR Pyongyang"), Topic("missiles", "missile")]
 
 
 @pytest.mark.parametrize("content,message", [

@@ -92,6 +92,16 @@ def test_feeds_in_deduplicated_matched_tagged_stories_out(world, capsys, feed_se
     assert missile["canonical_url"] == "https://wire.example.org/world/nk-missile"
     assert list(missile["topics"]) == ["dprk", "missile_tests"]
     assert list(missile["matched_terms"]) == ["North Korea", "fired", "missile", "test", "test fires"]
+    # why it matched: each term with its field and offset in that field's text
+    title = missile["title"]
+    explained = [dict(m) for m in missile["matches"]]
+    assert {"topic": "missile_tests", "term": "test fires", "field": "title",
+            "offset": title.index("test-fires")} in explained
+    assert {"topic": "dprk", "term": "North Korea", "field": "title", "offset": 0} in explained
+    for m in explained:
+        text = missile[m["field"]]
+        assert text[m["offset"]:].lower().startswith(m["term"].lower().split()[0])
+    assert stories["topics_version"].nunique() == 1 and len(stories["topics_version"][0]) == 16
     assert missile["language"] == "en" and str(missile["date"]) == "2021-09-28"
     korean = by_title.loc["북한, 동해상으로 탄도미사일 발사"]
     assert korean["language"] == "ko" and list(korean["topics"]) == ["dprk", "missile_tests"]
@@ -176,4 +186,5 @@ def test_configuration_errors_stop_before_any_fetch(world, feed_server, capsys, 
     assert len(err) == 1 and err[0].startswith("newswatch: error:"), err
     assert feed_server.requests == []
     if case == "bad_query":
-        assert "topic 'dprk'" in err[0] and "position 0" in err[0]
+        # the column of the "(" inside `    query: '(North Korea'`
+        assert err[0].endswith("line 3, column 13: topic 'dprk': unbalanced parenthesis")

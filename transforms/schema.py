@@ -10,9 +10,15 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 STRINGS = pa.list_(pa.string())
+MATCHES = pa.list_(pa.struct([
+    pa.field("topic", pa.string()),
+    pa.field("term", pa.string()),
+    pa.field("field", pa.string()),
+    pa.field("offset", pa.int32()),
+]))
 
 
 def _schema(fields, kind):
@@ -39,6 +45,8 @@ STORIES_SCHEMA = _schema([
     pa.field("language", pa.string()),
     pa.field("topics", STRINGS),
     pa.field("matched_terms", STRINGS),
+    pa.field("matches", MATCHES),
+    pa.field("topics_version", pa.string()),
     pa.field("content_hash", pa.string()),
     pa.field("run_id", pa.string()),
 ], "stories")
