@@ -131,8 +131,8 @@ def _scalar_index(text: str, node: yaml.Node, offset: int) -> int:
 
     A YAML scalar's value is its source text minus quotes, indentation and
     escapes, with line breaks folded to spaces: walking both from the start
-    and matching characters finds it. Escapes (\\u00e9) fall back to the
-    scalar's first character."""
+    and matching characters finds it. A character that came from an escape
+    (\\t, \\u00e9) is not in the source and is stepped over."""
     begin, src = node.start_mark.index, text[node.start_mark.index:node.end_mark.index]
     value = node.value
     i = 0
@@ -148,8 +148,10 @@ def _scalar_index(text: str, node: yaml.Node, offset: int) -> int:
         j = i
         while j < len(src) and not (src[j] == ch or (ch in " \n" and src[j] in " \n")):
             j += 1
-        if j == len(src):
-            return begin
+        if j == len(src):  # from an escape sequence
+            if k == offset:
+                return begin + i
+            continue
         if k == offset:
             return begin + j
         i = j + 1
@@ -165,14 +167,15 @@ def _read_topics_yaml(path: str):
     from transforms.topics import Topic
 
     text = read_text(path, "topics file")
-    loader = yaml.SafeLoader(text)
     try:
-        root = loader.get_single_node()
-        data = loader.construct_document(root) if root is not None else None
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         raise ConfigError(f"topics file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
-    finally:
-        loader.dispose()
 
     def fail(node: yaml.Node, message: str) -> ConfigError:
         line, col = _line_col(text, node.start_mark.index)
