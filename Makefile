@@ -35,6 +35,7 @@ bench: bench-fetch bench-topics
 
 bench-fetch: $(VENV)/.installed-test
 	$(PY) -m benchmarks.fetch_throughput
+	$(PY) -m benchmarks.parse_guards
 
 bench-topics: $(VENV)/.installed-test
 	$(PY) -m benchmarks.topics_bench

@@ -16,6 +16,7 @@ from pipeline import config as cfg
 from pipeline.summary import RunSummary
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+ALL_NETWORKS = "all"
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -40,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="largest feed body accepted, after decompression (default 10 MiB)")
     run.add_argument("--fetch-concurrency", type=int, default=32,
                      help="feeds fetched at once per worker (default 32)")
+    run.add_argument("--fetch-deadline", type=float, default=60.0,
+                     help="seconds a whole request (redirects included) may take (default 60)")
+    run.add_argument("--allow-private-addresses", nargs="?", const=ALL_NETWORKS, default=None,
+                     metavar="NETWORKS",
+                     help="let feeds and redirects reach loopback, private and link-local addresses "
+                          "(intranet feeds, tests): all of them, or only the comma-separated "
+                          "networks given, e.g. 10.20.0.0/16,127.0.0.1; cloud metadata addresses "
+                          "stay refused")
     return parser
 
 
@@ -51,20 +60,31 @@ def default_run_id(now: Optional[datetime] = None) -> str:
 def prepare(args: argparse.Namespace):
     """Validate everything before any work; raises ConfigError."""
     from pipeline.graph import RunConfig
+    from transforms.address_guard import parse_networks
     from transforms.fetch import FetchSettings
 
     if args.shards < 1:
         raise cfg.ConfigError("--shards must be at least 1")
-    if args.fetch_timeout <= 0 or args.max_feed_bytes <= 0 or args.fetch_concurrency < 1:
-        raise cfg.ConfigError("--fetch-timeout, --max-feed-bytes and --fetch-concurrency must be positive")
+    if min(args.fetch_timeout, args.fetch_deadline, args.max_feed_bytes, args.fetch_concurrency) <= 0:
+        raise cfg.ConfigError("--fetch-timeout, --fetch-deadline, --max-feed-bytes and "
+                              "--fetch-concurrency must be positive")
+    allow_all, networks = args.allow_private_addresses == ALL_NETWORKS, ()
+    if args.allow_private_addresses not in (None, ALL_NETWORKS):
+        try:
+            networks = parse_networks(args.allow_private_addresses)
+        except ValueError as exc:
+            raise cfg.ConfigError(f"--allow-private-addresses: {exc}") from None
+        if not networks:
+            raise cfg.ConfigError("--allow-private-addresses: no network given")
     if args.run_id is not None and not _valid_run_id(args.run_id):
         raise cfg.ConfigError(f"--run-id {args.run_id!r}: use letters, digits, '-', '_' and '.' only")
     feeds = cfg.load_feed_list(args.feeds)
     topics = cfg.load_topics(args.topics)
     output = args.output.rstrip("/") or "/"
     cfg.check_output_writable(output)
-    settings = FetchSettings(read_timeout_s=args.fetch_timeout, max_bytes=args.max_feed_bytes,
-                             concurrency=args.fetch_concurrency)
+    settings = FetchSettings(read_timeout_s=args.fetch_timeout, total_timeout_s=args.fetch_deadline,
+                             max_bytes=args.max_feed_bytes, concurrency=args.fetch_concurrency,
+                             allow_private_addresses=allow_all, allowed_networks=networks)
     return RunConfig(feeds=tuple(feeds), topics=tuple(topics), output=output,
                      run_id=args.run_id or default_run_id(), fetch=settings, shards=args.shards)
 
@@ -79,15 +99,23 @@ def run_batch(run_config, beam_args: Sequence[str]) -> RunSummary:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.graph import build_batch_pipeline
+    from transforms.sink import remove_run_files
 
     options = PipelineOptions(list(beam_args))
     started = time.monotonic()
+    # A re-run of a run id (after a crash, say) first removes what the earlier
+    # attempt wrote, so its files cannot leave duplicate or stale rows.
+    removed = remove_run_files(run_config.output, run_config.run_id)
     pipeline = beam.Pipeline(options=options)
     build_batch_pipeline(pipeline, run_config)
     result = pipeline.run()
     result.wait_until_finish()
-    return RunSummary.from_result(result, run_config, time.monotonic() - started,
-                                  runner=options.get_all_options().get("runner") or "DirectRunner")
+    summary = RunSummary.from_result(result, run_config, time.monotonic() - started,
+                                     runner=options.get_all_options().get("runner") or "DirectRunner")
+    if removed:
+        summary.notes.append(f"replaced run {run_config.run_id}: removed {len(removed)} files "
+                             "of an earlier attempt before writing")
+    return summary
 
 
 def main(argv: Optional[List[str]] = None) -> int:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict
+from typing import Dict, List, Tuple
 
 NAMESPACE = "newswatch"
 
@@ -16,10 +16,11 @@ ROWS = [
     ("parse", "feeds_failed", "feeds failed"),
     ("parse", "entries", "entries"),
     ("parse", "dead_letters_entries", "entries dead-lettered"),
+    ("parse", "fields_truncated", "text fields truncated"),
     ("dedup", "duplicates", "duplicates dropped"),
     ("topics", "unmatched", "unmatched dropped"),
     ("topics", "matched", "matched"),
-    ("topics", "language_detected_for_topics", "language needed by rules"),
+    ("topics", "rules_language_detections", "language needed by rules"),
     ("write", "rows_written_stories", "stories written"),
     ("write", "rows_written_fetches", "fetch rows written"),
     ("write", "rows_written_errors", "dead letters written"),
@@ -50,14 +51,29 @@ class RunSummary:
     def written(self) -> int:
         return self.get("rows_written_stories")
 
-    @property
-    def accounted(self) -> int:
-        return (self.get("duplicates") + self.get("unmatched") + self.written
-                + self.get("dead_letters_entries"))
+    def checks(self) -> List[Tuple[str, int, Dict[str, int]]]:
+        """(what, total, parts): each total must equal the sum of its parts.
+
+        entries: every entry parsed ends written, dropped or dead-lettered;
+        fetch attempts: every attempt ends ok, not modified or failed; and one
+        output row per attempt, one dead letter per failed feed or entry.
+        """
+        g = self.get
+        return [
+            ("entries", g("entries"), {"duplicates": g("duplicates"), "unmatched": g("unmatched"),
+                                       "written": self.written,
+                                       "dead-lettered": g("dead_letters_entries")}),
+            ("fetch attempts", g("fetch_attempts"), {"ok": g("fetch_ok"),
+                                                     "not modified": g("fetch_not_modified"),
+                                                     "failed": g("fetch_failed")}),
+            ("fetch rows", g("rows_written_fetches"), {"attempts": g("fetch_attempts")}),
+            ("dead letters", g("rows_written_errors"), {"failed feeds": g("feeds_failed"),
+                                                        "failed entries": g("dead_letters_entries")}),
+        ]
 
     @property
     def reconciles(self) -> bool:
-        return self.get("entries") == self.accounted
+        return all(total == sum(parts.values()) for _, total, parts in self.checks())
 
     def render(self) -> str:
         lines = [f"newswatch run {self.run_id}: {self.elapsed_s:.1f} s on {self.runner}, "
@@ -68,11 +84,11 @@ class RunSummary:
                                      ("language_", "language", "")):
             for name in sorted(n for n in self.counters if n.startswith(prefix)):
                 lines.append(f"{stage:<8} {label + name[len(prefix):]:<26} {self.get(name):>9,}")
-        verdict = "ok" if self.reconciles else "MISMATCH"
-        lines += ["", f"reconcile: entries {self.get('entries'):,} = duplicates "
-                      f"{self.get('duplicates'):,} + unmatched {self.get('unmatched'):,} + written "
-                      f"{self.written:,} + dead-lettered {self.get('dead_letters_entries'):,}"
-                      f" -> {verdict}"]
+        lines.append("")
+        for what, total, parts in self.checks():
+            verdict = "ok" if total == sum(parts.values()) else "MISMATCH"
+            terms = " + ".join(f"{name} {value:,}" for name, value in parts.items())
+            lines.append(f"reconcile: {what} {total:,} = {terms} -> {verdict}")
         lines += self.notes
         return "\n".join(lines)
 

@@ -3,7 +3,7 @@
     with FeedServer() as server:
         server.add("/feed.xml", rss_bytes, etag='"v1"', gzip=True)
         server.redirect("/old", "/feed.xml", status=301)
-        fetch_feed(FeedSource(server.url("/old")))
+        fetch_feed(FeedSource(server.url("/old")), FetchSettings(allow_private_addresses=True))
         assert server.hits["/feed.xml"] == 1
 
 Routes can be replaced at any time (a feed that changes between polls). Every
@@ -45,9 +45,16 @@ class Request:
 
 
 class FeedServer:
-    """ThreadingHTTPServer on 127.0.0.1:<free port>, served from a daemon thread."""
+    """ThreadingHTTPServer on 127.0.0.1:<free port>, served from a daemon thread.
 
-    def __init__(self):
+    `host` may be another loopback address (127.0.0.2 ...) and `port` a fixed
+    one, for tests that need a second server the address guard must not reach.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        if not host.startswith("127."):
+            raise ValueError("test servers listen on loopback addresses only")
+        self.host, self._port = host, port
         self.routes: Dict[str, Route] = {}
         self.requests: List[Request] = []
         self.hits: collections.Counter = collections.Counter()
@@ -61,7 +68,7 @@ class FeedServer:
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> "FeedServer":
         handler = type("Handler", (_Handler,), {"feed_server": self})
-        self._httpd = _Server(("127.0.0.1", 0), handler)
+        self._httpd = _Server((self.host, self._port), handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
             name="FeedServer", daemon=True,
@@ -87,7 +94,7 @@ class FeedServer:
         return self._httpd.server_address[1]
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     # -- routes ---------------------------------------------------------------
     def add(

@@ -68,8 +68,9 @@ def world(feed_server, tmp_path):
 
 
 def run(feeds, topics, out, *extra):
+    # The test server is on 127.0.0.1, which the address guard refuses by default.
     return main(["run", "--feeds", str(feeds), "--topics", str(topics), "--output", str(out),
-                 "--runner", "DirectRunner", *extra])
+                 "--runner", "DirectRunner", "--allow-private-addresses", *extra])
 
 
 def comparable(df):
@@ -151,6 +152,7 @@ def test_multi_processing_gives_the_same_rows(world, tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "run", "--feeds", str(feeds), "--topics", str(topics),
          "--output", str(out), "--run-id", "multi", "--runner", "DirectRunner",
+         "--allow-private-addresses",
          "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -141,3 +141,37 @@ def test_empty_feed_is_ok_with_zero_entries():
 def test_updated_at_is_null_when_the_feed_gives_only_a_publication_date():
     story = parse_fetch(fetched(RSS)).stories[0]
     assert story.published_at is not None and story.updated_at is None
+
+
+def test_dates_in_the_forms_feeds_really_use():
+    from transforms.parse import parse_date
+    utc = timezone.utc
+    assert parse_date("Wed, 29 Sep 2021 10:00:00 +0900") == datetime(2021, 9, 29, 1, tzinfo=utc)
+    assert parse_date("Fri,24 Nov 2023 18:28:36 -0000") == datetime(2023, 11, 24, 18, 28, 36, tzinfo=utc)
+    assert parse_date("2021-09-29T23:30:00-02:00") == datetime(2021, 9, 30, 1, 30, tzinfo=utc)
+    assert parse_date("2004-05-25 오후 11:23:17") == datetime(2004, 5, 25, 14, 23, 17, tzinfo=utc)
+    # never a date made up from today's clock
+    assert parse_date("2013-xx-27") is None
+    assert parse_date("not a date") is None and parse_date("") is None
+
+
+JSON_FEED = b"""{"version": "https://jsonfeed.org/version/1.1", "title": "JSON wire",
+ "home_page_url": "https://json.example.org/",
+ "authors": [{"name": "Desk"}],
+ "items": [{"id": "1", "url": "https://json.example.org/a?utm_source=x", "title": "Pyongyang test",
+            "content_html": "<p>North Korea fired.</p>", "date_published": "2021-09-28T01:00:00Z",
+            "tags": ["asia"]},
+           "not an item"]}"""
+
+
+def test_json_feed_items_become_stories():
+    (story,) = parse_fetch(fetched(JSON_FEED, headers={"content-type": "application/feed+json"})).stories
+    assert story.title == "Pyongyang test" and story.content == "North Korea fired."
+    assert story.canonical_url == "https://json.example.org/a" and story.authors == ["Desk"]
+    assert story.published_at == datetime(2021, 9, 28, 1, tzinfo=timezone.utc)
+    assert story.feed_title == "JSON wire" and story.tags == ["asia"]
+
+
+def test_json_that_is_not_a_feed_is_a_dead_letter():
+    result = parse_fetch(fetched(b'{"hello": "world"}'))
+    assert not result.ok and result.dead_letters[0].reason.startswith("not_a_feed")

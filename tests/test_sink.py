@@ -106,3 +106,25 @@ def test_fetch_log_rows(tmp_path):
     write(rows, tmp_path, FETCHES, "r")
     df = pd.read_parquet(tmp_path / "fetches")
     assert df.loc[0, "entry_count"] == 3 and df.loc[0, "status"] == 200
+
+
+def test_removing_a_run_deletes_its_files_and_temporaries_and_nothing_else(tmp_path):
+    import pyarrow as pa
+    from transforms.sink import remove_run_files
+
+    table = pa.table({"x": [1]})
+    keep = [tmp_path / "stories" / "date=2021-09-28" / name
+            for name in ("r-2-000.parquet", "r2-000.parquet", "other-000.parquet")]
+    gone = [tmp_path / "stories" / "date=2021-09-28" / "r-000.parquet",
+            tmp_path / "errors" / "date=2030-01-01" / "r-001.parquet"]
+    for path in keep + gone:
+        write_parquet_atomically(str(path), table)
+    temporary = tmp_path / "fetches" / "date=2021-09-28" / f".r-000.parquet.{'a' * 32}.inprogress"
+    temporary.parent.mkdir(parents=True)
+    temporary.write_bytes(b"half a file")
+
+    removed = remove_run_files(str(tmp_path), "r")
+
+    assert sorted(removed) == sorted(str(p) for p in gone + [temporary])
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in gone + [temporary])
+    assert remove_run_files(str(tmp_path / "nothing-here"), "r") == []

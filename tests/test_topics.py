@@ -110,7 +110,7 @@ def test_match_topics_keeps_only_matching_stories_and_counts():
     c = counters(result)
     assert (c["matched"], c["unmatched"]) == (3, 1)
     assert (c["matched_topic_dprk"], c["matched_topic_missiles"]) == (2, 3)
-    assert "language_detected_for_topics" not in c
+    assert "rules_language_detections" not in c
 
 
 def test_match_topics_detects_language_for_language_rules_with_the_seeded_detector():
@@ -127,7 +127,7 @@ def test_match_topics_detects_language_for_language_rules_with_the_seeded_detect
     result = p.run()
     result.wait_until_finish()
     assert expected_ko == "ko"
-    assert counters(result)["language_detected_for_topics"] == 2
+    assert counters(result)["rules_language_detections"] == 2
 
 
 def test_match_topics_rejects_bad_rules_when_the_graph_is_built():

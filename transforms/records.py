@@ -86,6 +86,9 @@ class Story:
     # Position of the entry in its feed: a tie-breaker for deterministic dedup.
     # Not written to Parquet.
     entry_index: int = 0
+    # Names of the text fields cut to their cap (transforms.parse.FIELD_CAPS),
+    # for the `fields_truncated` counter. Not written to Parquet.
+    truncated: tuple = ()
 
     def replace(self, **changes) -> "Story":
         return dataclasses.replace(self, **changes)

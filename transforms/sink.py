@@ -12,6 +12,7 @@ destinations, windowed input).
 """
 from __future__ import annotations
 
+import re
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -78,6 +79,29 @@ def write_parquet_atomically(path: str, table: pa.Table) -> None:
     except Exception:
         FileSystems.delete([temp])
         raise
+
+
+def remove_run_files(output: str, run_id: str) -> List[str]:
+    """Deletes every file a batch run with this id wrote (or began to write).
+
+    Called before a run starts, so that re-running a crashed (or any) run with
+    the same --run-id leaves exactly that attempt's rows: whole files of the
+    first attempt in partitions the second does not write (fetched_at crossed
+    midnight, a feed changed, --shards changed) would otherwise stay visible as
+    duplicates or stale rows, and its hidden temporaries would stay as litter.
+    Only untagged names `<run_id>-<shard>.parquet` match exactly: a run "r"
+    never touches run "r-2"'s files (`r-2-000.parquet`).
+    """
+    final = rf"{re.escape(run_id)}-\d{{3,}}\.parquet"
+    exact = re.compile(rf"{final}|\.{final}\.[0-9a-f]{{32}}\.inprogress")
+    patterns = [FileSystems.join(output, kind.name, "date=*", glob)
+                for kind in (STORIES, FETCHES, ERRORS)
+                for glob in (f"{run_id}-*.parquet", f".{run_id}-*.inprogress")]
+    paths = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list
+             if exact.fullmatch(m.path.rsplit("/", 1)[-1])]
+    if paths:
+        FileSystems.delete(paths)
+    return paths
 
 
 def shard_of(record, kind: OutputKind, shards: int) -> int:

@@ -100,7 +100,7 @@ class _MatchTopicsFn(beam.DoFn):
             from transforms.language import detect_language, language_text, load_detector_factory
 
             factory = load_detector_factory()
-            early = Metrics.counter(METRICS_NAMESPACE, "language_detected_for_topics")
+            early = Metrics.counter(METRICS_NAMESPACE, "rules_language_detections")
 
             def detect(story: Story) -> str:
                 early.inc()
