@@ -319,3 +319,18 @@ class TestTopicMatcher:
         m = TopicMatcher([("t", '"North Korea" OR 북한 OR missile* OR a NEAR/2 b OR ATLEAST/2 x')])
         for text in ["\x00\x07", "\ud800", "‮", "ﷺ" * 100, "x " * 100_000, "북" * 10_000, "a" * 1_000_000]:
             m.match(text, text, text)
+
+
+class TestReferenceLimits:
+    def test_a_long_chain_of_references_is_a_clear_error(self):
+        from transforms.topics import TopicError, compile_rules
+
+        chain = [("t0", "w0")] + [(f"t{k}", f"topic:t{k - 1} OR w{k}") for k in range(1, 1500)]
+        with pytest.raises(TopicError, match=r"nested 20[0-9] levels deep once topic: references are "
+                                             r"expanded; the limit is 200$"):
+            compile_rules(chain)
+
+    def test_a_chain_within_the_limit_matches(self):
+        chain = [("t0", "w0")] + [(f"t{k}", f"topic:t{k - 1} OR w{k}") for k in range(1, 60)]
+        assert [name for name, _ in TopicMatcher(chain).match("w0", "", "")] == [f"t{k}" for k in sorted(
+            range(60), key=lambda k: f"t{k}")]

@@ -32,7 +32,7 @@ FIELD_ORDER = {name: i for i, name in enumerate(TEXT_FIELDS + ("source", "langua
 UNDETERMINED = "und"
 _NOTHING: frozenset = frozenset()
 _END = ""                 # trie marker; no character key is empty
-_CACHE_LIMIT = 300_000    # distinct chunks remembered per matcher
+_CACHE_LIMIT = 200_000    # distinct chunks remembered per matcher (some tens of MB)
 # Punctuation that often sticks to a word ("Korea," "(DPRK)"); stripped
 # before the fast path for plain ASCII words.
 _EDGE_PUNCTUATION = ".,;:!?\"'()[]{}<>"

@@ -115,32 +115,61 @@ class _Resolver:
     def fail(self, name: str, reason: str, position: Optional[int]) -> TopicError:
         return TopicError(repr(name), reason, name=name, position=position)
 
-    def check_graph(self, name: str, path: Tuple[str, ...] = ()) -> None:
-        """Unknown names, self-references and cycles, before any expansion."""
-        if name in self.checked:
+    def check_graph(self, start: str) -> None:
+        """Unknown names, self-references and cycles, before any expansion
+        (depth-first, with a stack of our own: chains may be long)."""
+        if start in self.checked:
             return
-        path = path + (name,)
-        for ref in _refs(self.trees[name]):
+        path: List[str] = [start]
+        stack = [iter(_refs(self.trees[start]))]
+        while stack:
+            ref = next(stack[-1], None)
+            if ref is None:
+                self.checked.add(path.pop())
+                stack.pop()
+                continue
+            name = path[-1]
             if ref.name == name:
                 raise self.fail(name, f"refers to itself (topic:{name})", ref.position)
             if ref.name not in self.trees:
                 raise self.fail(name, f"unknown topic {ref.name!r} in topic:{ref.name}", ref.position)
             if ref.name in path:
-                cycle = " -> ".join(path[path.index(ref.name):] + (ref.name,))
+                cycle = " -> ".join(path[path.index(ref.name):] + [ref.name])
                 raise self.fail(name, f"reference cycle {cycle}", ref.position)
-            self.check_graph(ref.name, path)
-        self.checked.add(name)
+            if ref.name not in self.checked:
+                path.append(ref.name)
+                stack.append(iter(_refs(self.trees[ref.name])))
 
     def size(self, name: str) -> Tuple[int, int]:
         """(terms, depth) of the topic once expanded, without expanding it:
-        references can multiply (a topic used twice in each of ten levels)."""
+        references can multiply (a topic used twice in each of ten levels).
+        Topics are measured in reference order, so no chain recurses deep."""
         if name not in self.sizes:
-            self.sizes[name] = self._measure(self.trees[name])
+            for dependency in self._dependencies_first(name):
+                if dependency not in self.sizes:
+                    self.sizes[dependency] = self._measure(self.trees[dependency])
         return self.sizes[name]
 
+    def _dependencies_first(self, name: str) -> List[str]:
+        order: List[str] = []
+        seen = set()
+        stack = [(name, False)]
+        while stack:
+            current, expanded = stack.pop()
+            if expanded:
+                order.append(current)
+                continue
+            if current in seen or current in self.sizes:
+                continue
+            seen.add(current)
+            stack.append((current, True))
+            stack.extend((ref.name, False) for ref in _refs(self.trees[current]))
+        return order
+
     def _measure(self, node: Node) -> Tuple[int, int]:
-        if isinstance(node, TopicRef):
-            return self.size(node.name)
+        if isinstance(node, TopicRef):  # measured already: a reference is one more level
+            terms, depth = self.sizes[node.name]
+            return terms, depth + 1
         if isinstance(node, Term):
             return 1, 1
         terms, depth = 0, 0
@@ -201,6 +230,8 @@ def compile_rules(defs: Iterable[TopicDef]) -> List[CompiledTopic]:
     resolver = _Resolver(parsed)
     for topic, _ in parsed:
         resolver.check_graph(topic.name)
+    # Sizes first, expansion after: a chain of references resolves
+    # recursively, and the depth limit keeps that recursion bounded.
     for topic, _ in parsed:
         terms, depth = resolver.size(topic.name)
         if terms > MAX_TERMS:
