@@ -4,13 +4,14 @@ from datetime import datetime, timezone
 
 import apache_beam as beam
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from transforms.records import FetchLogRow, Match, Story
-from transforms.schema import STORIES_SCHEMA, partition_date
-from transforms.sink import FETCHES, STORIES, WritePartitions, write_parquet_atomically
+from transforms.schema import STORIES_DATASET_SCHEMA, STORIES_SCHEMA, partition_date
+from transforms.sink import FETCHES, STORIES, WritePartitions, to_row, write_parquet_atomically
 
 UTC = timezone.utc
 
@@ -128,3 +129,17 @@ def test_removing_a_run_deletes_its_files_and_temporaries_and_nothing_else(tmp_p
     assert sorted(removed) == sorted(str(p) for p in gone + [temporary])
     assert all(p.exists() for p in keep) and not any(p.exists() for p in gone + [temporary])
     assert remove_run_files(str(tmp_path / "nothing-here"), "r") == []
+
+
+def test_a_folder_mixing_schema_versions_reads_whole(tmp_path):
+    # A run written before `matches` and `topics_version` existed, beside a new one.
+    old_schema = pa.schema([f for f in STORIES_SCHEMA if f.name not in ("matches", "topics_version")])
+    old_rows = [{**to_row(make_story(i, None), old_schema), "story_id": f"old{i}"} for i in range(3)]
+    path = tmp_path / "stories" / "date=2021-09-01" / "old-000.parquet"
+    write_parquet_atomically(str(path), pa.Table.from_pylist(old_rows, schema=old_schema))
+    write(STORIES_IN, tmp_path, STORIES, "new")
+    assert len(pd.read_parquet(tmp_path / "stories")) == 14  # every row, whatever the first file
+    df = pd.read_parquet(tmp_path / "stories", schema=STORIES_DATASET_SCHEMA).set_index("story_id")
+    assert len(df) == 14 and str(df.loc["old0", "date"]) == "2021-09-01"
+    assert df.loc["old0", "matches"] is None and len(df.loc["id003", "matches"]) == 3
+    assert df.loc["id003", "topics_version"] == "0123456789abcdef"

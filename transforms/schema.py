@@ -51,6 +51,12 @@ STORIES_SCHEMA = _schema([
     pa.field("run_id", pa.string()),
 ], "stories")
 
+# For readers: the stories columns plus the `date` partition. A folder that
+# also holds files written before a column existed (schema version 1 had no
+# `matches`/`topics_version`) reads whole with it; without it pyarrow takes
+# the columns of whichever file it opens first.
+STORIES_DATASET_SCHEMA = STORIES_SCHEMA.append(pa.field("date", pa.string()))
+
 FETCHES_SCHEMA = _schema([
     pa.field("feed_url", pa.string()),
     pa.field("final_url", pa.string()),
