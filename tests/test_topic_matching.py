@@ -140,6 +140,13 @@ class TestNear:
         assert matches("missile NEAR/3 missile*", content="one missile") is None
         assert matches("missile NEAR/3 missile*", content="one missile, two missiles") is not None
 
+    def test_many_occurrences_on_both_sides(self):
+        # 20,000 x 20,000 candidate pairs, none close enough: one sweep, not n*m.
+        content = "missile " * 20_000 + "a b c d e " + "test " * 20_000
+        assert matches("missile NEAR/4 test", content=content) is None
+        assert matches("missile NEAR/5 test", content=content) == [
+            ("missile", "content", 8 * 19_999), ("test", "content", 8 * 20_000 + 10)]
+
     def test_reports_the_pair_found(self):
         content = "A test. Then, much later, a missile test."
         assert matches("missile NEAR/2 test", content=content) == [

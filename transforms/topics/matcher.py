@@ -417,7 +417,11 @@ class _StoryScan:
         return out
 
     def near(self, node: Near) -> Optional[list]:
-        """Evidence of the first pair of occurrences within the distance, or None."""
+        """Evidence of a pair of occurrences within the distance, or None.
+
+        One sweep in text order: for each occurrence, the closest earlier
+        occurrence of the other side that ends before it starts is the only
+        candidate worth measuring, so long texts cost O(n log n), not n*m."""
         memo_key = ("near", id(node))
         if memo_key in self._memo:
             return self._memo[memo_key]
@@ -428,20 +432,24 @@ class _StoryScan:
                 continue
             left = self._term_occurrences(node.left_terms, field)
             right = self._term_occurrences(node.right_terms, field) if left else []
-            best = None
-            for a in left:
-                for b in right:
-                    if a[0] < b[1] and b[0] < a[1]:
-                        continue  # overlapping: one place is not near itself
-                    first, second = (a, b) if a[0] < b[0] else (b, a)
-                    if best is not None and first[0] >= best[0][0]:
-                        continue
-                    if scan.words_between(first[1], second[0], node.distance) <= node.distance:
-                        best = (first, a, b)
-            if best is not None:
-                _, a, b = best
-                result = [(a[2], field, scan.original_offset(a[0])),
-                          (b[2], field, scan.original_offset(b[0]))]
+            if not right:
+                continue
+            ends: Tuple[list, list] = ([], [])     # per side: sorted end places
+            owners: Tuple[list, list] = ([], [])   # the occurrences they end
+            merged = sorted([(occ, 0) for occ in left] + [(occ, 1) for occ in right])
+            for occ, side in merged:
+                other_ends = ends[1 - side]
+                i = bisect.bisect_right(other_ends, occ[0]) - 1
+                if i >= 0 and scan.words_between(other_ends[i], occ[0], node.distance) <= node.distance:
+                    partner = owners[1 - side][i]
+                    a, b = (partner, occ) if side == 1 else (occ, partner)
+                    result = [(a[2], field, scan.original_offset(a[0])),
+                              (b[2], field, scan.original_offset(b[0]))]
+                    break
+                at = bisect.bisect_right(ends[side], occ[1])
+                ends[side].insert(at, occ[1])
+                owners[side].insert(at, occ)
+            if result is not None:
                 break
         self._memo[memo_key] = result
         return result
