@@ -36,6 +36,7 @@ bench: bench-fetch bench-topics
 bench-fetch: $(VENV)/.installed-test
 	$(PY) -m benchmarks.fetch_throughput
 	$(PY) -m benchmarks.parse_guards
+	$(PY) -m benchmarks.seen_lookup
 
 bench-topics: $(VENV)/.installed-test
 	$(PY) -m benchmarks.topics_bench

@@ -98,9 +98,12 @@ def test_killed_run_rerun_with_the_same_id_has_every_row_once(kill_point, feed_s
     assert proc.returncode == -signal.SIGKILL
 
     # What readers see after the crash: whole files only.
-    finished = visible_files(out)
+    finished = [p for p in visible_files(out) if p.suffix == ".parquet"]
     for path in finished:
         pq.read_metadata(path)
+    # ... and no state that vouches for them: the run is still marked open
+    assert (out / "_state" / "runs" / "crash.json").exists()
+    assert not (out / "_state" / "seen").exists()
     if kill_point is some_stories_written:
         assert len(visible_files(out / "stories")) >= 5  # the stale files the re-run must remove
 

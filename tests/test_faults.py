@@ -192,9 +192,9 @@ def test_a_run_over_every_fault_completes_records_each_once_and_reconciles(
     n = len(FAULTS)
     assert (f"reconcile: fetch attempts {n} = ok {n - failed} + not modified 0 + failed {failed} -> ok"
             in lines)
-    assert f"reconcile: fetch rows {n} = attempts {n} -> ok" in lines
+    assert f"reconcile: fetch rows {n} = attempts {n} + skipped 0 -> ok" in lines
     assert (f"reconcile: dead letters {len(lost)} = failed feeds {len(lost)} + failed entries 0 -> ok"
             in lines)
-    assert (f"reconcile: entries {kept} = duplicates 0 + unmatched 0 + written {kept} "
+    assert (f"reconcile: entries {kept} = duplicates 0 + seen before 0 + unmatched 0 + written {kept} "
             f"+ dead-lettered 0 -> ok") in lines
     assert any(re.fullmatch(r"parse\s+text fields truncated\s+1", line) for line in lines)

@@ -38,7 +38,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 from urllib.parse import quote, urljoin, urlsplit
 
 import apache_beam as beam
@@ -47,6 +47,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 
 from transforms.address_guard import AddressPolicy, BlockedAddress, connect_to_checked_address
+from transforms.feedstate import FeedState, Politeness, is_due, next_state
 from transforms.records import FeedSource, FetchResult
 
 _log = logging.getLogger(__name__)
@@ -473,31 +474,46 @@ def _exists(path: str) -> bool:
 
 
 class FetchBatchFn(beam.DoFn):
-    """Fetches a batch of FeedSources on a thread pool; yields FetchResults in order.
+    """Fetches a batch of feeds on a thread pool; yields FetchResults in order.
 
-    Fetching is I/O-bound, so threads (not more Beam workers) give concurrency.
-    The pool is created in setup(), so the DoFn itself pickles cleanly.
+    Each element is a FeedSource or a (FeedSource, FeedState) pair: a feed
+    that is not due is skipped (no request; `skipped_until` says until when),
+    a due one is fetched with its validators, and every result carries the
+    feed's next state. Fetching is I/O-bound, so threads (not more Beam
+    workers) give concurrency. The pool is created in setup(), so the DoFn
+    itself pickles cleanly.
     """
 
-    def __init__(self, settings: FetchSettings):
+    def __init__(self, settings: FetchSettings, politeness: Politeness = Politeness()):
         super().__init__()
         self.settings = settings
+        self.politeness = politeness
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self.attempts = Metrics.counter("newswatch", "fetch_attempts")
         self.fetched = Metrics.counter("newswatch", "fetch_ok")
         self.not_modified = Metrics.counter("newswatch", "fetch_not_modified")
         self.failed = Metrics.counter("newswatch", "fetch_failed")
+        self.skipped = Metrics.counter("newswatch", "fetch_skipped")
 
     def setup(self):
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=self.settings.concurrency, thread_name_prefix="newswatch-fetch"
         )
 
-    def process(self, batch: List[FeedSource]) -> Iterator[FetchResult]:
-        fetch = functools.partial(fetch_feed, settings=self.settings)
+    def process(self, batch: List[Union[FeedSource, Tuple[FeedSource, FeedState]]]
+                ) -> Iterator[FetchResult]:
+        now = _utc_now()
+        pairs = [item if isinstance(item, tuple) else (item, FeedState()) for item in batch]
+        due = [(source, state) for source, state in pairs if is_due(state, now)]
+        for source, state in pairs:
+            if not is_due(state, now):
+                self.skipped.inc()
+                yield FetchResult(feed_url=source.url, final_url=source.url, status=None,
+                                  headers={}, body=b"", elapsed_s=0.0, fetched_at=now,
+                                  feed_state=state, skipped_until=state.next_fetch_at)
         # Counters are bumped here, on the bundle's thread, where Beam's metrics
         # context lives; pool threads have none.
-        for result in self._pool.map(fetch, batch):
+        for (_, state), result in zip(due, self._pool.map(self._fetch, due)):
             self.attempts.inc()
             if result.error is not None:
                 self.failed.inc()
@@ -505,7 +521,12 @@ class FetchBatchFn(beam.DoFn):
                 self.not_modified.inc()
             else:
                 self.fetched.inc()
+            result.feed_state = next_state(state, result, result.fetched_at, self.politeness)
             yield result
+
+    def _fetch(self, pair: Tuple[FeedSource, FeedState]) -> FetchResult:
+        source, state = pair
+        return fetch_feed(source, self.settings, etag=state.etag, last_modified=state.last_modified)
 
     def teardown(self):
         if self._pool is not None:
@@ -514,18 +535,24 @@ class FetchBatchFn(beam.DoFn):
 
 
 class FetchFeeds(beam.PTransform):
-    """Fetches every feed of the list.
+    """Fetches every feed of the list that is due.
 
-    In:  PCollection[FeedSource]  (http(s) URLs, local paths, gs:// or s3:// paths)
-    Out: PCollection[FetchResult] one per input, failures included (see `error`).
+    In:  PCollection[FeedSource] or PCollection[(FeedSource, FeedState)]
+         (http(s) URLs, local paths, gs:// or s3:// paths; a bare FeedSource
+         is a feed we know nothing about yet)
+    Out: PCollection[FetchResult] one per input, failures and skipped feeds
+         included (see `error`, `skipped_until`), each with its next
+         `feed_state` (transforms.feedstate).
 
     Feeds are redistributed (Reshuffle) so a runner can spread them over workers,
     then fetched `settings.concurrency` at a time within each worker.
     """
 
-    def __init__(self, settings: FetchSettings = FetchSettings()):
+    def __init__(self, settings: FetchSettings = FetchSettings(),
+                 politeness: Politeness = Politeness()):
         super().__init__()
         self.settings = settings
+        self.politeness = politeness
 
     def expand(self, sources):
         n = self.settings.concurrency
@@ -535,5 +562,5 @@ class FetchFeeds(beam.PTransform):
             # A batch at least as large as the pool keeps every thread busy from the
             # first batch on; a bundle's leftovers are flushed in smaller batches.
             | "Batch" >> beam.BatchElements(min_batch_size=n, max_batch_size=4 * n)
-            | "Fetch" >> beam.ParDo(FetchBatchFn(self.settings)).with_output_types(FetchResult)
+            | "Fetch" >> beam.ParDo(FetchBatchFn(self.settings, self.politeness)).with_output_types(FetchResult)
         )

@@ -371,7 +371,8 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
     stories: List[Story] = []
     ok = fetched.ok
     error = fetched.error
-    if fetched.ok and fetched.status != 304:
+    # 304 (not modified) and a feed that was not due carry no body to parse.
+    if fetched.ok and fetched.status != 304 and fetched.skipped_until is None:
         try:
             parsed = read_feed(fetched.body, fetched.headers)
         except Unreadable as exc:
@@ -410,6 +411,7 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
         error=error,
         fetched_at=fetched.fetched_at,
         run_id=run_id,
+        skipped_until=fetched.skipped_until,
     )
     return ParsedFeed(stories, dead, log, ok)
 
@@ -427,7 +429,8 @@ class _ParseFeedDoFn(beam.DoFn):
 
     def process(self, fetched: FetchResult):
         result = parse_fetch(fetched, self.run_id)
-        (self.feeds_ok if result.ok else self.feeds_failed).inc()
+        if fetched.skipped_until is None:
+            (self.feeds_ok if result.ok else self.feeds_failed).inc()
         self.entries.inc(result.log.entry_count)
         for letter in result.dead_letters:
             if letter.stage == "parse_entry":

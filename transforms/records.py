@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import NamedTuple, Optional
 
+from transforms.feedstate import FeedState
+
 
 @dataclass(frozen=True, order=True)
 class FeedSource:
@@ -28,7 +30,9 @@ class FetchResult:
     """What one fetch attempt of one feed produced.
 
     `error` is None when the body is usable. `status` is the final HTTP status,
-    200 for a local file, None when no response arrived (timeout, refused...).
+    200 for a local file, None when no response arrived (timeout, refused...)
+    or when the feed was not due (`skipped_until` set: no request was made).
+    `feed_state` is what to remember about the feed after this attempt.
     """
 
     feed_url: str
@@ -40,6 +44,8 @@ class FetchResult:
     fetched_at: datetime
     error: Optional[str] = None
     redirects: int = 0
+    feed_state: Optional[FeedState] = None
+    skipped_until: Optional[datetime] = None
 
     @property
     def ok(self) -> bool:
@@ -120,3 +126,4 @@ class FetchLogRow:
     error: Optional[str]
     fetched_at: datetime
     run_id: str = ""
+    skipped_until: Optional[datetime] = None

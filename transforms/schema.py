@@ -67,6 +67,7 @@ FETCHES_SCHEMA = _schema([
     pa.field("error", pa.string()),
     pa.field("fetched_at", TIMESTAMP),
     pa.field("run_id", pa.string()),
+    pa.field("skipped_until", TIMESTAMP),
 ], "fetches")
 
 ERRORS_SCHEMA = _schema([
