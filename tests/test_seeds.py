@@ -87,7 +87,8 @@ def test_make_run_on_the_sample_gives_a_meaningful_summary(tmp_path, capsys):
                  "--output", str(tmp_path / "out"), "--run-id", "seeds", "--runner", "DirectRunner"])
     summary = capsys.readouterr().out
     assert code == 0, summary
-    assert "reconcile: entries 27 = duplicates 3 + unmatched 9 + written 15 + dead-lettered 0 -> ok" in summary
+    assert ("reconcile: entries 27 = duplicates 3 + seen before 0 + unmatched 9 + written 15 + "
+            "dead-lettered 0 -> ok") in summary
     counts = {line.split()[2]: int(line.split()[-1]) for line in summary.splitlines()
               if line.startswith("topics   topic ")}
     assert counts == {"dprk": 14, "dprk_mentions": 14, "dprk_missile_tests": 10, "missile_tests": 11}
