@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 OUT    ?= output
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test install install-test bench bench-fetch bench-topics clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,12 @@ test: $(VENV)/.installed-test
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info
 
-bench: $(VENV)/.installed-test
+bench: bench-fetch bench-topics
+
+bench-fetch: $(VENV)/.installed-test
 	$(PY) -m benchmarks.fetch_throughput
 	$(PY) -m benchmarks.parse_guards
 	$(PY) -m benchmarks.seen_lookup
+
+bench-topics: $(VENV)/.installed-test
+	$(PY) -m benchmarks.topics_bench

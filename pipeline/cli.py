@@ -134,7 +134,7 @@ def prepare(args: argparse.Namespace):
     settings = FetchSettings(read_timeout_s=args.fetch_timeout, total_timeout_s=args.fetch_deadline,
                              max_bytes=args.max_feed_bytes, concurrency=args.fetch_concurrency,
                              allow_private_addresses=allow_all, allowed_networks=networks)
-    return RunConfig(feeds=tuple(feeds), topics=tuple(cfg.topic_pairs(topics)), output=output,
+    return RunConfig(feeds=tuple(feeds), topics=tuple(topics), output=output,
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,
                      lookback=timedelta(days=args.lookback_days), streaming=streaming)
 

@@ -26,7 +26,7 @@ from transforms.records import FeedSource
 from transforms.seen import REFRESH, SeenBefore, seen_records
 from transforms.sink import ERRORS, FETCHES, STORIES, WritePartitions
 from transforms.state import DEFAULT_LOOKBACK_DAYS, CommitState
-from transforms.topics import MatchTopics
+from transforms.topics import MatchTopics, Topic
 from transforms.windowing import DEFAULT_MAX_LATENESS_S, AssignEventTime, fixed_windows
 
 
@@ -46,7 +46,7 @@ class RunConfig:
     """Everything a run needs besides the Beam options; validated before use."""
 
     feeds: Tuple[FeedSource, ...]
-    topics: Tuple[Tuple[str, str], ...]          # (name, query) pairs
+    topics: Tuple[Topic, ...]
     output: str
     run_id: str
     fetch: FetchSettings = field(default_factory=FetchSettings)

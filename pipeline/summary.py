@@ -22,6 +22,7 @@ ROWS = [
     ("seen", "seen_before", "seen before dropped"),
     ("topics", "unmatched", "unmatched dropped"),
     ("topics", "matched", "matched"),
+    ("topics", "rules_language_detections", "language needed by rules"),
     ("write", "rows_written_stories", "stories written"),
     ("write", "rows_written_fetches", "fetch rows written"),
     ("write", "rows_written_errors", "dead letters written"),
@@ -41,7 +42,11 @@ class RunSummary:
 
     @classmethod
     def from_result(cls, result, config, elapsed_s: float, runner: str) -> "RunSummary":
+        from transforms.topics import compile_rules, topics_version
+
+        version = topics_version(compile_rules(config.topics))
         return cls(read_counters(result), config.run_id, config.output, elapsed_s, runner,
+                   notes=[f"topics: {len(config.topics)} rules, topics_version {version}"],
                    streaming=getattr(config, "streaming", None) is not None)
 
     def get(self, name: str) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from transforms.feedstate import FeedState
 
@@ -52,6 +52,17 @@ class FetchResult:
         return self.error is None
 
 
+class Match(NamedTuple):
+    """Why a story matched a topic: one found term (as written in the rule),
+    the field it was found in, and its character offset in that field's text
+    (for `source`, in the site name; 0 for `language`)."""
+
+    topic: str
+    term: str
+    field: str
+    offset: int
+
+
 @dataclass
 class Story:
     """One feed entry, normalised; the fields mirror schema.STORIES_SCHEMA."""
@@ -74,6 +85,8 @@ class Story:
     language: Optional[str] = None
     topics: list = field(default_factory=list)
     matched_terms: list = field(default_factory=list)
+    matches: list = field(default_factory=list)       # of Match
+    topics_version: Optional[str] = None
     content_hash: str = ""
     run_id: str = ""
     # Position of the entry in its feed: a tie-breaker for deterministic dedup.
