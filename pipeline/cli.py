@@ -191,29 +191,16 @@ def run_cycle(base_config, beam_args: Sequence[str]) -> RunSummary:
 
 
 def run_batch(run_config, beam_args: Sequence[str], replace_run: bool = True) -> RunSummary:
-    import apache_beam as beam
-    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.graph import build_batch_pipeline
     from transforms.sink import remove_run_files
 
     options = PipelineOptions(list(beam_args))
-    runner = options.view_as(StandardOptions).runner or "DirectRunner"
-    started = time.monotonic()
     # A re-run of a run id (after a crash, say) first removes what the earlier
     # attempt wrote, so its files cannot leave duplicate or stale rows.
     removed = remove_run_files(run_config.output, run_config.run_id) if replace_run else []
-    pipeline = beam.Pipeline(options=options)
-    build_batch_pipeline(pipeline, run_config)
-    result = pipeline.run()
-    if "Dataflow" in str(runner):
-        # The job runs (and commits its state) on Dataflow; a Flex Template
-        # launcher must not wait for it. Its counters are in the Dataflow console.
-        return RunSummary({}, run_config.run_id, run_config.output, time.monotonic() - started,
-                          runner=str(runner), submitted=True)
-    result.wait_until_finish()
-    summary = RunSummary.from_result(result, run_config, time.monotonic() - started,
-                                     runner=str(runner))
+    summary = _run_pipeline(build_batch_pipeline, run_config, options)
     if removed:
         summary.notes.append(f"replaced run {run_config.run_id}: removed {len(removed)} files "
                              "of an earlier attempt before writing")
@@ -222,7 +209,6 @@ def run_batch(run_config, beam_args: Sequence[str], replace_run: bool = True) ->
 
 def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
     """A streaming job: polls until --duration has passed (or forever)."""
-    import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
     from pipeline.graph import build_streaming_pipeline
@@ -237,15 +223,26 @@ def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
         logging.getLogger("newswatch").warning(
             "the DirectRunner writes nothing until a streaming run ends: give --duration, "
             "or use --every to keep watching locally (README)")
+    return _run_pipeline(build_streaming_pipeline, config, options)
+
+
+def _run_pipeline(build, config, options) -> RunSummary:
+    """Builds and runs the pipeline; waits for it, except on Dataflow."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
-    build_streaming_pipeline(pipeline, config)
+    build(pipeline, config)
     result = pipeline.run()
-    if "Dataflow" in str(runner):
+    if "Dataflow" in runner:
+        # The job runs (and, in batch, commits its state) on Dataflow; a Flex
+        # Template launcher must not wait for it. Its counters are in the console.
         return RunSummary({}, config.run_id, config.output, time.monotonic() - started,
-                          runner=str(runner), submitted=True)
+                          runner=runner, submitted=True)
     result.wait_until_finish()
-    return RunSummary.from_result(result, config, time.monotonic() - started, runner=str(runner))
+    return RunSummary.from_result(result, config, time.monotonic() - started, runner=runner)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
