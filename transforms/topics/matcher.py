@@ -149,9 +149,17 @@ class _TermIndex:
         """Read a chunk not seen before."""
         core = raw.strip(_EDGE_PUNCTUATION)
         if core.isascii() and core.isalnum():  # most chunks: a plain word, maybe with a comma
-            words: Tuple[str, ...] = (core.lower(),)
-        else:
-            words = tuple(TOKEN_RE.findall(normalize(raw)))
+            word = core.lower()
+            self.words[raw] = (word,)
+            hits = self.word_hits.get(word)
+            if hits is None:
+                hits = self.word_hits[word] = self._lookup(word)
+            if hits[0] or hits[1] is not None:
+                self.chunks[raw] = _Chunk(raw, tuple((key, 0) for key in hits[0]),
+                                          ((0, hits[1]),) if hits[1] is not None else (), (), False)
+                self.interesting.add(raw)
+            return
+        words = tuple(TOKEN_RE.findall(normalize(raw)))
         self.words[raw] = words
         singles, phrases, unspaced_hits = [], [], []
         unspaced = False
@@ -404,11 +412,9 @@ class _FieldScan:
         if self._raw_starts is None:
             if sum(map(len, raws)) + len(raws) - 1 == len(self.text):
                 # One separator between chunks, as the parse stage writes text.
-                self._raw_starts = []
+                self._raw_starts = list(itertools.accumulate((len(r) + 1 for r in raws), initial=0))
             else:
                 self._raw_starts = [m.start() for m in re.finditer(r"\S+", self.text)]
-        if not self._raw_starts:
-            return sum(map(len, raws[:at])) + at
         return self._raw_starts[at]
 
 
