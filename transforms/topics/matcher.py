@@ -329,9 +329,9 @@ class _FieldScan:
 
     def _find_phrases(self, chunks: List[_Chunk]) -> None:
         raws = self.raws
-        # Where the few wanted chunks stand (list.index at C speed), in text order.
-        places = sorted((at, chunk) for chunk in chunks for at in self._positions(chunk.raw))
-        for at, chunk in places:
+        wanted = {chunk.raw: chunk for chunk in chunks}
+        for at in [i for i, raw in enumerate(raws) if raw in wanted]:
+            chunk = wanted[raws[at]]
             for j, starts in chunk.phrases:
                 rest = self._words_after(at, j, 1)
                 if not rest:
@@ -412,9 +412,11 @@ class _FieldScan:
         if self._raw_starts is None:
             if sum(map(len, raws)) + len(raws) - 1 == len(self.text):
                 # One separator between chunks, as the parse stage writes text.
-                self._raw_starts = list(itertools.accumulate((len(r) + 1 for r in raws), initial=0))
+                self._raw_starts = []
             else:
                 self._raw_starts = [m.start() for m in re.finditer(r"\S+", self.text)]
+        if not self._raw_starts:
+            return sum(map(len, raws[:at])) + at
         return self._raw_starts[at]
 
 
