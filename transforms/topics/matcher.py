@@ -230,7 +230,7 @@ class _PhraseStarts:
         self.wild = tuple(wild)
 
     def candidates(self, word: str) -> Sequence[Key]:
-        """Keys whose second piece may be `word` (order as given)."""
+        """Keys whose second piece may be `word`; the callers sort what they find."""
         found = list(self.wild)
         found.extend(self.plain.get(word, ()))
         if self.folded:
