@@ -49,7 +49,7 @@ class _Chunk:
     def __init__(self, raw: str, singles, phrases, unspaced_hits, unspaced: bool):
         self.raw = raw
         self.singles: Tuple[Tuple[Key, int], ...] = singles   # (one-word key, word index)
-        self.phrases: Tuple[Tuple[int, tuple], ...] = phrases  # (word index, phrase keys)
+        self.phrases: Tuple[Tuple[int, "_PhraseStarts"], ...] = phrases  # (word index, phrases)
         # (key, word index, start, end) of unspaced one-piece terms inside a word
         self.unspaced_hits: Tuple[Tuple[Key, int, int, int], ...] = unspaced_hits
         self.unspaced = unspaced  # has unspaced words (for several-word unspaced terms)
@@ -68,6 +68,16 @@ def raw_offset(raw: str, word: int, char: int = 0) -> int:
     return to_raw(starts[word] + char)
 
 
+def _trie_pattern(node: dict) -> str:
+    """A regex matching exactly the terms under `node`."""
+    alternatives = [re.escape(ch) + _trie_pattern(child)
+                    for ch, child in sorted(node.items()) if ch != _END]
+    if not alternatives:
+        return ""
+    body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+    return f"(?:{body})?" if _END in node else body
+
+
 class _Trie:
     """Unspaced terms (북한, 北朝鮮, "김정은 위원장") found anywhere in a text."""
 
@@ -82,9 +92,11 @@ class _Trie:
         node[_END] = key
 
     def freeze(self) -> "_Trie":
-        # One C-level scan finds where a term may start.
+        # The trie as one regex in a lookahead: a C-level scan stops only
+        # where a whole term starts (a first character alone would stop at
+        # nearly every Hangul syllable), and the walk below lists the terms.
         if self.root:
-            self.start_re = re.compile("[" + "".join(re.escape(c) for c in sorted(self.root)) + "]")
+            self.start_re = re.compile(f"(?={_trie_pattern(self.root)})")
         return self
 
     def scan(self, text: str) -> Iterable[Tuple[Key, int, int]]:
@@ -137,9 +149,17 @@ class _TermIndex:
         """Read a chunk not seen before."""
         core = raw.strip(_EDGE_PUNCTUATION)
         if core.isascii() and core.isalnum():  # most chunks: a plain word, maybe with a comma
-            words: Tuple[str, ...] = (core.lower(),)
-        else:
-            words = tuple(TOKEN_RE.findall(normalize(raw)))
+            word = core.lower()
+            self.words[raw] = (word,)
+            hits = self.word_hits.get(word)
+            if hits is None:
+                hits = self.word_hits[word] = self._lookup(word)
+            if hits[0] or hits[1] is not None:
+                self.chunks[raw] = _Chunk(raw, tuple((key, 0) for key in hits[0]),
+                                          ((0, hits[1]),) if hits[1] is not None else (), (), False)
+                self.interesting.add(raw)
+            return
+        words = tuple(TOKEN_RE.findall(normalize(raw)))
         self.words[raw] = words
         singles, phrases, unspaced_hits = [], [], []
         unspaced = False
@@ -154,7 +174,7 @@ class _TermIndex:
                 hits = self.word_hits[word] = self._lookup(word)
             if hits[0]:
                 singles.extend((key, j) for key in hits[0])
-            if hits[1]:
+            if hits[1] is not None:
                 phrases.append((j, hits[1]))
         unspaced = unspaced and self.trie_words.start_re is not None
         if singles or phrases or unspaced_hits or unspaced:
@@ -171,8 +191,8 @@ class _TermIndex:
             self.interesting.clear()
             self.word_hits.clear()
 
-    def _lookup(self, word: str) -> Tuple[tuple, tuple]:
-        """(keys of one-word terms, keys of phrases that may start) for a word."""
+    def _lookup(self, word: str) -> Tuple[tuple, Optional[_PhraseStarts]]:
+        """(keys of one-word terms, phrases that may start) for a word."""
         singles: tuple = ()
         phrases: tuple = ()
         for mode in ((False, True) if self.folding else (False,)):
@@ -187,7 +207,35 @@ class _TermIndex:
                 hit = table.get(w[:length])
                 if hit is not None:
                     singles, phrases = singles + hit[0], phrases + hit[1]
-        return singles, phrases
+        return singles, (_PhraseStarts(phrases) if phrases else None)
+
+
+class _PhraseStarts:
+    """The phrases that may start at a word, grouped by their second piece:
+    the word after rules out nearly all of them with one dict lookup."""
+
+    __slots__ = ("longest", "plain", "folded", "wild")
+
+    def __init__(self, keys: Sequence[Key]):
+        self.longest = max(len(pieces) for _, pieces in keys) - 1
+        self.plain: Dict[str, list] = {}    # second piece -> keys, unfolded
+        self.folded: Dict[str, list] = {}   # second piece -> keys, accent-folded
+        wild = []                           # keys whose second piece is a wildcard
+        for key in keys:
+            folded, pieces = key
+            if pieces[1].endswith("*"):
+                wild.append(key)
+            else:
+                (self.folded if folded else self.plain).setdefault(pieces[1], []).append(key)
+        self.wild = tuple(wild)
+
+    def candidates(self, word: str) -> Sequence[Key]:
+        """Keys whose second piece may be `word`; the callers sort what they find."""
+        found = list(self.wild)
+        found.extend(self.plain.get(word, ()))
+        if self.folded:
+            found.extend(self.folded.get(fold_accents(word), ()))
+        return found
 
 
 def _piece_matches(piece: str, word: str) -> bool:
@@ -284,9 +332,13 @@ class _FieldScan:
         wanted = {chunk.raw: chunk for chunk in chunks}
         for at in [i for i, raw in enumerate(raws) if raw in wanted]:
             chunk = wanted[raws[at]]
-            for j, keys in chunk.phrases:
-                longest = max(len(key[1]) for key in keys) - 1
-                rest = self._words_after(at, j, longest)
+            for j, starts in chunk.phrases:
+                rest = self._words_after(at, j, 1)
+                if not rest:
+                    continue
+                keys = starts.candidates(rest[0][2])
+                if keys and starts.longest > 1:
+                    rest = self._words_after(at, j, starts.longest)
                 for folded, pieces in keys:
                     n = len(pieces) - 1
                     if len(rest) >= n and all(
