@@ -13,7 +13,7 @@ import bisect
 import functools
 import re
 import unicodedata
-from typing import Callable, List
+from typing import Callable, Iterable, List, Optional, Tuple
 
 # Scripts written without spaces between words: Hangul (particles attach to
 # nouns: 북한의, 북한은), kana and Han, Thai, Lao, Khmer, Myanmar. Terms in
@@ -30,21 +30,24 @@ _UNSPACED_RANGES = (
 UNSPACED_RE = re.compile(f"[{_UNSPACED_RANGES}]")
 
 
+def _char_class(chars: Iterable[str]) -> str:
+    """The characters as a regex class body of ranges."""
+    ranges: list = []
+    for ch in chars:
+        cp = ord(ch)
+        if ranges and ranges[-1][1] == cp - 1:
+            ranges[-1][1] = cp
+        else:
+            ranges.append([cp, cp])
+    return "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges)
+
+
 def _mark_ranges() -> str:
     """Combining marks (Unicode category M) outside the unspaced scripts, as
     a regex class body. Python's \\w leaves them out, which would cut Hindi
     or Bengali words at every vowel sign."""
-    ranges, start, prev = [], None, None
-    for cp in range(0x300, 0x30000):
-        if unicodedata.category(chr(cp))[0] == "M" and not UNSPACED_RE.match(chr(cp)):
-            if start is None:
-                start = cp
-            elif cp != prev + 1:
-                ranges.append((start, prev))
-                start = cp
-            prev = cp
-    ranges.append((start, prev))
-    return "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges)
+    return _char_class(chr(cp) for cp in range(0x300, 0x30000)
+                       if unicodedata.category(chr(cp))[0] == "M" and not UNSPACED_RE.match(chr(cp)))
 
 
 # A word is a run of letters, digits and combining marks (no "_"), so
@@ -66,7 +69,40 @@ def normalize(text: str) -> str:
 
 def tokenize(text: str) -> List[str]:
     """Normalised word tokens of `text`; queries and stories share this."""
-    return TOKEN_RE.findall(normalize(text))
+    return split_words(normalize(text))[1::2]
+
+
+def has_astral(text: str) -> bool:
+    """Whether `text` has characters beyond U+FFFF (one C-speed encode)."""
+    return not text.isascii() and len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text)
+
+
+# TOKEN_RE with the words captured, so split() keeps them between the gaps.
+_SPLIT_RE = re.compile(f"({TOKEN_RE.pattern})")
+_ASCII_SPLIT_RE = re.compile("([0-9a-z]+)")  # the same on normalised (lower-case) ASCII
+
+
+@functools.lru_cache(maxsize=1)
+def _bmp_split_re() -> "re.Pattern[str]":
+    """_SPLIT_RE for text without astral characters: the same words, with
+    both classes listed out as ranges. re turns such classes into a bitmap
+    (one test a character) where TOKEN_RE's own classes are tried range by
+    range, ~6x slower. Built once per process (~0.1 s)."""
+    bmp = [chr(cp) for cp in range(0x10000) if not 0xD800 <= cp < 0xE000]
+    words = [ch for ch in bmp if TOKEN_RE.fullmatch(ch) and not UNSPACED_RE.match(ch)]
+    unspaced = [ch for ch in bmp if UNSPACED_RE.match(ch)]
+    return re.compile(f"([{_char_class(words)}]+|[{_char_class(unspaced)}]+)")
+
+
+def split_words(normalized: str) -> List[str]:
+    """`normalized` (= normalize(text)) cut into [gap, word, gap, word, ...,
+    gap]: the words are TOKEN_RE's, and the lengths of the pieces sum to
+    each word's offset."""
+    if normalized.isascii():
+        return _ASCII_SPLIT_RE.split(normalized)
+    if has_astral(normalized):
+        return _SPLIT_RE.split(normalized)
+    return _bmp_split_re().split(normalized)
 
 
 def is_unspaced(text: str) -> bool:
@@ -101,38 +137,44 @@ def _normalize_char(ch: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _length_changing_re() -> "re.Pattern[str]":
+def _length_changing_res() -> Tuple["re.Pattern[str]", "re.Pattern[str]"]:
     """Characters whose normalised form is not one character (ß -> ss,
-    … -> ..., ﬁ -> fi). Built once per process (~0.1 s)."""
+    … -> ..., ﬁ -> fi): a bitmap class for text without astral characters
+    (see _bmp_split_re), and the full class. Built once per process (~0.1 s)."""
     chars = [
         chr(cp)
         for cp in range(0x80, 0x30000)
         if not 0xD800 <= cp < 0xE000 and len(_normalize_char(chr(cp))) != 1
     ]
-    return re.compile("[" + "".join(re.escape(c) for c in chars) + "]")
+    bmp = [ch for ch in chars if ch <= "\uffff"]
+    return re.compile(f"[{_char_class(bmp)}]"), re.compile(f"[{_char_class(chars)}]")
 
 
-def offset_mapper(original: str, normalized: str) -> Callable[[int], int]:
+def _identity(offset: int) -> int:
+    return offset
+
+
+def aligned_offset_mapper(original: str, normalized: str) -> Optional[Callable[[int], int]]:
     """A function from an offset in `normalized` (= normalize(original)) to
-    the offset of the same character in `original`."""
+    the offset of the same character in `original`; None when normalisation
+    joined characters across positions (a base letter and a separate
+    combining mark), which leaves no such correspondence after that point."""
     if original.isascii():
-        return lambda offset: offset
+        return _identity
     norm_starts: list[int] = []  # where each length-changing char begins in `normalized`
     orig_positions: list[int] = []
     lengths: list[int] = []
     shift = 0
-    for m in _length_changing_re().finditer(original):
+    for m in _length_changing_res()[has_astral(original)].finditer(original):
         size = len(_normalize_char(m.group()))
         norm_starts.append(m.start() + shift)
         orig_positions.append(m.start())
         lengths.append(size)
         shift += size - 1
     if len(original) + shift != len(normalized):
-        # Normalisation joined characters across positions (a base letter
-        # and a separate combining mark): map character by character.
-        return _slow_offset_mapper(original)
+        return None
     if not norm_starts:
-        return lambda offset: offset
+        return _identity
 
     def to_original(offset: int) -> int:
         i = bisect.bisect_right(norm_starts, offset) - 1
@@ -144,6 +186,12 @@ def offset_mapper(original: str, normalized: str) -> Callable[[int], int]:
         return orig_positions[i] + 1 + (offset - end)
 
     return to_original
+
+
+def offset_mapper(original: str, normalized: str) -> Callable[[int], int]:
+    """As aligned_offset_mapper, but where normalisation joined characters
+    it maps character by character (exact up to the first join)."""
+    return aligned_offset_mapper(original, normalized) or _slow_offset_mapper(original)
 
 
 def _slow_offset_mapper(original: str) -> Callable[[int], int]:
