@@ -26,16 +26,23 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 from transforms.records import Match
 from transforms.topics.query import TEXT_FIELDS, And, AtLeast, Key, Near, Node, Or, Term
 from transforms.topics.rules import CompiledTopic, TopicDef, compile_rules, topics_version
-from transforms.topics.text import TOKEN_RE, fold_accents, is_unspaced, normalize, offset_mapper
+from transforms.topics.text import (
+    TOKEN_RE,
+    UNSPACED_RE,
+    find_words,
+    fold_accents,
+    is_unspaced,
+    normalize,
+    offset_mapper,
+)
 
 FIELD_ORDER = {name: i for i, name in enumerate(TEXT_FIELDS + ("source", "language"))}
 UNDETERMINED = "und"
 _NOTHING: frozenset = frozenset()
 _END = ""                 # trie marker; no character key is empty
 _CACHE_LIMIT = 200_000    # distinct chunks remembered per matcher (some tens of MB)
-# Punctuation that often sticks to a word ("Korea," "(DPRK)"); stripped
-# before the fast path for plain ASCII words.
-_EDGE_PUNCTUATION = ".,;:!?\"'()[]{}<>"
+# Words of unspaced scripts, among words joined by newlines.
+_UNSPACED_WORD_RE = re.compile(f"^{UNSPACED_RE.pattern}[^\n]*", re.M)
 
 Language = Union[None, str, Callable[[], str]]
 
@@ -140,56 +147,83 @@ class _TermIndex:
         self.folding = bool(self.exact[True] or self.prefix[True])
         self.trie_word.freeze()
         self.trie_words.freeze()
+        # C-speed filters for new words: a superset of the words with
+        # something in them, which _lookup then settles one by one.
+        self._exact_words = frozenset(self.exact[False]).union(self.exact[True])
+        prefixes = _Trie()
+        for mode in (False, True):
+            for p in self.prefix[mode]:
+                prefixes.add(p, True)
+        self._prefix_re = (re.compile(f"^{_trie_pattern(prefixes.root)}[^\n]*", re.M)
+                           if prefixes.root else None)
         self.words: Dict[str, Tuple[str, ...]] = {}   # every chunk seen -> its words
         self.chunks: Dict[str, _Chunk] = {}           # the chunks with something in them
         self.interesting: set = set()                  # their keys, for one set intersection
-        self.word_hits: Dict[str, Tuple[tuple, tuple]] = {}  # "korea" for "Korea," and "korea"
+        self.seen_words: set = set()                   # every word seen
+        self.unspaced_words: set = set()               # those of unspaced scripts
+        # what a word holds, for the words with something in them:
+        # (one-word keys, phrases that may start, unspaced terms inside it)
+        self.word_hits: Dict[str, Tuple[tuple, Optional[_PhraseStarts], tuple]] = {}
 
-    def learn(self, raw: str) -> None:
-        """Read a chunk not seen before."""
-        core = raw.strip(_EDGE_PUNCTUATION)
-        if core.isascii() and core.isalnum():  # most chunks: a plain word, maybe with a comma
-            word = core.lower()
-            self.words[raw] = (word,)
-            hits = self.word_hits.get(word)
-            if hits is None:
-                hits = self.word_hits[word] = self._lookup(word)
-            if hits[0] or hits[1] is not None:
-                self.chunks[raw] = _Chunk(raw, tuple((key, 0) for key in hits[0]),
-                                          ((0, hits[1]),) if hits[1] is not None else (), (), False)
-                self.interesting.add(raw)
-            return
-        words = tuple(TOKEN_RE.findall(normalize(raw)))
-        self.words[raw] = words
-        singles, phrases, unspaced_hits = [], [], []
-        unspaced = False
-        for j, word in enumerate(words):
-            if is_unspaced(word[0]):  # a run of Korean, Japanese, Chinese or Thai
-                unspaced = True
-                if self.trie_word.start_re is not None:
-                    unspaced_hits.extend((key, j, a, b) for key, a, b in self.trie_word.scan(word))
-                continue
-            hits = self.word_hits.get(word)
-            if hits is None:
-                hits = self.word_hits[word] = self._lookup(word)
-            if hits[0]:
-                singles.extend((key, j) for key in hits[0])
-            if hits[1] is not None:
-                phrases.append((j, hits[1]))
-        unspaced = unspaced and self.trie_words.start_re is not None
-        if singles or phrases or unspaced_hits or unspaced:
+    def learn(self, new: Iterable[str]) -> None:
+        """Read the chunks of a field not seen before, together: one
+        normalisation for all, and set operations at C speed leave the few
+        words worth a lookup."""
+        raws = list(new)
+        # No character normalises to or across a newline.
+        norms = normalize("\n".join(raws)).split("\n")
+        chunk_words = [tuple(find_words(norm)) for norm in norms]
+        self.words.update(zip(raws, chunk_words))
+        fresh = set(itertools.chain.from_iterable(chunk_words)) - self.seen_words
+        if fresh:
+            self._learn_words(fresh)
+        word_hits = self.word_hits
+        joined = self.trie_words.start_re is not None
+        for raw, words in zip(raws, chunk_words):
+            unspaced = joined and not self.unspaced_words.isdisjoint(words)
+            if word_hits.keys().isdisjoint(words) and not unspaced:
+                continue  # most chunks
+            singles, phrases, unspaced_hits = [], [], []
+            for j, word in enumerate(words):
+                hits = word_hits.get(word)
+                if hits is not None:
+                    singles.extend((key, j) for key in hits[0])
+                    if hits[1] is not None:
+                        phrases.append((j, hits[1]))
+                    unspaced_hits.extend((key, j, a, b) for key, a, b in hits[2])
             self.chunks[raw] = _Chunk(raw, tuple(singles), tuple(phrases), tuple(unspaced_hits),
                                       unspaced)
             self.interesting.add(raw)
+
+    def _learn_words(self, fresh: set) -> None:
+        self.seen_words.update(fresh)
+        joined = "\n".join(fresh)
+        check = fresh & self._exact_words
+        if self._prefix_re is not None:
+            check.update(self._prefix_re.findall(joined))
+        if not joined.isascii():
+            unspaced = _UNSPACED_WORD_RE.findall(joined)  # runs of Korean, Japanese, ...
+            self.unspaced_words.update(unspaced)
+            if self.trie_word.start_re is not None:
+                for word in unspaced:
+                    inside = tuple(self.trie_word.scan(word))
+                    if inside:
+                        self.word_hits[word] = ((), None, inside)
+            if self.folding:  # their accent-folded forms may be terms
+                check.update(w for w in fresh if not w.isascii())
+                check.difference_update(unspaced)
+        for word in check:
+            singles, phrases = self._lookup(word)
+            if singles or phrases is not None:
+                self.word_hits[word] = (singles, phrases, ())
 
     def forget_if_full(self) -> None:
         """Bound the memory; called between stories only, since a story's
         scan relies on its chunks staying known."""
         if len(self.words) >= _CACHE_LIMIT:
-            self.words.clear()
-            self.chunks.clear()
-            self.interesting.clear()
-            self.word_hits.clear()
+            for table in (self.words, self.chunks, self.interesting, self.seen_words,
+                          self.unspaced_words, self.word_hits):
+                table.clear()
 
     def _lookup(self, word: str) -> Tuple[tuple, Optional[_PhraseStarts]]:
         """(keys of one-word terms, phrases that may start) for a word."""
@@ -263,8 +297,9 @@ class _FieldScan:
         self._raw_starts: Optional[List[int]] = None
         self._occurrences: Dict[Key, List[Occurrence]] = {}
         distinct = set(raws)
-        for raw in distinct.difference(index.words):  # new to this matcher
-            index.learn(raw)
+        new = distinct.difference(index.words)  # chunks new to this matcher
+        if new:
+            index.learn(new)
         singles: Dict[Key, list] = {}
         unspaced: Dict[Key, list] = {}
         phrase_chunks = []

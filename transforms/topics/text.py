@@ -13,7 +13,7 @@ import bisect
 import functools
 import re
 import unicodedata
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Callable, Iterable, List
 
 # Scripts written without spaces between words: Hangul (particles attach to
 # nouns: 북한의, 북한은), kana and Han, Thai, Lao, Khmer, Myanmar. Terms in
@@ -69,40 +69,32 @@ def normalize(text: str) -> str:
 
 def tokenize(text: str) -> List[str]:
     """Normalised word tokens of `text`; queries and stories share this."""
-    return split_words(normalize(text))[1::2]
+    return find_words(normalize(text))
 
 
-def has_astral(text: str) -> bool:
-    """Whether `text` has characters beyond U+FFFF (one C-speed encode)."""
-    return not text.isascii() and len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text)
-
-
-# TOKEN_RE with the words captured, so split() keeps them between the gaps.
-_SPLIT_RE = re.compile(f"({TOKEN_RE.pattern})")
-_ASCII_SPLIT_RE = re.compile("([0-9a-z]+)")  # the same on normalised (lower-case) ASCII
+_ASCII_WORD_RE = re.compile("[0-9a-z]+")  # TOKEN_RE on normalised (lower-case) ASCII
 
 
 @functools.lru_cache(maxsize=1)
-def _bmp_split_re() -> "re.Pattern[str]":
-    """_SPLIT_RE for text without astral characters: the same words, with
-    both classes listed out as ranges. re turns such classes into a bitmap
-    (one test a character) where TOKEN_RE's own classes are tried range by
-    range, ~6x slower. Built once per process (~0.1 s)."""
+def _bmp_word_re() -> "re.Pattern[str]":
+    """TOKEN_RE for text without astral characters, with both classes
+    listed out as ranges: re turns such a class into a bitmap (one test a
+    character) where TOKEN_RE's own classes are tried range by range, ~6x
+    slower. Built once per process (~0.1 s)."""
     bmp = [chr(cp) for cp in range(0x10000) if not 0xD800 <= cp < 0xE000]
     words = [ch for ch in bmp if TOKEN_RE.fullmatch(ch) and not UNSPACED_RE.match(ch)]
     unspaced = [ch for ch in bmp if UNSPACED_RE.match(ch)]
-    return re.compile(f"([{_char_class(words)}]+|[{_char_class(unspaced)}]+)")
+    return re.compile(f"[{_char_class(words)}]+|[{_char_class(unspaced)}]+")
 
 
-def split_words(normalized: str) -> List[str]:
-    """`normalized` (= normalize(text)) cut into [gap, word, gap, word, ...,
-    gap]: the words are TOKEN_RE's, and the lengths of the pieces sum to
-    each word's offset."""
+def find_words(normalized: str) -> List[str]:
+    """TOKEN_RE.findall(normalized), by the fastest regex that gives the
+    same words: `normalized` is normalize(text)."""
     if normalized.isascii():
-        return _ASCII_SPLIT_RE.split(normalized)
-    if has_astral(normalized):
-        return _SPLIT_RE.split(normalized)
-    return _bmp_split_re().split(normalized)
+        return _ASCII_WORD_RE.findall(normalized)
+    if len(normalized.encode("utf-16-le", "surrogatepass")) != 2 * len(normalized):
+        return TOKEN_RE.findall(normalized)  # astral characters (beyond U+FFFF)
+    return _bmp_word_re().findall(normalized)
 
 
 def is_unspaced(text: str) -> bool:
@@ -137,44 +129,38 @@ def _normalize_char(ch: str) -> str:
 
 
 @functools.lru_cache(maxsize=1)
-def _length_changing_res() -> Tuple["re.Pattern[str]", "re.Pattern[str]"]:
+def _length_changing_re() -> "re.Pattern[str]":
     """Characters whose normalised form is not one character (ß -> ss,
-    … -> ..., ﬁ -> fi): a bitmap class for text without astral characters
-    (see _bmp_split_re), and the full class. Built once per process (~0.1 s)."""
+    … -> ..., ﬁ -> fi). Built once per process (~0.1 s)."""
     chars = [
         chr(cp)
         for cp in range(0x80, 0x30000)
         if not 0xD800 <= cp < 0xE000 and len(_normalize_char(chr(cp))) != 1
     ]
-    bmp = [ch for ch in chars if ch <= "\uffff"]
-    return re.compile(f"[{_char_class(bmp)}]"), re.compile(f"[{_char_class(chars)}]")
+    return re.compile("[" + "".join(re.escape(c) for c in chars) + "]")
 
 
-def _identity(offset: int) -> int:
-    return offset
-
-
-def aligned_offset_mapper(original: str, normalized: str) -> Optional[Callable[[int], int]]:
+def offset_mapper(original: str, normalized: str) -> Callable[[int], int]:
     """A function from an offset in `normalized` (= normalize(original)) to
-    the offset of the same character in `original`; None when normalisation
-    joined characters across positions (a base letter and a separate
-    combining mark), which leaves no such correspondence after that point."""
+    the offset of the same character in `original`."""
     if original.isascii():
-        return _identity
+        return lambda offset: offset
     norm_starts: list[int] = []  # where each length-changing char begins in `normalized`
     orig_positions: list[int] = []
     lengths: list[int] = []
     shift = 0
-    for m in _length_changing_res()[has_astral(original)].finditer(original):
+    for m in _length_changing_re().finditer(original):
         size = len(_normalize_char(m.group()))
         norm_starts.append(m.start() + shift)
         orig_positions.append(m.start())
         lengths.append(size)
         shift += size - 1
     if len(original) + shift != len(normalized):
-        return None
+        # Normalisation joined characters across positions (a base letter
+        # and a separate combining mark): map character by character.
+        return _slow_offset_mapper(original)
     if not norm_starts:
-        return _identity
+        return lambda offset: offset
 
     def to_original(offset: int) -> int:
         i = bisect.bisect_right(norm_starts, offset) - 1
@@ -186,12 +172,6 @@ def aligned_offset_mapper(original: str, normalized: str) -> Optional[Callable[[
         return orig_positions[i] + 1 + (offset - end)
 
     return to_original
-
-
-def offset_mapper(original: str, normalized: str) -> Callable[[int], int]:
-    """As aligned_offset_mapper, but where normalisation joined characters
-    it maps character by character (exact up to the first join)."""
-    return aligned_offset_mapper(original, normalized) or _slow_offset_mapper(original)
 
 
 def _slow_offset_mapper(original: str) -> Callable[[int], int]:
