@@ -20,6 +20,7 @@ from __future__ import annotations
 import bisect
 import functools
 import itertools
+import operator
 import re
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -83,6 +84,16 @@ def _trie_pattern(node: dict) -> str:
         return ""
     body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
     return f"(?:{body})?" if _END in node else body
+
+
+class _ChunkWords(dict):
+    """Chunk -> its words. The words of a chunk without terms are needed
+    only now and then (the word after a phrase's first word, words between
+    NEAR's sides), so they are worked out when first asked for."""
+
+    def __missing__(self, raw: str) -> Tuple[str, ...]:
+        words = self[raw] = tuple(find_words(normalize(raw)))
+        return words
 
 
 class _Trie:
@@ -156,10 +167,12 @@ class _TermIndex:
                 prefixes.add(p, True)
         self._prefix_re = (re.compile(f"^{_trie_pattern(prefixes.root)}[^\n]*", re.M)
                            if prefixes.root else None)
-        self.words: Dict[str, Tuple[str, ...]] = {}   # every chunk seen -> its words
+        self.seen: set = set()                         # every chunk seen
+        self.words = _ChunkWords()                     # chunk -> its words, when asked
         self.chunks: Dict[str, _Chunk] = {}           # the chunks with something in them
         self.interesting: set = set()                  # their keys, for one set intersection
         self.seen_words: set = set()                   # every word seen
+        self.hit_words: set = set()                    # those with something in them
         self.unspaced_words: set = set()               # those of unspaced scripts
         # what a word holds, for the words with something in them:
         # (one-word keys, phrases that may start, unspaced terms inside it)
@@ -167,22 +180,38 @@ class _TermIndex:
 
     def learn(self, new: Iterable[str]) -> None:
         """Read the chunks of a field not seen before, together: one
-        normalisation for all, and set operations at C speed leave the few
-        words worth a lookup."""
+        normalisation and one word split for all, set operations at C speed
+        for the few words worth a lookup, and a look at the chunks only
+        where such a word is."""
         raws = list(new)
+        self.seen.update(raws)
         # No character normalises to or across a newline.
-        norms = normalize("\n".join(raws)).split("\n")
-        chunk_words = [tuple(find_words(norm)) for norm in norms]
-        self.words.update(zip(raws, chunk_words))
-        fresh = set(itertools.chain.from_iterable(chunk_words)) - self.seen_words
+        joined = normalize("\n".join(raws))
+        words = set(find_words(joined))
+        fresh = words - self.seen_words
         if fresh:
             self._learn_words(fresh)
+        found = words & self.hit_words
+        joinable = self.trie_words.start_re is not None and not self.unspaced_words.isdisjoint(words)
+        if not (found or joinable):
+            return  # most fields: nothing new in them
+        lines = joined.split("\n")
+        if joinable:  # a several-word unspaced term may start in any chunk
+            todo: Iterable[int] = range(len(raws))
+        else:
+            # the chunks holding a found word, by where it occurs in `joined`
+            ends = list(map(operator.add, itertools.accumulate(map(len, lines)), itertools.count()))
+            todo = set()
+            for word in found:
+                at = joined.find(word)
+                while at >= 0:
+                    todo.add(bisect.bisect_right(ends, at))
+                    at = joined.find(word, at + 1)
         word_hits = self.word_hits
-        joined = self.trie_words.start_re is not None
-        for raw, words in zip(raws, chunk_words):
-            unspaced = joined and not self.unspaced_words.isdisjoint(words)
-            if word_hits.keys().isdisjoint(words) and not unspaced:
-                continue  # most chunks
+        for i in todo:
+            raw = raws[i]
+            words = self.words[raw] = tuple(find_words(lines[i]))
+            unspaced = joinable and not self.unspaced_words.isdisjoint(words)
             singles, phrases, unspaced_hits = [], [], []
             for j, word in enumerate(words):
                 hits = word_hits.get(word)
@@ -191,9 +220,10 @@ class _TermIndex:
                     if hits[1] is not None:
                         phrases.append((j, hits[1]))
                     unspaced_hits.extend((key, j, a, b) for key, a, b in hits[2])
-            self.chunks[raw] = _Chunk(raw, tuple(singles), tuple(phrases), tuple(unspaced_hits),
-                                      unspaced)
-            self.interesting.add(raw)
+            if singles or phrases or unspaced_hits or unspaced:
+                self.chunks[raw] = _Chunk(raw, tuple(singles), tuple(phrases), tuple(unspaced_hits),
+                                          unspaced)
+                self.interesting.add(raw)
 
     def _learn_words(self, fresh: set) -> None:
         self.seen_words.update(fresh)
@@ -209,6 +239,7 @@ class _TermIndex:
                     inside = tuple(self.trie_word.scan(word))
                     if inside:
                         self.word_hits[word] = ((), None, inside)
+                        self.hit_words.add(word)
             if self.folding:  # their accent-folded forms may be terms
                 check.update(w for w in fresh if not w.isascii())
                 check.difference_update(unspaced)
@@ -216,13 +247,14 @@ class _TermIndex:
             singles, phrases = self._lookup(word)
             if singles or phrases is not None:
                 self.word_hits[word] = (singles, phrases, ())
+                self.hit_words.add(word)
 
     def forget_if_full(self) -> None:
         """Bound the memory; called between stories only, since a story's
         scan relies on its chunks staying known."""
-        if len(self.words) >= _CACHE_LIMIT:
-            for table in (self.words, self.chunks, self.interesting, self.seen_words,
-                          self.unspaced_words, self.word_hits):
+        if len(self.seen) >= _CACHE_LIMIT:
+            for table in (self.seen, self.words, self.chunks, self.interesting, self.seen_words,
+                          self.hit_words, self.unspaced_words, self.word_hits):
                 table.clear()
 
     def _lookup(self, word: str) -> Tuple[tuple, Optional[_PhraseStarts]]:
@@ -297,7 +329,7 @@ class _FieldScan:
         self._raw_starts: Optional[List[int]] = None
         self._occurrences: Dict[Key, List[Occurrence]] = {}
         distinct = set(raws)
-        new = distinct.difference(index.words)  # chunks new to this matcher
+        new = distinct.difference(index.seen)  # chunks new to this matcher
         if new:
             index.learn(new)
         singles: Dict[Key, list] = {}
