@@ -234,12 +234,18 @@ class _TermIndex:
         if not joined.isascii():
             unspaced = _UNSPACED_WORD_RE.findall(joined)  # runs of Korean, Japanese, ...
             self.unspaced_words.update(unspaced)
-            if self.trie_word.start_re is not None:
-                for word in unspaced:
-                    inside = tuple(self.trie_word.scan(word))
-                    if inside:
-                        self.word_hits[word] = ((), None, inside)
-                        self.hit_words.add(word)
+            if self.trie_word.start_re is not None and unspaced:
+                # One scan over them all (no term holds a newline).
+                text = "\n".join(unspaced)
+                ends = list(map(operator.add, itertools.accumulate(map(len, unspaced)), itertools.count()))
+                inside: Dict[int, list] = {}
+                for key, a, b in self.trie_word.scan(text):
+                    i = bisect.bisect_right(ends, a)
+                    start = ends[i] - len(unspaced[i])
+                    inside.setdefault(i, []).append((key, a - start, b - start))
+                for i, hits in inside.items():
+                    self.word_hits[unspaced[i]] = ((), None, tuple(hits))
+                    self.hit_words.add(unspaced[i])
             if self.folding:  # their accent-folded forms may be terms
                 check.update(w for w in fresh if not w.isascii())
                 check.difference_update(unspaced)
@@ -294,6 +300,11 @@ class _PhraseStarts:
             else:
                 (self.folded if folded else self.plain).setdefault(pieces[1], []).append(key)
         self.wild = tuple(wild)
+
+    def may_follow(self, word: str) -> bool:
+        """Whether a phrase may go on with `word` (a cheap test first)."""
+        return bool(self.wild) or word in self.plain or (
+            bool(self.folded) and fold_accents(word) in self.folded)
 
     def candidates(self, word: str) -> Sequence[Key]:
         """Keys whose second piece may be `word`; the callers sort what they find."""
@@ -395,25 +406,32 @@ class _FieldScan:
         return out
 
     def _find_phrases(self, chunks: List[_Chunk]) -> None:
-        raws = self.raws
-        wanted = {chunk.raw: chunk for chunk in chunks}
-        for at in [i for i, raw in enumerate(raws) if raw in wanted]:
-            chunk = wanted[raws[at]]
-            for j, starts in chunk.phrases:
-                rest = self._words_after(at, j, 1)
-                if not rest:
-                    continue
-                keys = starts.candidates(rest[0][2])
-                if keys and starts.longest > 1:
+        raws, words_of = self.raws, self.index.words
+        for chunk in chunks:
+            words = words_of[chunk.raw]
+            for at in self._positions(chunk.raw):
+                for j, starts in chunk.phrases:
+                    if j + 1 < len(words):
+                        after = words[j + 1]
+                    else:  # the first word of the next chunk with words
+                        k = at + 1
+                        while k < len(raws) and not words_of[raws[k]]:
+                            k += 1
+                        if k == len(raws):
+                            continue
+                        after = words_of[raws[k]][0]
+                    if not starts.may_follow(after):
+                        continue  # nearly always
+                    keys = starts.candidates(after)
                     rest = self._words_after(at, j, starts.longest)
-                for folded, pieces in keys:
-                    n = len(pieces) - 1
-                    if len(rest) >= n and all(
-                            _piece_matches(p, fold_accents(w) if folded else w)
-                            for p, (_, _, w) in zip(pieces[1:], rest)):
-                        end_at, end_j, end_word = rest[n - 1]
-                        self._phrases.setdefault((folded, pieces), []).append(
-                            ((at, j, 0), (end_at, end_j, len(end_word))))
+                    for folded, pieces in keys:
+                        n = len(pieces) - 1
+                        if len(rest) >= n and all(
+                                _piece_matches(p, fold_accents(w) if folded else w)
+                                for p, (_, _, w) in zip(pieces[1:], rest)):
+                            end_at, end_j, end_word = rest[n - 1]
+                            self._phrases.setdefault((folded, pieces), []).append(
+                                ((at, j, 0), (end_at, end_j, len(end_word))))
 
     def _find_joined(self) -> None:
         # Several-word unspaced terms, over the words joined by single spaces:
