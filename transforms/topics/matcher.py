@@ -3,12 +3,17 @@
 Work per story grows with the story's length and the topics it hits, not
 with the number of rules:
 
-- a field is split at whitespace (C speed); each distinct chunk ("Korea's",
-  "북한은") is normalised, cut into words and looked up in tables built from
-  all topics' terms once, and the answer is kept: news vocabulary repeats,
-  so most chunks of a story are known already, and one set intersection
-  finds the few that contain anything;
+- a field is split at whitespace (C speed) and its distinct chunks
+  ("Korea's", "북한은") are looked up in what is known about the chunks
+  seen so far: news vocabulary repeats, so most are known already, and one
+  set intersection finds the few that contain anything;
+- a field's new chunks are read together: one normalisation and one word
+  split of them all, then set operations and one prefix regex over their
+  words leave the few words to look up in tables built from all topics'
+  terms once; only the chunks holding such a word are read one by one;
 - Korean, Japanese, Chinese and Thai terms are found with a character trie;
+- a phrase is followed past its first word only when the next word can
+  continue it (one dict lookup);
 - only topics whose necessary terms were found (or that can match without
   any, such as `NOT sport` or `language:ko`) are evaluated.
 
@@ -28,13 +33,13 @@ from transforms.records import Match
 from transforms.topics.query import TEXT_FIELDS, And, AtLeast, Key, Near, Node, Or, Term
 from transforms.topics.rules import CompiledTopic, TopicDef, compile_rules, topics_version
 from transforms.topics.text import (
-    TOKEN_RE,
     UNSPACED_RE,
     find_words,
     fold_accents,
     is_unspaced,
     normalize,
     offset_mapper,
+    word_re,
 )
 
 FIELD_ORDER = {name: i for i, name in enumerate(TEXT_FIELDS + ("source", "language"))}
@@ -67,7 +72,7 @@ class _Chunk:
 def _chunk_offsets(raw: str) -> Tuple[List[int], Callable[[int], int]]:
     """Word starts in normalize(raw), and the map back to offsets in raw."""
     norm = normalize(raw)
-    return [m.start() for m in TOKEN_RE.finditer(norm)], offset_mapper(raw, norm)
+    return [m.start() for m in word_re(norm).finditer(norm)], offset_mapper(raw, norm)
 
 
 def raw_offset(raw: str, word: int, char: int = 0) -> int:
@@ -187,12 +192,12 @@ class _TermIndex:
         self.seen.update(raws)
         # No character normalises to or across a newline.
         joined = normalize("\n".join(raws))
-        words = set(find_words(joined))
-        fresh = words - self.seen_words
+        present = set(find_words(joined))
+        fresh = present - self.seen_words
         if fresh:
             self._learn_words(fresh)
-        found = words & self.hit_words
-        joinable = self.trie_words.start_re is not None and not self.unspaced_words.isdisjoint(words)
+        found = present & self.hit_words
+        joinable = self.trie_words.start_re is not None and not self.unspaced_words.isdisjoint(present)
         if not (found or joinable):
             return  # most fields: nothing new in them
         lines = joined.split("\n")

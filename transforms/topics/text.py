@@ -87,14 +87,19 @@ def _bmp_word_re() -> "re.Pattern[str]":
     return re.compile(f"[{_char_class(words)}]+|[{_char_class(unspaced)}]+")
 
 
-def find_words(normalized: str) -> List[str]:
-    """TOKEN_RE.findall(normalized), by the fastest regex that gives the
-    same words: `normalized` is normalize(text)."""
+def word_re(normalized: str) -> "re.Pattern[str]":
+    """The fastest regex that finds the same words as TOKEN_RE in
+    `normalized` (= normalize(text))."""
     if normalized.isascii():
-        return _ASCII_WORD_RE.findall(normalized)
+        return _ASCII_WORD_RE
     if len(normalized.encode("utf-16-le", "surrogatepass")) != 2 * len(normalized):
-        return TOKEN_RE.findall(normalized)  # astral characters (beyond U+FFFF)
-    return _bmp_word_re().findall(normalized)
+        return TOKEN_RE  # astral characters (beyond U+FFFF)
+    return _bmp_word_re()
+
+
+def find_words(normalized: str) -> List[str]:
+    """TOKEN_RE.findall(normalized), by word_re."""
+    return word_re(normalized).findall(normalized)
 
 
 def is_unspaced(text: str) -> bool:
