@@ -6,8 +6,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 OUT    ?= output
+BENCH_SCALE ?= default
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test install install-test install-bench bench clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -19,8 +20,13 @@ $(VENV)/.installed-test: $(VENV)/.installed setup.py
 	$(PIP) install --quiet -e '.[test]'
 	touch $@
 
+$(VENV)/.installed-bench: $(VENV)/.installed-test setup.py
+	$(PIP) install --quiet -e '.[test,bench]'
+	touch $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-bench: $(VENV)/.installed-bench
 
 run: $(VENV)/.installed
 	$(VENV)/bin/newswatch run --feeds seeds/feeds.opml --topics seeds/topics.yaml --output $(OUT) --runner DirectRunner
@@ -31,5 +37,7 @@ test: $(VENV)/.installed-test
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info
 
-bench: $(VENV)/.installed-test
-	$(PY) -m benchmarks.fetch_throughput
+# Pipeline vs plain-Python baseline vs feedparser floor, fetch throughput and
+# the seed run, in one table. BENCH_SCALE=large adds 1M entries.
+bench: $(VENV)/.installed-bench
+	$(PY) -m benchmarks.run --scale $(BENCH_SCALE)

@@ -16,6 +16,10 @@ EXTRAS = {
         "pytest>=8,<10",
         "pandas>=2.2,<3.2",
     ],
+    # `make bench`: process-tree memory and CPU of each contestant.
+    "bench": [
+        "psutil>=5.9,<8",
+    ],
 }
 
 setup(

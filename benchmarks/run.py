@@ -1,0 +1,411 @@
+"""`make bench`: the pipeline against a plain-Python baseline and the parsing
+floor, on the same synthetic corpus, in one run; then fetch throughput and the
+seed run. Prints one table (and keeps it in benchmarks/results/).
+
+    python -m benchmarks.run                  # 10k and 100k entries
+    python -m benchmarks.run --scale large    # and 1M
+    python -m benchmarks.run --sizes 2000 --repeat 3 --skip-fetch --skip-seed
+
+Every contestant runs as its own process (so its memory and CPU are its own)
+against the same corpus, served over HTTP from 127.0.0.1 by this process.
+A contestant whose output differs from the corpus's ground truth gets no
+figures, only the reason, and the command exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import psutil
+
+from benchmarks import corpus, local
+from benchmarks.measure import Measurement, run_measured, tail
+from benchmarks.verify import Verdict, check_counts, check_stories, pipeline_counts
+from pipeline.config import load_topic_definitions
+from tests.feedserver import FeedServer
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPICS = ROOT / "seeds" / "topics.yaml"
+RESULTS = ROOT / "benchmarks" / "results"
+SCALES = {"default": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
+MP_FLAGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+
+CONTESTANTS = {
+    # name: (label in the table, what it is)
+    "floor": "floor: feedparser.parse only",
+    "baseline": "baseline: plain Python loop",
+    "pipeline": "pipeline, in-process",
+    "pipeline-mp": "pipeline, multi_processing x2",
+}
+
+
+@dataclass
+class Result:
+    """One contestant at one size (the median of its repeats)."""
+
+    size: int
+    contestant: str
+    entries: int = 0
+    rows: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss: int = 0
+    processes: int = 0
+    cpu_spread: float = 0.0        # (max - min) / median CPU over repeats
+    problems: List[str] = field(default_factory=list)
+    language_agreement: Optional[float] = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def entries_per_s(self) -> float:
+        return self.entries / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def cpu_per_1k(self) -> float:
+        return 1000 * self.cpu_s / self.entries if self.entries else 0.0
+
+
+# --------------------------------------------------------------------------- contestants
+
+
+def _python_env() -> dict:
+    # The workers of multi_processing import our modules too; they do not
+    # inherit sys.path, so the checkout goes on PYTHONPATH.
+    return dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED="0")
+
+
+def run_contestant(name: str, feeds: str, out: str, truth: corpus.GroundTruth) -> tuple:
+    """Runs one contestant once; returns (Measurement, Verdict, wall, cpu)."""
+    python = sys.executable
+    if name == "floor":
+        cmd = [python, "-m", "benchmarks.floor", "--feeds", feeds]
+    elif name == "baseline":
+        cmd = [python, "-m", "benchmarks.baseline", "--feeds", feeds, "--topics", str(TOPICS),
+               "--output", out]
+    else:
+        cmd = [python, "-m", "pipeline", "run", "--feeds", feeds, "--topics", str(TOPICS),
+               "--output", out, "--run-id", "bench", "--runner", "DirectRunner", *local.cli_flags()]
+        if name == "pipeline-mp":
+            cmd += MP_FLAGS
+    m = run_measured(cmd, cwd=str(ROOT), env=_python_env())
+    verdict = Verdict()
+    wall, cpu = m.wall_s, m.cpu_s
+    if m.returncode != 0:
+        verdict.problems.append(f"exit code {m.returncode}: " + " | ".join(tail(m.stderr, 3)))
+        return m, verdict, wall, cpu
+    if name == "floor":
+        report = json.loads(m.stdout.strip().splitlines()[-1])
+        check_counts(verdict, truth, report["entries"])
+        verdict.rows = report["entries"]
+        # The floor is the parse calls alone: no start-up, no fetching.
+        wall, cpu = report["parse_wall_s"], report["parse_cpu_s"]
+    elif name == "baseline":
+        report = json.loads(m.stdout.strip().splitlines()[-1])
+        check_counts(verdict, truth, report["entries"], report["duplicates"])
+        check_stories(verdict, os.path.join(out, "stories.parquet"), truth)
+    else:
+        entries, duplicates, reconciled = pipeline_counts(m.stdout)
+        if not reconciled:
+            verdict.problems.append("run summary does not reconcile")
+        check_counts(verdict, truth, entries, duplicates)
+        check_stories(verdict, os.path.join(out, "stories"), truth)
+    return m, verdict, wall, cpu
+
+
+def measure_size(size: int, names: List[str], repeat: int, latency: float, work: str,
+                 topics, log) -> List[Result]:
+    spec = corpus.CorpusSpec(entries=size)
+    folder = os.path.join(work, f"corpus-{size}")
+    started = time.perf_counter()
+    truth = corpus.write(spec, topics, folder)
+    log(f"corpus {truth.entries:,} entries in {truth.documents:,} documents, "
+        f"{truth.bytes / 1e6:,.0f} MB, {truth.expected_rows:,} expected rows "
+        f"({time.perf_counter() - started:.0f} s to generate)")
+    results = []
+    with FeedServer() as server:
+        paths = serve_folder(server, folder, latency)
+        feeds = os.path.join(work, f"feeds-{size}.txt")
+        with open(feeds, "w") as handle:
+            handle.write("".join(server.url(p) + "\n" for p in paths))
+        for name in names:
+            runs = []
+            for attempt in range(repeat):
+                out = os.path.join(work, f"out-{size}-{name}-{attempt}")
+                m, verdict, wall, cpu = run_contestant(name, feeds, out, truth)
+                shutil.rmtree(out, ignore_errors=True)
+                runs.append((m, verdict, wall, cpu))
+                state = "ok" if verdict.ok else "WRONG: " + verdict.why()
+                log(f"{size:>9,} {CONTESTANTS[name]:<32} wall {wall:7.1f} s  cpu {cpu:7.1f} s  "
+                    f"rss {m.peak_rss / 2**20:6.0f} MB  {state}")
+            results.append(_summarise(size, name, truth, runs))
+    shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
+def _summarise(size: int, name: str, truth, runs) -> Result:
+    problems = [p for _, verdict, _, _ in runs for p in verdict.problems]
+    cpus = [cpu for *_, cpu in runs]
+    median_cpu = statistics.median(cpus)
+    return Result(
+        size=size, contestant=name, entries=truth.entries,
+        rows=runs[-1][1].rows,
+        wall_s=statistics.median(wall for _, _, wall, _ in runs),
+        cpu_s=median_cpu,
+        peak_rss=max(m.peak_rss for m, *_ in runs),
+        processes=max(m.peak_processes for m, *_ in runs),
+        cpu_spread=(max(cpus) - min(cpus)) / median_cpu if median_cpu and len(cpus) > 1 else 0.0,
+        problems=sorted(set(problems)),
+        language_agreement=runs[-1][1].language_agreement,
+    )
+
+
+def serve_folder(server: FeedServer, folder: str, latency: float) -> List[str]:
+    """Serves every corpus document under `folder` from disk, each answer
+    after `latency` seconds; returns the paths."""
+    paths = []
+    for directory, _, files in os.walk(folder):
+        for name in files:
+            if name.endswith((".xml", ".atom")):
+                path = "/" + os.path.relpath(os.path.join(directory, name), folder)
+                server.handle(path, _file_responder(os.path.join(directory, name), latency))
+                paths.append(path)
+    return sorted(paths)
+
+
+def _file_responder(filename: str, latency: float):
+    kind = "application/atom+xml" if filename.endswith(".atom") else "application/rss+xml"
+
+    def respond(handler):
+        time.sleep(latency)
+        with open(filename, "rb") as handle:
+            body = handle.read()
+        handler.send_response(200)
+        handler.send_header("Content-Type", f"{kind}; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return respond
+
+
+# --------------------------------------------------------------------------- other measurements
+
+
+def measure_fetch(feeds: int, latency: float, log) -> dict:
+    from benchmarks import fetch_throughput
+
+    result = fetch_throughput.measure(feeds, latency)
+    log(f"fetch {feeds:,} feeds at {latency * 1000:.0f} ms: {result['pipeline_s']:.1f} s, "
+        f"{result['feeds_per_s']:.0f} feeds/s")
+    return result
+
+
+def measure_seed_run(work: str, log) -> dict:
+    """`make run` without make: the seed feeds through the real command."""
+    out = os.path.join(work, "seed-run")
+    cmd = [sys.executable, "-m", "pipeline", "run", "--feeds", "seeds/feeds.opml",
+           "--topics", "seeds/topics.yaml", "--output", out, "--runner", "DirectRunner"]
+    m = run_measured(cmd, cwd=str(ROOT), env=_python_env())
+    shutil.rmtree(out, ignore_errors=True)
+    entries, _, reconciled = pipeline_counts(m.stdout)
+    ok = m.returncode == 0 and reconciled
+    log(f"seed run: {m.wall_s:.1f} s wall, {'ok' if ok else 'FAILED'}")
+    return {"wall_s": m.wall_s, "cpu_s": m.cpu_s, "peak_rss": m.peak_rss, "entries": entries,
+            "ok": ok, "error": "" if ok else " | ".join(tail(m.stderr, 3))}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next(l.split(":", 1)[1].strip() for l in handle if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import apache_beam
+
+    return (f"{model}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
+            f"apache-beam {apache_beam.__version__}")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB"
+
+
+def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], context: dict) -> str:
+    by = {(r.size, r.contestant): r for r in results}
+    repeat = context["repeat"]
+    lines = [
+        f"newswatch benchmark, {context['date']}: {context['command']}",
+        f"machine: {context['machine']}; load average {context['load_before']} before, "
+        f"{context['load_after']} after",
+        f"corpus: {context['corpus']}",
+        "",
+    ]
+    head = (f"{'entries':>9}  {'measurement':<32} {'rows':>6} {'entries/s':>10} {'CPU s/1k':>9} "
+            f"{'wall s':>8} {'peak RSS':>9} {'CPU/base':>9} {'CPU/floor':>9}")
+    if repeat > 1:
+        head += f" {'CPU spread':>10}"
+    lines += [head, "-" * len(head)]
+    for r in results:
+        label = CONTESTANTS[r.contestant]
+        if not r.ok:
+            lines.append(f"{r.size:>9,}  {label:<32} REFUSED, no figures: {'; '.join(r.problems)}")
+            continue
+        base, floor = by.get((r.size, "baseline")), by.get((r.size, "floor"))
+        vs_base = _ratio(r, base)
+        vs_floor = _ratio(r, floor)
+        rows = "-" if r.contestant == "floor" else f"{r.rows:,}"
+        line = (f"{r.size:>9,}  {label:<32} {rows:>6} {r.entries_per_s:>10,.0f} {r.cpu_per_1k:>9.2f} "
+                f"{r.wall_s:>8.1f} {_mb(r.peak_rss):>9} {vs_base:>9} {vs_floor:>9}")
+        if repeat > 1:
+            line += f" {r.cpu_spread * 100:>9.0f}%"
+        lines.append(line)
+    if fetch:
+        lines.append(f"{'fetch':>9}  {str(fetch['feeds']) + ' feeds @ ' + str(int(fetch['latency_s'] * 1000)) + ' ms':<32} "
+                     f"{'-':>6} {fetch['feeds_per_s']:>6,.0f} feeds/s{'':>10}{fetch['pipeline_s']:>8.1f}")
+    if seed:
+        label = "seed run (make run)"
+        if seed["ok"]:
+            lines.append(f"{'seeds':>9}  {label:<32} {'-':>6} {'':>10} {1000 * seed['cpu_s'] / max(1, seed['entries'] or 1):>9.0f} "
+                         f"{seed['wall_s']:>8.1f} {_mb(seed['peak_rss']):>9}")
+        else:
+            lines.append(f"{'seeds':>9}  {label:<32} FAILED: {seed['error']}")
+    lines += ["", "targets:"]
+    for label, value, goal, met in targets(results, fetch, seed):
+        lines.append(f"  {label:<52} {value:>12}  {goal:<14} {met}")
+    agreement = [r for r in results if r.language_agreement is not None and r.contestant != "floor"]
+    if agreement:
+        worst = min(r.language_agreement for r in agreement)
+        lines.append(f"language tags agreeing with the corpus: at least {worst * 100:.1f}% in every run")
+    lines.append(f"total {context['elapsed_s'] / 60:.1f} min")
+    return "\n".join(lines)
+
+
+def _ratio(r: Result, other: Optional[Result]) -> str:
+    if other is None or not other.ok or not other.cpu_s or r is other:
+        return "-" if other is None or r is other else "n/a"
+    return f"{r.cpu_s / other.cpu_s:.2f}x"
+
+
+def targets(results: List[Result], fetch, seed):
+    """(label, value, goal, verdict) for each target the issue set."""
+    by = {(r.size, r.contestant): r for r in results if r.ok}
+    sizes = sorted({r.size for r in results})
+    at = 100_000 if 100_000 in sizes else (sizes[-1] if sizes else None)
+    out = []
+
+    def verdict(ok):
+        return "met" if ok else "NOT MET"
+
+    pipe, base, mp = by.get((at, "pipeline")), by.get((at, "baseline")), by.get((at, "pipeline-mp"))
+    if pipe and base:
+        ratio = pipe.cpu_s / base.cpu_s
+        out.append((f"pipeline CPU per entry / baseline, {at:,} entries", f"{ratio:.2f}x", "<= 1.5x",
+                    verdict(ratio <= 1.5)))
+    if pipe and mp:
+        speedup = mp.entries_per_s / pipe.entries_per_s
+        out.append((f"multi_processing x2 / in-process throughput, {at:,}", f"{speedup:.2f}x", ">= 1.6x",
+                    verdict(speedup >= 1.6)))
+    for name in ("pipeline", "pipeline-mp"):
+        r = by.get((at, name))
+        if r:
+            out.append((f"peak RSS, {CONTESTANTS[name]}, {at:,}", _mb(r.peak_rss), "< 1.5 GB",
+                        verdict(r.peak_rss < 1.5e9)))
+    for name in ("pipeline", "pipeline-mp"):
+        points = [(s, by[(s, name)].peak_rss) for s in sizes if (s, name) in by]
+        for (s1, r1), (s2, r2) in zip(points, points[1:]):
+            growth, scale = r2 / r1, s2 / s1
+            out.append((f"RSS growth {CONTESTANTS[name]}, {s1:,} -> {s2:,} ({scale:.0f}x entries)",
+                        f"{growth:.1f}x", "sub-linear", verdict(growth < scale)))
+    if fetch:
+        out.append((f"fetch {fetch['feeds']:,} feeds at {fetch['latency_s'] * 1000:.0f} ms",
+                    f"{fetch['feeds_per_s']:.0f} feeds/s", ">= 200 feeds/s", verdict(fetch["feeds_per_s"] >= 200)))
+    if seed:
+        out.append(("seed run wall, Beam start-up included", f"{seed['wall_s']:.1f} s", "< 15 s",
+                    verdict(seed["ok"] and seed["wall_s"] < 15)))
+    return out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="default")
+    parser.add_argument("--sizes", help="comma-separated entry counts (instead of --scale)")
+    parser.add_argument("--contestants", default=",".join(CONTESTANTS),
+                        help=f"comma-separated subset of {','.join(CONTESTANTS)}")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each contestant (median reported)")
+    parser.add_argument("--latency", type=float, default=0.02, help="corpus server latency, seconds")
+    parser.add_argument("--fetch-feeds", type=int, default=1000)
+    parser.add_argument("--fetch-latency", type=float, default=0.1)
+    parser.add_argument("--skip-fetch", action="store_true")
+    parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--results", default=str(RESULTS), help="folder for latest.txt/latest.json")
+    args = parser.parse_args(argv)
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else SCALES[args.scale]
+    names = [n for n in args.contestants.split(",") if n]
+    unknown = set(names) - set(CONTESTANTS)
+    if unknown or args.repeat < 1:
+        parser.error(f"unknown contestants {sorted(unknown)}" if unknown else "--repeat must be >= 1")
+
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    topics = load_topic_definitions(str(TOPICS))
+    results: List[Result] = []
+    work = tempfile.mkdtemp(prefix="newswatch-bench-")
+    try:
+        for size in sizes:
+            results += measure_size(size, names, args.repeat, args.latency, work, topics, log)
+        fetch = None if args.skip_fetch else measure_fetch(args.fetch_feeds, args.fetch_latency, log)
+        seed = None if args.skip_seed else measure_seed_run(work, log)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    spec = corpus.CorpusSpec()
+    context = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine(),
+        "load_before": load_before,
+        "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "corpus": (f"{spec.items_per_feed} items per feed, {spec.polls} polls of each feed; "
+                   f"{spec.repeat_share:.0%} of items repeated, {spec.match_share:.0%} of stories matching "
+                   f"seeds/topics.yaml, {spec.content_share:.0%} with 3-10 KB content; "
+                   f"6 languages; served from 127.0.0.1 at {args.latency * 1000:.0f} ms a request"),
+        "repeat": args.repeat,
+        "elapsed_s": time.perf_counter() - started,
+    }
+    table = render(results, fetch, seed, context)
+    print(table)
+    os.makedirs(args.results, exist_ok=True)
+    Path(args.results, "latest.txt").write_text(table + "\n")
+    Path(args.results, "latest.json").write_text(json.dumps({
+        "context": context, "results": [asdict(r) for r in results], "fetch": fetch, "seed": seed,
+    }, indent=1, default=str))
+    return 0 if all(r.ok for r in results) and (seed is None or seed["ok"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
