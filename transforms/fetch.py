@@ -22,8 +22,8 @@ and byte count is ours to control. `FetchFeeds` is the thin Beam wrapper.
 """
 from __future__ import annotations
 
+import collections
 import concurrent.futures
-import functools
 import http
 import http.client
 import logging
@@ -41,6 +41,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.records import FeedSource, FetchResult
 
@@ -432,16 +433,23 @@ def _exists(path: str) -> bool:
 
 
 class FetchBatchFn(beam.DoFn):
-    """Fetches a batch of FeedSources on a thread pool; yields FetchResults in order.
+    """Fetches batches of FeedSources on a thread pool; yields one FetchResult each.
 
     Fetching is I/O-bound, so threads (not more Beam workers) give concurrency.
     The pool is created in setup(), so the DoFn itself pickles cleanly.
+
+    A batch does not wait for the previous one: fetches are queued behind the
+    ones in flight and results are handed on, in order, as they arrive, so the
+    pool stays busy while the stages fused after this one (parsing) work on
+    what arrived. Waiting on a whole batch before starting the next left the
+    pool idle at every batch's slowest feed and during parsing.
     """
 
     def __init__(self, settings: FetchSettings):
         super().__init__()
         self.settings = settings
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._in_flight: collections.deque = collections.deque()
         self.attempts = Metrics.counter("newswatch", "fetch_attempts")
         self.fetched = Metrics.counter("newswatch", "fetch_ok")
         self.not_modified = Metrics.counter("newswatch", "fetch_not_modified")
@@ -452,19 +460,37 @@ class FetchBatchFn(beam.DoFn):
             max_workers=self.settings.concurrency, thread_name_prefix="newswatch-fetch"
         )
 
-    def process(self, batch: List[FeedSource]) -> Iterator[FetchResult]:
-        fetch = functools.partial(fetch_feed, settings=self.settings)
+    def start_bundle(self):
+        self._in_flight = collections.deque()
+
+    def process(self, batch: List[FeedSource], timestamp=beam.DoFn.TimestampParam,
+                window=beam.DoFn.WindowParam) -> Iterator[WindowedValue]:
+        for source in batch:
+            future = self._pool.submit(fetch_feed, source, self.settings)
+            self._in_flight.append((future, timestamp, window))
+        # Hand on what has arrived; block only while more than two pools' worth wait.
+        limit = 2 * self.settings.concurrency
+        while self._in_flight and (self._in_flight[0][0].done() or len(self._in_flight) > limit):
+            yield self._emit(*self._in_flight.popleft())
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        while self._in_flight:
+            yield self._emit(*self._in_flight.popleft())
+
+    def _emit(self, future, timestamp, window) -> WindowedValue:
+        result = future.result()
         # Counters are bumped here, on the bundle's thread, where Beam's metrics
         # context lives; pool threads have none.
-        for result in self._pool.map(fetch, batch):
-            self.attempts.inc()
-            if result.error is not None:
-                self.failed.inc()
-            elif result.status == 304:
-                self.not_modified.inc()
-            else:
-                self.fetched.inc()
-            yield result
+        self.attempts.inc()
+        if result.error is not None:
+            self.failed.inc()
+        elif result.status == 304:
+            self.not_modified.inc()
+        else:
+            self.fetched.inc()
+        # Results may leave during a later element's process() or at the end of
+        # the bundle, so each carries its own element's timestamp and window.
+        return WindowedValue(result, timestamp, (window,))
 
     def teardown(self):
         if self._pool is not None:
