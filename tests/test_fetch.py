@@ -328,6 +328,28 @@ def test_fetch_feeds_fetches_concurrently_in_a_pipeline(feed_server):
     assert feed_server.max_in_flight >= 8
 
 
+def test_a_slow_feed_does_not_hold_up_the_feeds_after_it(feed_server):
+    """Fetches keep flowing past a slow feed: while it is being answered, more
+    requests arrive than one batch holds (a batch waiting for its slowest
+    feed before the next batch starts would allow at most 4 x concurrency)."""
+    slow, delay = {f"/feed{i}.xml" for i in (5, 60, 120, 180, 230)}, 1.5
+    urls = []
+    for i in range(250):
+        path = f"/feed{i}.xml"
+        feed_server.add(path, RSS, delay_s=delay if path in slow else 0.0)
+        urls.append(feed_server.url(path))
+
+    settings = FetchSettings(concurrency=4)
+    with test_pipeline.TestPipeline(runner="DirectRunner") as p:
+        results = p | beam.Create([FeedSource(u) for u in urls]) | FetchFeeds(settings)
+        assert_that(results | beam.Map(lambda r: r.error), equal_to([None] * 250))
+
+    arrivals = sorted(r.time for r in feed_server.requests)
+    during = [sum(1 for t in arrivals if r.time < t < r.time + delay)
+              for r in feed_server.requests if r.path in slow]
+    assert max(during) > 4 * settings.concurrency, during
+
+
 def test_fetch_feeds_counts_attempts_successes_and_failures(feed_server, tmp_path):
     feed_server.add("/ok.xml", RSS)
     sources = [FeedSource(feed_server.url("/ok.xml")), FeedSource(feed_server.url("/gone")),
