@@ -286,7 +286,7 @@ class _Writer:
             if rng.random() < 0.03:
                 part += "<script>window.dataLayer=window.dataLayer||[];dataLayer.push({'event':'view'});</script>\n"
             parts.append(part)
-            size += len(part)
+            size += len(part.encode("utf-8"))  # a size in bytes, as served
         return "".join(parts)
 
     def copy(self, original: _Story, kind: str, feed: _Feed, serial: int) -> _Story:
