@@ -38,7 +38,6 @@ _BLOCK = frozenset({"p", "br", "div", "li", "ul", "ol", "tr", "td", "th",
                     "figure", "figcaption", "dd", "dt", "dl", "img", "aside",
                     "nav", "main", "caption", "address"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
-_SPACE = re.compile(r"\s+")
 
 
 class _TextExtractor(HTMLParser):
@@ -69,7 +68,11 @@ class _TextExtractor(HTMLParser):
 
 
 def collapse_whitespace(text: str) -> str:
-    return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
+    # str.split() splits on exactly what the regex \s matches; it is ~3x
+    # faster than a regex substitution, and control characters are rare.
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(" ", text)
+    return " ".join(text.split())
 
 
 def html_to_text(value: Optional[str]) -> str:
