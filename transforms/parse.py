@@ -6,6 +6,7 @@ charset); everything about what a story *is* lives in transforms.identity.
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -94,6 +95,7 @@ def html_to_text(value: Optional[str]) -> str:
 
 # ---------------------------------------------------------------- dates
 
+@functools.lru_cache(maxsize=None)  # built once, not for every date of every entry
 def _date_handlers():
     """feedparser's date handlers, in feedparser's order except that the
     lenient ISO 8601 one comes last: tried early, it reads "2004년 05월 28일"
