@@ -10,6 +10,9 @@ still counts. Memory is the largest sum of RSS over the tree seen in the
 samples (every 50 ms), and never less than the high-water mark the kernel
 kept for any one process of the tree (Linux: VmHWM), which catches a peak
 between two samples.
+
+The machine is shared: a contestant is stopped (and its figures refused) if
+it would leave less than `min_free_bytes` of memory to everyone else.
 """
 from __future__ import annotations
 
@@ -32,19 +35,24 @@ class Measurement:
     cpu_s: float
     peak_rss: int             # bytes, whole process tree
     peak_processes: int       # most processes alive at once in the tree
+    cpu_by_role: Dict[str, float]   # "main", "worker 1", ... (Beam's SDK workers)
     returncode: int
     stdout: str
     stderr: str
+    stopped: str = ""         # why the run was cut short, if it was
 
 
 class _TreeSampler(threading.Thread):
-    def __init__(self, root: psutil.Process):
+    def __init__(self, root: psutil.Process, min_free_bytes: int = 0):
         super().__init__(daemon=True, name="tree-sampler")
         self.root = root
+        self.min_free_bytes = min_free_bytes
+        self.stopped = ""
         self.peak_rss = 0
         self.peak_processes = 0
         self.peak_single = 0
         self.cpu_by_pid: Dict[int, float] = {}
+        self.workers: List[int] = []      # pids of Beam SDK worker processes, in start order
         self._done = threading.Event()
 
     def run(self):
@@ -65,16 +73,37 @@ class _TreeSampler(threading.Thread):
                     times = proc.cpu_times()
                 # A process's own CPU; its children's is counted under their pids.
                 self.cpu_by_pid[proc.pid] = times.user + times.system
+                if proc.pid not in self.workers and _is_sdk_worker(proc):
+                    self.workers.append(proc.pid)
                 self.peak_single = max(self.peak_single, _high_water_mark(proc.pid))
                 alive += 1
             except psutil.Error:
                 continue
         self.peak_rss = max(self.peak_rss, rss)
         self.peak_processes = max(self.peak_processes, alive)
+        available = psutil.virtual_memory().available
+        if self.min_free_bytes and available < self.min_free_bytes and not self.stopped:
+            self.stopped = (f"stopped with {available / 2**30:.1f} GiB of memory left on the machine "
+                            f"(at {rss / 2**30:.1f} GiB)")
+            _kill(procs)
 
     def stop(self):
         self._done.set()
         self.join()
+
+    def cpu_by_role(self) -> Dict[str, float]:
+        roles = {"main": self.cpu_by_pid.get(self.root.pid, 0.0)}
+        for n, pid in enumerate(self.workers, 1):
+            roles[f"worker {n}"] = self.cpu_by_pid.get(pid, 0.0)
+        return roles
+
+
+def _is_sdk_worker(proc: psutil.Process) -> bool:
+    try:
+        # (the /bin/sh that starts one has the module name inside one argument)
+        return "apache_beam.runners.worker.sdk_worker_main" in proc.cmdline()
+    except psutil.Error:
+        return False
 
 
 def _children_cpu() -> float:
@@ -94,31 +123,54 @@ def _high_water_mark(pid: int) -> int:
     return 0
 
 
+def _kill(procs) -> None:
+    for proc in reversed(procs):  # children first
+        try:
+            proc.kill()
+        except psutil.Error:
+            pass
+
+
 def run_measured(cmd: Sequence[str], *, cwd: Optional[str] = None, env: Optional[dict] = None,
-                 timeout_s: float = 3600) -> Measurement:
+                 timeout_s: float = 3 * 3600, min_free_bytes: int = 0) -> Measurement:
     """Runs `cmd` to completion; output is captured, never streamed."""
     cpu_before = _children_cpu()
     started = time.perf_counter()
     with open(os.devnull, "rb") as stdin:
         proc = psutil.Popen(list(cmd), cwd=cwd, env=env, stdin=stdin,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    sampler = _TreeSampler(proc)
+    sampler = _TreeSampler(proc, min_free_bytes)
     sampler.start()
     try:
         stdout, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        for child in proc.children(recursive=True):
-            child.kill()
-        proc.kill()
+        _kill([proc] + proc.children(recursive=True))
         stdout, stderr = proc.communicate()
-        stderr += f"\nkilled after {timeout_s:.0f} s"
+        sampler.stopped = f"stopped after {timeout_s:.0f} s"
     wall = time.perf_counter() - started
     sampler.stop()
     cpu = max(_children_cpu() - cpu_before, sum(sampler.cpu_by_pid.values()))
     return Measurement(wall_s=wall, cpu_s=cpu, peak_rss=max(sampler.peak_rss, sampler.peak_single),
-                       peak_processes=sampler.peak_processes, returncode=proc.returncode,
-                       stdout=stdout, stderr=stderr)
+                       peak_processes=sampler.peak_processes, cpu_by_role=sampler.cpu_by_role(),
+                       returncode=proc.returncode,
+                       stdout=stdout, stderr=stderr, stopped=sampler.stopped)
 
 
 def tail(text: str, lines: int = 5) -> List[str]:
     return [line for line in text.strip().splitlines()[-lines:]]
+
+
+_BURN = "import time\nend = time.perf_counter() + {s}\nwhile time.perf_counter() < end: pass\n"
+
+
+def free_cores(processes: int = 2, seconds: float = 2.0) -> float:
+    """How many cores `processes` busy processes actually get right now (the
+    machine is shared): their CPU seconds over the wall seconds they ran."""
+    import sys
+
+    before = _children_cpu()
+    started = time.perf_counter()
+    procs = [subprocess.Popen([sys.executable, "-c", _BURN.format(s=seconds)]) for _ in range(processes)]
+    for p in procs:
+        p.wait()
+    return (_children_cpu() - before) / (time.perf_counter() - started)

@@ -29,7 +29,7 @@ from typing import Dict, List, Optional
 import psutil
 
 from benchmarks import corpus, local
-from benchmarks.measure import Measurement, run_measured, tail
+from benchmarks.measure import free_cores, run_measured, tail
 from benchmarks.verify import Verdict, check_counts, check_stories, pipeline_counts
 from pipeline.config import load_topic_definitions
 from tests.feedserver import FeedServer
@@ -40,6 +40,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 SCALES = {"default": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
 MP_FLAGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 FLOOR_SAMPLE = 20_000   # entries the floor parses at most: it is a cost per entry
+MIN_FREE_MEMORY = 2 * 2**30   # a contestant may not leave less to the machine's other users
 
 CONTESTANTS = {
     # name: (label in the table, what it is)
@@ -65,6 +66,8 @@ class Result:
     cpu_spread: float = 0.0        # (max - min) / median CPU over repeats
     problems: List[str] = field(default_factory=list)
     language_agreement: Optional[float] = None
+    cpu_by_role: Dict[str, float] = field(default_factory=dict)
+    free_cores: Optional[float] = None   # what two busy processes got just before the run
 
     @property
     def ok(self) -> bool:
@@ -107,9 +110,12 @@ def run_contestant(name: str, feeds: str, out: str, truth: corpus.GroundTruth) -
                "--output", out, "--run-id", "bench", "--runner", "DirectRunner", *local.cli_flags()]
         if name == "pipeline-mp":
             cmd += MP_FLAGS
-    m = run_measured(cmd, cwd=str(ROOT), env=_python_env())
+    m = run_measured(cmd, cwd=str(ROOT), env=_python_env(), min_free_bytes=MIN_FREE_MEMORY)
     verdict = Verdict()
     wall, cpu = m.wall_s, m.cpu_s
+    if m.stopped:
+        verdict.problems.append(m.stopped)
+        return m, verdict, entries, wall, cpu
     if m.returncode != 0:
         verdict.problems.append(f"exit code {m.returncode}: " + " | ".join(tail(m.stderr, 3)))
         return m, verdict, entries, wall, cpu
@@ -152,6 +158,9 @@ def measure_size(size: int, names: List[str], repeat: int, latency: float, work:
             handle.write("".join(server.url(p) + "\n" for p in paths))
         for name in names:
             runs = []
+            # The machine is shared: how much of it two processes get now says
+            # how much a two-worker run can gain.
+            cores = free_cores() if name == "pipeline-mp" else None
             for attempt in range(repeat):
                 out = os.path.join(work, f"out-{size}-{name}-{attempt}")
                 m, verdict, entries, wall, cpu = run_contestant(name, feeds, out, truth)
@@ -161,6 +170,7 @@ def measure_size(size: int, names: List[str], repeat: int, latency: float, work:
                 log(f"{size:>9,} {CONTESTANTS[name]:<32} wall {wall:7.1f} s  cpu {cpu:7.1f} s  "
                     f"rss {m.peak_rss / 2**20:6.0f} MB  {state}")
             results.append(_summarise(size, name, truth, runs))
+            results[-1].free_cores = cores
     shutil.rmtree(folder, ignore_errors=True)
     return results
 
@@ -179,6 +189,7 @@ def _summarise(size: int, name: str, truth, runs) -> Result:
         cpu_spread=(max(cpus) - min(cpus)) / median_cpu if median_cpu and len(cpus) > 1 else 0.0,
         problems=sorted(set(problems)),
         language_agreement=runs[-1][1].language_agreement,
+        cpu_by_role=runs[-1][0].cpu_by_role,
     )
 
 
@@ -299,9 +310,9 @@ def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], c
                          f"{seed['wall_s']:>8.1f} {_mb(seed['peak_rss']):>9}")
         else:
             lines.append(f"{'seeds':>9}  {label:<32} FAILED: {seed['error']}")
-    lines += ["", "targets:"]
+    lines += ["", f"targets (at {_target_size(results):,} entries):"]
     for label, value, goal, met in targets(results, fetch, seed):
-        lines.append(f"  {label:<52} {value:>12}  {goal:<14} {met}")
+        lines.append(f"  {label:<58} {value:>11}  {goal:<15} {met}")
     agreement = [r for r in results if r.language_agreement is not None and r.contestant != "floor"]
     if agreement:
         worst = min(r.language_agreement for r in agreement)
@@ -316,11 +327,16 @@ def _ratio(r: Result, other: Optional[Result]) -> str:
     return f"{r.cpu_per_1k / other.cpu_per_1k:.2f}x"
 
 
+def _target_size(results: List[Result]) -> int:
+    sizes = sorted({r.size for r in results})
+    return 100_000 if 100_000 in sizes else (sizes[-1] if sizes else 0)
+
+
 def targets(results: List[Result], fetch, seed):
     """(label, value, goal, verdict) for each target the issue set."""
     by = {(r.size, r.contestant): r for r in results if r.ok}
     sizes = sorted({r.size for r in results})
-    at = 100_000 if 100_000 in sizes else (sizes[-1] if sizes else None)
+    at = _target_size(results)
     out = []
 
     def verdict(ok):
@@ -329,26 +345,34 @@ def targets(results: List[Result], fetch, seed):
     pipe, base, mp = by.get((at, "pipeline")), by.get((at, "baseline")), by.get((at, "pipeline-mp"))
     if pipe and base:
         ratio = pipe.cpu_per_1k / base.cpu_per_1k
-        out.append((f"pipeline CPU per entry / baseline, {at:,} entries", f"{ratio:.2f}x", "<= 1.5x",
+        out.append((f"pipeline CPU per entry / baseline", f"{ratio:.2f}x", "<= 1.5x",
                     verdict(ratio <= 1.5)))
     if pipe and mp:
         speedup = mp.entries_per_s / pipe.entries_per_s
-        out.append((f"multi_processing x2 / in-process throughput, {at:,}", f"{speedup:.2f}x", ">= 1.6x",
-                    verdict(speedup >= 1.6)))
+        note = ""
+        workers = [cpu for role, cpu in mp.cpu_by_role.items() if role.startswith("worker")]
+        if workers:
+            # Stages run on both workers at once and the main process in
+            # between, so on two free cores the wall is at best main + slowest worker.
+            best = pipe.cpu_s / (mp.cpu_by_role.get("main", 0.0) + max(workers))
+            note = f" ({mp.free_cores:.1f} cores were free; on 2 free cores at most {best:.2f}x)"
+        out.append((f"multi_processing x2 / in-process throughput", f"{speedup:.2f}x", ">= 1.6x",
+                    verdict(speedup >= 1.6) + note))
     for name in ("pipeline", "pipeline-mp"):
         r = by.get((at, name))
         if r:
-            out.append((f"peak RSS, {CONTESTANTS[name]}, {at:,}", _mb(r.peak_rss), "< 1.5 GB",
+            out.append((f"peak RSS, {CONTESTANTS[name]}", _mb(r.peak_rss), "< 1.5 GB",
                         verdict(r.peak_rss < 1.5e9)))
     for name in ("pipeline", "pipeline-mp"):
         points = [(s, by[(s, name)].peak_rss) for s in sizes if (s, name) in by]
         for (s1, r1), (s2, r2) in zip(points, points[1:]):
             growth, scale = r2 / r1, s2 / s1
-            out.append((f"RSS growth {CONTESTANTS[name]}, {s1:,} -> {s2:,} ({scale:.0f}x entries)",
-                        f"{growth:.1f}x", "sub-linear", verdict(growth < scale)))
+            out.append((f"RSS growth, {CONTESTANTS[name]}, {s1 // 1000:,}k -> {s2 // 1000:,}k",
+                        f"{growth:.1f}x", f"< {scale:.0f}x", verdict(growth < scale)))
     if fetch:
-        out.append((f"fetch {fetch['feeds']:,} feeds at {fetch['latency_s'] * 1000:.0f} ms",
-                    f"{fetch['feeds_per_s']:.0f} feeds/s", ">= 200 feeds/s", verdict(fetch["feeds_per_s"] >= 200)))
+        out.append((f"fetch {fetch['feeds']:,} feeds at {fetch['latency_s'] * 1000:.0f} ms, Beam start-up included",
+                    f"{fetch['feeds_per_s']:.0f} feeds/s", ">= 200 feeds/s", verdict(fetch["feeds_per_s"] >= 200)
+                    + f" ({fetch['steady_feeds_per_s']:.0f}/s once started)"))
     if seed:
         out.append(("seed run wall, Beam start-up included", f"{seed['wall_s']:.1f} s", "< 15 s",
                     verdict(seed["ok"] and seed["wall_s"] < 15)))

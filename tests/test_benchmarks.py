@@ -148,3 +148,10 @@ def test_bench_refuses_contestants_that_get_the_answer_wrong(tmp_path, monkeypat
                                log=lambda message: None)
     assert [r.ok for r in results] == [False, False]
     assert all("rows, expected" in " ".join(r.problems) for r in results)
+
+
+def test_a_run_that_would_starve_the_machine_of_memory_is_stopped():
+    # Ask for more free memory than the machine has: the first sample stops it.
+    m = run_measured([sys.executable, "-c", "import time; time.sleep(30)"],
+                     min_free_bytes=10 * 2**50)
+    assert m.stopped.startswith("stopped with") and m.returncode == -9  # killed, not finished
