@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 OUT    ?= output
 BENCH_SCALE ?= default
 
-.PHONY: run test install install-test install-bench bench clean
+.PHONY: run test install install-test install-bench bench bench-fetch bench-topics clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,18 @@ test: $(VENV)/.installed-test
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info
 
-# Pipeline vs plain-Python baseline vs feedparser floor, fetch throughput and
-# the seed run, in one table. BENCH_SCALE=large adds 1M entries.
+# Everything in benchmarks/, one table: the pipeline against a plain-Python
+# baseline and the feedparser floor on a generated corpus (10k and 100k
+# entries; BENCH_SCALE=large adds 1M), fetch throughput, the seed run and the
+# component benchmarks below.
 bench: $(VENV)/.installed-bench
 	$(PY) -m benchmarks.run --scale $(BENCH_SCALE)
+
+# The component benchmarks on their own, with their full output.
+bench-fetch: $(VENV)/.installed-test
+	$(PY) -m benchmarks.fetch_throughput
+	$(PY) -m benchmarks.parse_guards
+	$(PY) -m benchmarks.seen_lookup
+
+bench-topics: $(VENV)/.installed-test
+	$(PY) -m benchmarks.topics_bench

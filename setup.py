@@ -12,9 +12,17 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
+    # gs:// and s3:// for OUT, feed lists and topics (Beam's own filesystems).
+    "gcp": ["apache-beam[gcp]==2.77.0"],
+    "aws": ["apache-beam[aws]==2.77.0"],
     "test": [
         "pytest>=8,<10",
         "pandas>=2.2,<3.2",
+        # The tests run the pipeline against real object stores on 127.0.0.1
+        # and build a Dataflow job offline: both need Beam's gcp and aws extras.
+        "apache-beam[gcp,aws]==2.77.0",
+        "gcp-storage-emulator>=2026.7,<2027",
+        "moto[server]>=5.1,<6",
     ],
     # `make bench`: process-tree memory and CPU of each contestant.
     "bench": [

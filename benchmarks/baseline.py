@@ -51,11 +51,16 @@ def run(feeds_path: str, topics_path: str, output: str, run_id: str = "baseline"
     kept, duplicates = dedup_stories(stories)
     del stories
     factory = load_detector_factory()
+
+    def detect(story):
+        return detect_language(language_text(story), factory)
+
     rows = []
     for story in kept:
-        tagged = tag_story(story, matcher)
+        # As MatchTopics: rules with `language:` conditions may detect early.
+        tagged = tag_story(story, matcher, detect if matcher.needs_language else None)
         if tagged is not None:
-            tagged.language = detect_language(language_text(tagged), factory)
+            tagged.language = tagged.language or detect(tagged)
             rows.append(to_row(tagged, STORIES_SCHEMA))
     os.makedirs(output, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=STORIES_SCHEMA),

@@ -32,7 +32,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 from benchmarks.phrasebook import JA_TITLE_WORDS, LANGUAGES, UPDATED_SUFFIX
 from transforms import identity
 from transforms.parse import html_to_text
-from transforms.topics import TopicMatcher, tokenize
+from transforms.topics import TopicMatcher, as_topic, fold_accents, tokenize
 
 BASE_TIME = datetime(2026, 11, 2, tzinfo=timezone.utc)
 SPREAD = timedelta(days=3)           # originals are published over three days
@@ -131,39 +131,51 @@ class _Feed:
 # --------------------------------------------------------------------------- text
 
 
+_OPERATOR = re.compile(r"(AND|OR|NOT|(NEAR|ATLEAST)/\d+)")
+_CJK_CHAR = re.compile(r"[\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+
 def _query_terms(query: str) -> List[str]:
-    """The terms of a topic query, as written (quoted phrases and bare words)."""
+    """The text terms of a topic query, as written (quoted phrases and bare
+    words, field scopes removed; operators and topic references left out)."""
     terms = []
     for phrase, word in re.findall(r'"([^"]*)"|([^\s()"]+)', query):
-        if word in ("AND", "OR", "NOT"):
+        if phrase:
+            terms.append(phrase)
             continue
-        terms.append(phrase or word)
+        if _OPERATOR.fullmatch(word) or "topic:" in word or word.startswith(("source:", "language:")):
+            continue
+        terms.append(word.rsplit(":", 1)[-1])  # title:word -> word
     return terms
 
 
 class _TopicGuard:
-    """Proves a piece of neutral text cannot make a story match any topic:
-    it holds no first word of any term and no CJK term (which match inside
-    words). Pieces are always joined by spaces or punctuation, so no term can
-    straddle two of them."""
+    """Proves a piece of neutral text cannot make a story match any topic: it
+    holds no first word of any term (for a wildcard, no word that starts like
+    it; accents folded) and no CJK term (which match inside words). Pieces are
+    always joined by spaces or punctuation, so no term can straddle two."""
 
-    def __init__(self, topics: Sequence[Tuple[str, str]]):
-        self.first_tokens, self.cjk = set(), set()
-        for _, query in topics:
-            for term in _query_terms(query):
-                tokens = tokenize(term)
-                if not tokens:
+    def __init__(self, topics):
+        self.words, self.prefixes, self.cjk = set(), set(), set()
+        for topic in topics:
+            for term in _query_terms(as_topic(topic).query):
+                words = tokenize(term)
+                if not words:
                     continue
-                if any(re.search(r"[\u1100-\u9fff\uac00-\ud7af]", t) for t in tokens):
-                    self.cjk.add(" ".join(tokens))
+                first = term.split()[0]
+                if any(_CJK_CHAR.search(w) for w in words):
+                    self.cjk.add("".join(words))
+                elif first.endswith("*") and len(tokenize(first)) == 1:  # missile*: a prefix
+                    self.prefixes.add(fold_accents(words[0]))
                 else:
-                    self.first_tokens.add(tokens[0])
+                    self.words.add(fold_accents(words[0]))
 
     def safe(self, text: str) -> bool:
         tokens = tokenize(text)
-        if self.first_tokens.intersection(tokens):
-            return False
-        joined = " ".join(tokens)
+        for token in map(fold_accents, tokens):
+            if token in self.words or any(token.startswith(p) for p in self.prefixes):
+                return False
+        joined = "".join(tokens)
         return not any(term in joined for term in self.cjk)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import io
 import json
 import time
 import urllib.request
@@ -47,7 +48,7 @@ def run(feeds_path: str, every: int = 1, concurrency: int = 32) -> dict:
                     failed += 1
                     continue
                 w, c = time.perf_counter(), time.process_time()
-                parsed = feedparser.parse(body, response_headers=headers,
+                parsed = feedparser.parse(io.BytesIO(body), response_headers=headers,
                                           sanitize_html=False, resolve_relative_uris=False)
                 cpu += time.process_time() - c
                 wall += time.perf_counter() - w

@@ -30,8 +30,9 @@ def cli_flags() -> List[str]:
     flags = []
     for action in _run_parser(build_parser())._actions:
         for option in action.option_strings:
+            # A switch, or an option whose value may be left out (then: all).
             if option.startswith("--") and ("private" in option or "loopback" in option) \
-                    and action.nargs == 0:
+                    and action.nargs in (0, "?"):
                 flags.append(option)
                 break
     return flags

@@ -6,16 +6,20 @@ before any fetch); 1 the run itself failed or its counts did not reconcile.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
+import signal
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Dict, List, Optional, Sequence
 
 from pipeline import config as cfg
 from pipeline.summary import RunSummary
+from transforms.state import DEFAULT_LOOKBACK_DAYS
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+ALL_NETWORKS = "all"
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -29,18 +33,64 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="newswatch", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", parser_class=_OneLineParser)
     run = commands.add_parser("run", help="fetch feeds and write matching stories as Parquet")
-    run.add_argument("--feeds", required=True, help="OPML file or text file of URLs/paths")
-    run.add_argument("--topics", required=True, help="topics YAML file")
-    run.add_argument("--output", required=True, help="output folder (local path or gs://)")
-    run.add_argument("--run-id", help="id carried by the output files (default: from the start time)")
-    run.add_argument("--shards", type=int, default=1, help="files per date partition (default 1)")
-    run.add_argument("--fetch-timeout", type=float, default=20.0,
-                     help="seconds to wait for a server to send data (default 20)")
-    run.add_argument("--max-feed-bytes", type=int, default=10 * 1024 * 1024,
-                     help="largest feed body accepted, after decompression (default 10 MiB)")
-    run.add_argument("--fetch-concurrency", type=int, default=32,
-                     help="feeds fetched at once per worker (default 32)")
+
+    def option(name, **kwargs):
+        # --run-id and --run_id alike: Dataflow template parameters use underscores.
+        spellings = [name] + (["--" + name[2:].replace("-", "_")] if "-" in name[2:] else [])
+        run.add_argument(*spellings, **kwargs)
+
+    option("--feeds", required=True, help="OPML file or text file of URLs/paths (local, gs://, s3://)")
+    option("--topics", required=True, help="topics YAML file (local, gs://, s3://)")
+    option("--output", required=True, help="output folder (local path, gs:// or s3://)")
+    option("--run-id", help="id carried by the output files; re-running an id replaces its "
+                            "files (default: from the start time)")
+    option("--shards", type=int, default=1, help="files per date partition (default 1)")
+    option("--fetch-timeout", type=float, default=20.0,
+           help="seconds to wait for a server to send data (default 20)")
+    option("--max-feed-bytes", type=int, default=10 * 1024 * 1024,
+           help="largest feed body accepted, after decompression (default 10 MiB)")
+    option("--fetch-concurrency", type=int, default=32,
+           help="feeds fetched at once per worker (default 32)")
+    option("--fetch-deadline", type=float, default=60.0,
+           help="seconds a whole request (redirects included) may take (default 60)")
+    option("--allow-private-addresses", nargs="?", const=ALL_NETWORKS, default=None,
+           metavar="NETWORKS",
+           help="let feeds and redirects reach loopback, private and link-local addresses "
+                "(intranet feeds, tests): all of them (no value, or 'all'), or only the comma-separated "
+                "networks given, e.g. 10.20.0.0/16,127.0.0.1; cloud metadata addresses "
+                "stay refused")
+    option("--lookback-days", type=float, default=DEFAULT_LOOKBACK_DAYS,
+           help=f"how long written stories are remembered to avoid writing them again "
+                f"(default {DEFAULT_LOOKBACK_DAYS})")
+    option("--every", type=float, metavar="SECONDS",
+           help="local repeated mode: run again every SECONDS until interrupted "
+                "(Ctrl-C finishes the current cycle)")
+    option("--streaming", nargs="?", const=True, default=False, type=_yes_no, metavar="true|false",
+           help="streaming mode: poll the feeds every --poll-interval seconds in one long-running "
+                "job (Dataflow or another streaming runner; on the DirectRunner only with --duration)")
+    option("--poll-interval", type=float, default=300.0, metavar="SECONDS",
+           help="streaming: seconds between polls of the feed list (default 300)")
+    option("--duration", type=float, metavar="SECONDS",
+           help="streaming: stop polling after SECONDS (default: run until stopped)")
+    option("--window", type=float, default=300.0, metavar="SECONDS",
+           help="streaming: output files per FixedWindow of SECONDS (default 300)")
+    option("--dedup-ttl", type=float, default=7 * 24 * 3600.0, metavar="SECONDS",
+           help="streaming: how long a written story is remembered so it is not written "
+                "again (default 604800, 7 days)")
     return parser
+
+
+# Options that make sense only for a local process, not in a Dataflow template.
+LOCAL_ONLY_OPTIONS = ("--every",)
+
+
+def _yes_no(value: str) -> bool:
+    # `--streaming` alone, or `--streaming=true` as a template launcher passes it.
+    if str(value).lower() in ("true", "yes", "1"):
+        return True
+    if str(value).lower() in ("false", "no", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {value!r}")
 
 
 def default_run_id(now: Optional[datetime] = None) -> str:
@@ -51,22 +101,61 @@ def default_run_id(now: Optional[datetime] = None) -> str:
 def prepare(args: argparse.Namespace):
     """Validate everything before any work; raises ConfigError."""
     from pipeline.graph import RunConfig
+    from transforms.address_guard import parse_networks
     from transforms.fetch import FetchSettings
 
     if args.shards < 1:
         raise cfg.ConfigError("--shards must be at least 1")
-    if args.fetch_timeout <= 0 or args.max_feed_bytes <= 0 or args.fetch_concurrency < 1:
-        raise cfg.ConfigError("--fetch-timeout, --max-feed-bytes and --fetch-concurrency must be positive")
+    if min(args.fetch_timeout, args.fetch_deadline, args.max_feed_bytes, args.fetch_concurrency) <= 0:
+        raise cfg.ConfigError("--fetch-timeout, --fetch-deadline, --max-feed-bytes and "
+                              "--fetch-concurrency must be positive")
+    allow_all, networks = args.allow_private_addresses == ALL_NETWORKS, ()
+    if args.allow_private_addresses not in (None, ALL_NETWORKS):
+        try:
+            networks = parse_networks(args.allow_private_addresses)
+        except ValueError as exc:
+            raise cfg.ConfigError(f"--allow-private-addresses: {exc}") from None
+        if not networks:
+            raise cfg.ConfigError("--allow-private-addresses: no network given")
     if args.run_id is not None and not _valid_run_id(args.run_id):
         raise cfg.ConfigError(f"--run-id {args.run_id!r}: use letters, digits, '-', '_' and '.' only")
+    if not args.lookback_days > 0:
+        raise cfg.ConfigError("--lookback-days must be positive")
+    if args.every is not None:
+        if not args.every > 0:
+            raise cfg.ConfigError("--every must be a positive number of seconds")
+        if args.run_id is not None:
+            raise cfg.ConfigError("--run-id cannot be combined with --every: each cycle gets its own id")
+    streaming = _streaming_settings(args)
     feeds = cfg.load_feed_list(args.feeds)
     topics = cfg.load_topics(args.topics)
     output = args.output.rstrip("/") or "/"
     cfg.check_output_writable(output)
-    settings = FetchSettings(read_timeout_s=args.fetch_timeout, max_bytes=args.max_feed_bytes,
-                             concurrency=args.fetch_concurrency)
-    return RunConfig(feeds=tuple(feeds), topics=tuple(cfg.topic_pairs(topics)), output=output,
-                     run_id=args.run_id or default_run_id(), fetch=settings, shards=args.shards)
+    settings = FetchSettings(read_timeout_s=args.fetch_timeout, total_timeout_s=args.fetch_deadline,
+                             max_bytes=args.max_feed_bytes, concurrency=args.fetch_concurrency,
+                             allow_private_addresses=allow_all, allowed_networks=networks)
+    return RunConfig(feeds=tuple(feeds), topics=tuple(topics), output=output,
+                     run_id=args.run_id or "", fetch=settings, shards=args.shards,
+                     lookback=timedelta(days=args.lookback_days), streaming=streaming)
+
+
+def _streaming_settings(args: argparse.Namespace):
+    from pipeline.graph import StreamingSettings
+
+    if not args.streaming:
+        given = [name for name in ("duration",) if getattr(args, name) is not None]
+        if given:
+            raise cfg.ConfigError(f"--{given[0]} needs --streaming")
+        return None
+    if args.every is not None:
+        raise cfg.ConfigError("--streaming and --every are two ways to keep watching: choose one")
+    for name in ("poll_interval", "window", "dedup_ttl"):
+        if not getattr(args, name) > 0:
+            raise cfg.ConfigError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+    if args.duration is not None and not args.duration > 0:
+        raise cfg.ConfigError("--duration must be a positive number of seconds")
+    return StreamingSettings(poll_interval_s=args.poll_interval, duration_s=args.duration,
+                             window_s=args.window, dedup_ttl_s=args.dedup_ttl)
 
 
 def _valid_run_id(value: str) -> bool:
@@ -74,20 +163,86 @@ def _valid_run_id(value: str) -> bool:
         and not value.startswith(".")
 
 
-def run_batch(run_config, beam_args: Sequence[str]) -> RunSummary:
-    import apache_beam as beam
+def run_cycle(base_config, beam_args: Sequence[str]) -> RunSummary:
+    """One batch run: read the state, mark the run open, run the pipeline
+    (whose last stage commits the state)."""
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
+
+    from transforms.state import StateStore
+
+    started_at = datetime.now(timezone.utc)
+    run_id = base_config.run_id or default_run_id(started_at)
+    store = StateStore(base_config.output)
+    feed_states, report = store.load_feed_states(run_id, started_at, base_config.lookback)
+    if PipelineOptions(list(beam_args)).view_as(GoogleCloudOptions).template_location:
+        # Only a job description is written: nothing runs, so no run opens.
+        logging.getLogger("newswatch").warning(
+            "--template_location writes a classic template, which freezes the run id and the "
+            "feed state of this moment; schedule the Flex Template instead (README)")
+    else:
+        store.open_run(run_id, started_at)
+    config = dataclasses.replace(base_config, run_id=run_id, started_at=started_at,
+                                 feed_states=tuple(sorted(feed_states.items())))
+    # Only a given --run-id can have run before; a fresh id has no files to
+    # replace, and listing the whole output for them costs time on gs://.
+    summary = run_batch(config, beam_args, replace_run=bool(base_config.run_id))
+    summary.notes = report.notes() + summary.notes
+    return summary
+
+
+def run_batch(run_config, beam_args: Sequence[str], replace_run: bool = True) -> RunSummary:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.graph import build_batch_pipeline
+    from transforms.sink import remove_run_files
 
     options = PipelineOptions(list(beam_args))
+    # A re-run of a run id (after a crash, say) first removes what the earlier
+    # attempt wrote, so its files cannot leave duplicate or stale rows.
+    removed = remove_run_files(run_config.output, run_config.run_id) if replace_run else []
+    summary = _run_pipeline(build_batch_pipeline, run_config, options)
+    if removed:
+        summary.notes.append(f"replaced run {run_config.run_id}: removed {len(removed)} files "
+                             "of an earlier attempt before writing")
+    return summary
+
+
+def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
+    """A streaming job: polls until --duration has passed (or forever)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    from pipeline.graph import build_streaming_pipeline
+
+    started_at = datetime.now(timezone.utc)
+    config = dataclasses.replace(run_config, run_id=run_config.run_id or default_run_id(started_at),
+                                 started_at=started_at)
+    options = PipelineOptions(list(beam_args))
+    options.view_as(StandardOptions).streaming = True
+    runner = options.view_as(StandardOptions).runner or "DirectRunner"
+    if config.streaming.duration_s is None and "Direct" in str(runner):
+        logging.getLogger("newswatch").warning(
+            "the DirectRunner writes nothing until a streaming run ends: give --duration, "
+            "or use --every to keep watching locally (README)")
+    return _run_pipeline(build_streaming_pipeline, config, options)
+
+
+def _run_pipeline(build, config, options) -> RunSummary:
+    """Builds and runs the pipeline; waits for it, except on Dataflow."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
-    build_batch_pipeline(pipeline, run_config)
+    build(pipeline, config)
     result = pipeline.run()
+    if "Dataflow" in runner:
+        # The job runs (and, in batch, commits its state) on Dataflow; a Flex
+        # Template launcher must not wait for it. Its counters are in the console.
+        return RunSummary({}, config.run_id, config.output, time.monotonic() - started,
+                          runner=runner, submitted=True)
     result.wait_until_finish()
-    return RunSummary.from_result(result, run_config, time.monotonic() - started,
-                                  runner=options.get_all_options().get("runner") or "DirectRunner")
+    return RunSummary.from_result(result, config, time.monotonic() - started, runner=runner)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -99,26 +254,93 @@ def main(argv: Optional[List[str]] = None) -> int:
         args, beam_args = parser.parse_known_args(argv)
         if args.command != "run":
             raise cfg.ConfigError("expected a command: run")
-        run_config = prepare(args)
         _check_beam_options(beam_args)
+        run_config = prepare(args)
     except cfg.ConfigError as exc:
         print(f"newswatch: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    if args.every is not None:
+        return run_every(run_config, beam_args, args.every)
+    if run_config.streaming is not None:
+        return _report(lambda: run_streaming(run_config, beam_args))
+    return _one_cycle(run_config, beam_args)
+
+
+def _one_cycle(run_config, beam_args) -> int:
+    return _report(lambda: run_cycle(run_config, beam_args))
+
+
+def _report(run) -> int:
     try:
-        summary = run_batch(run_config, beam_args)
+        summary = run()
     except Exception as exc:
         logging.getLogger("newswatch").exception("run failed")
         print(f"newswatch: run failed: {cfg._first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
-    print(summary.render())
+    print(summary.render(), flush=True)
     return EXIT_OK if summary.reconciles else EXIT_FAILED
+
+
+def run_every(run_config, beam_args, every: float) -> int:
+    """Local repeated mode: a batch cycle every `every` seconds (start to
+    start; at once if a cycle took longer), state carried between cycles.
+    Ctrl-C (or SIGTERM) lets the current cycle finish, then stops; a second
+    Ctrl-C aborts."""
+    stop = _StopRequest()
+    worst = EXIT_OK
+    cycle = 0
+    with stop:
+        while True:
+            cycle += 1
+            began = time.monotonic()
+            print(f"newswatch: cycle {cycle} starting", flush=True)
+            code = _one_cycle(run_config, beam_args)
+            worst = max(worst, code)
+            if stop.wait(began + every - time.monotonic()):
+                break
+    print(f"newswatch: stopped after {cycle} cycle(s)", flush=True)
+    return worst
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM handler for repeated mode: the first asks to stop after
+    the current cycle, the second stops at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("newswatch: stopping after the current cycle (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+
+    def wait(self, seconds: float) -> bool:
+        """Sleeps up to `seconds`; True as soon as a stop was requested."""
+        deadline = time.monotonic() + max(0.0, seconds)
+        while not self.requested and time.monotonic() < deadline:
+            time.sleep(min(0.2, deadline - time.monotonic()))
+        return self.requested
 
 
 def _check_beam_options(beam_args: Sequence[str]) -> None:
     """A misspelt option is a config error, not a warning Beam logs mid-run."""
+    from apache_beam.io.filesystems import FileSystems
     from apache_beam.options.pipeline_options import PipelineOptions
 
     options = PipelineOptions(list(beam_args))
+    FileSystems.set_options(options)  # s3:// endpoint and keys, for config and state reads
     parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, conflict_handler="resolve")
     for options_class in _all_subclasses(PipelineOptions):
         try:
@@ -128,7 +350,6 @@ def _check_beam_options(beam_args: Sequence[str]) -> None:
     _, unknown = parser.parse_known_args(list(beam_args))
     if unknown:
         raise cfg.ConfigError(f"unknown option or argument {unknown[0].split('=')[0]!r}")
-    del options
 
 
 def _all_subclasses(cls):

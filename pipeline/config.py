@@ -8,7 +8,8 @@ import posixpath
 import re
 import uuid
 import xml.etree.ElementTree as ET
-from typing import List, Sequence, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
 import yaml
 from apache_beam.io.filesystems import FileSystems
@@ -108,45 +109,150 @@ def load_feed_list(path: str) -> List[FeedSource]:
     return sorted(feeds.values())
 
 
-def load_topic_definitions(path: str) -> List[Tuple[str, str]]:
-    """(name, query) pairs from a topics YAML file:
+TOPIC_KEYS = ("name", "query", "description", "fold_accents")
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where one topic is written in its YAML file, for error messages."""
+
+    item: yaml.Node               # the topic's entry (its first line)
+    query: Optional[yaml.Node]    # the query scalar
+
+
+def _line_col(text: str, index: int) -> Tuple[int, int]:
+    """1-based line and column of a character index in `text`."""
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
+
+
+def _scalar_index(text: str, node: yaml.Node, offset: int) -> int:
+    """Index in the file of character `offset` of a scalar's value.
+
+    A YAML scalar's value is its source text minus quotes, indentation and
+    escapes, with line breaks folded to spaces: walking both from the start
+    and matching characters finds it. A character that came from an escape
+    (\\t, \\u00e9) is not in the source and is stepped over."""
+    begin, src = node.start_mark.index, text[node.start_mark.index:node.end_mark.index]
+    value = node.value
+    i = 0
+    if node.style in ("|", ">"):  # the text starts on the line after the header
+        i = src.find("\n") + 1 if "\n" in src else len(src)
+    elif node.style in ("'", '"'):
+        i = 1
+    offset = max(0, min(offset, len(value)))
+    for k in range(offset + 1):
+        if k == len(value):  # just past the end: after the last character
+            return begin + i
+        ch = value[k]
+        j = i
+        while j < len(src) and not (src[j] == ch or (ch in " \n" and src[j] in " \n")):
+            j += 1
+        if j == len(src):  # from an escape sequence
+            if k == offset:
+                return begin + i
+            continue
+        if k == offset:
+            return begin + j
+        i = j + 1
+    return begin  # not reached
+
+
+def _mapping(node: yaml.Node) -> dict:
+    return {k.value: v for k, v in node.value if isinstance(k, yaml.ScalarNode)}
+
+
+def _read_topics_yaml(path: str):
+    """The topics as Topic records, each with where it is written."""
+    from transforms.topics import Topic
+
+    text = read_text(path, "topics file")
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"topics file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
+
+    def fail(node: yaml.Node, message: str) -> ConfigError:
+        line, col = _line_col(text, node.start_mark.index)
+        return ConfigError(f"topics file {path}, line {line}, column {col}: {message}")
+
+    items, items_node = data, root
+    if isinstance(data, dict) and "topics" in data:
+        items, items_node = data["topics"], _mapping(root)["topics"]
+    if isinstance(items, dict):  # name: query, or name: {query: ...}
+        if len(items) != len(items_node.value):
+            names = [k.value for k, _ in items_node.value]
+            duplicate = next(k for k, _ in items_node.value if names.count(k.value) > 1)
+            raise fail(duplicate, f"topic {duplicate.value!r}: duplicate name")
+        pairs = list(zip(items.items(), items_node.value))
+        items = [{"name": k, **(v if isinstance(v, dict) else {"query": v})} for (k, v), _ in pairs]
+        nodes = [(key_node, value_node if isinstance(value_node, yaml.MappingNode) else None, value_node)
+                 for _, (key_node, value_node) in pairs]
+    elif isinstance(items, list) and items:
+        nodes = [(n, n if isinstance(n, yaml.MappingNode) else None, None) for n in items_node.value]
+    else:
+        raise ConfigError(f"topics file {path} defines no topics (expected a 'topics:' list)")
+
+    entries, seen = [], set()
+    for number, (item, (item_node, fields_node, plain_query_node)) in enumerate(zip(items, nodes), 1):
+        if not isinstance(item, dict) or not item.get("name") or "query" not in item:
+            raise fail(item_node, f"topic #{number} needs a 'name' and a 'query'")
+        name = str(item["name"])
+        unknown = sorted(set(map(str, item)) - set(TOPIC_KEYS))
+        if unknown:
+            raise fail(item_node, f"topic {name!r}: unknown key {unknown[0]!r} "
+                                  f"(a topic has {', '.join(TOPIC_KEYS)})")
+        if name in seen:
+            raise fail(item_node, f"topic {name!r}: duplicate name")
+        seen.add(name)
+        query_node = _mapping(fields_node).get("query") if fields_node is not None else plain_query_node
+        if not isinstance(item["query"], str):
+            raise fail(query_node or item_node, f"topic {name!r} has a query that is not text")
+        fold = item.get("fold_accents", False)
+        if not isinstance(fold, bool):
+            raise fail(item_node, f"topic {name!r}: fold_accents must be true or false")
+        entries.append((Topic(name, item["query"], fold), _Where(item_node, query_node)))
+    return text, entries
+
+
+def load_topic_definitions(path: str) -> List:
+    """Topics (transforms.topics.Topic) from a topics YAML file:
 
         topics:
           - name: dprk
+            description: North Korea        # optional, for people
+            fold_accents: true              # optional: Corée = Coree
             query: '"North Korea" OR DPRK'
 
     A mapping `name: query` (or `name: {query: ...}`) is accepted too.
     """
-    text = read_text(path, "topics file")
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"topics file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
-    items = data.get("topics") if isinstance(data, dict) and "topics" in data else data
-    if isinstance(items, dict):
-        items = [{"name": k, **(v if isinstance(v, dict) else {"query": v})} for k, v in items.items()]
-    if not isinstance(items, list) or not items:
-        raise ConfigError(f"topics file {path} defines no topics (expected a 'topics:' list)")
-    defs = []
-    for number, item in enumerate(items, 1):
-        if not isinstance(item, dict) or not item.get("name") or "query" not in item:
-            raise ConfigError(f"topics file {path}: topic #{number} needs a 'name' and a 'query'")
-        if not isinstance(item["query"], str):
-            raise ConfigError(f"topics file {path}: topic '{item['name']}' has a query that is not text")
-        defs.append((str(item["name"]), item["query"]))
-    return defs
+    return [topic for topic, _ in _read_topics_yaml(path)[1]]
 
 
 def load_topics(path: str):
-    """Compiled topics; a query that does not parse is a ConfigError naming
-    the topic and the position."""
+    """Compiled and validated topics. A bad query is a ConfigError naming the
+    topic and the line and column in the file."""
     from transforms.topics import TopicError, compile_topics
 
-    defs = load_topic_definitions(path)
+    text, entries = _read_topics_yaml(path)
     try:
-        return compile_topics(defs)
+        return compile_topics([topic for topic, _ in entries])
     except TopicError as exc:
-        raise ConfigError(f"topics file {path}: {exc}") from None
+        where = {topic.name: w for topic, w in entries}.get(exc.topic)
+        if where is None:  # pragma: no cover - every topic here has a name
+            raise ConfigError(f"topics file {path}: {exc}") from None
+        if exc.position is not None and where.query is not None:
+            index = _scalar_index(text, where.query, exc.position)
+        else:
+            index = where.item.start_mark.index
+        line, col = _line_col(text, index)
+        raise ConfigError(f"topics file {path}, line {line}, column {col}: "
+                          f"topic {exc.topic!r}: {exc.reason}") from None
 
 
 def check_output_writable(output: str) -> None:
@@ -160,7 +266,3 @@ def check_output_writable(output: str) -> None:
         FileSystems.delete([probe])
     except Exception as exc:
         raise ConfigError(f"cannot write to output {output}: {_first_line(exc)}") from None
-
-
-def topic_pairs(topics: Sequence) -> List[Tuple[str, str]]:
-    return [(t.name, t.query) for t in topics]

@@ -1,22 +1,44 @@
 """Graph assembly: the one function that wires the stages together.
 
-Batch and (later) streaming runs differ only in the source of FeedSource
-elements handed in; every stage after it is the same transform.
+Batch and streaming runs differ in their source of FetchResults (the feed
+list fetched once, or polled on every tick with per-feed state in Beam) and
+in where "already written" is remembered (state files between batch runs,
+keyed state with a TTL in a streaming job); every stage in between is the
+same transform.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Sequence, Tuple
+from datetime import datetime, timedelta, timezone
+from typing import Dict, Optional, Tuple
 
 import apache_beam as beam
+from apache_beam.transforms import window
+from apache_beam.utils.timestamp import MAX_TIMESTAMP
 
-from transforms.dedup import DedupStories
+from transforms.dedup import DedupAcrossPolls, DedupStories
+from transforms.feedstate import FeedState, Politeness
 from transforms.fetch import FetchFeeds, FetchSettings
 from transforms.language import DetectLanguage
 from transforms.parse import DEAD_LETTERS, FETCH_LOG, ParseFeeds
+from transforms.poll import PollFeeds
 from transforms.records import FeedSource
+from transforms.seen import REFRESH, SeenBefore, seen_records
 from transforms.sink import ERRORS, FETCHES, STORIES, WritePartitions
-from transforms.topics import MatchTopics
+from transforms.state import DEFAULT_LOOKBACK_DAYS, CommitState
+from transforms.topics import MatchTopics, Topic
+from transforms.windowing import DEFAULT_MAX_LATENESS_S, AssignEventTime, fixed_windows
+
+
+@dataclass(frozen=True)
+class StreamingSettings:
+    """How a streaming run polls, remembers and windows."""
+
+    poll_interval_s: float = 300.0
+    duration_s: Optional[float] = None        # None: until the job is stopped
+    window_s: float = 300.0                   # FixedWindows for the output files
+    dedup_ttl_s: float = 7 * 24 * 3600.0      # how long a written story is remembered
+    max_lateness_s: float = DEFAULT_MAX_LATENESS_S
 
 
 @dataclass(frozen=True)
@@ -24,37 +46,95 @@ class RunConfig:
     """Everything a run needs besides the Beam options; validated before use."""
 
     feeds: Tuple[FeedSource, ...]
-    topics: Tuple[Tuple[str, str], ...]          # (name, query) pairs
+    topics: Tuple[Topic, ...]
     output: str
     run_id: str
     fetch: FetchSettings = field(default_factory=FetchSettings)
     shards: int = 1
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    lookback: timedelta = timedelta(days=DEFAULT_LOOKBACK_DAYS)
+    politeness: Politeness = field(default_factory=Politeness)
+    # What earlier runs left for each feed (feed URL -> FeedState).
+    feed_states: Tuple[Tuple[str, FeedState], ...] = ()
+    streaming: Optional[StreamingSettings] = None
 
 
-def build_graph(feeds: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:
-    """Fetch -> Parse -> Dedup -> Match topics -> Language -> Parquet.
+def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:
+    """Parse -> Dedup -> (Seen before | Dedup across polls) -> Match topics ->
+    Language -> Parquet; in batch, then the run's state, committed once every
+    file is written.
 
-    `feeds` is a PCollection[FeedSource]; returns the written-file PCollections.
+    `fetched` is a PCollection[FetchResult]; returns the written-file
+    PCollections (and `state` in batch).
     """
-    fetched = feeds | "Fetch" >> FetchFeeds(config.fetch)
+    streaming = config.streaming
     parsed = fetched | "Parse" >> ParseFeeds(config.run_id)
+    if streaming:
+        # Within one poll the preferred copy wins (as in batch); across polls
+        # keyed state remembers what was written for the TTL.
+        new = (
+            parsed.stories
+            | "PerPoll" >> beam.WindowInto(window.FixedWindows(streaming.poll_interval_s))
+            | "Dedup" >> DedupStories()
+            | "Global" >> beam.WindowInto(window.GlobalWindows())
+            | "DedupAcrossPolls" >> DedupAcrossPolls(streaming.dedup_ttl_s)
+        )
+    else:
+        fresh = (
+            parsed.stories
+            | "Dedup" >> DedupStories()
+            | "SeenBefore" >> SeenBefore(config.output, config.run_id, config.started_at, config.lookback)
+        )
+        new = fresh.new
     stories = (
-        parsed.stories
-        | "Dedup" >> DedupStories()
+        new
         | "MatchTopics" >> MatchTopics(list(config.topics))
         | "DetectLanguage" >> DetectLanguage()
     )
-    return {
+    fetch_log, dead_letters = parsed[FETCH_LOG], parsed[DEAD_LETTERS]
+    if streaming:
+        lateness = streaming.max_lateness_s
+        stories = (stories | "EventTime" >> AssignEventTime(lateness)
+                   | "StoryWindows" >> fixed_windows(streaming.window_s, lateness))
+        fetch_log = fetch_log | "FetchWindows" >> fixed_windows(streaming.window_s, lateness)
+        dead_letters = dead_letters | "ErrorWindows" >> fixed_windows(streaming.window_s, lateness)
+    written = {
         "stories": stories | "WriteStories" >> WritePartitions(
             config.output, STORIES, config.run_id, config.shards),
-        "fetches": parsed[FETCH_LOG] | "WriteFetches" >> WritePartitions(
+        "fetches": fetch_log | "WriteFetches" >> WritePartitions(
             config.output, FETCHES, config.run_id),
-        "errors": parsed[DEAD_LETTERS] | "WriteErrors" >> WritePartitions(
+        "errors": dead_letters | "WriteErrors" >> WritePartitions(
             config.output, ERRORS, config.run_id),
     }
+    if streaming:
+        return written
+    remembered = (
+        (stories | "SeenRecords" >> beam.FlatMap(seen_records), fresh[REFRESH])
+        | "AllSeenRecords" >> beam.Flatten()
+    )
+    feed_states = fetched | "FeedStates" >> beam.Map(lambda r: (r.feed_url, r.feed_state))
+    written["state"] = (remembered, feed_states) | "CommitState" >> CommitState(
+        config.output, config.run_id, config.started_at, config.lookback,
+        after=list(written.values()))
+    return written
 
 
 def build_batch_pipeline(pipeline: beam.Pipeline, config: RunConfig) -> Dict[str, beam.PCollection]:
-    """A batch run: the feed list is read once."""
-    feeds = pipeline | "FeedList" >> beam.Create(list(config.feeds))
-    return build_graph(feeds, config)
+    """A batch run: the feed list is read once, each feed with its remembered state."""
+    states = dict(config.feed_states)
+    feeds = pipeline | "FeedList" >> beam.Create(
+        [(feed, states.get(feed.url, FeedState())) for feed in config.feeds])
+    fetched = feeds | "Fetch" >> FetchFeeds(config.fetch, config.politeness)
+    return build_graph(fetched, config)
+
+
+def build_streaming_pipeline(pipeline: beam.Pipeline, config: RunConfig) -> Dict[str, beam.PCollection]:
+    """A streaming run: the feed list polled every poll interval, from the
+    run's start until its duration (if any) has passed."""
+    streaming = config.streaming
+    start = config.started_at.timestamp()
+    stop = start + streaming.duration_s if streaming.duration_s is not None else MAX_TIMESTAMP
+    fetched = pipeline | "Poll" >> PollFeeds(
+        config.feeds, start, stop, streaming.poll_interval_s, config.fetch, config.politeness,
+        initial=config.feed_states)
+    return build_graph(fetched, config)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict
+from typing import Dict, List, Tuple
 
 NAMESPACE = "newswatch"
 
@@ -12,13 +12,17 @@ ROWS = [
     ("fetch", "fetch_ok", "fetched ok"),
     ("fetch", "fetch_not_modified", "not modified (304)"),
     ("fetch", "fetch_failed", "fetch failed"),
+    ("fetch", "fetch_skipped", "not due, skipped"),
     ("parse", "feeds_ok", "feeds ok"),
     ("parse", "feeds_failed", "feeds failed"),
     ("parse", "entries", "entries"),
     ("parse", "dead_letters_entries", "entries dead-lettered"),
+    ("parse", "fields_truncated", "text fields truncated"),
     ("dedup", "duplicates", "duplicates dropped"),
+    ("seen", "seen_before", "seen before dropped"),
     ("topics", "unmatched", "unmatched dropped"),
     ("topics", "matched", "matched"),
+    ("topics", "rules_language_detections", "language needed by rules"),
     ("write", "rows_written_stories", "stories written"),
     ("write", "rows_written_fetches", "fetch rows written"),
     ("write", "rows_written_errors", "dead letters written"),
@@ -33,10 +37,17 @@ class RunSummary:
     elapsed_s: float
     runner: str = "DirectRunner"
     notes: list = field(default_factory=list)
+    submitted: bool = False   # handed to a remote runner, not waited for
+    streaming: bool = False   # remembers in keyed state, not in state files
 
     @classmethod
     def from_result(cls, result, config, elapsed_s: float, runner: str) -> "RunSummary":
-        return cls(read_counters(result), config.run_id, config.output, elapsed_s, runner)
+        from transforms.topics import compile_rules, topics_version
+
+        version = topics_version(compile_rules(config.topics))
+        return cls(read_counters(result), config.run_id, config.output, elapsed_s, runner,
+                   notes=[f"topics: {len(config.topics)} rules, topics_version {version}"],
+                   streaming=getattr(config, "streaming", None) is not None)
 
     def get(self, name: str) -> int:
         return self.counters.get(name, 0)
@@ -45,16 +56,50 @@ class RunSummary:
     def written(self) -> int:
         return self.get("rows_written_stories")
 
-    @property
-    def accounted(self) -> int:
-        return (self.get("duplicates") + self.get("unmatched") + self.written
-                + self.get("dead_letters_entries"))
+    def checks(self) -> List[Tuple[str, int, Dict[str, int]]]:
+        """(what, total, parts): each total must equal the sum of its parts.
+
+        entries: every entry parsed ends written, dropped or dead-lettered;
+        fetch attempts: every attempt ends ok, not modified or failed; one
+        output row per feed (attempted or skipped as not due), one dead
+        letter per failed feed or entry.
+        """
+        g = self.get
+        return [
+            ("entries", g("entries"), {"duplicates": g("duplicates"), "seen before": g("seen_before"),
+                                       "unmatched": g("unmatched"), "written": self.written,
+                                       "dead-lettered": g("dead_letters_entries")}),
+            ("fetch attempts", g("fetch_attempts"), {"ok": g("fetch_ok"),
+                                                     "not modified": g("fetch_not_modified"),
+                                                     "failed": g("fetch_failed")}),
+            ("fetch rows", g("rows_written_fetches"), {"attempts": g("fetch_attempts"),
+                                                       "skipped": g("fetch_skipped")}),
+            ("dead letters", g("rows_written_errors"), {"failed feeds": g("feeds_failed"),
+                                                        "failed entries": g("dead_letters_entries")}),
+        ]
 
     @property
     def reconciles(self) -> bool:
-        return self.get("entries") == self.accounted
+        return self.submitted or all(total == sum(parts.values()) for _, total, parts in self.checks())
+
+    def state_notes(self) -> list:
+        notes = []
+        if self.streaming:
+            notes.append(f"streaming: {self.get('dedup_keys_forgotten'):,} story identities "
+                         "forgotten (TTL passed, or the run ended)")
+        elif not self.submitted:
+            notes.append(f"state: {self.get('state_seen_identities'):,} story identities remembered")
+        if self.get("state_seen_unreadable_files"):
+            notes.append(f"WARNING {self.get('state_seen_unreadable_files')} seen-story state file(s) "
+                         "unreadable (named in the log; moved to _state/corrupt/): the stories they "
+                         "remembered were treated as new in this run")
+        return notes
 
     def render(self) -> str:
+        if self.submitted:
+            return "\n".join([f"newswatch run {self.run_id}: submitted to {self.runner} in "
+                              f"{self.elapsed_s:.1f} s, output {self.output}; the job commits "
+                              "its state when its files are written"] + self.notes)
         lines = [f"newswatch run {self.run_id}: {self.elapsed_s:.1f} s on {self.runner}, "
                  f"output {self.output}", "", f"{'stage':<8} {'counter':<26} {'value':>9}"]
         for stage, name, label in ROWS:
@@ -63,26 +108,36 @@ class RunSummary:
                                      ("language_", "language", "")):
             for name in sorted(n for n in self.counters if n.startswith(prefix)):
                 lines.append(f"{stage:<8} {label + name[len(prefix):]:<26} {self.get(name):>9,}")
-        verdict = "ok" if self.reconciles else "MISMATCH"
-        lines += ["", f"reconcile: entries {self.get('entries'):,} = duplicates "
-                      f"{self.get('duplicates'):,} + unmatched {self.get('unmatched'):,} + written "
-                      f"{self.written:,} + dead-lettered {self.get('dead_letters_entries'):,}"
-                      f" -> {verdict}"]
-        lines += self.notes
+        lines.append("")
+        for what, total, parts in self.checks():
+            verdict = "ok" if total == sum(parts.values()) else "MISMATCH"
+            terms = " + ".join(f"{name} {value:,}" for name, value in parts.items())
+            lines.append(f"reconcile: {what} {total:,} = {terms} -> {verdict}")
+        lines += self.notes + self.state_notes()
         return "\n".join(lines)
 
 
 def read_counters(result) -> Dict[str, int]:
-    """Counter totals by name (summed over steps), committed where the runner has them."""
+    """Counter totals by name (summed over steps), committed where the runner
+    has them; distributions by their maximum (values every worker reports)."""
     from apache_beam.metrics.metric import MetricsFilter
 
+    metrics = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
     totals: Dict[str, int] = {}
-    for counter in result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))["counters"]:
-        try:
-            value = counter.committed
-        except Exception:
-            value = None
-        if value is None:
-            value = counter.attempted or 0
-        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + int(value)
+    for counter in metrics["counters"]:
+        value = _committed_or_attempted(counter)
+        totals[counter.key.metric.name] = totals.get(counter.key.metric.name, 0) + int(value or 0)
+    for dist in metrics["distributions"]:
+        value = _committed_or_attempted(dist)
+        if value is not None and value.count:
+            name = dist.key.metric.name
+            totals[name] = max(totals.get(name, 0), int(value.max))
     return totals
+
+
+def _committed_or_attempted(metric):
+    try:
+        value = metric.committed
+    except Exception:
+        value = None
+    return metric.attempted if value is None else value

@@ -1,7 +1,13 @@
 """Shared pytest fixtures."""
+import os
+
 import pytest
 
+from tests.cloudstorage import GcsEmulator, S3Server
 from tests.feedserver import FeedServer
+
+# Read once, when google.auth is first imported: never wait for a GCE metadata server.
+os.environ["NO_GCE_CHECK"] = "true"
 
 
 @pytest.fixture
@@ -9,6 +15,22 @@ def feed_server():
     """A started FeedServer on 127.0.0.1; stopped after the test."""
     with FeedServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def gcs(tmp_path_factory):
+    """gcp-storage-emulator on 127.0.0.1 with an empty bucket."""
+    store = GcsEmulator(tmp_path_factory.mktemp("gcs") / "emulator.log")
+    yield store
+    store.stop()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """moto's S3 server on 127.0.0.1 with an empty bucket."""
+    store = S3Server(tmp_path_factory.mktemp("s3") / "moto.log")
+    yield store
+    store.stop()
 
 
 def pytest_configure(config):

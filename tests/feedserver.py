@@ -3,7 +3,7 @@
     with FeedServer() as server:
         server.add("/feed.xml", rss_bytes, etag='"v1"', gzip=True)
         server.redirect("/old", "/feed.xml", status=301)
-        fetch_feed(FeedSource(server.url("/old")))
+        fetch_feed(FeedSource(server.url("/old")), FetchSettings(allow_private_addresses=True))
         assert server.hits["/feed.xml"] == 1
 
 Routes can be replaced at any time (a feed that changes between polls). Every
@@ -37,6 +37,16 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Scripted:
+    """One answer in a FeedServer.script sequence."""
+
+    body: Union[bytes, str] = b""
+    status: int = 200
+    headers: Dict[str, str] = field(default_factory=dict)
+    etag: Optional[str] = None
+
+
+@dataclass(frozen=True)
 class Request:
     method: str
     path: str  # as sent, query string included
@@ -45,9 +55,16 @@ class Request:
 
 
 class FeedServer:
-    """ThreadingHTTPServer on 127.0.0.1:<free port>, served from a daemon thread."""
+    """ThreadingHTTPServer on 127.0.0.1:<free port>, served from a daemon thread.
 
-    def __init__(self):
+    `host` may be another loopback address (127.0.0.2 ...) and `port` a fixed
+    one, for tests that need a second server the address guard must not reach.
+    """
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        if not host.startswith("127."):
+            raise ValueError("test servers listen on loopback addresses only")
+        self.host, self._port = host, port
         self.routes: Dict[str, Route] = {}
         self.requests: List[Request] = []
         self.hits: collections.Counter = collections.Counter()
@@ -61,7 +78,7 @@ class FeedServer:
     # -- lifecycle ------------------------------------------------------------
     def start(self) -> "FeedServer":
         handler = type("Handler", (_Handler,), {"feed_server": self})
-        self._httpd = _Server(("127.0.0.1", 0), handler)
+        self._httpd = _Server((self.host, self._port), handler)
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
             name="FeedServer", daemon=True,
@@ -87,7 +104,7 @@ class FeedServer:
         return self._httpd.server_address[1]
 
     def url(self, path: str = "/") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     # -- routes ---------------------------------------------------------------
     def add(
@@ -135,6 +152,28 @@ class FeedServer:
         """Lets `func(handler)` write the raw response itself (scripted faults)."""
         with self._lock:
             self.routes[path] = Route(handler=func)
+
+    def script(self, path: str, responses: List["Scripted"]) -> None:
+        """The n-th request to `path` gets responses[n] (the last one repeats):
+        a feed that changes, fails or vanishes from one poll to the next. A
+        response with an etag answers 304 to a request that sends it back."""
+        count = [0]
+        lock = threading.Lock()
+
+        def respond(handler):
+            with lock:
+                answer = responses[min(count[0], len(responses) - 1)]
+                count[0] += 1
+            headers = dict(answer.headers)
+            if answer.etag:
+                headers["ETag"] = answer.etag
+                if handler.headers.get("If-None-Match") == answer.etag:
+                    handler._respond(304, {"ETag": answer.etag}, b"", False)
+                    return
+            handler._respond(answer.status, headers, answer.body.encode("utf-8")
+                             if isinstance(answer.body, str) else answer.body, True)
+
+        self.handle(path, respond)
 
     def requests_for(self, path: str) -> List[Request]:
         with self._lock:

@@ -2,6 +2,7 @@
 import re
 from datetime import datetime, timezone
 
+from transforms import parse
 from transforms.parse import collapse_whitespace, html_to_text, parse_fetch, struct_to_utc
 from transforms.records import FetchResult
 
@@ -21,13 +22,12 @@ def test_html_to_text_removes_markup_decodes_entities_collapses_space():
 
 
 def test_every_unicode_space_and_control_character_becomes_one_space():
-    # The definition: runs of regex whitespace and control characters -> one space, trimmed.
-    control = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
-
+    # The definition: runs of regex whitespace and of the characters parse
+    # removes (controls, zero-width space, BOM, lone surrogates) -> one space, trimmed.
     def reference(text):
-        return re.sub(r"\s+", " ", control.sub(" ", text)).strip()
+        return re.sub(r"\s+", " ", parse._CONTROL.sub(" ", text)).strip()
 
-    chars = [chr(c) for c in range(0x3001) if not 0xD800 <= c < 0xE000] + ["\ufeff", "\u200b"]
+    chars = [chr(c) for c in range(0x3001)] + ["\ufeff", "\u200b", "\udfff"]
     for i in range(0, len(chars), 40):
         chunk = "".join(chars[i:i + 40])
         text = f"  a{chunk}b {chunk}\x00\u3000c  "

@@ -4,23 +4,28 @@ from datetime import datetime, timezone
 
 import apache_beam as beam
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
-from transforms.records import FetchLogRow, Story
-from transforms.schema import STORIES_SCHEMA, partition_date
-from transforms.sink import FETCHES, STORIES, WritePartitions, write_parquet_atomically
+from transforms.records import FetchLogRow, Match, Story
+from transforms.schema import STORIES_DATASET_SCHEMA, STORIES_SCHEMA, partition_date
+from transforms.sink import FETCHES, STORIES, WritePartitions, to_row, write_parquet_atomically
 
 UTC = timezone.utc
 
 
 def make_story(i, published):
+    # Stories carry from none to many explained matches (a NOT-only rule
+    # matches with none).
+    matches = [Match("dprk", "DPRK", "title", k) for k in range(i % 4)]
     return Story(story_id=f"id{i:03d}", url=f"https://e.org/{i}", canonical_url=f"https://e.org/{i}",
                  guid=None, title=f"T{i}", summary="s", content="", authors=["A", "B"], tags=[],
                  published_at=published, updated_at=None,
                  fetched_at=datetime(2021, 9, 30, 12, tzinfo=UTC), feed_url="f", topics=["dprk"],
-                 matched_terms=["DPRK"], language="en", content_hash="h", run_id="r1")
+                 matched_terms=["DPRK"], matches=matches, topics_version="0123456789abcdef",
+                 language="en", content_hash="h", run_id="r1")
 
 
 STORIES_IN = [make_story(i, datetime(2021, 9, 28 + i % 2, 5, tzinfo=UTC)) for i in range(10)] + \
@@ -52,6 +57,21 @@ def test_stories_land_in_date_partitions_that_pandas_reads_with_dtypes(tmp_path)
     assert pd.isna(row["published_at"]) and str(row["date"]) == "2021-09-30"
     assert list(df.set_index("story_id").loc["id001", "authors"]) == ["A", "B"]
     assert list(df.set_index("story_id").loc["id001", "topics"]) == ["dprk"]
+
+
+def test_explained_matches_and_rule_version_read_back_for_every_row(tmp_path):
+    many = [make_story(i, datetime(2021, 9, 28, tzinfo=UTC)) for i in range(300)]
+    write(many + STORIES_IN, tmp_path, STORIES, "r1", shards=2)
+    df = pd.read_parquet(tmp_path / "stories").set_index("story_id")
+    assert len(df) == 311  # id000..id009 and id099 appear in both lists under the same id
+    assert set(df["topics_version"]) == {"0123456789abcdef"}
+    assert [dict(m) for m in df.loc["id003", "matches"].iloc[0]] == [
+        {"topic": "dprk", "term": "DPRK", "field": "title", "offset": k} for k in range(3)]
+    assert len(df.loc["id004", "matches"].iloc[0]) == 0
+    table = pq.read_table(next((tmp_path / "stories").rglob("*.parquet")))
+    assert table.schema.field("matches").type == STORIES_SCHEMA.field("matches").type
+    assert str(table.schema.field("matches").type) == (
+        "list<element: struct<topic: string, term: string, field: string, offset: int32>>")
 
 
 def test_files_are_named_by_run_and_a_second_run_adds_instead_of_overwriting(tmp_path):
@@ -87,3 +107,39 @@ def test_fetch_log_rows(tmp_path):
     write(rows, tmp_path, FETCHES, "r")
     df = pd.read_parquet(tmp_path / "fetches")
     assert df.loc[0, "entry_count"] == 3 and df.loc[0, "status"] == 200
+
+
+def test_removing_a_run_deletes_its_files_and_temporaries_and_nothing_else(tmp_path):
+    import pyarrow as pa
+    from transforms.sink import remove_run_files
+
+    table = pa.table({"x": [1]})
+    keep = [tmp_path / "stories" / "date=2021-09-28" / name
+            for name in ("r-2-000.parquet", "r2-000.parquet", "other-000.parquet")]
+    gone = [tmp_path / "stories" / "date=2021-09-28" / "r-000.parquet",
+            tmp_path / "errors" / "date=2030-01-01" / "r-001.parquet"]
+    for path in keep + gone:
+        write_parquet_atomically(str(path), table)
+    temporary = tmp_path / "fetches" / "date=2021-09-28" / f".r-000.parquet.{'a' * 32}.inprogress"
+    temporary.parent.mkdir(parents=True)
+    temporary.write_bytes(b"half a file")
+
+    removed = remove_run_files(str(tmp_path), "r")
+
+    assert sorted(removed) == sorted(str(p) for p in gone + [temporary])
+    assert all(p.exists() for p in keep) and not any(p.exists() for p in gone + [temporary])
+    assert remove_run_files(str(tmp_path / "nothing-here"), "r") == []
+
+
+def test_a_folder_mixing_schema_versions_reads_whole(tmp_path):
+    # A run written before `matches` and `topics_version` existed, beside a new one.
+    old_schema = pa.schema([f for f in STORIES_SCHEMA if f.name not in ("matches", "topics_version")])
+    old_rows = [{**to_row(make_story(i, None), old_schema), "story_id": f"old{i}"} for i in range(3)]
+    path = tmp_path / "stories" / "date=2021-09-01" / "old-000.parquet"
+    write_parquet_atomically(str(path), pa.Table.from_pylist(old_rows, schema=old_schema))
+    write(STORIES_IN, tmp_path, STORIES, "new")
+    assert len(pd.read_parquet(tmp_path / "stories")) == 14  # every row, whatever the first file
+    df = pd.read_parquet(tmp_path / "stories", schema=STORIES_DATASET_SCHEMA).set_index("story_id")
+    assert len(df) == 14 and str(df.loc["old0", "date"]) == "2021-09-01"
+    assert df.loc["old0", "matches"] is None and len(df.loc["id003", "matches"]) == 3
+    assert df.loc["id003", "topics_version"] == "0123456789abcdef"

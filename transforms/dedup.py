@@ -12,7 +12,10 @@ from __future__ import annotations
 from typing import Iterable, List, Optional, Tuple
 
 import apache_beam as beam
+from apache_beam.coders import VarIntCoder
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.timeutil import TimeDomain
+from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
 from transforms import identity
 from transforms.records import Story
@@ -180,3 +183,73 @@ class DedupStories(beam.PTransform):
         )
         return stories | "KeepWinners" >> beam.ParDo(
             _KeepWinners(), winners=beam.pvalue.AsSingleton(winners, default_value=set()))
+
+
+# ---------------------------------------------------------------- across polls
+
+class _RememberForTTL(beam.DoFn):
+    """Keyed by one story identity: lets the first story with that identity
+    through and drops later ones until the identity has not been seen for
+    `ttl_s` seconds of event time. An event-time timer clears the state, so
+    memory holds only identities seen within the TTL."""
+
+    SEEN = ReadModifyWriteStateSpec("seen", VarIntCoder())
+    EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
+
+    def __init__(self, ttl_s: float):
+        self.ttl_s = ttl_s
+        self.duplicates = Metrics.counter("newswatch", "duplicates")
+        self.forgotten = Metrics.counter("newswatch", "dedup_keys_forgotten")
+
+    def process(self, keyed, timestamp=beam.DoFn.TimestampParam,
+                seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
+        _, story = keyed
+        # Every sighting restarts the clock: an item re-served on every poll
+        # stays remembered for as long as it is served, plus the TTL.
+        expiry.set(timestamp + self.ttl_s)
+        if seen.read() is not None:
+            self.duplicates.inc()
+            return
+        seen.write(1)
+        yield story
+
+    @on_timer(EXPIRY)
+    def forget(self, seen=beam.DoFn.StateParam(SEEN)):
+        seen.clear()
+        self.forgotten.inc()
+
+
+class _DedupAcrossPollsByKind(beam.PTransform):
+    def __init__(self, kind: str, ttl_s: float):
+        super().__init__()
+        self.kind, self.ttl_s = kind, ttl_s
+
+    def expand(self, stories):
+        kind = self.kind
+        keyed, keyless = stories | "HasKey" >> beam.Partition(
+            lambda s, n: 0 if dedup_key(s, kind) else 1, 2)
+        remembered = (
+            keyed
+            | "Key" >> beam.Map(lambda s: (dedup_key(s, kind), s)).with_output_types(Tuple[str, Story])
+            | "Remember" >> beam.ParDo(_RememberForTTL(self.ttl_s))
+        )
+        return (remembered, keyless) | "Merge" >> beam.Flatten()
+
+
+class DedupAcrossPolls(beam.PTransform):
+    """PCollection[Story] in the global window -> each story once per TTL.
+
+    For streaming: a story is written only if none of its identities (guid in
+    its feed, canonical URL, normalised text) was seen in the last `ttl_s`
+    seconds, so a story whose guid changes while its URL or text does not is
+    still a duplicate. Duplicates count in `newswatch/duplicates`.
+    """
+
+    def __init__(self, ttl_s: float):
+        super().__init__()
+        self.ttl_s = ttl_s
+
+    def expand(self, stories):
+        for kind in KEY_KINDS:
+            stories = stories | f"Across{kind.capitalize()}" >> _DedupAcrossPollsByKind(kind, self.ttl_s)
+        return stories

@@ -13,7 +13,8 @@ from typing import Optional, Union
 from transforms.records import DeadLetter
 
 EXCERPT_CHARS = 300
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters, and lone surrogates (Parquet strings must be valid UTF-8).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def excerpt(data: Union[bytes, str, None], limit: int = EXCERPT_CHARS) -> str:

@@ -12,18 +12,23 @@ It never raises for network or HTTP trouble; a failure is a FetchResult whose
   too_large           wire or decoded body over FetchSettings.max_bytes
   too_many_redirects  more than max_redirects hops, or a redirect loop
   bad_redirect        a redirect without Location or to a non-http(s) URL
+  blocked_address     the host (of the feed or of a redirect hop) resolves only to
+                      loopback, private, link-local or metadata addresses
+                      (transforms.address_guard; lifted by allow_private_addresses)
   bad_url             the feed URL (or path) cannot be requested at all
   decode              bad or unsupported Content-Encoding data
   not_found / io      a local (or gs://, s3://) file missing / unreadable
   internal            a bug in this module (logged with its traceback)
 
-The HTTP code uses http.client directly so that every redirect hop, timeout
-and byte count is ours to control. `FetchFeeds` is the thin Beam wrapper.
+The HTTP code uses http.client directly so that every redirect hop, timeout,
+connected address and byte count is ours to control. `FetchFeeds` is the thin
+Beam wrapper.
 """
 from __future__ import annotations
 
 import collections
 import concurrent.futures
+import functools
 import http
 import http.client
 import logging
@@ -34,7 +39,7 @@ import time
 import zlib
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable, Iterator, List, Optional
+from typing import Callable, Iterator, List, Optional, Tuple, Union
 from urllib.parse import quote, urljoin, urlsplit
 
 import apache_beam as beam
@@ -43,6 +48,8 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms.address_guard import AddressPolicy, BlockedAddress, connect_to_checked_address
+from transforms.feedstate import FeedState, Politeness, is_due, next_state
 from transforms.records import FeedSource, FetchResult
 
 _log = logging.getLogger(__name__)
@@ -72,6 +79,15 @@ class FetchSettings:
         "newswatch/0.1 (news monitoring pipeline; +https://github.com/newswatch/newswatch)"
     )
     concurrency: int = 32  # fetch threads per DoFn instance
+    # The address guard (transforms.address_guard) refuses loopback, private,
+    # link-local and metadata addresses; intranet feeds and tests lift it, for
+    # every address or for the listed networks (CIDR strings) only.
+    allow_private_addresses: bool = False
+    allowed_networks: Tuple[str, ...] = ()
+
+    @property
+    def address_policy(self) -> AddressPolicy:
+        return AddressPolicy(self.allow_private_addresses, tuple(self.allowed_networks))
 
 
 class FetchError(Exception):
@@ -159,11 +175,12 @@ def _fetch_http(url, settings, etag, last_modified, out: _Outcome) -> None:
         request_headers["If-Modified-Since"] = last_modified
 
     deadline = _Deadline(settings.total_timeout_s)
+    policy = settings.address_policy
     seen = {url}
     try:
         while True:
             out.final_url, out.status, out.headers = url, None, {}
-            conn, resp = _send(url, request_headers, settings, deadline)
+            conn, resp = _send(url, request_headers, settings, policy, deadline)
             try:
                 out.status, out.headers = resp.status, _header_dict(resp)
                 if resp.status in REDIRECT_STATUSES:
@@ -177,6 +194,9 @@ def _fetch_http(url, settings, etag, last_modified, out: _Outcome) -> None:
                     return  # not modified: success, nothing to read
                 if not 200 <= resp.status < 300:
                     reason = resp.reason or _phrase(resp.status)
+                    # Kept for whoever schedules the next poll (429, 503).
+                    retry_after = out.headers.get("retry-after", "")[:40]
+                    reason += f" (Retry-After: {retry_after})" if retry_after else ""
                     raise FetchError("http_status", f"{resp.status} {reason}".strip())
                 out.body = _read_body(resp, out.headers, settings.max_bytes, deadline)
                 return
@@ -193,12 +213,32 @@ def _fetch_http(url, settings, etag, last_modified, out: _Outcome) -> None:
         deadline.cancel()
 
 
-def _send(url, headers, settings, deadline):
+class _CheckedAddress:
+    """Mixin for http.client connections: the socket goes to an address the
+    guard has checked (transforms.address_guard)."""
+
+    def __init__(self, *args, policy: AddressPolicy, **kwargs):
+        super().__init__(*args, **kwargs)
+        # http.client opens its socket through this attribute (HTTPS too, before
+        # wrapping it in TLS for the host name): resolve, check, connect once.
+        self._create_connection = functools.partial(connect_to_checked_address, policy=policy)
+
+
+class _GuardedHTTPConnection(_CheckedAddress, http.client.HTTPConnection):
+    pass
+
+
+class _GuardedHTTPSConnection(_CheckedAddress, http.client.HTTPSConnection):
+    pass
+
+
+def _send(url, headers, settings, policy, deadline):
     """Opens a connection for `url`, sends the GET and returns (conn, response)."""
     parts = urlsplit(url)
     try:
         host = parts.hostname
-        port = parts.port
+        # Explicit, so http.client does not read an IPv6 literal's last group as a port.
+        port = parts.port or (443 if parts.scheme == "https" else 80)
         if not host:
             raise ValueError("no host")
         host.encode("idna")  # http.client needs an ASCII host
@@ -206,10 +246,11 @@ def _send(url, headers, settings, deadline):
         raise FetchError("bad_url", f"{url!r}: {e}") from e
     target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""), safe=_URL_SAFE)
     host = host.encode("idna").decode("ascii")
-    conn_cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+    conn_cls = _GuardedHTTPSConnection if parts.scheme == "https" else _GuardedHTTPConnection
 
     deadline.check()
-    conn = conn_cls(host, port, timeout=min(settings.connect_timeout_s, deadline.remaining()))
+    conn = conn_cls(host, port, timeout=min(settings.connect_timeout_s, deadline.remaining()),
+                    policy=policy)
     try:
         conn.connect()
         # From here each recv may wait read_timeout_s; the deadline bounds the sum.
@@ -380,6 +421,8 @@ class _Deadline:
 
 def _categorise(e: BaseException) -> FetchError:
     detail = str(e) or type(e).__name__
+    if isinstance(e, BlockedAddress):
+        return FetchError("blocked_address", detail)
     if isinstance(e, TimeoutError):  # socket.timeout is TimeoutError since 3.10
         return FetchError("timeout", detail)
     if isinstance(e, ssl.SSLError) or isinstance(e, ssl.CertificateError):
@@ -433,27 +476,33 @@ def _exists(path: str) -> bool:
 
 
 class FetchBatchFn(beam.DoFn):
-    """Fetches batches of FeedSources on a thread pool; yields one FetchResult each.
+    """Fetches batches of feeds on a thread pool; yields one FetchResult each.
 
-    Fetching is I/O-bound, so threads (not more Beam workers) give concurrency.
-    The pool is created in setup(), so the DoFn itself pickles cleanly.
+    Each element is a FeedSource or a (FeedSource, FeedState) pair: a feed
+    that is not due is skipped (no request; `skipped_until` says until when),
+    a due one is fetched with its validators, and every result carries the
+    feed's next state. Fetching is I/O-bound, so threads (not more Beam
+    workers) give concurrency. The pool is created in setup(), so the DoFn
+    itself pickles cleanly.
 
-    A batch does not wait for the previous one: fetches are queued behind the
-    ones in flight and results are handed on, in order, as they arrive, so the
-    pool stays busy while the stages fused after this one (parsing) work on
-    what arrived. Waiting on a whole batch before starting the next left the
-    pool idle at every batch's slowest feed and during parsing.
+    A batch does not wait for the previous one: fetches queue behind the ones
+    in flight and results are handed on, in order, as they arrive, so the pool
+    stays busy while the stages fused after this one (parsing) work on what
+    arrived. Waiting for a whole batch before starting the next left the pool
+    idle at every batch's slowest feed and while parsing.
     """
 
-    def __init__(self, settings: FetchSettings):
+    def __init__(self, settings: FetchSettings, politeness: Politeness = Politeness()):
         super().__init__()
         self.settings = settings
+        self.politeness = politeness
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._in_flight: collections.deque = collections.deque()
         self.attempts = Metrics.counter("newswatch", "fetch_attempts")
         self.fetched = Metrics.counter("newswatch", "fetch_ok")
         self.not_modified = Metrics.counter("newswatch", "fetch_not_modified")
         self.failed = Metrics.counter("newswatch", "fetch_failed")
+        self.skipped = Metrics.counter("newswatch", "fetch_skipped")
 
     def setup(self):
         self._pool = concurrent.futures.ThreadPoolExecutor(
@@ -463,11 +512,17 @@ class FetchBatchFn(beam.DoFn):
     def start_bundle(self):
         self._in_flight = collections.deque()
 
-    def process(self, batch: List[FeedSource], timestamp=beam.DoFn.TimestampParam,
-                window=beam.DoFn.WindowParam) -> Iterator[WindowedValue]:
-        for source in batch:
-            future = self._pool.submit(fetch_feed, source, self.settings)
-            self._in_flight.append((future, timestamp, window))
+    def process(self, batch: List[Union[FeedSource, Tuple[FeedSource, FeedState]]],
+                timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
+                ) -> Iterator[Union[FetchResult, WindowedValue]]:
+        now = _utc_now()
+        for item in batch:
+            source, state = item if isinstance(item, tuple) else (item, FeedState())
+            if not is_due(state, now):
+                yield self._skipped(source, state, now)
+                continue
+            future = self._pool.submit(self._fetch, (source, state))
+            self._in_flight.append((future, state, now, timestamp, window))
         # Hand on what has arrived; block only while more than two pools' worth wait.
         limit = 2 * self.settings.concurrency
         while self._in_flight and (self._in_flight[0][0].done() or len(self._in_flight) > limit):
@@ -477,8 +532,29 @@ class FetchBatchFn(beam.DoFn):
         while self._in_flight:
             yield self._emit(*self._in_flight.popleft())
 
-    def _emit(self, future, timestamp, window) -> WindowedValue:
-        result = future.result()
+    def _emit(self, future, state, now, timestamp, window) -> WindowedValue:
+        # Results may leave during a later element's process() or at the end of
+        # the bundle, so each carries its own element's timestamp and window.
+        return WindowedValue(self._finish(future.result(), state, now), timestamp, (window,))
+
+    def fetch_due(self, pairs: List[Tuple[FeedSource, FeedState]], now: datetime
+                  ) -> Iterator[FetchResult]:
+        """Fetches the feeds due at `now`, all before returning (for callers
+        that keep state per batch); a skipped row for the others."""
+        due = [(source, state) for source, state in pairs if is_due(state, now)]
+        for source, state in pairs:
+            if not is_due(state, now):
+                yield self._skipped(source, state, now)
+        for (_, state), result in zip(due, self._pool.map(self._fetch, due)):
+            yield self._finish(result, state, now)
+
+    def _skipped(self, source: FeedSource, state: FeedState, now: datetime) -> FetchResult:
+        self.skipped.inc()
+        return FetchResult(feed_url=source.url, final_url=source.url, status=None,
+                           headers={}, body=b"", elapsed_s=0.0, fetched_at=now,
+                           feed_state=state, skipped_until=state.next_fetch_at)
+
+    def _finish(self, result: FetchResult, state: FeedState, now: datetime) -> FetchResult:
         # Counters are bumped here, on the bundle's thread, where Beam's metrics
         # context lives; pool threads have none.
         self.attempts.inc()
@@ -488,9 +564,12 @@ class FetchBatchFn(beam.DoFn):
             self.not_modified.inc()
         else:
             self.fetched.inc()
-        # Results may leave during a later element's process() or at the end of
-        # the bundle, so each carries its own element's timestamp and window.
-        return WindowedValue(result, timestamp, (window,))
+        result.feed_state = next_state(state, result, now, self.politeness)
+        return result
+
+    def _fetch(self, pair: Tuple[FeedSource, FeedState]) -> FetchResult:
+        source, state = pair
+        return fetch_feed(source, self.settings, etag=state.etag, last_modified=state.last_modified)
 
     def teardown(self):
         if self._pool is not None:
@@ -499,18 +578,24 @@ class FetchBatchFn(beam.DoFn):
 
 
 class FetchFeeds(beam.PTransform):
-    """Fetches every feed of the list.
+    """Fetches every feed of the list that is due.
 
-    In:  PCollection[FeedSource]  (http(s) URLs, local paths, gs:// or s3:// paths)
-    Out: PCollection[FetchResult] one per input, failures included (see `error`).
+    In:  PCollection[FeedSource] or PCollection[(FeedSource, FeedState)]
+         (http(s) URLs, local paths, gs:// or s3:// paths; a bare FeedSource
+         is a feed we know nothing about yet)
+    Out: PCollection[FetchResult] one per input, failures and skipped feeds
+         included (see `error`, `skipped_until`), each with its next
+         `feed_state` (transforms.feedstate).
 
     Feeds are redistributed (Reshuffle) so a runner can spread them over workers,
     then fetched `settings.concurrency` at a time within each worker.
     """
 
-    def __init__(self, settings: FetchSettings = FetchSettings()):
+    def __init__(self, settings: FetchSettings = FetchSettings(),
+                 politeness: Politeness = Politeness()):
         super().__init__()
         self.settings = settings
+        self.politeness = politeness
 
     def expand(self, sources):
         n = self.settings.concurrency
@@ -520,5 +605,5 @@ class FetchFeeds(beam.PTransform):
             # A batch at least as large as the pool keeps every thread busy from the
             # first batch on; a bundle's leftovers are flushed in smaller batches.
             | "Batch" >> beam.BatchElements(min_batch_size=n, max_batch_size=4 * n)
-            | "Fetch" >> beam.ParDo(FetchBatchFn(self.settings)).with_output_types(FetchResult)
+            | "Fetch" >> beam.ParDo(FetchBatchFn(self.settings, self.politeness)).with_output_types(FetchResult)
         )

@@ -3,11 +3,23 @@ and dead letters).
 
 feedparser only parses bytes we hand it (with the response headers, for the
 charset); everything about what a story *is* lives in transforms.identity.
+
+Hostile input is handled here, before and around feedparser:
+  - a body whose entity declarations could read files or blow up memory is a
+    dead letter `unsafe_xml` (transforms.entity_guard);
+  - feedparser gets a file object, never bytes: given bytes it first tries
+    open(body), so a body that is a local path would be read from disk;
+  - feedparser raises on numeric character references to surrogates or beyond
+    U+10FFFF; such a body is parsed again with those references replaced by
+    U+FFFD, and anything else it raises on is a dead letter `parse_error`;
+  - text fields are plain text (no markup, scripts, control characters, NUL or
+    lone surrogates) and cut to FIELD_CAPS characters.
 """
 from __future__ import annotations
 
 import functools
 import html
+import io
 import json
 import re
 import unicodedata
@@ -21,7 +33,8 @@ import feedparser
 from apache_beam.metrics import Metrics
 
 from transforms import identity
-from transforms.errors import dead_letter
+from transforms.entity_guard import as_feedparser_reads, entity_hazard
+from transforms.errors import dead_letter, excerpt
 from transforms.records import DeadLetter, FetchLogRow, FetchResult, Story
 
 FETCH_LOG = "fetch_log"
@@ -38,7 +51,9 @@ _BLOCK = frozenset({"p", "br", "div", "li", "ul", "ol", "tr", "td", "th",
                     "pre", "hr", "section", "article", "header", "footer",
                     "figure", "figcaption", "dd", "dt", "dl", "img", "aside",
                     "nav", "main", "caption", "address"})
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff]")
+# C0/C1 controls (NUL included), zero-width space, BOM, and lone surrogates
+# (which feedparser can produce from "&#xD800;" and Parquet cannot store).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff\ud800-\udfff]")
 
 
 class _TextExtractor(HTMLParser):
@@ -91,6 +106,25 @@ def html_to_text(value: Optional[str]) -> str:
     except Exception:  # HTMLParser is lenient; this is a last resort
         text = html.unescape(re.sub(r"<[^>]*>", " ", value))
     return collapse_whitespace(unicodedata.normalize("NFC", text))
+
+
+# Longest text kept per field, in characters; longer text is cut (and counted
+# in `fields_truncated`). A feed may carry a 5 MB title; a story does not need it.
+FIELD_CAPS = {"title": 1_000, "summary": 10_000, "content": 100_000}
+NAME_CAP = 1_000  # feed title, each author and tag
+# Markup is removed from at most this many times the cap: a 5 MB title of tags
+# would otherwise cost seconds of HTML parsing for a 1,000-character result.
+_RAW_FACTOR = 16
+
+
+def capped_text(raw_values: Iterable[Optional[str]], cap: int) -> Tuple[str, bool]:
+    """Plain text of HTML values (each distinct text once, joined), at most
+    `cap` characters; True when something was cut."""
+    raw_values = [v for v in raw_values if v]
+    limit = cap * _RAW_FACTOR
+    text = " ".join(_unique((html_to_text(v[:limit]) for v in raw_values), cap=limit))
+    cut = len(text) > cap or any(len(v) > limit for v in raw_values)
+    return (text[:cap].rstrip() if cut else text), cut
 
 
 # ---------------------------------------------------------------- dates
@@ -151,10 +185,11 @@ def struct_to_utc(value) -> Optional[datetime]:
 
 # ---------------------------------------------------------------- entries
 
-def _unique(values: Iterable[Optional[str]]) -> List[str]:
+def _unique(values: Iterable[Optional[str]], cap: int = NAME_CAP) -> List[str]:
+    """Cleaned, non-empty values in order without repeats, each at most `cap` characters."""
     seen, out = set(), []
     for value in values:
-        value = collapse_whitespace(value or "")
+        value = collapse_whitespace((value or "")[:cap * _RAW_FACTOR])[:cap]
         if value and value not in seen:
             seen.add(value)
             out.append(value)
@@ -170,7 +205,7 @@ def _entry_link(entry, base: Optional[str]) -> Optional[str]:
                 break
     if not link:
         return None
-    link = link.strip()
+    link = _CONTROL.sub("", link).strip()
     return urljoin(base, link) if base else link
 
 
@@ -181,11 +216,14 @@ def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str
     url = _entry_link(entry, base)
     canonical = identity.canonical_url(url)
     guid = collapse_whitespace(entry.get("id") or "") or None
-    title = html_to_text(entry.get("title"))
-    summary = html_to_text(entry.get("summary"))
-    content = " ".join(_unique(html_to_text(c.get("value")) for c in entry.get("content") or []))
+    title, title_cut = capped_text([entry.get("title")], FIELD_CAPS["title"])
+    summary, summary_cut = capped_text([entry.get("summary")], FIELD_CAPS["summary"])
+    content, content_cut = capped_text([c.get("value") for c in entry.get("content") or []],
+                                       FIELD_CAPS["content"])
     if summary and summary == content:
-        content = ""  # feedparser copies content into summary for some feeds
+        content, content_cut = "", False  # feedparser copies content into summary for some feeds
+    truncated = tuple(name for name, cut in (("title", title_cut), ("summary", summary_cut),
+                                              ("content", content_cut)) if cut)
     authors = _unique([a.get("name") for a in entry.get("authors") or []] or [entry.get("author")])
     tags = _unique(t.get("term") or t.get("label") for t in entry.get("tags") or [])
     # A feed that only says when an entry was updated (common in Atom) gives
@@ -214,22 +252,7 @@ def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str
         content_hash=digest,
         run_id=run_id,
         entry_index=index,
-    )
-
-
-def read_feed(body: bytes, headers: Optional[dict]) -> dict:
-    """feedparser's result for RSS/Atom/RDF, or the same shape for a JSON Feed."""
-    if body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
-        parsed = read_json_feed(body)
-        if parsed is not None:
-            return parsed
-    return feedparser.parse(
-        body,
-        response_headers=dict(headers or {}),
-        # We turn HTML into text ourselves; feedparser's sanitiser and URI
-        # resolution would only cost time.
-        sanitize_html=False,
-        resolve_relative_uris=False,
+        truncated=truncated,
     )
 
 
@@ -283,19 +306,82 @@ class ParsedFeed(NamedTuple):
     ok: bool
 
 
+class Unreadable(Exception):
+    """A fetched body that yields no feed; str() is `category: detail`."""
+
+    def __init__(self, category: str, detail: str):
+        super().__init__(f"{category}: {detail}")
+
+
+_NUMERIC_REF = re.compile(rb"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
+
+
+def _replace_invalid_references(body: bytes) -> bytes:
+    """"&#xD800;", "&#x110000;" ... (which make feedparser raise) -> U+FFFD."""
+    def replace(ref):
+        digits = ref.group(1) or ref.group(2)
+        code = int(digits, 16 if ref.group(1) else 10) if len(digits) <= 8 else -1
+        return ref.group() if 0 <= code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else b"&#xFFFD;"
+    return _NUMERIC_REF.sub(replace, body)
+
+
+def _feedparser(body: bytes, headers: dict):
+    # A file object, not bytes: feedparser.parse(bytes) first tries open(bytes).
+    return feedparser.parse(
+        io.BytesIO(body),
+        response_headers=headers,
+        # We turn HTML into text ourselves; feedparser's sanitiser and
+        # URI resolution would only cost time.
+        sanitize_html=False,
+        resolve_relative_uris=False,
+    )
+
+
+def read_feed(body: bytes, headers: Optional[dict] = None):
+    """feedparser's result for RSS/Atom/RDF (headers give the charset), or the
+    same shape for a JSON Feed. Raises Unreadable: `not_a_feed`, `unsafe_xml`
+    (transforms.entity_guard) or `parse_error` (feedparser itself failed)."""
+    headers = dict(headers or {})
+    if not body.strip():
+        raise Unreadable("not_a_feed", "empty body")
+    if body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+        parsed = read_json_feed(body)
+        if parsed is not None:
+            return parsed
+    hazard = entity_hazard(as_feedparser_reads(body, headers))
+    if hazard:
+        raise Unreadable("unsafe_xml", hazard)
+    try:
+        parsed = _feedparser(body, headers)
+    except Exception as first:
+        # feedparser raises on references to surrogates or past U+10FFFF:
+        # one more try with those replaced, then give up on the feed.
+        repaired = _replace_invalid_references(body)
+        parsed = None
+        if repaired != body:
+            try:
+                parsed = _feedparser(repaired, headers)
+            except Exception:
+                pass
+        if parsed is None:
+            raise Unreadable("parse_error", f"feedparser failed: {type(first).__name__}: {first}") from first
+    if not parsed.get("entries") and not parsed.get("version"):
+        raise Unreadable("not_a_feed", str(parsed.get("bozo_exception") or "no RSS/Atom structure found"))
+    return parsed
+
+
 def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
     """Everything one fetch attempt yields: stories, dead letters, its log row."""
     dead: List[DeadLetter] = []
     stories: List[Story] = []
     ok = fetched.ok
     error = fetched.error
-    if fetched.ok and fetched.status != 304:
-        parsed = read_feed(fetched.body, fetched.headers)
-        entries = parsed.get("entries") or []
-        if not entries and not parsed.get("version"):
-            ok = False
-            reason = parsed.get("bozo_exception") or "no RSS/Atom structure found"
-            error = f"not_a_feed: {reason}"
+    # 304 (not modified) and a feed that was not due carry no body to parse.
+    if fetched.ok and fetched.status != 304 and fetched.skipped_until is None:
+        try:
+            parsed = read_feed(fetched.body, fetched.headers)
+        except Unreadable as exc:
+            ok, error = False, str(exc)
             dead.append(dead_letter("parse", fetched.feed_url, error, fetched.body,
                                     run_id=run_id, occurred_at=fetched.fetched_at))
         else:
@@ -304,8 +390,8 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
             http_url = fetched.final_url if fetched.final_url.startswith(("http://", "https://")) else None
             base = feed_link or http_url
             site = identity.site_host(feed_link) or identity.site_host(http_url)
-            feed_title = html_to_text(feed.get("title")) or None
-            for index, entry in enumerate(entries):
+            feed_title = capped_text([feed.get("title")], NAME_CAP)[0] or None
+            for index, entry in enumerate(parsed.get("entries") or []):
                 try:
                     stories.append(entry_to_story(
                         entry, index=index, feed_url=fetched.feed_url,
@@ -315,7 +401,7 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
                     dead.append(dead_letter(
                         "parse_entry", fetched.feed_url, f"bad_entry: {type(exc).__name__}: {exc}",
                         repr(dict(entry))[:2000], run_id=run_id,
-                        entry_key=str(entry.get("id") or entry.get("link") or index),
+                        entry_key=excerpt(str(entry.get("id") or entry.get("link") or index), 200),
                         occurred_at=fetched.fetched_at))
     elif not fetched.ok:
         dead.append(dead_letter("fetch", fetched.feed_url, fetched.error or "fetch failed",
@@ -330,6 +416,7 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
         error=error,
         fetched_at=fetched.fetched_at,
         run_id=run_id,
+        skipped_until=fetched.skipped_until,
     )
     return ParsedFeed(stories, dead, log, ok)
 
@@ -343,17 +430,22 @@ class _ParseFeedDoFn(beam.DoFn):
         self.feeds_failed = Metrics.counter("newswatch", "feeds_failed")
         self.entries = Metrics.counter("newswatch", "entries")
         self.bad_entries = Metrics.counter("newswatch", "dead_letters_entries")
+        self.truncated = Metrics.counter("newswatch", "fields_truncated")
 
     def process(self, fetched: FetchResult):
         result = parse_fetch(fetched, self.run_id)
-        (self.feeds_ok if result.ok else self.feeds_failed).inc()
+        if fetched.skipped_until is None:
+            (self.feeds_ok if result.ok else self.feeds_failed).inc()
         self.entries.inc(result.log.entry_count)
         for letter in result.dead_letters:
             if letter.stage == "parse_entry":
                 self.bad_entries.inc()
             yield beam.pvalue.TaggedOutput(DEAD_LETTERS, letter)
         yield beam.pvalue.TaggedOutput(FETCH_LOG, result.log)
-        yield from result.stories
+        for story in result.stories:
+            if story.truncated:
+                self.truncated.inc(len(story.truncated))
+            yield story
 
 
 class ParseFeeds(beam.PTransform):

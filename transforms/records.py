@@ -8,7 +8,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import NamedTuple, Optional
+
+from transforms.feedstate import FeedState
 
 
 @dataclass(frozen=True, order=True)
@@ -28,7 +30,9 @@ class FetchResult:
     """What one fetch attempt of one feed produced.
 
     `error` is None when the body is usable. `status` is the final HTTP status,
-    200 for a local file, None when no response arrived (timeout, refused...).
+    200 for a local file, None when no response arrived (timeout, refused...)
+    or when the feed was not due (`skipped_until` set: no request was made).
+    `feed_state` is what to remember about the feed after this attempt.
     """
 
     feed_url: str
@@ -40,10 +44,23 @@ class FetchResult:
     fetched_at: datetime
     error: Optional[str] = None
     redirects: int = 0
+    feed_state: Optional[FeedState] = None
+    skipped_until: Optional[datetime] = None
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+class Match(NamedTuple):
+    """Why a story matched a topic: one found term (as written in the rule),
+    the field it was found in, and its character offset in that field's text
+    (for `source`, in the site name; 0 for `language`)."""
+
+    topic: str
+    term: str
+    field: str
+    offset: int
 
 
 @dataclass
@@ -68,11 +85,16 @@ class Story:
     language: Optional[str] = None
     topics: list = field(default_factory=list)
     matched_terms: list = field(default_factory=list)
+    matches: list = field(default_factory=list)       # of Match
+    topics_version: Optional[str] = None
     content_hash: str = ""
     run_id: str = ""
     # Position of the entry in its feed: a tie-breaker for deterministic dedup.
     # Not written to Parquet.
     entry_index: int = 0
+    # Names of the text fields cut to their cap (transforms.parse.FIELD_CAPS),
+    # for the `fields_truncated` counter. Not written to Parquet.
+    truncated: tuple = ()
 
     def replace(self, **changes) -> "Story":
         return dataclasses.replace(self, **changes)
@@ -135,3 +157,4 @@ class FetchLogRow:
     error: Optional[str]
     fetched_at: datetime
     run_id: str = ""
+    skipped_until: Optional[datetime] = None

@@ -10,9 +10,15 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 STRINGS = pa.list_(pa.string())
+MATCHES = pa.list_(pa.struct([
+    pa.field("topic", pa.string()),
+    pa.field("term", pa.string()),
+    pa.field("field", pa.string()),
+    pa.field("offset", pa.int32()),
+]))
 
 
 def _schema(fields, kind):
@@ -39,9 +45,17 @@ STORIES_SCHEMA = _schema([
     pa.field("language", pa.string()),
     pa.field("topics", STRINGS),
     pa.field("matched_terms", STRINGS),
+    pa.field("matches", MATCHES),
+    pa.field("topics_version", pa.string()),
     pa.field("content_hash", pa.string()),
     pa.field("run_id", pa.string()),
 ], "stories")
+
+# For readers: the stories columns plus the `date` partition. A folder that
+# also holds files written before a column existed (schema version 1 had no
+# `matches`/`topics_version`) reads whole with it; without it pyarrow takes
+# the columns of whichever file it opens first.
+STORIES_DATASET_SCHEMA = STORIES_SCHEMA.append(pa.field("date", pa.string()))
 
 FETCHES_SCHEMA = _schema([
     pa.field("feed_url", pa.string()),
@@ -53,6 +67,7 @@ FETCHES_SCHEMA = _schema([
     pa.field("error", pa.string()),
     pa.field("fetched_at", TIMESTAMP),
     pa.field("run_id", pa.string()),
+    pa.field("skipped_until", TIMESTAMP),
 ], "fetches")
 
 ERRORS_SCHEMA = _schema([

@@ -12,6 +12,7 @@ destinations, windowed input).
 """
 from __future__ import annotations
 
+import re
 import uuid
 import zlib
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.transforms.window import IntervalWindow
 
 from transforms import schema as schemas
 from transforms.records import DeadLetter, FetchLogRow, Story
@@ -80,6 +82,38 @@ def write_parquet_atomically(path: str, table: pa.Table) -> None:
         raise
 
 
+def remove_run_files(output: str, run_id: str) -> List[str]:
+    """Deletes every file a batch run with this id wrote (or began to write).
+
+    Called before a run starts, so that re-running a crashed (or any) run with
+    the same --run-id leaves exactly that attempt's rows: whole files of the
+    first attempt in partitions the second does not write (fetched_at crossed
+    midnight, a feed changed, --shards changed) would otherwise stay visible as
+    duplicates or stale rows, and its hidden temporaries would stay as litter.
+    Only untagged names `<run_id>-<shard>.parquet` match exactly: a run "r"
+    never touches run "r-2"'s files (`r-2-000.parquet`).
+    """
+    final = rf"{re.escape(run_id)}-\d{{3,}}\.parquet"
+    exact = re.compile(rf"{final}|\.{final}\.[0-9a-f]{{32}}\.inprogress")
+    patterns = [FileSystems.join(output, kind.name, "date=*", glob)
+                for kind in (STORIES, FETCHES, ERRORS)
+                for glob in (f"{run_id}-*.parquet", f".{run_id}-*.inprogress")]
+    paths = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list
+             if exact.fullmatch(m.path.rsplit("/", 1)[-1])]
+    if paths:
+        FileSystems.delete(paths)
+    return paths
+
+
+def window_tag(win, pane) -> str:
+    """"" in the global window (batch); else the window start and pane index,
+    so each window's files, and each late pane's, get names of their own."""
+    if not isinstance(win, IntervalWindow):
+        return ""
+    start = win.start.to_utc_datetime().strftime("%Y%m%dT%H%M%SZ")
+    return f"w{start}-p{pane.index if pane is not None else 0}"
+
+
 def shard_of(record, kind: OutputKind, shards: int) -> int:
     if shards <= 1:
         return 0
@@ -94,9 +128,11 @@ class _WritePartitionDoFn(beam.DoFn):
         self.rows = Metrics.counter("newswatch", f"rows_written_{kind.name}")
         self.files = Metrics.counter("newswatch", f"files_written_{kind.name}")
 
-    def process(self, grouped: Tuple[str, Iterable]):
+    def process(self, grouped: Tuple[str, Iterable], win=beam.DoFn.WindowParam,
+                pane=beam.DoFn.PaneInfoParam):
         key, records = grouped
-        date, shard, tag = key.split("|", 2)
+        date, shard = key.split("|", 1)
+        tag = window_tag(win, pane)
         records = sorted(records, key=self.kind.sort_key)
         table = pa.Table.from_pylist([to_row(r, self.kind.schema) for r in records],
                                      schema=self.kind.schema)
@@ -112,22 +148,21 @@ class WritePartitions(beam.PTransform):
     """PCollection[record] -> PCollection[str] of the Parquet files written.
 
     Records are grouped by (UTC date partition, shard); each group becomes one
-    file OUT/<kind>/date=<date>/<run_id>[-<tag>]-<shard>.parquet with rows
+    file OUT/<kind>/date=<date>/<run_id>[-w<window start>-p<pane>]-<shard>.parquet with rows
     sorted, so the same input always gives the same files.
     """
 
-    def __init__(self, output: str, kind: OutputKind, run_id: str, shards: int = 1,
-                 tag: str = ""):
+    def __init__(self, output: str, kind: OutputKind, run_id: str, shards: int = 1):
         super().__init__()
         self.output, self.kind, self.run_id = output, kind, run_id
-        self.shards, self.tag = shards, tag
+        self.shards = shards
 
     def expand(self, records):
-        kind, shards, tag = self.kind, self.shards, self.tag
+        kind, shards = self.kind, self.shards
         return (
             records
             | "KeyByPartition" >> beam.Map(
-                lambda r: (f"{schemas.partition_date(kind.date_of(r))}|{shard_of(r, kind, shards)}|{tag}", r))
+                lambda r: (f"{schemas.partition_date(kind.date_of(r))}|{shard_of(r, kind, shards)}", r))
             .with_output_types(Tuple[str, object])
             | "Group" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(_WritePartitionDoFn(self.output, kind, self.run_id))

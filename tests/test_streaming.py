@@ -1,0 +1,126 @@
+"""Streaming mode end to end: a live feed server on 127.0.0.1 whose feeds
+change between polls, a bounded `newswatch run --streaming` on the
+DirectRunner, every story written exactly once, every poll accounted for."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from pipeline.cli import main
+from tests.feedserver import Scripted
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def rss(*items, title="Desk"):
+    body = "".join(
+        f"<item><title>North Korea {name}</title><link>https://desk.example.org/{link}</link>"
+        f"<guid>{guid}</guid><description>Report {name} from Seoul about Pyongyang.</description>"
+        f"<pubDate>Tue, 28 Sep 2021 0{n % 10}:00:00 GMT</pubDate></item>"
+        for n, (name, link, guid) in enumerate(items))
+    return f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>{body}</channel></rss>'
+
+
+A1, A2, A3, A4 = ("a1", "a1", "g-a1"), ("a2", "a2", "g-a2"), ("a3", "a3", "g-a3"), ("a4", "a4", "g-a4")
+A2_NEW_GUID = ("a2", "a2", "g-a2-renumbered")     # same story, the CMS changed its guid
+
+
+@pytest.fixture
+def live(feed_server, tmp_path):
+    server = feed_server
+    # gains items between polls, re-serves old ones, renumbers a guid; 304 when unchanged
+    server.script("/growing.xml", [
+        Scripted(rss(A1, A2), etag='"v1"'),
+        Scripted(rss(A1, A2, A3), etag='"v2"'),
+        Scripted(rss(A2_NEW_GUID, A3, A4), etag='"v3"'),
+    ])
+    # 429 with Retry-After once, then fine
+    server.script("/limited.xml", [
+        Scripted("slow down", status=429, headers={"Retry-After": "2"}),
+        Scripted(rss(("b1", "b1", "g-b1"), title="Limited")),
+    ])
+    # always the same, with a validator: 200 once, then 304s
+    server.script("/static.xml", [Scripted(rss(("c1", "c1", "g-c1"), title="Static"), etag='"c"')])
+    # flaps between 200 and 500; vanishes (404) and comes back with a new item
+    server.script("/flapping.xml", [Scripted(rss(("d1", "d1", "g-d1"))), Scripted("boom", status=500),
+                                    Scripted(rss(("d1", "d1", "g-d1"), ("d2", "d2", "g-d2"))),
+                                    Scripted("boom", status=500)])
+    server.script("/vanishing.xml", [Scripted(rss(("e1", "e1", "g-e1"))), Scripted("gone", status=404),
+                                     Scripted(rss(("e1", "e1", "g-e1"), ("e2", "e2", "g-e2")))])
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text("\n".join(server.url(p) for p in (
+        "/growing.xml", "/limited.xml", "/static.xml", "/flapping.xml", "/vanishing.xml")) + "\n")
+    topics = tmp_path / "topics.yaml"
+    topics.write_text("topics:\n  - name: dprk\n    query: '\"North Korea\" OR Pyongyang'\n")
+    return server, feeds, topics, tmp_path / "out"
+
+
+def streaming_args(feeds, topics, out, *extra):
+    return ["run", "--feeds", str(feeds), "--topics", str(topics), "--output", str(out),
+            "--allow-private-addresses", "127.0.0.1", "--runner", "DirectRunner",
+            "--streaming", "--poll-interval", "1", "--duration", "4", "--window", "1", *extra]
+
+
+def check_output(server, out):
+    stories = pd.read_parquet(out / "stories")
+    # every story exactly once across all window files; the renumbered guid is not new
+    assert stories["story_id"].is_unique
+    assert sorted(t.split()[-1] for t in stories["title"]) == ["a1", "a2", "a3", "a4", "b1", "c1",
+                                                               "d1", "d2", "e1", "e2"]
+    names = [n for _, _, files in os.walk(out / "stories") for n in files]
+    assert names and all("-w" in n and not n.startswith(".") for n in names)  # window files
+
+    fetches = pd.read_parquet(out / "fetches")
+    by_feed = {url: rows for url, rows in fetches.groupby("feed_url")}
+    static = by_feed[server.url("/static.xml")]
+    assert list(static["status"].dropna()).count(200) == 1 and (static["status"] == 304).sum() >= 2
+    assert (by_feed[server.url("/growing.xml")]["status"] == 304).sum() >= 1
+    limited = by_feed[server.url("/limited.xml")]
+    assert (limited["status"] == 429).sum() == 1
+    assert limited["skipped_until"].notna().sum() >= 1            # the Retry-After skip
+    assert sorted(set(by_feed[server.url("/flapping.xml")]["status"].dropna())) == [200, 500]
+    assert 404 in set(by_feed[server.url("/vanishing.xml")]["status"])
+    # every failure is in fetches/ and errors/
+    errors = pd.read_parquet(out / "errors")
+    assert len(errors) == fetches["error"].notna().sum() >= 3
+    # the server was asked only when a feed was due: no request during the skip
+    assert server.hits["/limited.xml"] == (limited["status"].notna()).sum()
+
+
+def test_bounded_streaming_run_writes_each_story_once(live, capsys):
+    server, feeds, topics, out = live
+    assert main(streaming_args(feeds, topics, out)) == 0
+    summary = capsys.readouterr().out
+    check_output(server, out)
+    assert summary.count("-> ok") == 4
+    # at the end of the bounded run every remembered identity was released
+    forgotten = int(summary.split("streaming: ")[1].split()[0].replace(",", ""))
+    assert forgotten >= 10
+
+
+def test_bounded_streaming_run_in_multi_processing_mode(live):
+    server, feeds, topics, out = live
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline", *streaming_args(
+            feeds, topics, out, "--direct_running_mode=multi_processing", "--direct_num_workers=2")],
+        cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
+        timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    check_output(server, out)
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--duration", "5"], "--duration needs --streaming"),
+    (["--streaming", "--every", "60"], "choose one"),
+    (["--streaming", "--poll-interval", "0"], "--poll-interval must be a positive"),
+    (["--streaming=maybe"], "expected true or false"),
+])
+def test_streaming_options_are_checked_before_any_fetch(live, capsys, extra, message):
+    server, feeds, topics, out = live
+    code = main(["run", "--feeds", str(feeds), "--topics", str(topics), "--output", str(out), *extra])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err
+    assert server.requests == []

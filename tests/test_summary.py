@@ -1,0 +1,34 @@
+"""The run summary: counters reconcile, or the run says MISMATCH (and exits 1)."""
+from pipeline.summary import RunSummary
+
+BALANCED = {"fetch_attempts": 5, "fetch_ok": 3, "fetch_not_modified": 1, "fetch_failed": 1,
+            "feeds_failed": 2, "entries": 10, "duplicates": 2, "unmatched": 3,
+            "rows_written_stories": 4, "dead_letters_entries": 1,
+            "rows_written_fetches": 5, "rows_written_errors": 3}
+
+
+def summary(**changes):
+    return RunSummary(dict(BALANCED, **changes), "r", "out", 1.0)
+
+
+def test_balanced_counters_reconcile_on_every_line():
+    s = summary()
+    assert s.reconciles
+    lines = s.render().splitlines()
+    assert ("reconcile: entries 10 = duplicates 2 + seen before 0 + unmatched 3 + written 4 + "
+            "dead-lettered 1 -> ok") in lines
+    assert "reconcile: fetch attempts 5 = ok 3 + not modified 1 + failed 1 -> ok" in lines
+    assert "reconcile: fetch rows 5 = attempts 5 + skipped 0 -> ok" in lines
+    assert "reconcile: dead letters 3 = failed feeds 2 + failed entries 1 -> ok" in lines
+
+
+def test_each_kind_of_loss_is_a_mismatch():
+    for changes in ({"rows_written_stories": 3},  # an entry vanished
+                    {"fetch_ok": 2},  # an attempt ended nowhere
+                    {"rows_written_fetches": 4},  # a fetch row is missing
+                    {"fetch_skipped": 1},  # a skipped feed left no row
+                    {"seen_before": 1},  # an entry counted twice
+                    {"rows_written_errors": 4}):  # a dead letter too many
+        s = summary(**changes)
+        assert not s.reconciles, changes
+        assert sum("-> MISMATCH" in line for line in s.render().splitlines()) == 1, changes

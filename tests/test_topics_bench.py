@@ -1,0 +1,28 @@
+"""The topics benchmark's harness (not its timings): the naive baseline and
+the matcher must agree on every sampled story, or no figure is reported."""
+import pytest
+
+from benchmarks import topics_bench
+from transforms.topics import Topic, TopicMatcher
+
+
+def test_small_run_agrees_with_the_baseline():
+    r = topics_bench.measure(topics=30, stories=300, baseline_sample=100)
+    assert r["baseline_sample"] == 100 and r["stories"] == 300
+    assert 0 < r["stories_matched"] < 300  # some stories match rules, not all
+
+
+def test_a_disagreement_is_reported_instead_of_a_figure(monkeypatch):
+    monkeypatch.setattr(TopicMatcher, "match", lambda self, *fields: [])
+    with pytest.raises(SystemExit, match="disagree"):
+        topics_bench.measure(topics=30, stories=300, baseline_sample=100)
+
+
+def test_baseline_understands_the_query_language():
+    baseline = topics_bench.RegexPerTermBaseline([
+        Topic("phrase", '"north korea"'), Topic("wild", "missil*"), Topic("near", "missile NEAR/2 test"),
+        Topic("title", "title:dprk"), Topic("folded", "Corée", fold_accents=True),
+        Topic("korean", "북한 NOT 남한")])
+    assert baseline.match("DPRK", "North-Korea: missiles in Coree", "a missile, then a test") == [
+        "folded", "near", "phrase", "title", "wild"]
+    assert baseline.match("북한의", "", "dprk") == ["korean"]

@@ -1,0 +1,488 @@
+"""Cross-run state under OUT/_state/, read and written through Beam's
+FileSystems (local disk, gs://, s3://):
+
+    _state/runs/<run_id>.json       "open" marker: the run started and has not committed
+    _state/feeds/<run_id>.parquet   the run's FeedState of every feed it handled
+    _state/seen/<run_id>.parquet    identities of the stories the run wrote (+ one commit row)
+    _state/{feeds,seen}/compacted-<uuid>.parquet   many runs' rows merged and pruned
+    _state/corrupt/...              unreadable state files, moved aside for inspection
+
+Concurrency is last-writer-wins with per-run files, no lock: each run only ever
+creates its own files (temp name + rename, so a file is whole or absent), and
+readers merge all files. Every row carries run_id and committed_at; a reader
+
+- ignores the rows of runs that have an open marker (running, killed, or being
+  re-run with the same --run-id): state never vouches for stories a run may
+  not have written;
+- keeps, per run id, only the rows of its latest commit (a re-run supersedes
+  the earlier attempt, even after compaction merged it);
+- for feeds, takes the most recently fetched row per feed; for stories, the
+  union of keys.
+
+Compaction merges a folder when it holds more than COMPACT_AFTER files: it writes
+the merged file first and only then deletes its inputs (those still unchanged),
+so a reader that lists the folder at any moment finds every row at least once.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
+
+from transforms.feedstate import FeedState
+from transforms.sink import write_parquet_atomically
+
+_log = logging.getLogger(__name__)
+
+STATE_DIR = "_state"
+FEEDS, SEEN, RUNS, CORRUPT = "feeds", "seen", "runs", "corrupt"
+COMPACT_AFTER = 32
+DEFAULT_LOOKBACK_DAYS = 30
+_TS = pa.timestamp("us", tz="UTC")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+FEED_STATE_SCHEMA = pa.schema([
+    pa.field("feed_url", pa.string(), nullable=False),
+    pa.field("etag", pa.string()),
+    pa.field("last_modified", pa.string()),
+    pa.field("last_status", pa.int32()),
+    pa.field("last_fetched_at", _TS),
+    pa.field("next_fetch_at", _TS),
+    pa.field("consecutive_failures", pa.int32()),
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("committed_at", _TS, nullable=False),
+])
+
+# key: 16-byte digest of a dedup identity; a null key marks the commit itself,
+# so a re-run that writes no story still supersedes its earlier attempt.
+SEEN_SCHEMA = pa.schema([
+    pa.field("key", pa.binary(16)),
+    pa.field("story_id", pa.string()),
+    pa.field("seen_at", _TS, nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("committed_at", _TS, nullable=False),
+])
+SCHEMAS = {FEEDS: FEED_STATE_SCHEMA, SEEN: SEEN_SCHEMA}
+
+
+def key_digest(identity: str) -> bytes:
+    """The 16-byte digest stored for one dedup identity ("url:https://...")."""
+    return hashlib.blake2b(identity.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+@dataclass(frozen=True)
+class SeenRecord:
+    """One identity of a written story, as remembered by the next runs."""
+
+    key: bytes
+    story_id: str
+    seen_at: datetime
+
+
+@dataclass
+class StateReport:
+    """What a run found in the state: the summary prints its notes."""
+
+    feeds_known: int = 0
+    files: int = 0
+    unreadable: List[Tuple[str, str]] = field(default_factory=list)
+    open_runs: Dict[str, Optional[str]] = field(default_factory=dict)  # run id -> started at
+    missing: bool = False
+
+    def notes(self) -> List[str]:
+        notes = [f"state: {self.feeds_known:,} feeds remembered from earlier runs"]
+        for path, reason in self.unreadable:
+            notes.append(f"WARNING state file {path} is unreadable ({reason}); moved to "
+                         f"{STATE_DIR}/{CORRUPT}/; what it remembered is treated as new in this run")
+        if self.missing:
+            notes.append("WARNING no state found although the output holds stories: every feed "
+                         "is fetched in full and every story is treated as new in this run")
+        for run_id, started in sorted(self.open_runs.items()):
+            notes.append(f"WARNING run {run_id} (started {started or 'at an unknown time'}) has not "
+                         f"committed its state (still running, or interrupted): if it stopped, "
+                         f"re-run it with --run-id {run_id} so its stories are not written twice")
+        return notes
+
+
+class StateStore:
+    """Reads and writes OUT/_state. Every method goes through FileSystems."""
+
+    def __init__(self, output: str):
+        self.output = output
+        self.root = FileSystems.join(output, STATE_DIR)
+
+    def _dir(self, kind: str) -> str:
+        return FileSystems.join(self.root, kind)
+
+    # -- run markers ------------------------------------------------------------
+    def open_run(self, run_id: str, started_at: datetime) -> None:
+        """Marks `run_id` as started: until it commits, its rows count for nobody."""
+        body = json.dumps({"run_id": run_id, "started_at": _iso(started_at)}).encode()
+        _write_atomically(FileSystems.join(self._dir(RUNS), f"{run_id}.json"), body)
+
+    def close_run(self, run_id: str) -> None:
+        _delete_quietly([FileSystems.join(self._dir(RUNS), f"{run_id}.json")])
+
+    def open_runs(self) -> Dict[str, Optional[str]]:
+        runs = {}
+        for meta in _list(FileSystems.join(self._dir(RUNS), "*.json")):
+            run_id = meta.path.rsplit("/", 1)[-1][: -len(".json")]
+            try:
+                with FileSystems.open(meta.path) as handle:
+                    runs[run_id] = json.loads(handle.read().decode()).get("started_at")
+            except Exception:
+                runs[run_id] = None  # the name is what counts
+        return runs
+
+    # -- reading ----------------------------------------------------------------
+    def read(self, kind: str) -> Tuple[Optional[pa.Table], List[Tuple[str, str]], int]:
+        """All rows of one folder (or None), the unreadable files, the file count.
+
+        An unreadable file (not Parquet, wrong schema) is moved to _state/corrupt/
+        and reported. A file that vanishes while we read was merged by a
+        concurrent compaction, which wrote its merged file first: we list again
+        and read the files we have not read yet. Rows read twice are harmless
+        (every reader takes the union, the latest commit, the latest fetch).
+        """
+        schema = SCHEMAS[kind]
+        tables, unreadable, done = [], [], set()
+        for _ in range(20):
+            metas = _list(FileSystems.join(self._dir(kind), "*.parquet"))
+            vanished = False
+            for meta in metas:
+                if meta.path in done:
+                    continue
+                try:
+                    data = _read_bytes(meta.path)
+                except Exception:
+                    if FileSystems.exists(meta.path):
+                        raise  # storage trouble, not a state problem: the run fails
+                    vanished = True
+                    continue
+                done.add(meta.path)
+                try:
+                    tables.append(_parse_table(data, schema))
+                except (pa.ArrowException, ValueError, KeyError, EOFError) as exc:
+                    reason = _first_line(exc)
+                    _log.warning("state file %s is unreadable (%s); moving it aside", meta.path, reason)
+                    self._move_aside(meta.path)
+                    unreadable.append((meta.path, reason))
+            if not vanished:
+                table = pa.concat_tables(tables) if tables else None
+                return table, unreadable, len(metas)
+        raise IOError(f"state folder {self._dir(kind)} keeps changing while being read")
+
+    def _move_aside(self, path: str) -> None:
+        target = FileSystems.join(self._dir(CORRUPT), f"{uuid.uuid4().hex[:8]}-{path.rsplit('/', 1)[-1]}")
+        try:
+            _mkdirs(self._dir(CORRUPT))
+            FileSystems.rename([path], [target])
+        except Exception:  # another reader moved it first
+            pass
+
+    def load_feed_states(self, run_id: str, as_of: datetime,
+                         lookback: timedelta) -> Tuple[Dict[str, FeedState], StateReport]:
+        """The FeedState to start from for every feed known to committed runs."""
+        open_runs = self.open_runs()
+        table, unreadable, files = self.read(FEEDS)
+        states: Dict[str, FeedState] = {}
+        if table is not None:
+            table = current_rows(table, set(open_runs) | {run_id})
+            for row in sorted(table.to_pylist(), key=lambda r: (r["last_fetched_at"] or _EPOCH,
+                                                                r["committed_at"])):
+                states[row["feed_url"]] = _feed_state(row)  # the latest fetch wins
+        report = StateReport(feeds_known=len(states), files=files, unreadable=unreadable,
+                             open_runs={r: s for r, s in open_runs.items() if r != run_id})
+        if files == 0 and not unreadable and not _list(FileSystems.join(self._dir(SEEN), "*.parquet")):
+            report.missing = _has_stories(self.output)
+        return states, report
+
+    def load_seen(self, run_id: str, as_of: datetime, lookback: timedelta) -> "SeenIndex":
+        """The identities of stories written by committed runs within the lookback."""
+        table, unreadable, _ = self.read(SEEN)
+        if table is None:
+            return SeenIndex.empty(unreadable)
+        table = current_rows(table, set(self.open_runs()) | {run_id})
+        cutoff = as_of - lookback
+        table = table.filter(pc.and_(pc.is_valid(table["key"]),
+                                     pc.greater_equal(table["seen_at"], pa.scalar(cutoff, _TS))))
+        return SeenIndex.from_table(table, unreadable)
+
+    # -- writing ----------------------------------------------------------------
+    def commit(self, run_id: str, committed_at: datetime, seen: Iterable[SeenRecord],
+               feeds: Iterable[Tuple[str, FeedState]], as_of: datetime, lookback: timedelta) -> None:
+        """Writes the run's state files, then removes its marker (the commit
+        point), then compacts folders that grew past COMPACT_AFTER files."""
+        seen = sorted(seen, key=lambda r: r.key)
+        seen_table = pa.table({
+            "key": [r.key for r in seen] + [None],
+            "story_id": [r.story_id for r in seen] + [None],
+            "seen_at": [r.seen_at for r in seen] + [committed_at],
+            "run_id": [run_id] * (len(seen) + 1),
+            "committed_at": [committed_at] * (len(seen) + 1),
+        }, schema=SEEN_SCHEMA)
+        feed_rows = [dict(feed_url=url, **_feed_state_row(state), run_id=run_id,
+                          committed_at=committed_at) for url, state in sorted(feeds, key=lambda p: p[0])]
+        feed_table = pa.Table.from_pylist(feed_rows, schema=FEED_STATE_SCHEMA)
+        write_parquet_atomically(FileSystems.join(self._dir(SEEN), f"{run_id}.parquet"), seen_table)
+        write_parquet_atomically(FileSystems.join(self._dir(FEEDS), f"{run_id}.parquet"), feed_table)
+        self.close_run(run_id)
+        for kind in (SEEN, FEEDS):
+            if len(_list(FileSystems.join(self._dir(kind), "*.parquet"))) > COMPACT_AFTER:
+                self.compact(kind, as_of, lookback)
+
+    def compact(self, kind: str, as_of: datetime, lookback: timedelta) -> Optional[str]:
+        """Merges the folder into one file: superseded commits and rows older
+        than the lookback dropped; for feeds, one row per feed (plus rows of
+        open runs, which may yet be superseded). Returns the new file."""
+        before = {m.path: (m.size_in_bytes, m.last_updated_in_seconds)
+                  for m in _list(FileSystems.join(self._dir(kind), "*.parquet"))}
+        table, _, _ = self.read(kind)
+        if table is None:
+            return None
+        table = current_rows(table, set())
+        cutoff = pa.scalar(as_of - lookback, _TS)
+        if kind == SEEN:
+            table = table.filter(pc.greater_equal(table["seen_at"], cutoff))
+        else:
+            table = table.filter(pc.greater_equal(table["last_fetched_at"], cutoff))
+            table = _latest_per_feed(table, set(self.open_runs()))
+        path = FileSystems.join(self._dir(kind), f"compacted-{uuid.uuid4().hex}.parquet")
+        write_parquet_atomically(path, table)
+        # Delete only inputs still as we read them: a re-run may have replaced one.
+        now = {m.path: (m.size_in_bytes, m.last_updated_in_seconds)
+               for m in _list(FileSystems.join(self._dir(kind), "*.parquet"))}
+        _delete_quietly([p for p, stamp in before.items() if now.get(p) == stamp])
+        for run_id, started in self.open_runs().items():
+            if started and _parse_iso(started) < as_of - lookback:
+                self.close_run(run_id)  # forgotten long ago: its rows are pruned anyway
+        return path
+
+
+def current_rows(table: pa.Table, open_runs: set) -> pa.Table:
+    """Rows of each run's latest commit, without the rows of open runs."""
+    if table.num_rows == 0:
+        return table
+    runs = pc.dictionary_encode(table["run_id"].combine_chunks())
+    run_of = runs.indices.to_numpy()
+    committed = pc.cast(table["committed_at"], pa.int64()).combine_chunks().to_numpy()
+    latest = np.full(len(runs.dictionary), np.iinfo(np.int64).min, dtype=np.int64)
+    np.maximum.at(latest, run_of, committed)
+    keep = committed == latest[run_of]
+    if open_runs:
+        is_open = np.isin(np.asarray(runs.dictionary.to_pylist(), dtype=object), list(open_runs))
+        keep &= ~is_open[run_of]
+    return table.filter(pa.array(keep))
+
+
+def _latest_per_feed(table: pa.Table, open_runs: set) -> pa.Table:
+    rows = table.to_pylist()
+    latest: Dict[str, dict] = {}
+    kept_open = []
+    for row in rows:
+        if row["run_id"] in open_runs:
+            kept_open.append(row)
+            continue
+        best = latest.get(row["feed_url"])
+        if best is None or (row["last_fetched_at"], row["committed_at"]) > (
+                best["last_fetched_at"], best["committed_at"]):
+            latest[row["feed_url"]] = row
+    merged = sorted(list(latest.values()) + kept_open, key=lambda r: (r["feed_url"], r["run_id"]))
+    return pa.Table.from_pylist(merged, schema=FEED_STATE_SCHEMA)
+
+
+class SeenIndex:
+    """Sorted 128-bit digests of remembered identities, with their last
+    seen time: ~24 bytes per identity, a lookup is two binary searches."""
+
+    def __init__(self, hi: np.ndarray, lo: np.ndarray, seen_us: np.ndarray,
+                 unreadable: Sequence[Tuple[str, str]] = ()):
+        self.hi, self.lo, self.seen_us = hi, lo, seen_us
+        self.unreadable = list(unreadable)
+
+    @classmethod
+    def empty(cls, unreadable=()) -> "SeenIndex":
+        z = np.zeros(0, dtype=np.uint64)
+        return cls(z, z.copy(), np.zeros(0, dtype=np.int64), unreadable)
+
+    @classmethod
+    def from_table(cls, table: pa.Table, unreadable=()) -> "SeenIndex":
+        keys = table["key"].combine_chunks()
+        if len(keys) == 0:
+            return cls.empty(unreadable)
+        raw = np.frombuffer(keys.buffers()[1], dtype=">u8")[2 * keys.offset: 2 * (keys.offset + len(keys))]
+        seen = pc.cast(table["seen_at"], pa.int64()).to_numpy()
+        return cls.from_arrays(raw[0::2].astype(np.uint64), raw[1::2].astype(np.uint64), seen,
+                               unreadable)
+
+    @classmethod
+    def from_arrays(cls, hi, lo, seen_us, unreadable=()) -> "SeenIndex":
+        # Sorting by the high half alone is enough (and several times faster
+        # than a three-key sort): entries sharing it are adjacent and
+        # last_seen() checks them all.
+        order = np.argsort(hi)
+        hi, lo, seen_us = hi[order], lo[order], seen_us[order]
+        first = np.ones(len(hi), dtype=bool)
+        first[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
+        starts = np.flatnonzero(first)
+        if len(starts) == len(hi):
+            return cls(hi, lo, seen_us, unreadable)
+        # one entry per identity, with its newest time
+        return cls(hi[starts], lo[starts], np.maximum.reduceat(seen_us, starts), unreadable)
+
+    @classmethod
+    def from_records(cls, records: Iterable[SeenRecord]) -> "SeenIndex":
+        records = list(records)
+        raw = np.frombuffer(b"".join(r.key for r in records), dtype=">u8").astype(np.uint64)
+        seen = np.array([_micros(r.seen_at) for r in records], dtype=np.int64)
+        return cls.from_arrays(raw[0::2], raw[1::2], seen)
+
+    def __len__(self) -> int:
+        return len(self.hi)
+
+    @property
+    def nbytes(self) -> int:
+        return self.hi.nbytes + self.lo.nbytes + self.seen_us.nbytes
+
+    def last_seen(self, key: bytes) -> Optional[datetime]:
+        """When the identity was last recorded, or None if it never was."""
+        hi = np.uint64(int.from_bytes(key[:8], "big"))  # a Python int > 2**63 would
+        lo = np.uint64(int.from_bytes(key[8:], "big"))  # make numpy compare as float
+        newest = None
+        at = int(np.searchsorted(self.hi, hi, side="left"))
+        while at < len(self.hi) and self.hi[at] == hi:
+            if self.lo[at] == lo and (newest is None or self.seen_us[at] > newest):
+                newest = int(self.seen_us[at])
+            at += 1
+        return None if newest is None else _EPOCH + timedelta(microseconds=newest)
+
+
+# ---------------------------------------------------------------- helpers
+
+def _feed_state(row: dict) -> FeedState:
+    return FeedState(etag=row["etag"], last_modified=row["last_modified"],
+                     last_status=row["last_status"], last_fetched_at=row["last_fetched_at"],
+                     next_fetch_at=row["next_fetch_at"],
+                     consecutive_failures=row["consecutive_failures"] or 0)
+
+
+def _feed_state_row(state: FeedState) -> dict:
+    return dict(etag=state.etag, last_modified=state.last_modified, last_status=state.last_status,
+                last_fetched_at=state.last_fetched_at, next_fetch_at=state.next_fetch_at,
+                consecutive_failures=state.consecutive_failures)
+
+
+def _read_bytes(path: str) -> bytes:
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        return handle.read()
+
+
+def _parse_table(data: bytes, schema: pa.Schema) -> pa.Table:
+    table = pq.read_table(pa.BufferReader(data))
+    return table.select(schema.names).cast(schema)
+
+
+def _list(pattern: str):
+    try:
+        return FileSystems.match([pattern])[0].metadata_list
+    except Exception:  # folder absent: nothing yet
+        return []
+
+
+def _has_stories(output: str) -> bool:
+    return bool(_list(FileSystems.join(output, "stories", "date=*", "*.parquet")))
+
+
+def _mkdirs(folder: str) -> None:
+    if not FileSystems.exists(folder):
+        try:
+            FileSystems.mkdirs(folder)
+        except IOError:
+            pass  # created meanwhile
+
+
+def _write_atomically(path: str, data: bytes) -> None:
+    folder, name = path.rsplit("/", 1)
+    _mkdirs(folder)
+    temp = f"{folder}/.{name}.{uuid.uuid4().hex}.inprogress"
+    with FileSystems.create(temp) as handle:
+        handle.write(data)
+    if FileSystems.exists(path):
+        FileSystems.delete([path])
+    FileSystems.rename([temp], [path])
+
+
+def _delete_quietly(paths: List[str]) -> None:
+    for path in paths:
+        try:
+            FileSystems.delete([path])
+        except Exception:
+            pass  # already gone: another compaction or commit got there first
+
+
+def _micros(when: datetime) -> int:
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:200]
+
+
+# ---------------------------------------------------------------- Beam
+
+class _CommitStateFn(beam.DoFn):
+    def __init__(self, output: str, run_id: str, as_of: datetime, lookback: timedelta):
+        self.output, self.run_id, self.as_of, self.lookback = output, run_id, as_of, lookback
+
+    def process(self, _, seen, feeds, *written):
+        StateStore(self.output).commit(self.run_id, datetime.now(timezone.utc), seen, feeds,
+                                       self.as_of, self.lookback)
+        yield self.run_id
+
+
+class CommitState(beam.PTransform):
+    """(PCollection[SeenRecord], PCollection[(feed_url, FeedState)]) -> the run id, once.
+
+    Runs as the last stage of the pipeline, after every PCollection in `after`
+    (the files written) is complete: side inputs make the runner finish them
+    first. Being a pipeline stage, it also commits on Dataflow, where the
+    launcher that built the job does not wait for it. Retried, it rewrites
+    the same files.
+    """
+
+    def __init__(self, output: str, run_id: str, as_of: datetime, lookback: timedelta,
+                 after: Sequence = ()):
+        super().__init__()
+        self.output, self.run_id, self.as_of, self.lookback = output, run_id, as_of, lookback
+        self.after = list(after)
+
+    def expand(self, inputs):
+        seen, feeds = inputs
+        return (
+            seen.pipeline
+            | "Once" >> beam.Create([None])
+            | "Commit" >> beam.ParDo(
+                _CommitStateFn(self.output, self.run_id, self.as_of, self.lookback),
+                beam.pvalue.AsList(seen), beam.pvalue.AsList(feeds),
+                *[beam.pvalue.AsList(done) for done in self.after])
+        )

@@ -1,0 +1,143 @@
+"""Topics stage: keep the stories that match the topic rules, and say why.
+
+The pure core lives in the modules beside this one: `text` (normalisation),
+`query` (the query language), `rules` (named topics, references, version
+hash) and `matcher` (all topics against one story). This module adds
+tag_story, which applies the matcher to a Story, and MatchTopics, the thin
+Beam wrapper.
+
+`language:` conditions need the story's language, which the pipeline detects
+after matching (langdetect costs ~2.5 ms a story). The matcher asks for it
+only when a topic's other conditions leave the answer open; tag_story then
+detects it on the spot and keeps it on the story, so DetectLanguage does not
+run twice. Rules without `language:` never trigger detection here.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterable, Optional
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from transforms.records import Match, Story
+from transforms.topics.matcher import TopicMatcher
+from transforms.topics.query import (
+    And,
+    AtLeast,
+    LanguageIs,
+    Near,
+    Node,
+    Not,
+    Or,
+    QuerySyntaxError,
+    SourceIs,
+    Term,
+    TopicRef,
+    parse_query,
+)
+from transforms.topics.rules import (
+    Topic,
+    TopicDef,
+    TopicError,
+    as_topic,
+    compile_rules,
+    compile_topics,
+    topics_version,
+)
+from transforms.topics.text import fold_accents, normalize, tokenize
+
+__all__ = [
+    "And", "AtLeast", "LanguageIs", "Match", "MatchTopics", "Near", "Node", "Not", "Or",
+    "QuerySyntaxError", "SourceIs", "Term", "Topic", "TopicError", "TopicMatcher", "TopicRef",
+    "compile_rules", "compile_topics", "fold_accents", "normalize", "parse_query", "tag_story",
+    "tokenize", "topics_version",
+]
+
+METRICS_NAMESPACE = "newswatch"
+
+
+def tag_story(story: Story, matcher: TopicMatcher,
+              detect_language: Optional[Callable[[Story], str]] = None) -> Optional[Story]:
+    """The story with topics, matched_terms, matches and topics_version set,
+    or None if no topic matched.
+
+    `detect_language(story)` is called at most once, and only when a
+    `language:` condition needs a language the story does not have yet.
+    """
+    detected = []
+
+    def language() -> Optional[str]:
+        if story.language or detect_language is None:
+            return story.language
+        detected.append(detect_language(story))
+        return detected[0]
+
+    found = matcher.match(story.title, story.summary, story.content,
+                          source=story.source, language=language)
+    if not found:
+        return None
+    matches = [m for _, topic_matches in found for m in topic_matches]
+    changes = dict(
+        topics=[name for name, _ in found],
+        matched_terms=sorted({m.term for m in matches}),
+        matches=matches,
+        topics_version=matcher.version,
+    )
+    if detected:
+        changes["language"] = detected[0]
+    return story.replace(**changes)
+
+
+class _MatchTopicsFn(beam.DoFn):
+    def __init__(self, topics: tuple):
+        self._topics = topics  # plain dataclasses pickle small and safely
+        self._matcher: Optional[TopicMatcher] = None
+        self._detect = None
+
+    def setup(self):
+        self._matcher = TopicMatcher(self._topics)
+        if self._matcher.needs_language:
+            from transforms.language import detect_language, language_text, load_detector_factory
+
+            factory = load_detector_factory()
+            early = Metrics.counter(METRICS_NAMESPACE, "rules_language_detections")
+
+            def detect(story: Story) -> str:
+                early.inc()
+                return detect_language(language_text(story), factory)
+
+            self._detect = detect
+        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
+        self._unmatched = Metrics.counter(METRICS_NAMESPACE, "unmatched")
+        self._per_topic = {
+            t.name: Metrics.counter(METRICS_NAMESPACE, f"matched_topic_{t.name}")
+            for t in self._topics
+        }
+
+    def process(self, story: Story):
+        tagged = tag_story(story, self._matcher, self._detect)
+        if tagged is None:
+            self._unmatched.inc()
+            return
+        self._matched.inc()
+        for name in tagged.topics:
+            self._per_topic[name].inc()
+        yield tagged
+
+
+class MatchTopics(beam.PTransform):
+    """PCollection[Story] -> PCollection[Story] matching at least one topic.
+
+    Kept stories get `topics` (sorted names), `matched_terms` (distinct terms
+    as written in the rules), `matches` (topic, term, field, offset) and
+    `topics_version`. Topics are validated here, so a bad rule fails while
+    the graph is built, before any work.
+    """
+
+    def __init__(self, topics: Iterable[TopicDef], label: Optional[str] = None):
+        super().__init__(label)
+        self._topics = tuple(as_topic(t) for t in topics)
+        self.version = topics_version(compile_rules(self._topics))
+
+    def expand(self, stories):
+        return stories | "MatchTopics" >> beam.ParDo(_MatchTopicsFn(self._topics))

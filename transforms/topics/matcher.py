@@ -1,0 +1,602 @@
+"""The matcher: every topic against a story in one pass over each field.
+
+Work per story grows with the story's length and the topics it hits, not
+with the number of rules:
+
+- a field is split at whitespace (C speed); each distinct chunk ("Korea's",
+  "북한은") is normalised, cut into words and looked up in tables built from
+  all topics' terms once, and the answer is kept: news vocabulary repeats,
+  so most chunks of a story are known already, and one set intersection
+  finds the few that contain anything;
+- Korean, Japanese, Chinese and Thai terms are found with a character trie;
+- only topics whose necessary terms were found (or that can match without
+  any, such as `NOT sport` or `language:ko`) are evaluated.
+
+Positions and character offsets are worked out only for what needs them:
+phrases whose words are all present, NEAR, ATLEAST and reported matches.
+"""
+from __future__ import annotations
+
+import bisect
+import functools
+import itertools
+import re
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from transforms.records import Match
+from transforms.topics.query import TEXT_FIELDS, And, AtLeast, Key, Near, Node, Or, Term
+from transforms.topics.rules import CompiledTopic, TopicDef, compile_rules, topics_version
+from transforms.topics.text import TOKEN_RE, fold_accents, is_unspaced, normalize, offset_mapper
+
+FIELD_ORDER = {name: i for i, name in enumerate(TEXT_FIELDS + ("source", "language"))}
+UNDETERMINED = "und"
+_NOTHING: frozenset = frozenset()
+_END = ""                 # trie marker; no character key is empty
+_CACHE_LIMIT = 200_000    # distinct chunks remembered per matcher (some tens of MB)
+# Punctuation that often sticks to a word ("Korea," "(DPRK)"); stripped
+# before the fast path for plain ASCII words.
+_EDGE_PUNCTUATION = ".,;:!?\"'()[]{}<>"
+
+Language = Union[None, str, Callable[[], str]]
+
+
+class _Chunk:
+    """A whitespace-separated piece of text with something in it for the
+    index: words that are terms, that may start a phrase, or unspaced text."""
+
+    __slots__ = ("raw", "singles", "phrases", "unspaced_hits", "unspaced")
+
+    def __init__(self, raw: str, singles, phrases, unspaced_hits, unspaced: bool):
+        self.raw = raw
+        self.singles: Tuple[Tuple[Key, int], ...] = singles   # (one-word key, word index)
+        self.phrases: Tuple[Tuple[int, "_PhraseStarts"], ...] = phrases  # (word index, phrases)
+        # (key, word index, start, end) of unspaced one-piece terms inside a word
+        self.unspaced_hits: Tuple[Tuple[Key, int, int, int], ...] = unspaced_hits
+        self.unspaced = unspaced  # has unspaced words (for several-word unspaced terms)
+
+
+@functools.lru_cache(maxsize=4096)
+def _chunk_offsets(raw: str) -> Tuple[List[int], Callable[[int], int]]:
+    """Word starts in normalize(raw), and the map back to offsets in raw."""
+    norm = normalize(raw)
+    return [m.start() for m in TOKEN_RE.finditer(norm)], offset_mapper(raw, norm)
+
+
+def raw_offset(raw: str, word: int, char: int = 0) -> int:
+    """Offset in `raw` of character `char` of its word number `word`."""
+    starts, to_raw = _chunk_offsets(raw)
+    return to_raw(starts[word] + char)
+
+
+def _trie_pattern(node: dict) -> str:
+    """A regex matching exactly the terms under `node`."""
+    alternatives = [re.escape(ch) + _trie_pattern(child)
+                    for ch, child in sorted(node.items()) if ch != _END]
+    if not alternatives:
+        return ""
+    body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+    return f"(?:{body})?" if _END in node else body
+
+
+class _Trie:
+    """Unspaced terms (북한, 北朝鮮, "김정은 위원장") found anywhere in a text."""
+
+    def __init__(self):
+        self.root: dict = {}
+        self.start_re = None
+
+    def add(self, text: str, key: Key) -> None:
+        node = self.root
+        for ch in text:
+            node = node.setdefault(ch, {})
+        node[_END] = key
+
+    def freeze(self) -> "_Trie":
+        # The trie as one regex in a lookahead: a C-level scan stops only
+        # where a whole term starts (a first character alone would stop at
+        # nearly every Hangul syllable), and the walk below lists the terms.
+        if self.root:
+            self.start_re = re.compile(f"(?={_trie_pattern(self.root)})")
+        return self
+
+    def scan(self, text: str) -> Iterable[Tuple[Key, int, int]]:
+        n = len(text)
+        for m in self.start_re.finditer(text):
+            start = m.start()
+            node = self.root
+            j = start
+            while j < n:
+                node = node.get(text[j])
+                if node is None:
+                    break
+                j += 1
+                key = node.get(_END)
+                if key is not None:
+                    yield key, start, j
+
+
+class _TermIndex:
+    """Lookup tables for the keys of all terms of all topics, and what is
+    known about the chunks seen so far."""
+
+    def __init__(self, keys: Iterable[Key]):
+        # mode (accent-folded?) -> word or prefix -> [one-word keys, phrase keys]
+        exact: Dict[bool, Dict[str, list]] = {False: {}, True: {}}
+        prefix: Dict[bool, Dict[str, list]] = {False: {}, True: {}}
+        # One-piece unspaced terms are found inside a word (cached with its
+        # chunk); several pieces ("김정은 위원장") in a field's joined words.
+        self.trie_word, self.trie_words = _Trie(), _Trie()
+        for key in keys:
+            mode, pieces = key
+            if any(is_unspaced(p) for p in pieces):
+                (self.trie_word if len(pieces) == 1 else self.trie_words).add(" ".join(pieces), key)
+                continue
+            first = pieces[0]
+            table = prefix[mode] if first.endswith("*") else exact[mode]
+            table.setdefault(first.rstrip("*"), [[], []])[0 if len(pieces) == 1 else 1].append(key)
+        self.exact = {m: {w: (tuple(a), tuple(b)) for w, (a, b) in t.items()} for m, t in exact.items()}
+        self.prefix = {m: {w: (tuple(a), tuple(b)) for w, (a, b) in t.items()} for m, t in prefix.items()}
+        self.prefix_lengths = {m: sorted({len(p) for p in self.prefix[m]}) for m in (False, True)}
+        self.folding = bool(self.exact[True] or self.prefix[True])
+        self.trie_word.freeze()
+        self.trie_words.freeze()
+        self.words: Dict[str, Tuple[str, ...]] = {}   # every chunk seen -> its words
+        self.chunks: Dict[str, _Chunk] = {}           # the chunks with something in them
+        self.interesting: set = set()                  # their keys, for one set intersection
+        self.word_hits: Dict[str, Tuple[tuple, tuple]] = {}  # "korea" for "Korea," and "korea"
+
+    def learn(self, raw: str) -> None:
+        """Read a chunk not seen before."""
+        core = raw.strip(_EDGE_PUNCTUATION)
+        if core.isascii() and core.isalnum():  # most chunks: a plain word, maybe with a comma
+            word = core.lower()
+            self.words[raw] = (word,)
+            hits = self.word_hits.get(word)
+            if hits is None:
+                hits = self.word_hits[word] = self._lookup(word)
+            if hits[0] or hits[1] is not None:
+                self.chunks[raw] = _Chunk(raw, tuple((key, 0) for key in hits[0]),
+                                          ((0, hits[1]),) if hits[1] is not None else (), (), False)
+                self.interesting.add(raw)
+            return
+        words = tuple(TOKEN_RE.findall(normalize(raw)))
+        self.words[raw] = words
+        singles, phrases, unspaced_hits = [], [], []
+        unspaced = False
+        for j, word in enumerate(words):
+            if is_unspaced(word[0]):  # a run of Korean, Japanese, Chinese or Thai
+                unspaced = True
+                if self.trie_word.start_re is not None:
+                    unspaced_hits.extend((key, j, a, b) for key, a, b in self.trie_word.scan(word))
+                continue
+            hits = self.word_hits.get(word)
+            if hits is None:
+                hits = self.word_hits[word] = self._lookup(word)
+            if hits[0]:
+                singles.extend((key, j) for key in hits[0])
+            if hits[1] is not None:
+                phrases.append((j, hits[1]))
+        unspaced = unspaced and self.trie_words.start_re is not None
+        if singles or phrases or unspaced_hits or unspaced:
+            self.chunks[raw] = _Chunk(raw, tuple(singles), tuple(phrases), tuple(unspaced_hits),
+                                      unspaced)
+            self.interesting.add(raw)
+
+    def forget_if_full(self) -> None:
+        """Bound the memory; called between stories only, since a story's
+        scan relies on its chunks staying known."""
+        if len(self.words) >= _CACHE_LIMIT:
+            self.words.clear()
+            self.chunks.clear()
+            self.interesting.clear()
+            self.word_hits.clear()
+
+    def _lookup(self, word: str) -> Tuple[tuple, Optional[_PhraseStarts]]:
+        """(keys of one-word terms, phrases that may start) for a word."""
+        singles: tuple = ()
+        phrases: tuple = ()
+        for mode in ((False, True) if self.folding else (False,)):
+            w = fold_accents(word) if mode and not word.isascii() else word
+            hit = self.exact[mode].get(w)
+            if hit is not None:
+                singles, phrases = singles + hit[0], phrases + hit[1]
+            table = self.prefix[mode]
+            for length in self.prefix_lengths[mode]:
+                if length > len(w):
+                    break
+                hit = table.get(w[:length])
+                if hit is not None:
+                    singles, phrases = singles + hit[0], phrases + hit[1]
+        return singles, (_PhraseStarts(phrases) if phrases else None)
+
+
+class _PhraseStarts:
+    """The phrases that may start at a word, grouped by their second piece:
+    the word after rules out nearly all of them with one dict lookup."""
+
+    __slots__ = ("longest", "plain", "folded", "wild")
+
+    def __init__(self, keys: Sequence[Key]):
+        self.longest = max(len(pieces) for _, pieces in keys) - 1
+        self.plain: Dict[str, list] = {}    # second piece -> keys, unfolded
+        self.folded: Dict[str, list] = {}   # second piece -> keys, accent-folded
+        wild = []                           # keys whose second piece is a wildcard
+        for key in keys:
+            folded, pieces = key
+            if pieces[1].endswith("*"):
+                wild.append(key)
+            else:
+                (self.folded if folded else self.plain).setdefault(pieces[1], []).append(key)
+        self.wild = tuple(wild)
+
+    def candidates(self, word: str) -> Sequence[Key]:
+        """Keys whose second piece may be `word`; the callers sort what they find."""
+        found = list(self.wild)
+        found.extend(self.plain.get(word, ()))
+        if self.folded:
+            found.extend(self.folded.get(fold_accents(word), ()))
+        return found
+
+
+def _piece_matches(piece: str, word: str) -> bool:
+    if piece[-1] == "*":
+        return word.startswith(piece[:-1])
+    return word == piece
+
+
+# A place in a field is (chunk index, word index in the chunk, character in
+# the word); places order like the text. An occurrence is (start, end).
+Place = Tuple[int, int, int]
+Occurrence = Tuple[Place, Place]
+
+
+class _FieldScan:
+    """One field of one story: its chunks and the index keys found in it."""
+
+    __slots__ = ("index", "text", "raws", "found", "_where", "_singles", "_unspaced",
+                 "_phrases", "_joined", "_raw_starts", "_occurrences")
+
+    def __init__(self, index: _TermIndex, text: str):
+        self.index = index
+        self.text = text
+        self.raws = raws = text.split()
+        self._raw_starts: Optional[List[int]] = None
+        self._occurrences: Dict[Key, List[Occurrence]] = {}
+        distinct = set(raws)
+        for raw in distinct.difference(index.words):  # new to this matcher
+            index.learn(raw)
+        singles: Dict[Key, list] = {}
+        unspaced: Dict[Key, list] = {}
+        phrase_chunks = []
+        any_unspaced = False
+        hit_raws = distinct & index.interesting  # usually a handful
+        for raw in hit_raws:
+            chunk = index.chunks[raw]
+            for key, j in chunk.singles:
+                if key in singles:
+                    singles[key].append((raw, j))
+                else:
+                    singles[key] = [(raw, j)]
+            for key, j, a, b in chunk.unspaced_hits:
+                unspaced.setdefault(key, []).append((raw, j, a, b))
+            if chunk.phrases:
+                phrase_chunks.append(chunk)
+            any_unspaced = any_unspaced or chunk.unspaced
+        self._where: Optional[Dict[str, List[int]]] = None
+        self._singles = singles
+        self._unspaced = unspaced
+        self._phrases: Dict[Key, List[Occurrence]] = {}
+        if phrase_chunks:
+            self._find_phrases(phrase_chunks)
+        self._joined: Dict[Key, List[Occurrence]] = {}
+        if any_unspaced:
+            self._find_joined()
+        if self._phrases or self._unspaced or self._joined:
+            self.found = frozenset(singles).union(self._phrases, self._unspaced, self._joined)
+        else:
+            self.found = frozenset(singles)
+
+    def _positions(self, raw: str) -> List[int]:
+        """Indexes of a chunk in self.raws (list.index runs at C speed)."""
+        if self._where is None:
+            self._where = {}
+        found = self._where.get(raw)
+        if found is None:
+            found, i, raws = [], -1, self.raws
+            while True:
+                try:
+                    i = raws.index(raw, i + 1)
+                except ValueError:
+                    break
+                found.append(i)
+            self._where[raw] = found
+        return found
+
+    def _words_after(self, at: int, j: int, count: int) -> List[Tuple[int, int, str]]:
+        """The `count` words after word j of chunk `at`: (chunk, word, text)."""
+        words_of, raws = self.index.words, self.raws
+        words = words_of[raws[at]]
+        out = []
+        while len(out) < count:
+            j += 1
+            while j >= len(words):
+                at += 1
+                if at >= len(raws):
+                    return out
+                words, j = words_of[raws[at]], 0
+            out.append((at, j, words[j]))
+        return out
+
+    def _find_phrases(self, chunks: List[_Chunk]) -> None:
+        raws = self.raws
+        wanted = {chunk.raw: chunk for chunk in chunks}
+        for at in [i for i, raw in enumerate(raws) if raw in wanted]:
+            chunk = wanted[raws[at]]
+            for j, starts in chunk.phrases:
+                rest = self._words_after(at, j, 1)
+                if not rest:
+                    continue
+                keys = starts.candidates(rest[0][2])
+                if keys and starts.longest > 1:
+                    rest = self._words_after(at, j, starts.longest)
+                for folded, pieces in keys:
+                    n = len(pieces) - 1
+                    if len(rest) >= n and all(
+                            _piece_matches(p, fold_accents(w) if folded else w)
+                            for p, (_, _, w) in zip(pieces[1:], rest)):
+                        end_at, end_j, end_word = rest[n - 1]
+                        self._phrases.setdefault((folded, pieces), []).append(
+                            ((at, j, 0), (end_at, end_j, len(end_word))))
+
+    def _find_joined(self) -> None:
+        # Several-word unspaced terms, over the words joined by single spaces:
+        # they match across punctuation ("김정은, 위원장은") as phrases do.
+        words_of = self.index.words
+        places = [(at, j) for at, raw in enumerate(self.raws) for j in range(len(words_of[raw]))]
+        words = [words_of[self.raws[at]][j] for at, j in places]
+        text = " ".join(words)
+        starts = list(itertools.accumulate((len(w) + 1 for w in words), initial=0))
+        for key, start, end in self.index.trie_words.scan(text):
+            if _bounded(text, start, end):
+                first = bisect.bisect_right(starts, start) - 1
+                last = bisect.bisect_right(starts, end - 1) - 1
+                self._joined.setdefault(key, []).append(
+                    ((*places[first], start - starts[first]), (*places[last], end - starts[last])))
+
+    # -- occurrences and offsets
+
+    def occurrences(self, key: Key) -> List[Occurrence]:
+        occ = self._occurrences.get(key)
+        if occ is None:
+            if key in self._singles:
+                words_of = self.index.words
+                occ = sorted(((at, j, 0), (at, j, len(words_of[raw][j])))
+                             for raw, j in self._singles[key] for at in self._positions(raw))
+            elif key in self._unspaced:
+                occ = sorted(((at, j, a), (at, j, b))
+                             for raw, j, a, b in self._unspaced[key] for at in self._positions(raw))
+            else:
+                occ = sorted(self._phrases.get(key) or self._joined.get(key) or ())
+            self._occurrences[key] = occ
+        return occ
+
+    def first_start(self, key: Key) -> Place:
+        if key in self._singles:  # the common cases, without listing every occurrence
+            return min((self._positions(raw)[0], j, 0) for raw, j in self._singles[key])
+        if key in self._unspaced:
+            return min((self._positions(raw)[0], j, a) for raw, j, a, _ in self._unspaced[key])
+        return self.occurrences(key)[0][0]
+
+    def words_between(self, first: Place, second: Place, limit: int) -> int:
+        """Words strictly between the word of `first` and that of `second`
+        (second later); stops counting past `limit`."""
+        at1, j1, _ = first
+        at2, j2, _ = second
+        if at1 == at2:
+            return max(j2 - j1 - 1, 0)
+        words_of, raws = self.index.words, self.raws
+        count = len(words_of[raws[at1]]) - j1 - 1 + j2
+        for at in range(at1 + 1, at2):
+            if count > limit:
+                break
+            count += len(words_of[raws[at]])
+        return count
+
+    def original_offset(self, place: Place) -> int:
+        """Offset of a place in the field's own text."""
+        at, j, char = place
+        return self._raw_start(at) + raw_offset(self.raws[at], j, char)
+
+    def _raw_start(self, at: int) -> int:
+        raws = self.raws
+        if self._raw_starts is None:
+            if sum(map(len, raws)) + len(raws) - 1 == len(self.text):
+                # One separator between chunks, as the parse stage writes text.
+                self._raw_starts = []
+            else:
+                self._raw_starts = [m.start() for m in re.finditer(r"\S+", self.text)]
+        if not self._raw_starts:
+            return sum(map(len, raws[:at])) + at
+        return self._raw_starts[at]
+
+
+def _bounded(text: str, start: int, end: int) -> bool:
+    # Unspaced characters may match inside words; a Latin edge of a mixed
+    # term ("G7 정상") must still sit on a word boundary (a space after joining).
+    if start > 0 and not is_unspaced(text[start]) and text[start - 1] != " ":
+        return False
+    if end < len(text) and not is_unspaced(text[end - 1]) and text[end] != " ":
+        return False
+    return True
+
+
+class _StoryScan:
+    """What the query nodes ask about one story (the `ctx` of query.Node)."""
+
+    def __init__(self, index: _TermIndex, fields: Sequence[Optional[str]],
+                 source: Optional[str], language: Language):
+        self.scans: Dict[str, Optional[_FieldScan]] = {
+            name: _FieldScan(index, text) if text else None for name, text in zip(TEXT_FIELDS, fields)
+        }
+        self.found = {name: (s.found if s else _NOTHING) for name, s in self.scans.items()}
+        self.found_any = frozenset().union(*self.found.values())
+        self.source = normalize(source).removeprefix("www.") if source else None
+        self._language = language
+        self._memo: dict = {}
+
+    def language(self) -> str:
+        if callable(self._language):
+            self._language = self._language() or UNDETERMINED
+        return self._language or UNDETERMINED
+
+    def first_offset(self, keys: Sequence[Key], field: str) -> Optional[int]:
+        """Offset in the field's own text of the earliest of `keys`."""
+        found = self.found[field]
+        present = [k for k in keys if k in found]
+        if not present:
+            return None
+        scan = self.scans[field]
+        return scan.original_offset(min(scan.first_start(k) for k in present))
+
+    def _term_occurrences(self, terms: Sequence[Term], field: str) -> list:
+        scan = self.scans[field]
+        out = []
+        for term in terms:
+            if field in term.fields:
+                for key in term.keys:
+                    if key in scan.found:
+                        out.extend((start, end, term.text) for start, end in scan.occurrences(key))
+        return out
+
+    def near(self, node: Near) -> Optional[list]:
+        """Evidence of a pair of occurrences within the distance, or None.
+
+        One sweep in text order: for each occurrence, the closest earlier
+        occurrence of the other side that ends before it starts is the only
+        candidate worth measuring, so long texts cost O(n log n), not n*m."""
+        memo_key = ("near", id(node))
+        if memo_key in self._memo:
+            return self._memo[memo_key]
+        result = None
+        for field in TEXT_FIELDS:
+            scan = self.scans[field]
+            if scan is None:
+                continue
+            left = self._term_occurrences(node.left_terms, field)
+            right = self._term_occurrences(node.right_terms, field) if left else []
+            if not right:
+                continue
+            ends: Tuple[list, list] = ([], [])     # per side: sorted end places
+            owners: Tuple[list, list] = ([], [])   # the occurrences they end
+            merged = sorted([(occ, 0) for occ in left] + [(occ, 1) for occ in right])
+            for occ, side in merged:
+                other_ends = ends[1 - side]
+                i = bisect.bisect_right(other_ends, occ[0]) - 1
+                if i >= 0 and scan.words_between(other_ends[i], occ[0], node.distance) <= node.distance:
+                    partner = owners[1 - side][i]
+                    a, b = (partner, occ) if side == 1 else (occ, partner)
+                    result = [(a[2], field, scan.original_offset(a[0])),
+                              (b[2], field, scan.original_offset(b[0]))]
+                    break
+                at = bisect.bisect_right(ends[side], occ[1])
+                ends[side].insert(at, occ[1])
+                owners[side].insert(at, occ)
+            if result is not None:
+                break
+        self._memo[memo_key] = result
+        return result
+
+    def count(self, terms: Sequence[Term], enough: int) -> int:
+        """Occurrences of `terms`, overlapping ones ("North Korea" and
+        "Korea") counted once; stops counting at `enough`."""
+        total = 0
+        for field in TEXT_FIELDS:
+            if self.scans[field] is None:
+                continue
+            end = None
+            for start, stop, _ in sorted(self._term_occurrences(terms, field)):
+                if end is None or start >= end:
+                    total += 1
+                    if total >= enough:
+                        return total
+                end = stop if end is None else max(end, stop)
+        return total
+
+
+def _triggers(node: Node) -> Optional[frozenset]:
+    """Keys of which at least one must be found for `node` to be true; None
+    when it can be true without any (NOT x, source:, language:)."""
+    if isinstance(node, Term):
+        return frozenset(node.keys)
+    if isinstance(node, (Or, And)):
+        sets = [_triggers(c) for c in node.children]
+        if isinstance(node, Or):
+            return None if any(s is None for s in sets) else frozenset().union(*sets)
+        # AND: any one child's keys will do; the smallest set triggers least.
+        sets = [s for s in sets if s is not None]
+        return min(sets, key=len) if sets else None
+    if isinstance(node, Near):
+        return min(_triggers(node.left), _triggers(node.right), key=len)
+    if isinstance(node, AtLeast):
+        return _triggers(node.operand)
+    return None  # Not, SourceIs, LanguageIs
+
+
+class TopicMatcher:
+    """All topics against one story at a time; built once per worker."""
+
+    def __init__(self, topics: Iterable[TopicDef]):
+        compiled = compile_rules(topics)
+        self.version = topics_version(compiled)
+        compiled = sorted(compiled, key=lambda c: c.topic.name)
+        self.compiled: List[CompiledTopic] = compiled
+        self.topics = [c.topic for c in compiled]
+        self._names = [c.topic.name for c in compiled]
+        self._nodes: List[Node] = [c.node for c in compiled]
+        by_key: Dict[Key, set] = {}
+        always = []
+        keys = set()
+        for i, node in enumerate(self._nodes):
+            for term in node.terms():
+                keys.update(term.keys)
+            triggers = _triggers(node)
+            if triggers is None:
+                always.append(i)  # evaluated for every story
+            else:
+                for key in triggers:
+                    by_key.setdefault(key, set()).add(i)
+        self._by_key = {k: tuple(sorted(v)) for k, v in by_key.items()}
+        self._always = tuple(always)
+        self.needs_language = any(n.needs_language for n in self._nodes)
+        self._index = _TermIndex(keys)
+
+    def match(self, title: Optional[str] = "", summary: Optional[str] = "",
+              content: Optional[str] = "", *, source: Optional[str] = None,
+              language: Language = None) -> List[Tuple[str, List[Match]]]:
+        """(topic name, its matches) for each matching topic, by name.
+
+        `language` is the story's language code, or a function returning it
+        (called only if a `language:` condition is reached), or None
+        ("und"). Matches are sorted by field, offset and term.
+        """
+        self._index.forget_if_full()
+        scan = _StoryScan(self._index, (title, summary, content), source, language)
+        candidates = set(self._always)
+        by_key = self._by_key
+        for key in scan.found_any:
+            topics = by_key.get(key)
+            if topics:
+                candidates.update(topics)
+        result = []
+        for i in sorted(candidates):  # indices are in name order
+            node = self._nodes[i]
+            if node.evaluate(scan):
+                name = self._names[i]
+                evidence = {Match(name, term, field, offset)
+                            for term, field, offset in node.evidence(scan, True)}
+                result.append((name, sorted(evidence, key=_match_order)))
+        return result
+
+
+def _match_order(m: Match):
+    return FIELD_ORDER[m.field], m.offset, m.term

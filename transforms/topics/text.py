@@ -1,0 +1,154 @@
+"""Text normalisation shared by queries and stories.
+
+Both sides go through the same steps, so a query term and the story text meet
+in one form: Unicode NFKC (full-width ＤＰＲＫ -> dprk, ligatures split), case
+folding (Straße -> strasse), then word tokens. Accent folding (Corée -> coree)
+is optional per topic and applied token by token, so folded and unfolded
+token lists stay aligned. Offsets found in the normalised text are mapped back
+to the story's own text for the `matches` column.
+"""
+from __future__ import annotations
+
+import bisect
+import functools
+import re
+import unicodedata
+from typing import Callable, List
+
+# Scripts written without spaces between words: Hangul (particles attach to
+# nouns: 북한의, 북한은), kana and Han, Thai, Lao, Khmer, Myanmar. Terms in
+# them match inside longer runs of text instead of as whole words.
+_UNSPACED_RANGES = (
+    "\u0e00-\u0eff"  # Thai, Lao
+    "\u1000-\u109f"  # Myanmar
+    "\u1100-\u11ff\u3130-\u318f\ua960-\ua97f\uac00-\ud7af\ud7b0-\ud7ff"  # Hangul
+    "\u1780-\u17ff"  # Khmer
+    "\u3040-\u309f\u30a0-\u30ff\u31f0-\u31ff"  # Hiragana, Katakana
+    "\u3005\u3007\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # Han
+    "\U00020000-\U0003ffff"  # Han extensions B and later
+)
+UNSPACED_RE = re.compile(f"[{_UNSPACED_RANGES}]")
+
+
+def _mark_ranges() -> str:
+    """Combining marks (Unicode category M) outside the unspaced scripts, as
+    a regex class body. Python's \\w leaves them out, which would cut Hindi
+    or Bengali words at every vowel sign."""
+    ranges, start, prev = [], None, None
+    for cp in range(0x300, 0x30000):
+        if unicodedata.category(chr(cp))[0] == "M" and not UNSPACED_RE.match(chr(cp)):
+            if start is None:
+                start = cp
+            elif cp != prev + 1:
+                ranges.append((start, prev))
+                start = cp
+            prev = cp
+    ranges.append((start, prev))
+    return "".join(re.escape(chr(a)) + ("-" + re.escape(chr(b)) if b > a else "") for a, b in ranges)
+
+
+# A word is a run of letters, digits and combining marks (no "_"), so
+# hyphens, apostrophes and underscores separate words. Unspaced scripts form
+# runs of their own, so "DPRK는" gives "dprk" and "는".
+TOKEN_RE = re.compile(f"(?:[^\\W_{_UNSPACED_RANGES}]|[{_mark_ranges()}])+|[{_UNSPACED_RANGES}]+")
+
+# Joiners inside a written word: "Jong-un", "People's". A query word with
+# them also matches the joined spelling ("Jongun", "Peoples").
+JOINERS = "-\u2010\u2011\u2012\u2013\u2014\u2212'\u2018\u2019\u02bc"
+
+
+def normalize(text: str) -> str:
+    """NFKC, case folding, NFKC again (case folding can un-normalise)."""
+    if text.isascii():
+        return text.lower()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+def tokenize(text: str) -> List[str]:
+    """Normalised word tokens of `text`; queries and stories share this."""
+    return TOKEN_RE.findall(normalize(text))
+
+
+def is_unspaced(text: str) -> bool:
+    return UNSPACED_RE.search(text) is not None
+
+
+# Diacritics only (Latin, Greek, Cyrillic ...): the Japanese voicing marks
+# (U+3099/U+309A) and Indic vowel signs are letters' parts, not accents.
+_DIACRITIC_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+# Letters that carry their "accent" without decomposing into base + mark.
+_FOLD_LETTERS = str.maketrans({
+    "ø": "o", "ł": "l", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ŀ": "l",
+    "æ": "ae", "œ": "oe", "þ": "th",
+})
+
+
+@functools.lru_cache(maxsize=65536)
+def fold_accents(token: str) -> str:
+    """`token` without accents: corée -> coree, pjöngjang -> pjongjang,
+    ё -> е. Works on normalised (case-folded) tokens."""
+    if token.isascii():
+        return token
+    decomposed = unicodedata.normalize("NFD", token)
+    return unicodedata.normalize("NFC", _DIACRITIC_RE.sub("", decomposed)).translate(_FOLD_LETTERS)
+
+
+# ---------------------------------------------------------------- offsets
+
+
+def _normalize_char(ch: str) -> str:
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", ch).casefold())
+
+
+@functools.lru_cache(maxsize=1)
+def _length_changing_re() -> "re.Pattern[str]":
+    """Characters whose normalised form is not one character (ß -> ss,
+    … -> ..., ﬁ -> fi). Built once per process (~0.1 s)."""
+    chars = [
+        chr(cp)
+        for cp in range(0x80, 0x30000)
+        if not 0xD800 <= cp < 0xE000 and len(_normalize_char(chr(cp))) != 1
+    ]
+    return re.compile("[" + "".join(re.escape(c) for c in chars) + "]")
+
+
+def offset_mapper(original: str, normalized: str) -> Callable[[int], int]:
+    """A function from an offset in `normalized` (= normalize(original)) to
+    the offset of the same character in `original`."""
+    if original.isascii():
+        return lambda offset: offset
+    norm_starts: list[int] = []  # where each length-changing char begins in `normalized`
+    orig_positions: list[int] = []
+    lengths: list[int] = []
+    shift = 0
+    for m in _length_changing_re().finditer(original):
+        size = len(_normalize_char(m.group()))
+        norm_starts.append(m.start() + shift)
+        orig_positions.append(m.start())
+        lengths.append(size)
+        shift += size - 1
+    if len(original) + shift != len(normalized):
+        # Normalisation joined characters across positions (a base letter
+        # and a separate combining mark): map character by character.
+        return _slow_offset_mapper(original)
+    if not norm_starts:
+        return lambda offset: offset
+
+    def to_original(offset: int) -> int:
+        i = bisect.bisect_right(norm_starts, offset) - 1
+        if i < 0:
+            return offset
+        end = norm_starts[i] + lengths[i]
+        if offset < end:
+            return orig_positions[i]
+        return orig_positions[i] + 1 + (offset - end)
+
+    return to_original
+
+
+def _slow_offset_mapper(original: str) -> Callable[[int], int]:
+    owners: list[int] = []
+    for i, ch in enumerate(original):
+        owners.extend([i] * len(_normalize_char(ch)))
+    last = max(len(original) - 1, 0)
+    return lambda offset: owners[offset] if offset < len(owners) else last
