@@ -26,7 +26,6 @@ Beam wrapper.
 """
 from __future__ import annotations
 
-import collections
 import concurrent.futures
 import functools
 import http
@@ -486,10 +485,10 @@ class FetchBatchFn(beam.DoFn):
     itself pickles cleanly.
 
     A batch does not wait for the previous one: fetches queue behind the ones
-    in flight and results are handed on, in order, as they arrive, so the pool
-    stays busy while the stages fused after this one (parsing) work on what
-    arrived. Waiting for a whole batch before starting the next left the pool
-    idle at every batch's slowest feed and while parsing.
+    in flight and results are handed on as they arrive, so the pool stays busy
+    while the stages fused after this one (parsing) work on what arrived.
+    Waiting for a whole batch before starting the next left the pool idle at
+    every batch's slowest feed and while parsing.
     """
 
     def __init__(self, settings: FetchSettings, politeness: Politeness = Politeness()):
@@ -497,7 +496,7 @@ class FetchBatchFn(beam.DoFn):
         self.settings = settings
         self.politeness = politeness
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
-        self._in_flight: collections.deque = collections.deque()
+        self._in_flight: dict = {}  # future -> (state, now, timestamp, window)
         self.attempts = Metrics.counter("newswatch", "fetch_attempts")
         self.fetched = Metrics.counter("newswatch", "fetch_ok")
         self.not_modified = Metrics.counter("newswatch", "fetch_not_modified")
@@ -510,7 +509,7 @@ class FetchBatchFn(beam.DoFn):
         )
 
     def start_bundle(self):
-        self._in_flight = collections.deque()
+        self._in_flight = {}
 
     def process(self, batch: List[Union[FeedSource, Tuple[FeedSource, FeedState]]],
                 timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
@@ -522,20 +521,28 @@ class FetchBatchFn(beam.DoFn):
                 yield self._skipped(source, state, now)
                 continue
             future = self._pool.submit(self._fetch, (source, state))
-            self._in_flight.append((future, state, now, timestamp, window))
-        # Hand on what has arrived; block only while more than two pools' worth wait.
-        limit = 2 * self.settings.concurrency
-        while self._in_flight and (self._in_flight[0][0].done() or len(self._in_flight) > limit):
-            yield self._emit(*self._in_flight.popleft())
+            self._in_flight[future] = (state, now, timestamp, window)
+        # Up to two pools' worth may wait; beyond that, wait for any one.
+        yield from self._hand_on(keep=2 * self.settings.concurrency)
 
     def finish_bundle(self) -> Iterator[WindowedValue]:
-        while self._in_flight:
-            yield self._emit(*self._in_flight.popleft())
+        yield from self._hand_on(keep=0)
 
-    def _emit(self, future, state, now, timestamp, window) -> WindowedValue:
-        # Results may leave during a later element's process() or at the end of
-        # the bundle, so each carries its own element's timestamp and window.
-        return WindowedValue(self._finish(future.result(), state, now), timestamp, (window,))
+    def _hand_on(self, keep: int) -> Iterator[WindowedValue]:
+        """Yields the results that have arrived, in the order they arrived (a
+        slow feed holds up nothing); waits while more than `keep` are in flight."""
+        while self._in_flight:
+            must_wait = len(self._in_flight) > keep
+            done, _ = concurrent.futures.wait(
+                list(self._in_flight), timeout=None if must_wait else 0,
+                return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                state, now, timestamp, window = self._in_flight.pop(future)
+                # A result may leave during a later element's process() or at the
+                # end of the bundle, so it carries its own element's timestamp and window.
+                yield WindowedValue(self._finish(future.result(), state, now), timestamp, (window,))
+            if not must_wait:
+                return
 
     def fetch_due(self, pairs: List[Tuple[FeedSource, FeedState]], now: datetime
                   ) -> Iterator[FetchResult]:
