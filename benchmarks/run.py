@@ -1,10 +1,11 @@
 """`make bench`: the pipeline against a plain-Python baseline and the parsing
-floor, on the same synthetic corpus, in one run; then fetch throughput and the
-seed run. Prints one table (and keeps it in benchmarks/results/).
+floor, on the same synthetic corpus, in one run; then fetch throughput, the
+seed run and the component benchmarks of benchmarks/. Prints one table (and
+keeps it in benchmarks/results/).
 
     python -m benchmarks.run                  # 10k and 100k entries
     python -m benchmarks.run --scale large    # and 1M
-    python -m benchmarks.run --sizes 2000 --repeat 3 --skip-fetch --skip-seed
+    python -m benchmarks.run --sizes 2000 --repeat 3 --skip-fetch --skip-seed --components=
 
 Every contestant runs as its own process (so its memory and CPU are its own)
 against the same corpus, served over HTTP from 127.0.0.1 by this process.
@@ -224,6 +225,52 @@ def _file_responder(filename: str, latency: float):
 
 # --------------------------------------------------------------------------- other measurements
 
+# The component benchmarks of benchmarks/ (each against its own baseline,
+# measured in the same run), at sizes that keep `make bench` short; run one
+# alone for its full output (Makefile: bench-fetch, bench-topics).
+COMPONENTS = {
+    "topics": ("benchmarks.topics_bench", {"topics": 500, "stories": 5000, "baseline_sample": 50}),
+    "seen": ("benchmarks.seen_lookup", {"stories": 1_000_000}),
+    "parse": ("benchmarks.parse_guards", {"items": 50, "rounds": 30}),
+}
+
+
+def measure_component(name: str, log) -> dict:
+    """One component benchmark's measure(), in its own process; {"error": ...}
+    when it refused to report (a wrong answer) or failed."""
+    module, kwargs = COMPONENTS[name]
+    code = ("import json, logging; logging.basicConfig(level=logging.ERROR, force=True); "
+            f"import {module} as m; print(json.dumps(m.measure(**{kwargs!r})))")
+    m = run_measured([sys.executable, "-c", code], cwd=str(ROOT), env=_python_env(),
+                     min_free_bytes=MIN_FREE_MEMORY)
+    if m.returncode != 0 or m.stopped:
+        result = {"error": m.stopped or " | ".join(tail(m.stderr, 2))}
+    else:
+        result = json.loads(m.stdout.strip().splitlines()[-1])
+    result.update(wall_s=m.wall_s, peak_rss=m.peak_rss)
+    log(f"component {name}: {m.wall_s:.1f} s, {'ok' if 'error' not in result else result['error']}")
+    return result
+
+
+def _component_lines(components: Dict[str, dict]) -> List[str]:
+    lines = []
+    for name, r in components.items():
+        if "error" in r:
+            lines.append(f"{name:>9}  REFUSED, no figures: {r['error']}")
+        elif name == "topics":
+            lines.append(f"{name:>9}  {str(r['topics']) + ' rules, matcher':<32} {'-':>6} "
+                         f"{r['ours_per_s']:>7,.0f} stories/s on one core; "
+                         f"{r['speedup']:,.0f}x a regex per term ({r['baseline_sample']} stories)")
+        elif name == "seen":
+            lines.append(f"{name:>9}  {'index of ' + format(r['stories'], ',') + ' stories':<32} {'-':>6} "
+                         f"{r['story_us']:>7.0f} us a story; {r['index_mb']:.0f} MB "
+                         f"vs {r['set_rss_mb']:.0f} MB as a Python set; built in {r['load_s']:.1f} s")
+        elif name == "parse":
+            lines.append(f"{name:>9}  {'entity guard, ' + str(r['bytes'] // 1024) + ' KiB feed':<32} {'-':>6} "
+                         f"{r['guard_ms']:>7.2f} ms beside feedparser's {r['feedparser_ms']:.1f} ms "
+                         f"({r['ratio']:.3f}x)")
+    return lines
+
 
 def measure_fetch(feeds: int, latency: float, log) -> dict:
     from benchmarks import fetch_throughput
@@ -269,7 +316,8 @@ def _mb(n: int) -> str:
     return f"{n / 2**20:,.0f} MB"
 
 
-def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], context: dict) -> str:
+def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], context: dict,
+           components: Optional[Dict[str, dict]] = None) -> str:
     by = {(r.size, r.contestant): r for r in results}
     repeat = context["repeat"]
     lines = [
@@ -310,6 +358,7 @@ def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], c
                          f"{seed['wall_s']:>8.1f} {_mb(seed['peak_rss']):>9}")
         else:
             lines.append(f"{'seeds':>9}  {label:<32} FAILED: {seed['error']}")
+    lines += _component_lines(components or {})
     lines += ["", f"targets (at {_target_size(results):,} entries):"]
     for label, value, goal, met in targets(results, fetch, seed):
         lines.append(f"  {label:<58} {value:>11}  {goal:<15} {met}")
@@ -394,13 +443,16 @@ def main(argv=None) -> int:
     parser.add_argument("--fetch-latency", type=float, default=0.1)
     parser.add_argument("--skip-fetch", action="store_true")
     parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--components", default=",".join(COMPONENTS),
+                        help=f"component benchmarks to run (of {','.join(COMPONENTS)}; '' for none)")
     parser.add_argument("--results", default=str(RESULTS), help="folder for latest.txt/latest.json")
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else SCALES[args.scale]
     names = [n for n in args.contestants.split(",") if n]
-    unknown = set(names) - set(CONTESTANTS)
+    unknown = set(names) - set(CONTESTANTS) | {c for c in args.components.split(",") if c} - set(COMPONENTS)
     if unknown or args.repeat < 1:
-        parser.error(f"unknown contestants {sorted(unknown)}" if unknown else "--repeat must be >= 1")
+        parser.error(f"unknown contestants or components {sorted(unknown)}" if unknown
+                     else "--repeat must be >= 1")
 
     started = time.perf_counter()
 
@@ -416,6 +468,7 @@ def main(argv=None) -> int:
             results += measure_size(size, names, args.repeat, args.latency, work, topics, log)
         fetch = None if args.skip_fetch else measure_fetch(args.fetch_feeds, args.fetch_latency, log)
         seed = None if args.skip_seed else measure_seed_run(work, log)
+        components = {name: measure_component(name, log) for name in args.components.split(",") if name}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -433,14 +486,16 @@ def main(argv=None) -> int:
         "repeat": args.repeat,
         "elapsed_s": time.perf_counter() - started,
     }
-    table = render(results, fetch, seed, context)
+    table = render(results, fetch, seed, context, components)
     print(table)
     os.makedirs(args.results, exist_ok=True)
     Path(args.results, "latest.txt").write_text(table + "\n")
     Path(args.results, "latest.json").write_text(json.dumps({
         "context": context, "results": [asdict(r) for r in results], "fetch": fetch, "seed": seed,
+        "components": components,
     }, indent=1, default=str))
-    return 0 if all(r.ok for r in results) and (seed is None or seed["ok"]) else 1
+    return 0 if (all(r.ok for r in results) and (seed is None or seed["ok"])
+                 and not any("error" in c for c in components.values())) else 1
 
 
 if __name__ == "__main__":

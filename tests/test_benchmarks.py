@@ -128,7 +128,7 @@ def test_measurement_covers_the_whole_process_tree(tmp_path):
 
 
 def test_bench_end_to_end_on_a_small_corpus(tmp_path, capsys):
-    code = run.main(["--sizes", "1000", "--skip-fetch", "--results", str(tmp_path),
+    code = run.main(["--sizes", "1000", "--skip-fetch", "--results", str(tmp_path), "--components", "parse",
                      "--contestants", "floor,baseline,pipeline,pipeline-mp"])
     table = capsys.readouterr().out
     assert code == 0, table
