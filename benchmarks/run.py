@@ -49,6 +49,7 @@ CONTESTANTS = {
     "baseline": "baseline: plain Python loop",
     "pipeline": "pipeline, in-process",
     "pipeline-mp": "pipeline, multi_processing x2",
+    "pipeline-other": "other checkout's pipeline, in-proc.",
 }
 
 
@@ -86,10 +87,10 @@ class Result:
 # --------------------------------------------------------------------------- contestants
 
 
-def _python_env() -> dict:
+def _python_env(checkout: Path = ROOT) -> dict:
     # The workers of multi_processing import our modules too; they do not
     # inherit sys.path, so the checkout goes on PYTHONPATH.
-    return dict(os.environ, PYTHONPATH=str(ROOT), PYTHONHASHSEED="0")
+    return dict(os.environ, PYTHONPATH=str(checkout), PYTHONHASHSEED="0")
 
 
 def floor_every(truth: corpus.GroundTruth) -> int:
@@ -97,10 +98,13 @@ def floor_every(truth: corpus.GroundTruth) -> int:
     return max(1, -(-truth.entries // FLOOR_SAMPLE))
 
 
-def run_contestant(name: str, feeds: str, out: str, truth: corpus.GroundTruth) -> tuple:
-    """Runs one contestant once; returns (Measurement, Verdict, entries, wall, cpu)."""
+def run_contestant(name: str, feeds: str, out: str, truth: corpus.GroundTruth,
+                   other: Optional[Path] = None) -> tuple:
+    """Runs one contestant once; returns (Measurement, Verdict, entries, wall, cpu).
+    "pipeline-other" is the pipeline of another checkout (`other`), in-process."""
     python = sys.executable
     entries = truth.entries
+    checkout = other if name == "pipeline-other" else ROOT
     if name == "floor":
         cmd = [python, "-m", "benchmarks.floor", "--feeds", feeds, "--every", str(floor_every(truth))]
     elif name == "baseline":
@@ -111,7 +115,7 @@ def run_contestant(name: str, feeds: str, out: str, truth: corpus.GroundTruth) -
                "--output", out, "--run-id", "bench", "--runner", "DirectRunner", *local.cli_flags()]
         if name == "pipeline-mp":
             cmd += MP_FLAGS
-    m = run_measured(cmd, cwd=str(ROOT), env=_python_env(), min_free_bytes=MIN_FREE_MEMORY)
+    m = run_measured(cmd, cwd=str(checkout), env=_python_env(checkout), min_free_bytes=MIN_FREE_MEMORY)
     verdict = Verdict()
     wall, cpu = m.wall_s, m.cpu_s
     if m.stopped:
@@ -143,7 +147,7 @@ def run_contestant(name: str, feeds: str, out: str, truth: corpus.GroundTruth) -
 
 
 def measure_size(size: int, names: List[str], repeat: int, latency: float, work: str,
-                 topics, log) -> List[Result]:
+                 topics, log, other: Optional[Path] = None) -> List[Result]:
     spec = corpus.CorpusSpec(entries=size)
     folder = os.path.join(work, f"corpus-{size}")
     started = time.perf_counter()
@@ -165,7 +169,7 @@ def measure_size(size: int, names: List[str], repeat: int, latency: float, work:
             probes = [two_process_speedup()] if name == "pipeline-mp" else []
             for attempt in range(repeat):
                 out = os.path.join(work, f"out-{size}-{name}-{attempt}")
-                m, verdict, entries, wall, cpu = run_contestant(name, feeds, out, truth)
+                m, verdict, entries, wall, cpu = run_contestant(name, feeds, out, truth, other)
                 shutil.rmtree(out, ignore_errors=True)
                 runs.append((m, verdict, entries, wall, cpu))
                 state = "ok" if verdict.ok else "WRONG: " + verdict.why()
@@ -301,6 +305,14 @@ def measure_seed_run(work: str, log) -> dict:
 # --------------------------------------------------------------------------- report
 
 
+def _describe_checkout(path: Path) -> str:
+    import subprocess
+
+    commit = subprocess.run(["git", "-C", str(path), "log", "-1", "--format=%h %s"],
+                            capture_output=True, text=True).stdout.strip()
+    return f"{path} ({commit or 'not a git checkout'})"
+
+
 def machine() -> str:
     model = platform.processor() or platform.machine()
     try:
@@ -328,8 +340,10 @@ def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], c
         f"machine: {context['machine']}; load average {context['load_before']} before, "
         f"{context['load_after']} after",
         f"corpus: {context['corpus']}",
-        "",
     ]
+    if context.get("other"):
+        lines.append(f"other checkout: {context['other']}")
+    lines += [""]
     head = (f"{'entries':>9}  {'measurement':<32} {'rows':>6} {'entries/s':>10} {'CPU s/1k':>9} "
             f"{'wall s':>8} {'peak RSS':>9} {'CPU/base':>9} {'CPU/floor':>9}")
     if repeat > 1:
@@ -435,7 +449,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES), default="default")
     parser.add_argument("--sizes", help="comma-separated entry counts (instead of --scale)")
-    parser.add_argument("--contestants", default=",".join(CONTESTANTS),
+    parser.add_argument("--compare-with", metavar="CHECKOUT", type=Path,
+                        help="also run the pipeline of another checkout of newswatch in-process "
+                             "(e.g. `git worktree add /tmp/base main`), on the same corpus")
+    parser.add_argument("--contestants", default="floor,baseline,pipeline,pipeline-mp",
                         help=f"comma-separated subset of {','.join(CONTESTANTS)}")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each contestant (median reported)")
     parser.add_argument("--latency", type=float, default=0.02, help="corpus server latency, seconds")
@@ -449,6 +466,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else SCALES[args.scale]
     names = [n for n in args.contestants.split(",") if n]
+    other = args.compare_with.resolve() if args.compare_with else None
+    if other is not None:
+        if not (other / "pipeline" / "cli.py").exists():
+            parser.error(f"--compare-with {other}: not a newswatch checkout")
+        names.insert(names.index("pipeline") + 1 if "pipeline" in names else len(names), "pipeline-other")
     unknown = set(names) - set(CONTESTANTS) | {c for c in args.components.split(",") if c} - set(COMPONENTS)
     if unknown or args.repeat < 1:
         parser.error(f"unknown contestants or components {sorted(unknown)}" if unknown
@@ -465,7 +487,7 @@ def main(argv=None) -> int:
     work = tempfile.mkdtemp(prefix="newswatch-bench-")
     try:
         for size in sizes:
-            results += measure_size(size, names, args.repeat, args.latency, work, topics, log)
+            results += measure_size(size, names, args.repeat, args.latency, work, topics, log, other)
         fetch = None if args.skip_fetch else measure_fetch(args.fetch_feeds, args.fetch_latency, log)
         seed = None if args.skip_seed else measure_seed_run(work, log)
         components = {name: measure_component(name, log) for name in args.components.split(",") if name}
@@ -484,6 +506,7 @@ def main(argv=None) -> int:
                    f"seeds/topics.yaml, {spec.content_share:.0%} with 3-10 KB content; "
                    f"6 languages; served from 127.0.0.1 at {args.latency * 1000:.0f} ms a request"),
         "repeat": args.repeat,
+        "other": _describe_checkout(other) if other else "",
         "elapsed_s": time.perf_counter() - started,
     }
     table = render(results, fetch, seed, context, components)
