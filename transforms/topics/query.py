@@ -175,17 +175,15 @@ class Term(Node):
 
 
 @dataclass(frozen=True)
-class And(Node):
-    children: Tuple[Node, ...]
+class _Group(Node):
+    """What AND and OR share: a tuple of children, joined by an operator."""
 
-    def evaluate(self, ctx):
-        for c in self.children:
-            if not c.evaluate(ctx):
-                return False
-        return True
+    children: Tuple[Node, ...]
+    OPERATOR = ""
 
     def evidence(self, ctx, value=True):
-        # True: every child contributes. False: only the false children do.
+        # AND true / OR false: every child contributes; otherwise only the
+        # children whose value decided the outcome.
         return [e for c in self.children if c.evaluate(ctx) == value for e in c.evidence(ctx, value)]
 
     def terms(self):
@@ -196,16 +194,26 @@ class And(Node):
         return self.children
 
     def scoped(self, fields, position):
-        return And(tuple(c.scoped(fields, position) for c in self.children))
-
+        return type(self)(tuple(c.scoped(fields, position) for c in self.children))
 
     def __str__(self):
-        return " AND ".join(_wrap(c) for c in self.children)
+        return f" {self.OPERATOR} ".join(_wrap(c) for c in self.children)
 
 
 @dataclass(frozen=True)
-class Or(Node):
-    children: Tuple[Node, ...]
+class And(_Group):
+    OPERATOR = "AND"
+
+    def evaluate(self, ctx):
+        for c in self.children:
+            if not c.evaluate(ctx):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Or(_Group):
+    OPERATOR = "OR"
 
     @cached_property
     def _term_sets(self) -> Tuple[Tuple[Tuple[str, ...], frozenset], ...]:
@@ -232,23 +240,6 @@ class Or(Node):
             if c.evaluate(ctx):
                 return True
         return False
-
-    def evidence(self, ctx, value=True):
-        return [e for c in self.children if c.evaluate(ctx) == value for e in c.evidence(ctx, value)]
-
-    def terms(self):
-        for c in self.children:
-            yield from c.terms()
-
-    def children_nodes(self):
-        return self.children
-
-    def scoped(self, fields, position):
-        return Or(tuple(c.scoped(fields, position) for c in self.children))
-
-
-    def __str__(self):
-        return " OR ".join(_wrap(c) for c in self.children)
 
 
 @dataclass(frozen=True)
