@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 OUT    ?= output
 BENCH_SCALE ?= default
 
-.PHONY: run test install install-test install-bench bench bench-fetch bench-topics clean
+.PHONY: run test install install-test bench bench-fetch bench-topics clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -20,13 +20,8 @@ $(VENV)/.installed-test: $(VENV)/.installed setup.py
 	$(PIP) install --quiet -e '.[test]'
 	touch $@
 
-$(VENV)/.installed-bench: $(VENV)/.installed-test setup.py
-	$(PIP) install --quiet -e '.[test,bench]'
-	touch $@
-
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
-install-bench: $(VENV)/.installed-bench
 
 run: $(VENV)/.installed
 	$(VENV)/bin/newswatch run --feeds seeds/feeds.opml --topics seeds/topics.yaml --output $(OUT) --runner DirectRunner
@@ -41,7 +36,7 @@ clean:
 # baseline and the feedparser floor on a generated corpus (10k and 100k
 # entries; BENCH_SCALE=large adds 1M), fetch throughput, the seed run and the
 # component benchmarks below.
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-test
 	$(PY) -m benchmarks.run --scale $(BENCH_SCALE)
 
 # The component benchmarks on their own, with their full output.
