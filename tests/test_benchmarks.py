@@ -128,14 +128,23 @@ def test_measurement_covers_the_whole_process_tree(tmp_path):
 
 
 def test_bench_end_to_end_on_a_small_corpus(tmp_path, capsys):
+    # --compare-with this very checkout: the "other" pipeline row is measured
+    # and checked like the others.
     code = run.main(["--sizes", "1000", "--skip-fetch", "--results", str(tmp_path), "--components", "parse",
-                     "--contestants", "floor,baseline,pipeline,pipeline-mp"])
+                     "--contestants", "floor,baseline,pipeline,pipeline-mp", "--compare-with", str(run.ROOT)])
     table = capsys.readouterr().out
     assert code == 0, table
     for label in run.CONTESTANTS.values():
         assert label in table
+    assert f"other checkout: {run.ROOT}" in table
     assert "REFUSED" not in table and "seed run wall" in table
     assert (tmp_path / "latest.txt").read_text().strip() == table.strip()
+
+
+def test_compare_with_refuses_a_folder_that_is_not_a_checkout(tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        run.main(["--sizes", "1000", "--compare-with", str(tmp_path)])
+    assert stop.value.code == 2
 
 
 def test_bench_refuses_contestants_that_get_the_answer_wrong(tmp_path, monkeypatch):
