@@ -411,7 +411,7 @@ def targets(results: List[Result], fetch, seed):
     pipe, base, mp = by.get((at, "pipeline")), by.get((at, "baseline")), by.get((at, "pipeline-mp"))
     if pipe and base:
         ratio = pipe.cpu_per_1k / base.cpu_per_1k
-        out.append((f"pipeline CPU per entry / baseline", f"{ratio:.2f}x", "<= 1.5x",
+        out.append(("pipeline CPU per entry / baseline", f"{ratio:.2f}x", "<= 1.5x",
                     verdict(ratio <= 1.5)))
     if pipe and mp:
         speedup = mp.entries_per_s / pipe.entries_per_s
@@ -419,7 +419,7 @@ def targets(results: List[Result], fetch, seed):
         if mp.machine_speedup:
             note = (f" (this machine ran the same parse work {mp.machine_speedup:.2f}x as fast"
                     f" in two processes as in one, around this run)")
-        out.append((f"multi_processing x2 / in-process throughput", f"{speedup:.2f}x", ">= 1.6x",
+        out.append(("multi_processing x2 / in-process throughput", f"{speedup:.2f}x", ">= 1.6x",
                     verdict(speedup >= 1.6) + note))
     for name in ("pipeline", "pipeline-mp"):
         r = by.get((at, name))

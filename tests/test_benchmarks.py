@@ -1,10 +1,8 @@
 """The benchmark's own correctness: a corpus with the asked shapes, a ground
 truth the project's own functions agree with, and no figure for a wrong run.
 No speed is asserted anywhere here."""
-import os
 import sys
 from datetime import datetime, timezone
-from statistics import mean
 
 import pyarrow as pa
 import pyarrow.parquet as pq

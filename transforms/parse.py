@@ -134,7 +134,7 @@ def _date_handlers():
     """feedparser's date handlers, in feedparser's order except that the
     lenient ISO 8601 one comes last: tried early, it reads "2004년 05월 28일"
     or "2013-xx-27" as a date in the current month (a clock-dependent answer)."""
-    from feedparser.datetimes import asctime, greek, hungarian, iso8601, korean, perforce, rfc822, w3dtf
+    from feedparser.datetimes import asctime, greek, hungarian, korean, perforce, rfc822, w3dtf
 
     return (w3dtf._parse_date_w3dtf, rfc822._parse_date_rfc822, asctime._parse_date_asctime,
             perforce._parse_date_perforce, hungarian._parse_date_hungarian,
