@@ -6,6 +6,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 OUT    ?= output
+BENCH_SCALE ?= default
 
 .PHONY: run test install install-test bench bench-fetch bench-topics clean
 
@@ -31,8 +32,14 @@ test: $(VENV)/.installed-test
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info
 
-bench: bench-fetch bench-topics
+# Everything in benchmarks/, one table: the pipeline against a plain-Python
+# baseline and the feedparser floor on a generated corpus (10k and 100k
+# entries; BENCH_SCALE=large adds 1M), fetch throughput, the seed run and the
+# component benchmarks below.
+bench: $(VENV)/.installed-test
+	$(PY) -m benchmarks.run --scale $(BENCH_SCALE)
 
+# The component benchmarks on their own, with their full output.
 bench-fetch: $(VENV)/.installed-test
 	$(PY) -m benchmarks.fetch_throughput
 	$(PY) -m benchmarks.parse_guards

@@ -23,6 +23,8 @@ EXTRAS = {
         "apache-beam[gcp,aws]==2.77.0",
         "gcp-storage-emulator>=2026.7,<2027",
         "moto[server]>=5.1,<6",
+        # The benchmarks (and their tests) measure process trees' CPU and memory.
+        "psutil>=5.9,<8",
     ],
 }
 

@@ -12,7 +12,7 @@ import signal
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from typing import Dict, List, Optional, Sequence
+from typing import List, Optional, Sequence
 
 from pipeline import config as cfg
 from pipeline.summary import RunSummary

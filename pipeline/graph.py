@@ -26,7 +26,7 @@ from transforms.records import FeedSource
 from transforms.seen import REFRESH, SeenBefore, seen_records
 from transforms.sink import ERRORS, FETCHES, STORIES, WritePartitions
 from transforms.state import DEFAULT_LOOKBACK_DAYS, CommitState
-from transforms.topics import MatchTopics, Topic
+from transforms.topics import KeepMatched, TagTopics, Topic
 from transforms.windowing import DEFAULT_MAX_LATENESS_S, AssignEventTime, fixed_windows
 
 
@@ -60,8 +60,8 @@ class RunConfig:
 
 
 def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:
-    """Parse -> Dedup -> (Seen before | Dedup across polls) -> Match topics ->
-    Language -> Parquet; in batch, then the run's state, committed once every
+    """Parse -> Tag topics -> Dedup -> (Seen before | Dedup across polls) ->
+    Keep matched -> Language -> Parquet; in batch, then the run's state, committed once every
     file is written.
 
     `fetched` is a PCollection[FetchResult]; returns the written-file
@@ -69,11 +69,15 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
     """
     streaming = config.streaming
     parsed = fetched | "Parse" >> ParseFeeds(config.run_id)
+    # Tagged before dedup so unmatched stories cross dedup without their text
+    # (topics.without_text); dropped after it, so which copy of a story is
+    # kept, and the counts by reason, are as if matching came after dedup.
+    tagged = parsed.stories | "TagTopics" >> TagTopics(config.topics)
     if streaming:
         # Within one poll the preferred copy wins (as in batch); across polls
         # keyed state remembers what was written for the TTL.
         new = (
-            parsed.stories
+            tagged
             | "PerPoll" >> beam.WindowInto(window.FixedWindows(streaming.poll_interval_s))
             | "Dedup" >> DedupStories()
             | "Global" >> beam.WindowInto(window.GlobalWindows())
@@ -81,14 +85,14 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
         )
     else:
         fresh = (
-            parsed.stories
+            tagged
             | "Dedup" >> DedupStories()
             | "SeenBefore" >> SeenBefore(config.output, config.run_id, config.started_at, config.lookback)
         )
         new = fresh.new
     stories = (
         new
-        | "MatchTopics" >> MatchTopics(list(config.topics))
+        | "KeepMatched" >> KeepMatched(config.topics)
         | "DetectLanguage" >> DetectLanguage()
     )
     fetch_log, dead_letters = parsed[FETCH_LOG], parsed[DEAD_LETTERS]

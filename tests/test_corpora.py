@@ -36,7 +36,6 @@ from typing import Dict, List, Optional, Tuple
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
-import feedparser
 import pytest
 
 from tests.feedserver import FeedServer

@@ -67,7 +67,7 @@ def test_the_flex_template_entry_point_builds_the_dataflow_job_offline(tmp_path)
     pipeline = beam_runner_api_pb2.Pipeline()
     pipeline.ParseFromString((tmp_path / "staging" / "pipeline.pb").read_bytes())
     stages = {t.unique_name for t in pipeline.components.transforms.values()}
-    for stage in ("Fetch", "Parse", "Dedup", "SeenBefore", "MatchTopics", "DetectLanguage",
+    for stage in ("Fetch", "Parse", "TagTopics", "Dedup", "SeenBefore", "KeepMatched", "DetectLanguage",
                   "WriteStories", "WriteFetches", "WriteErrors", "CommitState"):
         assert stage in stages, stage
     # The state commit waits for every write: their outputs are its side inputs.

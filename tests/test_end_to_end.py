@@ -3,7 +3,6 @@ the `newswatch run` command, Parquet read back with pandas."""
 import os
 import subprocess
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd

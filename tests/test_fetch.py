@@ -1,6 +1,7 @@
 """Fetch stage, specified against a real HTTP server on 127.0.0.1 (no mocks)."""
 import gzip
 import socket
+import time
 import tracemalloc
 import zlib
 from datetime import datetime, timezone
@@ -334,6 +335,48 @@ def test_fetch_feeds_fetches_concurrently_in_a_pipeline(feed_server):
 
     assert sum(feed_server.hits.values()) == 40
     assert feed_server.max_in_flight >= 8
+
+
+def test_a_slow_feed_does_not_hold_up_the_feeds_after_it(feed_server):
+    """Fetches keep flowing past a slow feed. The slow feeds here answer only
+    once 20 more requests have reached the server after them (or after 10 s):
+    fetching batch by batch, waiting for each batch's slowest feed, lets at
+    most one batch (4 x concurrency = 16) through meanwhile, so they would
+    time out; fetching on past them releases them."""
+    more = 20
+    released = {}
+
+    def held_until_more_requests(handler):
+        arrived = len(feed_server.requests)
+        deadline = time.monotonic() + 10
+        while len(feed_server.requests) < arrived + more and time.monotonic() < deadline:
+            time.sleep(0.01)
+        released[handler.path] = len(feed_server.requests) >= arrived + more
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(RSS)))
+        handler.end_headers()
+        handler.wfile.write(RSS)
+
+    slow = {f"/feed{i}.xml" for i in (5, 120, 230)}
+    urls = []
+    for i in range(250):
+        path = f"/feed{i}.xml"
+        if path in slow:
+            feed_server.handle(path, held_until_more_requests)
+        else:
+            feed_server.add(path, RSS)
+        urls.append(feed_server.url(path))
+
+    settings = local(concurrency=4)
+    assert 4 * settings.concurrency < more
+    with test_pipeline.TestPipeline(runner="DirectRunner") as p:
+        results = p | beam.Create([FeedSource(u) for u in urls]) | FetchFeeds(settings)
+        errors = results | beam.Filter(lambda r: r.error is not None) | beam.Map(lambda r: r.error)
+        assert_that(errors, equal_to([]))
+
+    assert sorted(released) == sorted(slow)
+    # (one of them may be among the last 20 feeds fetched, with no 20 after it)
+    assert sum(released.values()) >= 2, released
 
 
 def test_fetch_feeds_counts_attempts_successes_and_failures(feed_server, tmp_path):

@@ -1,7 +1,9 @@
 """Parse stage: plain text, dates, entries -> stories, bodies that are not feeds."""
+import re
 from datetime import datetime, timezone
 
-from transforms.parse import html_to_text, parse_fetch, struct_to_utc
+from transforms import parse
+from transforms.parse import collapse_whitespace, html_to_text, parse_fetch, struct_to_utc
 from transforms.records import FetchResult
 
 FETCHED = datetime(2021, 9, 30, 12, 0, tzinfo=timezone.utc)
@@ -17,6 +19,20 @@ def fetched(body: bytes, url="https://feeds.example.org/world.xml", **kw) -> Fet
 
 def test_html_to_text_removes_markup_decodes_entities_collapses_space():
     assert html_to_text("<p>Kim&#8217;s <b>speech</b></p>\n\n<p>A &amp; B&nbsp;C</p>") == "Kim’s speech A & B C"
+
+
+def test_every_unicode_space_and_control_character_becomes_one_space():
+    # The definition: runs of regex whitespace and of the characters parse
+    # removes (controls, zero-width space, BOM, lone surrogates) -> one space, trimmed.
+    def reference(text):
+        return re.sub(r"\s+", " ", parse._CONTROL.sub(" ", text)).strip()
+
+    chars = [chr(c) for c in range(0x3001)] + ["\ufeff", "\u200b", "\udfff"]
+    for i in range(0, len(chars), 40):
+        chunk = "".join(chars[i:i + 40])
+        text = f"  a{chunk}b {chunk}\x00\u3000c  "
+        assert collapse_whitespace(text) == reference(text)
+    assert collapse_whitespace("\u2003Kim\x85Jong\xa0\x1cUn\u200b ") == "Kim Jong Un"
 
 
 def test_html_to_text_drops_scripts_styles_and_control_characters():

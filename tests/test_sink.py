@@ -6,7 +6,6 @@ import apache_beam as beam
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 
 from transforms.records import FetchLogRow, Match, Story

@@ -1,6 +1,8 @@
 """The topics stage on stories: tag_story, rule versions, and the MatchTopics
-Beam transform (counters, language detection only where rules need it)."""
+Beam transform (counters, language detection only where rules need it), and
+its two halves around dedup (TagTopics, KeepMatched)."""
 import pickle
+from datetime import datetime, timezone
 
 import apache_beam as beam
 import pytest
@@ -9,8 +11,11 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.language import detect_language, language_text, load_detector_factory
+from transforms.identity import content_hash
+from transforms.dedup import DedupStories, dedup_stories, identity_record
 from transforms.records import Match, Story
-from transforms.topics import MatchTopics, Topic, TopicError, TopicMatcher, compile_rules, tag_story, topics_version
+from transforms.topics import (KeepMatched, MatchTopics, TagTopics, Topic, TopicError, TopicMatcher, compile_rules,
+                              tag_story, topics_version, without_text)
 
 
 def story(sid, title, summary="", content="", source=None, language=None):
@@ -90,8 +95,11 @@ def run_match_topics(stories, topics):
 
 
 def counters(result):
-    return {r.key.metric.name: r.committed
-            for r in result.metrics().query(MetricsFilter().with_namespace("newswatch"))["counters"]}
+    # Summed by name: several steps count under one name (each dedup pass).
+    totals = {}
+    for r in result.metrics().query(MetricsFilter().with_namespace("newswatch"))["counters"]:
+        totals[r.key.metric.name] = totals.get(r.key.metric.name, 0) + r.committed
+    return totals
 
 
 def test_match_topics_keeps_only_matching_stories_and_counts():
@@ -140,4 +148,40 @@ def test_match_topics_rejects_bad_rules_when_the_graph_is_built():
 def test_match_topics_is_picklable():
     # Beam pickles the transform's DoFn; the matcher is built in setup().
     transform = MatchTopics(TOPICS)
-    assert pickle.loads(pickle.dumps(transform))._topics == tuple(Topic(n, q) for n, q in TOPICS)
+    assert pickle.loads(pickle.dumps(transform)).topics == tuple(Topic(n, q) for n, q in TOPICS)
+
+
+def test_unmatched_stories_lose_their_text_but_keep_every_identity():
+    for s in [story("1", "Weather", "sunny " * 100, "<p>long</p> " * 1000),
+              story("2", "", "only a summary"), story("3", "", "", "only content"), story("4", "", "", "")]:
+        slim = without_text(s)
+        assert identity_record(slim) == identity_record(s)
+        assert slim.content == "" and len(slim.summary) <= 1
+
+
+def test_tagging_before_dedup_keeps_what_matching_after_dedup_would():
+    # The preferred (earliest) copy of a story matches no topic and its later
+    # copy does: matching after dedup writes neither, and so must this order.
+    def at(s, day, url=None):
+        return s.replace(published_at=datetime(2026, 11, day, tzinfo=timezone.utc),
+                         canonical_url=url or s.canonical_url, content_hash=content_hash(s.title, s.summary),
+                         entry_index=day)  # entries of one feed: the handle dedup names them by
+    stories = [
+        at(story("early", "Weather in Seoul", "sunny"), 1, "https://example.com/same"),
+        at(story("late", "North Korea fires missile"), 2, "https://example.com/same"),
+        at(story("alone", "DPRK talks"), 3),
+        at(story("copy", "DPRK talks"), 4),                   # same text as "alone": a copy
+        at(story("plain", "Local weather"), 5),
+    ]
+    m = TopicMatcher(TOPICS)
+    kept, duplicates = dedup_stories(stories)
+    expected = [t for t in (tag_story(s, m) for s in kept) if t is not None]
+    assert [s.story_id for s in expected] == ["alone"] and duplicates == 2
+
+    p = test_pipeline.TestPipeline(runner="DirectRunner")
+    out = p | beam.Create(stories) | TagTopics(TOPICS) | DedupStories() | KeepMatched(TOPICS)
+    assert_that(out, equal_to(expected))
+    result = p.run()
+    result.wait_until_finish()
+    c = counters(result)
+    assert (c["duplicates"], c["unmatched"], c["matched"]) == (2, 2, 1)

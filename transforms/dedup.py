@@ -32,18 +32,26 @@ def preference(story: Story) -> tuple:
             story.url or "", story.guid or "")
 
 
-def dedup_key(story: Story, kind: str) -> Optional[str]:
-    """The story's identity of one kind, or None when it has none of that kind."""
-    keys = dict(identity.dedup_keys(
+def _keys(story: Story) -> dict:
+    return dict(identity.dedup_keys(
         story.canonical_url, story.feed_url, story.guid,
         bool(story.title or story.summary or story.content), story.content_hash))
-    value = keys.get(kind)
+
+
+def dedup_key(story: Story, kind: str) -> Optional[str]:
+    """The story's identity of one kind, or None when it has none of that kind."""
+    value = _keys(story).get(kind)
     return f"{kind}:{value}" if value is not None else None
+
+
+def entry_handle(story: Story) -> str:
+    """Names one entry of one fetch: unique within a run."""
+    return f"{story.feed_url}\x1f{story.entry_index}\x1f{story.fetched_at}"
 
 
 def _passthrough_key(story: Story) -> str:
     # Unique per entry and run, so stories without this kind of key stay alone.
-    return f"self:{story.feed_url}\x1f{story.entry_index}\x1f{story.fetched_at}"
+    return f"self:{entry_handle(story)}"
 
 
 def dedup_stories(stories: Iterable[Story]) -> Tuple[List[Story], int]:
@@ -61,23 +69,45 @@ def dedup_stories(stories: Iterable[Story]) -> Tuple[List[Story], int]:
     return sorted(kept, key=preference), dropped
 
 
+# ---------------------------------------------------------------- Beam
+#
+# The passes compare compact identity records, not whole stories: a
+# GroupByKey on the DirectRunner decodes, holds and re-encodes every value,
+# so three passes over full stories cost most of the stage's CPU and memory.
+# A record is a plain tuple (Beam's fast coder handles it without pickle);
+# the winners' stories are picked out of the parsed stories once, at the end.
+
+_HANDLE, _PREFERENCE = 0, 4
+_KEY_INDEX = {kind: 1 + i for i, kind in enumerate(KEY_KINDS)}
+
+
+def identity_record(story: Story) -> tuple:
+    """(entry handle, guid key, url key, text key, preference): all that
+    dedup needs to know about a story. A kind the story has no key of gets
+    a key of its own, so the story stays alone in that pass."""
+    keys = _keys(story)
+    handle = entry_handle(story)
+    return (handle, *(f"{kind}:{keys[kind]}" if kind in keys else f"self:{handle}"
+                      for kind in KEY_KINDS), preference(story))
+
+
 class _KeepPreferred(beam.CombineFn):
-    """(best story, copies seen): liftable, so only winners cross the shuffle."""
+    """(best record, copies seen): liftable, so only winners cross the shuffle."""
 
     def create_accumulator(self):
         return (None, 0)
 
-    def add_input(self, acc, story):
+    def add_input(self, acc, record):
         best, n = acc
-        if best is None or preference(story) < preference(best):
-            best = story
+        if best is None or record[_PREFERENCE] < best[_PREFERENCE]:
+            best = record
         return (best, n + 1)
 
     def merge_accumulators(self, accs):
         best, total = None, 0
         for candidate, n in accs:
             total += n
-            if candidate is not None and (best is None or preference(candidate) < preference(best)):
+            if candidate is not None and (best is None or candidate[_PREFERENCE] < best[_PREFERENCE]):
                 best = candidate
         return (best, total)
 
@@ -101,15 +131,38 @@ class _DedupByKind(beam.PTransform):
         super().__init__()
         self.kind = kind
 
-    def expand(self, stories):
-        kind = self.kind
+    def expand(self, records):
+        index = _KEY_INDEX[self.kind]
         return (
-            stories
-            | "Key" >> beam.Map(lambda s: (dedup_key(s, kind) or _passthrough_key(s), s))
-            .with_output_types(Tuple[str, Story])
+            records
+            | "Key" >> beam.Map(lambda r: (r[index], r)).with_output_types(Tuple[str, tuple])
             | "KeepPreferred" >> beam.CombinePerKey(_KeepPreferred())
             | "Emit" >> beam.ParDo(_EmitWinner())
         )
+
+
+class _ToSet(beam.CombineFn):
+    def create_accumulator(self):
+        return set()
+
+    def add_input(self, acc, value):
+        acc.add(value)
+        return acc
+
+    def merge_accumulators(self, accs):
+        merged = set()
+        for acc in accs:
+            merged |= acc
+        return merged
+
+    def extract_output(self, acc):
+        return acc
+
+
+class _KeepWinners(beam.DoFn):
+    def process(self, story: Story, winners):
+        if entry_handle(story) in winners:
+            yield story
 
 
 class DedupStories(beam.PTransform):
@@ -119,9 +172,17 @@ class DedupStories(beam.PTransform):
     """
 
     def expand(self, stories):
+        records = stories | "IdentityRecords" >> beam.Map(identity_record).with_output_types(tuple)
         for kind in KEY_KINDS:
-            stories = stories | f"By{kind.capitalize()}" >> _DedupByKind(kind)
-        return stories
+            records = records | f"By{kind.capitalize()}" >> _DedupByKind(kind)
+        winners = (
+            records
+            | "WinnerHandles" >> beam.Map(lambda r: r[_HANDLE]).with_output_types(str)
+            # without_defaults + default_value: also right for windowed input.
+            | "AsOneSet" >> beam.CombineGlobally(_ToSet()).without_defaults()
+        )
+        return stories | "KeepWinners" >> beam.ParDo(
+            _KeepWinners(), winners=beam.pvalue.AsSingleton(winners, default_value=set()))
 
 
 # ---------------------------------------------------------------- across polls

@@ -45,6 +45,7 @@ import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics import Metrics
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms.address_guard import AddressPolicy, BlockedAddress, connect_to_checked_address
 from transforms.feedstate import FeedState, Politeness, is_due, next_state
@@ -474,7 +475,7 @@ def _exists(path: str) -> bool:
 
 
 class FetchBatchFn(beam.DoFn):
-    """Fetches a batch of feeds on a thread pool; yields FetchResults in order.
+    """Fetches batches of feeds on a thread pool; yields one FetchResult each.
 
     Each element is a FeedSource or a (FeedSource, FeedState) pair: a feed
     that is not due is skipped (no request; `skipped_until` says until when),
@@ -482,6 +483,12 @@ class FetchBatchFn(beam.DoFn):
     feed's next state. Fetching is I/O-bound, so threads (not more Beam
     workers) give concurrency. The pool is created in setup(), so the DoFn
     itself pickles cleanly.
+
+    A batch does not wait for the previous one: fetches queue behind the ones
+    in flight and results are handed on as they arrive, so the pool stays busy
+    while the stages fused after this one (parsing) work on what arrived.
+    Waiting for a whole batch before starting the next left the pool idle at
+    every batch's slowest feed and while parsing.
     """
 
     def __init__(self, settings: FetchSettings, politeness: Politeness = Politeness()):
@@ -489,6 +496,7 @@ class FetchBatchFn(beam.DoFn):
         self.settings = settings
         self.politeness = politeness
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._in_flight: dict = {}  # future -> (state, now, timestamp, window)
         self.attempts = Metrics.counter("newswatch", "fetch_attempts")
         self.fetched = Metrics.counter("newswatch", "fetch_ok")
         self.not_modified = Metrics.counter("newswatch", "fetch_not_modified")
@@ -500,33 +508,71 @@ class FetchBatchFn(beam.DoFn):
             max_workers=self.settings.concurrency, thread_name_prefix="newswatch-fetch"
         )
 
-    def process(self, batch: List[Union[FeedSource, Tuple[FeedSource, FeedState]]]
-                ) -> Iterator[FetchResult]:
-        pairs = [item if isinstance(item, tuple) else (item, FeedState()) for item in batch]
-        yield from self.fetch_due(pairs, _utc_now())
+    def start_bundle(self):
+        self._in_flight = {}
+
+    def process(self, batch: List[Union[FeedSource, Tuple[FeedSource, FeedState]]],
+                timestamp=beam.DoFn.TimestampParam, window=beam.DoFn.WindowParam
+                ) -> Iterator[Union[FetchResult, WindowedValue]]:
+        now = _utc_now()
+        for item in batch:
+            source, state = item if isinstance(item, tuple) else (item, FeedState())
+            if not is_due(state, now):
+                yield self._skipped(source, state, now)
+                continue
+            future = self._pool.submit(self._fetch, (source, state))
+            self._in_flight[future] = (state, now, timestamp, window)
+        # Up to two pools' worth may wait; beyond that, wait for any one.
+        yield from self._hand_on(keep=2 * self.settings.concurrency)
+
+    def finish_bundle(self) -> Iterator[WindowedValue]:
+        yield from self._hand_on(keep=0)
+
+    def _hand_on(self, keep: int) -> Iterator[WindowedValue]:
+        """Yields the results that have arrived, in the order they arrived (a
+        slow feed holds up nothing); waits while more than `keep` are in flight."""
+        while self._in_flight:
+            must_wait = len(self._in_flight) > keep
+            done, _ = concurrent.futures.wait(
+                list(self._in_flight), timeout=None if must_wait else 0,
+                return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                state, now, timestamp, window = self._in_flight.pop(future)
+                # A result may leave during a later element's process() or at the
+                # end of the bundle, so it carries its own element's timestamp and window.
+                yield WindowedValue(self._finish(future.result(), state, now), timestamp, (window,))
+            if not must_wait:
+                return
 
     def fetch_due(self, pairs: List[Tuple[FeedSource, FeedState]], now: datetime
                   ) -> Iterator[FetchResult]:
-        """Fetches the feeds due at `now`; a skipped row for the others."""
+        """Fetches the feeds due at `now`, all before returning (for callers
+        that keep state per batch); a skipped row for the others."""
         due = [(source, state) for source, state in pairs if is_due(state, now)]
         for source, state in pairs:
             if not is_due(state, now):
-                self.skipped.inc()
-                yield FetchResult(feed_url=source.url, final_url=source.url, status=None,
-                                  headers={}, body=b"", elapsed_s=0.0, fetched_at=now,
-                                  feed_state=state, skipped_until=state.next_fetch_at)
+                yield self._skipped(source, state, now)
+        for (_, state), result in zip(due, self._pool.map(self._fetch, due)):
+            yield self._finish(result, state, now)
+
+    def _skipped(self, source: FeedSource, state: FeedState, now: datetime) -> FetchResult:
+        self.skipped.inc()
+        return FetchResult(feed_url=source.url, final_url=source.url, status=None,
+                           headers={}, body=b"", elapsed_s=0.0, fetched_at=now,
+                           feed_state=state, skipped_until=state.next_fetch_at)
+
+    def _finish(self, result: FetchResult, state: FeedState, now: datetime) -> FetchResult:
         # Counters are bumped here, on the bundle's thread, where Beam's metrics
         # context lives; pool threads have none.
-        for (_, state), result in zip(due, self._pool.map(self._fetch, due)):
-            self.attempts.inc()
-            if result.error is not None:
-                self.failed.inc()
-            elif result.status == 304:
-                self.not_modified.inc()
-            else:
-                self.fetched.inc()
-            result.feed_state = next_state(state, result, now, self.politeness)
-            yield result
+        self.attempts.inc()
+        if result.error is not None:
+            self.failed.inc()
+        elif result.status == 304:
+            self.not_modified.inc()
+        else:
+            self.fetched.inc()
+        result.feed_state = next_state(state, result, now, self.politeness)
+        return result
 
     def _fetch(self, pair: Tuple[FeedSource, FeedState]) -> FetchResult:
         source, state = pair

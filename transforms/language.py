@@ -8,7 +8,6 @@ arrives with it already detected, by the same function, and keeps it.
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics

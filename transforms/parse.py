@@ -17,6 +17,7 @@ Hostile input is handled here, before and around feedparser:
 """
 from __future__ import annotations
 
+import functools
 import html
 import io
 import json
@@ -53,7 +54,6 @@ _BLOCK = frozenset({"p", "br", "div", "li", "ul", "ol", "tr", "td", "th",
 # C0/C1 controls (NUL included), zero-width space, BOM, and lone surrogates
 # (which feedparser can produce from "&#xD800;" and Parquet cannot store).
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\ufeff\ud800-\udfff]")
-_SPACE = re.compile(r"\s+")
 
 
 class _TextExtractor(HTMLParser):
@@ -84,7 +84,11 @@ class _TextExtractor(HTMLParser):
 
 
 def collapse_whitespace(text: str) -> str:
-    return _SPACE.sub(" ", _CONTROL.sub(" ", text)).strip()
+    # str.split() splits on exactly what the regex \s matches; it is ~3x
+    # faster than a regex substitution, and control characters are rare.
+    if _CONTROL.search(text):
+        text = _CONTROL.sub(" ", text)
+    return " ".join(text.split())
 
 
 def html_to_text(value: Optional[str]) -> str:
@@ -125,11 +129,12 @@ def capped_text(raw_values: Iterable[Optional[str]], cap: int) -> Tuple[str, boo
 
 # ---------------------------------------------------------------- dates
 
+@functools.lru_cache(maxsize=None)  # built once, not for every date of every entry
 def _date_handlers():
     """feedparser's date handlers, in feedparser's order except that the
     lenient ISO 8601 one comes last: tried early, it reads "2004년 05월 28일"
     or "2013-xx-27" as a date in the current month (a clock-dependent answer)."""
-    from feedparser.datetimes import asctime, greek, hungarian, iso8601, korean, perforce, rfc822, w3dtf
+    from feedparser.datetimes import asctime, greek, hungarian, korean, perforce, rfc822, w3dtf
 
     return (w3dtf._parse_date_w3dtf, rfc822._parse_date_rfc822, asctime._parse_date_asctime,
             perforce._parse_date_perforce, hungarian._parse_date_hungarian,

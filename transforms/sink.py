@@ -26,7 +26,7 @@ from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import IntervalWindow
 
 from transforms import schema as schemas
-from transforms.records import DeadLetter, FetchLogRow, Story
+from transforms.records import Story
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ import apache_beam as beam
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Timestamp
 
-from transforms.records import Story
 
 DEFAULT_MAX_LATENESS_S = 24 * 3600
 

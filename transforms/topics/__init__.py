@@ -3,8 +3,8 @@
 The pure core lives in the modules beside this one: `text` (normalisation),
 `query` (the query language), `rules` (named topics, references, version
 hash) and `matcher` (all topics against one story). This module adds
-tag_story, which applies the matcher to a Story, and MatchTopics, the thin
-Beam wrapper.
+tag_story, which applies the matcher to a Story, and the thin Beam wrappers:
+TagTopics (before dedup) and KeepMatched (after it), or both as MatchTopics.
 
 `language:` conditions need the story's language, which the pipeline detects
 after matching (langdetect costs ~2.5 ms a story). The matcher asks for it
@@ -47,10 +47,10 @@ from transforms.topics.rules import (
 from transforms.topics.text import fold_accents, normalize, tokenize
 
 __all__ = [
-    "And", "AtLeast", "LanguageIs", "Match", "MatchTopics", "Near", "Node", "Not", "Or",
-    "QuerySyntaxError", "SourceIs", "Term", "Topic", "TopicError", "TopicMatcher", "TopicRef",
+    "And", "AtLeast", "KeepMatched", "LanguageIs", "Match", "MatchTopics", "Near", "Node", "Not", "Or",
+    "QuerySyntaxError", "SourceIs", "TagTopics", "Term", "Topic", "TopicError", "TopicMatcher", "TopicRef",
     "compile_rules", "compile_topics", "fold_accents", "normalize", "parse_query", "tag_story",
-    "tokenize", "topics_version",
+    "tokenize", "topics_version", "without_text",
 ]
 
 METRICS_NAMESPACE = "newswatch"
@@ -88,7 +88,22 @@ def tag_story(story: Story, matcher: TopicMatcher,
     return story.replace(**changes)
 
 
-class _MatchTopicsFn(beam.DoFn):
+def without_text(story: Story) -> Story:
+    """A story no topic matched, cut down to what dedup needs of it.
+
+    Topics are matched before dedup so that the ~95 % of stories no topic
+    wants do not carry their text through dedup's shuffles and the join that
+    picks its winners (most of the pipeline's memory). Such a story is still
+    needed there: it may be the preferred copy of a story whose later copy
+    matched. Its identities (ids, URLs, guid, content hash, preference) stay;
+    its text goes, except a one-character stub that keeps "has text" true,
+    which decides whether it has a text identity (identity.dedup_keys).
+    """
+    stub = "" if story.title else (story.summary or story.content)[:1]
+    return story.replace(summary=stub, content="", authors=[], tags=[])
+
+
+class _TagTopicsFn(beam.DoFn):
     def __init__(self, topics: tuple):
         self._topics = topics  # plain dataclasses pickle small and safely
         self._matcher: Optional[TopicMatcher] = None
@@ -107,37 +122,70 @@ class _MatchTopicsFn(beam.DoFn):
                 return detect_language(language_text(story), factory)
 
             self._detect = detect
-        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
-        self._unmatched = Metrics.counter(METRICS_NAMESPACE, "unmatched")
-        self._per_topic = {
-            t.name: Metrics.counter(METRICS_NAMESPACE, f"matched_topic_{t.name}")
-            for t in self._topics
-        }
 
     def process(self, story: Story):
         tagged = tag_story(story, self._matcher, self._detect)
-        if tagged is None:
+        yield without_text(story) if tagged is None else tagged
+
+
+class _KeepMatchedFn(beam.DoFn):
+    def __init__(self, names: tuple):
+        self._names = names
+
+    def setup(self):
+        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
+        self._unmatched = Metrics.counter(METRICS_NAMESPACE, "unmatched")
+        self._per_topic = {name: Metrics.counter(METRICS_NAMESPACE, f"matched_topic_{name}")
+                           for name in self._names}
+
+    def process(self, story: Story):
+        if not story.topics:
             self._unmatched.inc()
             return
         self._matched.inc()
-        for name in tagged.topics:
+        for name in story.topics:
             self._per_topic[name].inc()
-        yield tagged
+        yield story
 
 
-class MatchTopics(beam.PTransform):
-    """PCollection[Story] -> PCollection[Story] matching at least one topic.
-
-    Kept stories get `topics` (sorted names), `matched_terms` (distinct terms
-    as written in the rules), `matches` (topic, term, field, offset) and
-    `topics_version`. Topics are validated here, so a bad rule fails while
+class TagTopics(beam.PTransform):
+    """PCollection[Story] -> PCollection[Story], every story: those matching
+    a topic get `topics` (sorted names), `matched_terms` (distinct terms as
+    written in the rules), `matches` (topic, term, field, offset) and
+    `topics_version`; the others have no topics and lose their text
+    (`without_text`). Topics are validated here, so a bad rule fails while
     the graph is built, before any work.
     """
 
     def __init__(self, topics: Iterable[TopicDef], label: Optional[str] = None):
         super().__init__(label)
-        self._topics = tuple(as_topic(t) for t in topics)
-        self.version = topics_version(compile_rules(self._topics))
+        self.topics = tuple(as_topic(t) for t in topics)
+        self.version = topics_version(compile_rules(self.topics))
 
     def expand(self, stories):
-        return stories | "MatchTopics" >> beam.ParDo(_MatchTopicsFn(self._topics))
+        return stories | "Tag" >> beam.ParDo(_TagTopicsFn(self.topics))
+
+
+class KeepMatched(beam.PTransform):
+    """PCollection[Story] -> the stories TagTopics gave a topic. Counts
+    `matched`, `unmatched` and `matched_topic_<name>`."""
+
+    def __init__(self, topics: Iterable[TopicDef], label: Optional[str] = None):
+        super().__init__(label)
+        self.names = tuple(as_topic(t).name for t in topics)
+
+    def expand(self, stories):
+        return stories | "Keep" >> beam.ParDo(_KeepMatchedFn(self.names))
+
+
+class MatchTopics(beam.PTransform):
+    """PCollection[Story] -> PCollection[Story] matching at least one topic
+    (TagTopics then KeepMatched; the pipeline puts dedup between the two)."""
+
+    def __init__(self, topics: Iterable[TopicDef], label: Optional[str] = None):
+        super().__init__(label)
+        self._tag = TagTopics(topics)
+        self.topics, self.version = self._tag.topics, self._tag.version
+
+    def expand(self, stories):
+        return stories | "TagTopics" >> self._tag | "KeepMatched" >> KeepMatched(self._tag.topics)

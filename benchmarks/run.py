@@ -1,0 +1,525 @@
+"""`make bench`: the pipeline against a plain-Python baseline and the parsing
+floor, on the same synthetic corpus, in one run; then fetch throughput, the
+seed run and the component benchmarks of benchmarks/. Prints one table (and
+keeps it in benchmarks/results/).
+
+    python -m benchmarks.run                  # 10k and 100k entries
+    python -m benchmarks.run --scale large    # and 1M
+    python -m benchmarks.run --sizes 2000 --repeat 3 --skip-fetch --skip-seed --components=
+
+Every contestant runs as its own process (so its memory and CPU are its own)
+against the same corpus, served over HTTP from 127.0.0.1 by this process.
+A contestant whose output differs from the corpus's ground truth gets no
+figures, only the reason, and the command exits 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import psutil
+
+from benchmarks import corpus, local
+from benchmarks.measure import run_measured, tail, two_process_speedup
+from benchmarks.verify import Verdict, check_counts, check_stories, pipeline_counts
+from pipeline.config import load_topic_definitions
+from tests.feedserver import FeedServer
+
+ROOT = Path(__file__).resolve().parents[1]
+TOPICS = ROOT / "seeds" / "topics.yaml"
+RESULTS = ROOT / "benchmarks" / "results"
+SCALES = {"default": [10_000, 100_000], "large": [10_000, 100_000, 1_000_000]}
+MP_FLAGS = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+FLOOR_SAMPLE = 20_000   # entries the floor parses at most: it is a cost per entry
+MIN_FREE_MEMORY = 2 * 2**30   # a contestant may not leave less to the machine's other users
+
+CONTESTANTS = {
+    # name: (label in the table, what it is)
+    "floor": "floor: feedparser.parse only",
+    "baseline": "baseline: plain Python loop",
+    "pipeline": "pipeline, in-process",
+    "pipeline-mp": "pipeline, multi_processing x2",
+    "pipeline-other": "other checkout's pipeline, in-proc.",
+}
+
+
+@dataclass
+class Result:
+    """One contestant at one size (the median of its repeats)."""
+
+    size: int
+    contestant: str
+    entries: int = 0
+    rows: int = 0
+    wall_s: float = 0.0
+    cpu_s: float = 0.0
+    peak_rss: int = 0
+    processes: int = 0
+    cpu_spread: float = 0.0        # (max - min) / median CPU over repeats
+    problems: List[str] = field(default_factory=list)
+    language_agreement: Optional[float] = None
+    cpu_by_role: Dict[str, float] = field(default_factory=dict)
+    machine_speedup: Optional[float] = None   # two processes vs one, same work, before and after
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def entries_per_s(self) -> float:
+        return self.entries / self.wall_s if self.wall_s else 0.0
+
+    @property
+    def cpu_per_1k(self) -> float:
+        return 1000 * self.cpu_s / self.entries if self.entries else 0.0
+
+
+# --------------------------------------------------------------------------- contestants
+
+
+def _python_env(checkout: Path = ROOT) -> dict:
+    # The workers of multi_processing import our modules too; they do not
+    # inherit sys.path, so the checkout goes on PYTHONPATH.
+    return dict(os.environ, PYTHONPATH=str(checkout), PYTHONHASHSEED="0")
+
+
+def floor_every(truth: corpus.GroundTruth) -> int:
+    """The floor parses every k-th document, at most about FLOOR_SAMPLE entries."""
+    return max(1, -(-truth.entries // FLOOR_SAMPLE))
+
+
+def run_contestant(name: str, feeds: str, out: str, truth: corpus.GroundTruth,
+                   other: Optional[Path] = None) -> tuple:
+    """Runs one contestant once; returns (Measurement, Verdict, entries, wall, cpu).
+    "pipeline-other" is the pipeline of another checkout (`other`), in-process."""
+    python = sys.executable
+    entries = truth.entries
+    checkout = other if name == "pipeline-other" else ROOT
+    if name == "floor":
+        cmd = [python, "-m", "benchmarks.floor", "--feeds", feeds, "--every", str(floor_every(truth))]
+    elif name == "baseline":
+        cmd = [python, "-m", "benchmarks.baseline", "--feeds", feeds, "--topics", str(TOPICS),
+               "--output", out]
+    else:
+        cmd = [python, "-m", "pipeline", "run", "--feeds", feeds, "--topics", str(TOPICS),
+               "--output", out, "--run-id", "bench", "--runner", "DirectRunner", *local.cli_flags()]
+        if name == "pipeline-mp":
+            cmd += MP_FLAGS
+    m = run_measured(cmd, cwd=str(checkout), env=_python_env(checkout), min_free_bytes=MIN_FREE_MEMORY)
+    verdict = Verdict()
+    wall, cpu = m.wall_s, m.cpu_s
+    if m.stopped:
+        verdict.problems.append(m.stopped)
+        return m, verdict, entries, wall, cpu
+    if m.returncode != 0:
+        verdict.problems.append(f"exit code {m.returncode}: " + " | ".join(tail(m.stderr, 3)))
+        return m, verdict, entries, wall, cpu
+    if name == "floor":
+        report = json.loads(m.stdout.strip().splitlines()[-1])
+        sampled = -(-truth.documents // floor_every(truth))
+        entries = sampled * (truth.entries // truth.documents)
+        if report["documents"] != sampled or report["entries"] != entries:
+            verdict.problems.append(f"parsed {report['entries']:,} entries in {report['documents']:,} "
+                                    f"documents, expected {entries:,} in {sampled:,}")
+        # The floor is the parse calls alone: no start-up, no fetching.
+        wall, cpu = report["parse_wall_s"], report["parse_cpu_s"]
+    elif name == "baseline":
+        report = json.loads(m.stdout.strip().splitlines()[-1])
+        check_counts(verdict, truth, report["entries"], report["duplicates"])
+        check_stories(verdict, os.path.join(out, "stories.parquet"), truth)
+    else:
+        entries, duplicates, reconciled = pipeline_counts(m.stdout)
+        if not reconciled:
+            verdict.problems.append("run summary does not reconcile")
+        check_counts(verdict, truth, entries, duplicates)
+        check_stories(verdict, os.path.join(out, "stories"), truth)
+    return m, verdict, entries, wall, cpu
+
+
+def measure_size(size: int, names: List[str], repeat: int, latency: float, work: str,
+                 topics, log, other: Optional[Path] = None) -> List[Result]:
+    spec = corpus.CorpusSpec(entries=size)
+    folder = os.path.join(work, f"corpus-{size}")
+    started = time.perf_counter()
+    truth = corpus.write(spec, topics, folder)
+    log(f"corpus {truth.entries:,} entries in {truth.documents:,} documents, "
+        f"{truth.bytes / 1e6:,.0f} MB, {truth.expected_rows:,} expected rows "
+        f"({time.perf_counter() - started:.0f} s to generate)")
+    results = []
+    with FeedServer() as server:
+        paths = serve_folder(server, folder, latency)
+        feeds = os.path.join(work, f"feeds-{size}.txt")
+        with open(feeds, "w") as handle:
+            handle.write("".join(server.url(p) + "\n" for p in paths))
+        for name in names:
+            runs = []
+            # The machine is shared (and its two virtual cores may not be
+            # independent): what two processes gain here now bounds what a
+            # two-worker run can gain.
+            probes = [two_process_speedup()] if name == "pipeline-mp" else []
+            for attempt in range(repeat):
+                out = os.path.join(work, f"out-{size}-{name}-{attempt}")
+                m, verdict, entries, wall, cpu = run_contestant(name, feeds, out, truth, other)
+                shutil.rmtree(out, ignore_errors=True)
+                runs.append((m, verdict, entries, wall, cpu))
+                state = "ok" if verdict.ok else "WRONG: " + verdict.why()
+                log(f"{size:>9,} {CONTESTANTS[name]:<32} wall {wall:7.1f} s  cpu {cpu:7.1f} s  "
+                    f"rss {m.peak_rss / 2**20:6.0f} MB  {state}")
+            if probes:
+                probes.append(two_process_speedup())
+            results.append(_summarise(size, name, truth, runs))
+            results[-1].machine_speedup = statistics.mean(probes) if probes else None
+    shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
+def _summarise(size: int, name: str, truth, runs) -> Result:
+    problems = [p for _, verdict, *_ in runs for p in verdict.problems]
+    cpus = [cpu for *_, cpu in runs]
+    median_cpu = statistics.median(cpus)
+    return Result(
+        size=size, contestant=name, entries=runs[-1][2],
+        rows=runs[-1][1].rows,
+        wall_s=statistics.median(wall for *_, wall, _ in runs),
+        cpu_s=median_cpu,
+        peak_rss=max(m.peak_rss for m, *_ in runs),
+        processes=max(m.peak_processes for m, *_ in runs),
+        cpu_spread=(max(cpus) - min(cpus)) / median_cpu if median_cpu and len(cpus) > 1 else 0.0,
+        problems=sorted(set(problems)),
+        language_agreement=runs[-1][1].language_agreement,
+        cpu_by_role=runs[-1][0].cpu_by_role,
+    )
+
+
+def serve_folder(server: FeedServer, folder: str, latency: float) -> List[str]:
+    """Serves every corpus document under `folder` from disk, each answer
+    after `latency` seconds; returns the paths."""
+    paths = []
+    for directory, _, files in os.walk(folder):
+        for name in files:
+            if name.endswith((".xml", ".atom")):
+                path = "/" + os.path.relpath(os.path.join(directory, name), folder)
+                server.handle(path, _file_responder(os.path.join(directory, name), latency))
+                paths.append(path)
+    return sorted(paths)
+
+
+def _file_responder(filename: str, latency: float):
+    kind = "application/atom+xml" if filename.endswith(".atom") else "application/rss+xml"
+
+    def respond(handler):
+        time.sleep(latency)
+        with open(filename, "rb") as handle:
+            body = handle.read()
+        handler.send_response(200)
+        handler.send_header("Content-Type", f"{kind}; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+
+    return respond
+
+
+# --------------------------------------------------------------------------- other measurements
+
+# The component benchmarks of benchmarks/ (each against its own baseline,
+# measured in the same run), at sizes that keep `make bench` short; run one
+# alone for its full output (Makefile: bench-fetch, bench-topics).
+COMPONENTS = {
+    "topics": ("benchmarks.topics_bench", {"topics": 500, "stories": 4000, "baseline_sample": 40}),
+    "seen": ("benchmarks.seen_lookup", {"stories": 1_000_000}),
+    "parse": ("benchmarks.parse_guards", {"items": 50, "rounds": 30}),
+}
+
+
+def measure_component(name: str, log) -> dict:
+    """One component benchmark's measure(), in its own process; {"error": ...}
+    when it refused to report (a wrong answer) or failed."""
+    module, kwargs = COMPONENTS[name]
+    code = ("import json, logging; logging.basicConfig(level=logging.ERROR, force=True); "
+            f"import {module} as m; print(json.dumps(m.measure(**{kwargs!r})))")
+    m = run_measured([sys.executable, "-c", code], cwd=str(ROOT), env=_python_env(),
+                     min_free_bytes=MIN_FREE_MEMORY)
+    if m.returncode != 0 or m.stopped:
+        result = {"error": m.stopped or " | ".join(tail(m.stderr, 2))}
+    else:
+        result = json.loads(m.stdout.strip().splitlines()[-1])
+    result.update(wall_s=m.wall_s, peak_rss=m.peak_rss)
+    log(f"component {name}: {m.wall_s:.1f} s, {'ok' if 'error' not in result else result['error']}")
+    return result
+
+
+def _component_lines(components: Dict[str, dict]) -> List[str]:
+    lines = []
+    for name, r in components.items():
+        if "error" in r:
+            lines.append(f"{name:>9}  REFUSED, no figures: {r['error']}")
+        elif name == "topics":
+            lines.append(f"{name:>9}  {str(r['topics']) + ' rules, matcher':<32} {'-':>6} "
+                         f"{r['ours_per_s']:>7,.0f} stories/s on one core; "
+                         f"{r['speedup']:,.0f}x a regex per term ({r['baseline_sample']} stories)")
+        elif name == "seen":
+            lines.append(f"{name:>9}  {'index of ' + format(r['stories'], ',') + ' stories':<32} {'-':>6} "
+                         f"{r['story_us']:>7.0f} us a story; {r['index_mb']:.0f} MB "
+                         f"vs {r['set_rss_mb']:.0f} MB as a Python set; built in {r['load_s']:.1f} s")
+        elif name == "parse":
+            lines.append(f"{name:>9}  {'entity guard, ' + str(r['bytes'] // 1024) + ' KiB feed':<32} {'-':>6} "
+                         f"{r['guard_ms']:>7.2f} ms beside feedparser's {r['feedparser_ms']:.1f} ms "
+                         f"({r['ratio']:.3f}x)")
+    return lines
+
+
+def measure_fetch(feeds: int, latency: float, log) -> dict:
+    from benchmarks import fetch_throughput
+
+    result = fetch_throughput.measure(feeds, latency)
+    log(f"fetch {feeds:,} feeds at {latency * 1000:.0f} ms: {result['pipeline_s']:.1f} s, "
+        f"{result['feeds_per_s']:.0f} feeds/s")
+    return result
+
+
+def measure_seed_run(work: str, log) -> dict:
+    """`make run` without make: the seed feeds through the real command."""
+    out = os.path.join(work, "seed-run")
+    cmd = [sys.executable, "-m", "pipeline", "run", "--feeds", "seeds/feeds.opml",
+           "--topics", "seeds/topics.yaml", "--output", out, "--runner", "DirectRunner"]
+    m = run_measured(cmd, cwd=str(ROOT), env=_python_env())
+    shutil.rmtree(out, ignore_errors=True)
+    entries, _, reconciled = pipeline_counts(m.stdout)
+    ok = m.returncode == 0 and reconciled
+    log(f"seed run: {m.wall_s:.1f} s wall, {'ok' if ok else 'FAILED'}")
+    return {"wall_s": m.wall_s, "cpu_s": m.cpu_s, "peak_rss": m.peak_rss, "entries": entries,
+            "ok": ok, "error": "" if ok else " | ".join(tail(m.stderr, 3))}
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _describe_checkout(path: Path) -> str:
+    import subprocess
+
+    commit = subprocess.run(["git", "-C", str(path), "log", "-1", "--format=%h %s"],
+                            capture_output=True, text=True).stdout.strip()
+    return f"{path} ({commit or 'not a git checkout'})"
+
+
+def machine() -> str:
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            model = next(l.split(":", 1)[1].strip() for l in handle if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    import apache_beam
+
+    return (f"{model}, {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB RAM, "
+            f"{platform.system()} {platform.release()}, Python {platform.python_version()}, "
+            f"apache-beam {apache_beam.__version__}")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 2**20:,.0f} MB"
+
+
+def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], context: dict,
+           components: Optional[Dict[str, dict]] = None) -> str:
+    by = {(r.size, r.contestant): r for r in results}
+    repeat = context["repeat"]
+    lines = [
+        f"newswatch benchmark, {context['date']}: {context['command']}",
+        f"machine: {context['machine']}; load average {context['load_before']} before, "
+        f"{context['load_after']} after",
+        f"corpus: {context['corpus']}",
+    ]
+    if context.get("other"):
+        lines.append(f"other checkout: {context['other']}")
+    lines += [""]
+    head = (f"{'entries':>9}  {'measurement':<32} {'rows':>6} {'entries/s':>10} {'CPU s/1k':>9} "
+            f"{'wall s':>8} {'peak RSS':>9} {'CPU/base':>9} {'CPU/floor':>9}")
+    if repeat > 1:
+        head += f" {'CPU spread':>10}"
+    lines += [head, "-" * len(head)]
+    for r in results:
+        label = CONTESTANTS[r.contestant]
+        if r.contestant == "floor" and r.entries < r.size:
+            label = f"floor: 1 feed in {-(-r.size // r.entries)}, parse only"
+        if not r.ok:
+            lines.append(f"{r.size:>9,}  {label:<32} REFUSED, no figures: {'; '.join(r.problems)}")
+            continue
+        base, floor = by.get((r.size, "baseline")), by.get((r.size, "floor"))
+        vs_base = _ratio(r, base)
+        vs_floor = _ratio(r, floor)
+        rows = "-" if r.contestant == "floor" else f"{r.rows:,}"
+        line = (f"{r.size:>9,}  {label:<32} {rows:>6} {r.entries_per_s:>10,.0f} {r.cpu_per_1k:>9.2f} "
+                f"{r.wall_s:>8.1f} {_mb(r.peak_rss):>9} {vs_base:>9} {vs_floor:>9}")
+        if repeat > 1:
+            line += f" {r.cpu_spread * 100:>9.0f}%"
+        lines.append(line)
+    if fetch:
+        lines.append(f"{'fetch':>9}  {str(fetch['feeds']) + ' feeds @ ' + str(int(fetch['latency_s'] * 1000)) + ' ms':<32} "
+                     f"{'-':>6} {fetch['feeds_per_s']:>6,.0f} feeds/s{'':>10}{fetch['pipeline_s']:>8.1f}")
+    if seed:
+        label = "seed run (make run)"
+        if seed["ok"]:
+            lines.append(f"{'seeds':>9}  {label:<32} {'-':>6} {'':>10} {1000 * seed['cpu_s'] / max(1, seed['entries'] or 1):>9.0f} "
+                         f"{seed['wall_s']:>8.1f} {_mb(seed['peak_rss']):>9}")
+        else:
+            lines.append(f"{'seeds':>9}  {label:<32} FAILED: {seed['error']}")
+    lines += _component_lines(components or {})
+    lines += ["", f"targets (at {_target_size(results):,} entries):"]
+    for label, value, goal, met in targets(results, fetch, seed):
+        lines.append(f"  {label:<58} {value:>11}  {goal:<15} {met}")
+    agreement = [r for r in results if r.language_agreement is not None and r.contestant != "floor"]
+    if agreement:
+        worst = min(r.language_agreement for r in agreement)
+        lines.append(f"language tags agreeing with the corpus: at least {worst * 100:.1f}% in every run")
+    lines.append(f"total {context['elapsed_s'] / 60:.1f} min")
+    return "\n".join(lines)
+
+
+def _ratio(r: Result, other: Optional[Result]) -> str:
+    if other is None or not other.ok or not other.cpu_s or r is other:
+        return "-" if other is None or r is other else "n/a"
+    return f"{r.cpu_per_1k / other.cpu_per_1k:.2f}x"
+
+
+def _target_size(results: List[Result]) -> int:
+    sizes = sorted({r.size for r in results})
+    return 100_000 if 100_000 in sizes else (sizes[-1] if sizes else 0)
+
+
+def targets(results: List[Result], fetch, seed):
+    """(label, value, goal, verdict) for each target the issue set."""
+    by = {(r.size, r.contestant): r for r in results if r.ok}
+    sizes = sorted({r.size for r in results})
+    at = _target_size(results)
+    out = []
+
+    def verdict(ok):
+        return "met" if ok else "NOT MET"
+
+    pipe, base, mp = by.get((at, "pipeline")), by.get((at, "baseline")), by.get((at, "pipeline-mp"))
+    if pipe and base:
+        ratio = pipe.cpu_per_1k / base.cpu_per_1k
+        out.append(("pipeline CPU per entry / baseline", f"{ratio:.2f}x", "<= 1.5x",
+                    verdict(ratio <= 1.5)))
+    if pipe and mp:
+        speedup = mp.entries_per_s / pipe.entries_per_s
+        note = ""
+        if mp.machine_speedup:
+            note = (f" (this machine ran the same parse work {mp.machine_speedup:.2f}x as fast"
+                    f" in two processes as in one, around this run)")
+        out.append(("multi_processing x2 / in-process throughput", f"{speedup:.2f}x", ">= 1.6x",
+                    verdict(speedup >= 1.6) + note))
+    for name in ("pipeline", "pipeline-mp"):
+        r = by.get((at, name))
+        if r:
+            out.append((f"peak RSS, {CONTESTANTS[name]}", _mb(r.peak_rss), "< 1.5 GB",
+                        verdict(r.peak_rss < 1.5e9)))
+    for name in ("pipeline", "pipeline-mp"):
+        points = [(s, by[(s, name)].peak_rss) for s in sizes if (s, name) in by]
+        for (s1, r1), (s2, r2) in zip(points, points[1:]):
+            growth, scale = r2 / r1, s2 / s1
+            out.append((f"RSS growth, {CONTESTANTS[name]}, {s1 // 1000:,}k -> {s2 // 1000:,}k",
+                        f"{growth:.1f}x", f"< {scale:.0f}x", verdict(growth < scale)))
+    if fetch:
+        out.append((f"fetch {fetch['feeds']:,} feeds at {fetch['latency_s'] * 1000:.0f} ms, Beam start-up included",
+                    f"{fetch['feeds_per_s']:.0f} feeds/s", ">= 200 feeds/s", verdict(fetch["feeds_per_s"] >= 200)
+                    + f" ({fetch['steady_feeds_per_s']:.0f}/s once started)"))
+    if seed:
+        out.append(("seed run wall, Beam start-up included", f"{seed['wall_s']:.1f} s", "< 15 s",
+                    verdict(seed["ok"] and seed["wall_s"] < 15)))
+    return out
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", choices=sorted(SCALES), default="default")
+    parser.add_argument("--sizes", help="comma-separated entry counts (instead of --scale)")
+    parser.add_argument("--compare-with", metavar="CHECKOUT", type=Path,
+                        help="also run the pipeline of another checkout of newswatch in-process "
+                             "(e.g. `git worktree add /tmp/base main`), on the same corpus")
+    parser.add_argument("--contestants", default="floor,baseline,pipeline,pipeline-mp",
+                        help=f"comma-separated subset of {','.join(CONTESTANTS)}")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each contestant (median reported)")
+    parser.add_argument("--latency", type=float, default=0.02, help="corpus server latency, seconds")
+    parser.add_argument("--fetch-feeds", type=int, default=1000)
+    parser.add_argument("--fetch-latency", type=float, default=0.1)
+    parser.add_argument("--skip-fetch", action="store_true")
+    parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--components", default=",".join(COMPONENTS),
+                        help=f"component benchmarks to run (of {','.join(COMPONENTS)}; '' for none)")
+    parser.add_argument("--results", default=str(RESULTS), help="folder for latest.txt/latest.json")
+    args = parser.parse_args(argv)
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else SCALES[args.scale]
+    names = [n for n in args.contestants.split(",") if n]
+    other = args.compare_with.resolve() if args.compare_with else None
+    if other is not None:
+        if not (other / "pipeline" / "cli.py").exists():
+            parser.error(f"--compare-with {other}: not a newswatch checkout")
+        names.insert(names.index("pipeline") + 1 if "pipeline" in names else len(names), "pipeline-other")
+    unknown = set(names) - set(CONTESTANTS) | {c for c in args.components.split(",") if c} - set(COMPONENTS)
+    if unknown or args.repeat < 1:
+        parser.error(f"unknown contestants or components {sorted(unknown)}" if unknown
+                     else "--repeat must be >= 1")
+
+    started = time.perf_counter()
+
+    def log(message: str) -> None:
+        print(f"[{time.perf_counter() - started:6.0f} s] {message}", file=sys.stderr, flush=True)
+
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    topics = load_topic_definitions(str(TOPICS))
+    results: List[Result] = []
+    work = tempfile.mkdtemp(prefix="newswatch-bench-")
+    try:
+        for size in sizes:
+            results += measure_size(size, names, args.repeat, args.latency, work, topics, log, other)
+        fetch = None if args.skip_fetch else measure_fetch(args.fetch_feeds, args.fetch_latency, log)
+        seed = None if args.skip_seed else measure_seed_run(work, log)
+        components = {name: measure_component(name, log) for name in args.components.split(",") if name}
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    spec = corpus.CorpusSpec()
+    context = {
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "machine": machine(),
+        "load_before": load_before,
+        "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
+        "corpus": (f"{spec.items_per_feed} items per feed, {spec.polls} polls of each feed; "
+                   f"{spec.repeat_share:.0%} of items repeated, {spec.match_share:.0%} of stories matching "
+                   f"seeds/topics.yaml, {spec.content_share:.0%} with 3-10 KB content; "
+                   f"6 languages; served from 127.0.0.1 at {args.latency * 1000:.0f} ms a request"),
+        "repeat": args.repeat,
+        "other": _describe_checkout(other) if other else "",
+        "elapsed_s": time.perf_counter() - started,
+    }
+    table = render(results, fetch, seed, context, components)
+    print(table)
+    os.makedirs(args.results, exist_ok=True)
+    Path(args.results, "latest.txt").write_text(table + "\n")
+    Path(args.results, "latest.json").write_text(json.dumps({
+        "context": context, "results": [asdict(r) for r in results], "fetch": fetch, "seed": seed,
+        "components": components,
+    }, indent=1, default=str))
+    return 0 if (all(r.ok for r in results) and (seed is None or seed["ok"])
+                 and not any("error" in c for c in components.values())) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
