@@ -18,7 +18,7 @@ with the number of rules:
   any, such as `NOT sport` or `language:ko`) are evaluated.
 
 Positions and character offsets are worked out only for what needs them:
-phrases whose words are all present, NEAR, ATLEAST and reported matches.
+phrase starts, NEAR, ATLEAST and reported matches.
 """
 from __future__ import annotations
 
@@ -177,7 +177,6 @@ class _TermIndex:
         self.chunks: Dict[str, _Chunk] = {}           # the chunks with something in them
         self.interesting: set = set()                  # their keys, for one set intersection
         self.seen_words: set = set()                   # every word seen
-        self.hit_words: set = set()                    # those with something in them
         self.unspaced_words: set = set()               # those of unspaced scripts
         # what a word holds, for the words with something in them:
         # (one-word keys, phrases that may start, unspaced terms inside it)
@@ -196,7 +195,7 @@ class _TermIndex:
         fresh = present - self.seen_words
         if fresh:
             self._learn_words(fresh)
-        found = present & self.hit_words
+        found = self.word_hits.keys() & present
         joinable = self.trie_words.start_re is not None and not self.unspaced_words.isdisjoint(present)
         if not (found or joinable):
             return  # most fields: nothing new in them
@@ -250,7 +249,6 @@ class _TermIndex:
                     inside.setdefault(i, []).append((key, a - start, b - start))
                 for i, hits in inside.items():
                     self.word_hits[unspaced[i]] = ((), None, tuple(hits))
-                    self.hit_words.add(unspaced[i])
             if self.folding:  # their accent-folded forms may be terms
                 check.update(w for w in fresh if not w.isascii())
                 check.difference_update(unspaced)
@@ -258,14 +256,13 @@ class _TermIndex:
             singles, phrases = self._lookup(word)
             if singles or phrases is not None:
                 self.word_hits[word] = (singles, phrases, ())
-                self.hit_words.add(word)
 
     def forget_if_full(self) -> None:
         """Bound the memory; called between stories only, since a story's
         scan relies on its chunks staying known."""
         if len(self.seen) >= _CACHE_LIMIT:
             for table in (self.seen, self.words, self.chunks, self.interesting, self.seen_words,
-                          self.hit_words, self.unspaced_words, self.word_hits):
+                          self.unspaced_words, self.word_hits):
                 table.clear()
 
     def _lookup(self, word: str) -> Tuple[tuple, Optional[_PhraseStarts]]:
