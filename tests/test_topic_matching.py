@@ -3,7 +3,8 @@ the explanation (topic, term, field, offset) of every match."""
 import pytest
 
 from transforms.records import Match
-from transforms.topics import Not, Or, Topic, TopicMatcher, tokenize
+from transforms.topics import Not, Or, Topic, TopicMatcher, normalize, tokenize
+from transforms.topics.text import TOKEN_RE, find_words
 
 
 def matches(query, title="", summary="", content="", fold=False, **story):
@@ -25,6 +26,16 @@ class TestNormalisation:
         assert tokenize("Kim Jong-un's ＤＰＲＫ Straße") == ["kim", "jong", "un", "s", "dprk", "strasse"]
         assert tokenize("#north_korea") == ["north", "korea"]
         assert tokenize("DPRK는 미사일을") == ["dprk", "는", "미사일을"]
+
+    def test_fast_word_split_agrees_with_token_re(self):
+        # find_words lists TOKEN_RE's classes out as bitmaps; every character
+        # must fall on the same side, alone and between letters.
+        for cp in range(0x10000):
+            if not 0xD800 <= cp < 0xE000:
+                text = normalize(f"ab{chr(cp)}c {chr(cp)}")
+                assert find_words(text) == TOKEN_RE.findall(text), hex(cp)
+        for text in ("a\U0001d400b 𠀀북한", "x\u0301\U0001d165y", "ÄÖÜ ＤＰＲＫ"):
+            assert find_words(normalize(text)) == TOKEN_RE.findall(normalize(text))
 
     def test_combining_marks_stay_inside_words(self):
         # Python's \w leaves out Indic vowel signs; a word must not break there.
@@ -274,6 +285,57 @@ class TestExplanations:
 
     def test_korean_offsets(self):
         assert matches("북한", summary="…오늘 북한은") == [("북한", "summary", 4)]
+
+
+class TestScanShortcuts:
+    """The matcher learns a field's new chunks together and skips work by
+    set tests; each shortcut must leave the answer as the long way gives it."""
+
+    def test_term_found_after_its_letters_inside_other_chunks(self):
+        # "korea" first occurs inside "northkorea" and "koreans"; the chunk
+        # that holds it as a word comes third.
+        assert matches("korea", content="northkorea koreans korea.") == [("korea", "content", 19)]
+
+    def test_several_new_chunks_with_terms_in_one_field(self):
+        assert matches("dprk OR pyongyang", title="(DPRK) says Pyongyang: dprk,") == [
+            ("dprk", "title", 1), ("pyongyang", "title", 12)]
+
+    def test_phrase_words_present_but_apart_do_not_match(self):
+        assert matches('"missile launch"', content="a missile, then a launch") is None
+        assert matches('"missile launch"', content="launch missile") is None
+        assert matches('"missile launch*"', content="missile test launches") is None
+        assert matches('"missile launch"', content="the missile, launch") == [
+            ("missile launch", "content", 4)]
+
+    def test_phrase_continues_into_a_chunk_seen_before_without_terms(self):
+        # "launch." is learnt in the first story as a chunk with nothing in
+        # it; its words are worked out when the phrase asks for them.
+        m = TopicMatcher([("t", '"missile launch"')])
+        assert m.match("launch.", "", "") == []
+        assert m.match("missile launch.", "", "") == [("t", [Match("t", "missile launch", "title", 0)])]
+
+    def test_wildcard_prefixes_among_new_words(self):
+        assert matches("missil*", content="dummy missi missiles, missile-launchers") == [
+            ("missil*", "content", 12)]
+        assert matches("missil* OR launch*", content="missi launc") is None
+        assert matches("corée*", title="Les Coréens", fold=True) == [("corée*", "title", 4)]
+        assert matches("corée*", title="Les Coreens", fold=True) == [("corée*", "title", 4)]
+        assert matches("corée*", title="Les Coreens") is None
+
+    def test_unspaced_terms_in_later_words_of_a_field(self):
+        # New Korean words are scanned as one text; a hit maps back to its
+        # own word and place in it.
+        assert matches("북한", content="오늘은 정부가 남북한의") == [("북한", "content", 9)]
+        assert matches("북한 OR 北朝鮮", content="오늘은 정부가 北朝鮮は 북한") == [
+            ("北朝鮮", "content", 8), ("북한", "content", 13)]
+
+    def test_offsets_after_characters_normalisation_changes(self):
+        content = "Straße ﬁnal… ＤＰＲＫ Korea"
+        assert matches("korea", content=content) == [("korea", "content", 18)]
+        assert matches("final", content=content) == [("final", "content", 7)]
+        # a letter and a separate accent join into one character: the
+        # offsets of later chunks still count the stored characters
+        assert matches("korea", content="Cafe\u0301 Korea") == [("korea", "content", 6)]
 
 
 class TestTopicMatcher:

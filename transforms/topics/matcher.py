@@ -3,39 +3,52 @@
 Work per story grows with the story's length and the topics it hits, not
 with the number of rules:
 
-- a field is split at whitespace (C speed); each distinct chunk ("Korea's",
-  "북한은") is normalised, cut into words and looked up in tables built from
-  all topics' terms once, and the answer is kept: news vocabulary repeats,
-  so most chunks of a story are known already, and one set intersection
-  finds the few that contain anything;
+- a field is split at whitespace (C speed) and its distinct chunks
+  ("Korea's", "북한은") are looked up in what is known about the chunks
+  seen so far: news vocabulary repeats, so most are known already, and one
+  set intersection finds the few that contain anything;
+- a field's new chunks are read together: one normalisation and one word
+  split of them all, then set operations and one prefix regex over their
+  words leave the few words to look up in tables built from all topics'
+  terms once; only the chunks holding such a word are read one by one;
 - Korean, Japanese, Chinese and Thai terms are found with a character trie;
+- a phrase is followed past its first word only when the next word can
+  continue it (one dict lookup);
 - only topics whose necessary terms were found (or that can match without
   any, such as `NOT sport` or `language:ko`) are evaluated.
 
 Positions and character offsets are worked out only for what needs them:
-phrases whose words are all present, NEAR, ATLEAST and reported matches.
+phrase starts, NEAR, ATLEAST and reported matches.
 """
 from __future__ import annotations
 
 import bisect
 import functools
 import itertools
+import operator
 import re
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from transforms.records import Match
 from transforms.topics.query import TEXT_FIELDS, And, AtLeast, Key, Near, Node, Or, Term
 from transforms.topics.rules import CompiledTopic, TopicDef, compile_rules, topics_version
-from transforms.topics.text import TOKEN_RE, fold_accents, is_unspaced, normalize, offset_mapper
+from transforms.topics.text import (
+    UNSPACED_RE,
+    find_words,
+    fold_accents,
+    is_unspaced,
+    normalize,
+    offset_mapper,
+    word_re,
+)
 
 FIELD_ORDER = {name: i for i, name in enumerate(TEXT_FIELDS + ("source", "language"))}
 UNDETERMINED = "und"
 _NOTHING: frozenset = frozenset()
 _END = ""                 # trie marker; no character key is empty
 _CACHE_LIMIT = 200_000    # distinct chunks remembered per matcher (some tens of MB)
-# Punctuation that often sticks to a word ("Korea," "(DPRK)"); stripped
-# before the fast path for plain ASCII words.
-_EDGE_PUNCTUATION = ".,;:!?\"'()[]{}<>"
+# Words of unspaced scripts, among words joined by newlines.
+_UNSPACED_WORD_RE = re.compile(f"^{UNSPACED_RE.pattern}[^\n]*", re.M)
 
 Language = Union[None, str, Callable[[], str]]
 
@@ -59,7 +72,7 @@ class _Chunk:
 def _chunk_offsets(raw: str) -> Tuple[List[int], Callable[[int], int]]:
     """Word starts in normalize(raw), and the map back to offsets in raw."""
     norm = normalize(raw)
-    return [m.start() for m in TOKEN_RE.finditer(norm)], offset_mapper(raw, norm)
+    return [m.start() for m in word_re(norm).finditer(norm)], offset_mapper(raw, norm)
 
 
 def raw_offset(raw: str, word: int, char: int = 0) -> int:
@@ -76,6 +89,16 @@ def _trie_pattern(node: dict) -> str:
         return ""
     body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
     return f"(?:{body})?" if _END in node else body
+
+
+class _ChunkWords(dict):
+    """Chunk -> its words. The words of a chunk without terms are needed
+    only now and then (the word after a phrase's first word, words between
+    NEAR's sides), so they are worked out when first asked for."""
+
+    def __missing__(self, raw: str) -> Tuple[str, ...]:
+        words = self[raw] = tuple(find_words(normalize(raw)))
+        return words
 
 
 class _Trie:
@@ -140,56 +163,107 @@ class _TermIndex:
         self.folding = bool(self.exact[True] or self.prefix[True])
         self.trie_word.freeze()
         self.trie_words.freeze()
-        self.words: Dict[str, Tuple[str, ...]] = {}   # every chunk seen -> its words
+        # C-speed filters for new words: a superset of the words with
+        # something in them, which _lookup then settles one by one.
+        self._exact_words = frozenset(self.exact[False]).union(self.exact[True])
+        prefixes = _Trie()
+        for mode in (False, True):
+            for p in self.prefix[mode]:
+                prefixes.add(p, True)
+        self._prefix_re = (re.compile(f"^{_trie_pattern(prefixes.root)}[^\n]*", re.M)
+                           if prefixes.root else None)
+        self.seen: set = set()                         # every chunk seen
+        self.words = _ChunkWords()                     # chunk -> its words, when asked
         self.chunks: Dict[str, _Chunk] = {}           # the chunks with something in them
         self.interesting: set = set()                  # their keys, for one set intersection
-        self.word_hits: Dict[str, Tuple[tuple, tuple]] = {}  # "korea" for "Korea," and "korea"
+        self.seen_words: set = set()                   # every word seen
+        self.unspaced_words: set = set()               # those of unspaced scripts
+        # what a word holds, for the words with something in them:
+        # (one-word keys, phrases that may start, unspaced terms inside it)
+        self.word_hits: Dict[str, Tuple[tuple, Optional[_PhraseStarts], tuple]] = {}
 
-    def learn(self, raw: str) -> None:
-        """Read a chunk not seen before."""
-        core = raw.strip(_EDGE_PUNCTUATION)
-        if core.isascii() and core.isalnum():  # most chunks: a plain word, maybe with a comma
-            word = core.lower()
-            self.words[raw] = (word,)
-            hits = self.word_hits.get(word)
-            if hits is None:
-                hits = self.word_hits[word] = self._lookup(word)
-            if hits[0] or hits[1] is not None:
-                self.chunks[raw] = _Chunk(raw, tuple((key, 0) for key in hits[0]),
-                                          ((0, hits[1]),) if hits[1] is not None else (), (), False)
+    def learn(self, new: Iterable[str]) -> None:
+        """Read the chunks of a field not seen before, together: one
+        normalisation and one word split for all, set operations at C speed
+        for the few words worth a lookup, and a look at the chunks only
+        where such a word is."""
+        raws = list(new)
+        self.seen.update(raws)
+        # No character normalises to or across a newline.
+        joined = normalize("\n".join(raws))
+        present = set(find_words(joined))
+        fresh = present - self.seen_words
+        if fresh:
+            self._learn_words(fresh)
+        found = self.word_hits.keys() & present
+        joinable = self.trie_words.start_re is not None and not self.unspaced_words.isdisjoint(present)
+        if not (found or joinable):
+            return  # most fields: nothing new in them
+        lines = joined.split("\n")
+        if joinable:  # a several-word unspaced term may start in any chunk
+            todo: Iterable[int] = range(len(raws))
+        else:
+            # the chunks holding a found word, by where it occurs in `joined`
+            ends = list(map(operator.add, itertools.accumulate(map(len, lines)), itertools.count()))
+            todo = set()
+            for word in found:
+                at = joined.find(word)
+                while at >= 0:
+                    todo.add(bisect.bisect_right(ends, at))
+                    at = joined.find(word, at + 1)
+        word_hits = self.word_hits
+        for i in todo:
+            raw = raws[i]
+            words = self.words[raw] = tuple(find_words(lines[i]))
+            unspaced = joinable and not self.unspaced_words.isdisjoint(words)
+            singles, phrases, unspaced_hits = [], [], []
+            for j, word in enumerate(words):
+                hits = word_hits.get(word)
+                if hits is not None:
+                    singles.extend((key, j) for key in hits[0])
+                    if hits[1] is not None:
+                        phrases.append((j, hits[1]))
+                    unspaced_hits.extend((key, j, a, b) for key, a, b in hits[2])
+            if singles or phrases or unspaced_hits or unspaced:
+                self.chunks[raw] = _Chunk(raw, tuple(singles), tuple(phrases), tuple(unspaced_hits),
+                                          unspaced)
                 self.interesting.add(raw)
-            return
-        words = tuple(TOKEN_RE.findall(normalize(raw)))
-        self.words[raw] = words
-        singles, phrases, unspaced_hits = [], [], []
-        unspaced = False
-        for j, word in enumerate(words):
-            if is_unspaced(word[0]):  # a run of Korean, Japanese, Chinese or Thai
-                unspaced = True
-                if self.trie_word.start_re is not None:
-                    unspaced_hits.extend((key, j, a, b) for key, a, b in self.trie_word.scan(word))
-                continue
-            hits = self.word_hits.get(word)
-            if hits is None:
-                hits = self.word_hits[word] = self._lookup(word)
-            if hits[0]:
-                singles.extend((key, j) for key in hits[0])
-            if hits[1] is not None:
-                phrases.append((j, hits[1]))
-        unspaced = unspaced and self.trie_words.start_re is not None
-        if singles or phrases or unspaced_hits or unspaced:
-            self.chunks[raw] = _Chunk(raw, tuple(singles), tuple(phrases), tuple(unspaced_hits),
-                                      unspaced)
-            self.interesting.add(raw)
+
+    def _learn_words(self, fresh: set) -> None:
+        self.seen_words.update(fresh)
+        joined = "\n".join(fresh)
+        check = fresh & self._exact_words
+        if self._prefix_re is not None:
+            check.update(self._prefix_re.findall(joined))
+        if not joined.isascii():
+            unspaced = _UNSPACED_WORD_RE.findall(joined)  # runs of Korean, Japanese, ...
+            self.unspaced_words.update(unspaced)
+            if self.trie_word.start_re is not None and unspaced:
+                # One scan over them all (no term holds a newline).
+                text = "\n".join(unspaced)
+                ends = list(map(operator.add, itertools.accumulate(map(len, unspaced)), itertools.count()))
+                inside: Dict[int, list] = {}
+                for key, a, b in self.trie_word.scan(text):
+                    i = bisect.bisect_right(ends, a)
+                    start = ends[i] - len(unspaced[i])
+                    inside.setdefault(i, []).append((key, a - start, b - start))
+                for i, hits in inside.items():
+                    self.word_hits[unspaced[i]] = ((), None, tuple(hits))
+            if self.folding:  # their accent-folded forms may be terms
+                check.update(w for w in fresh if not w.isascii())
+                check.difference_update(unspaced)
+        for word in check:
+            singles, phrases = self._lookup(word)
+            if singles or phrases is not None:
+                self.word_hits[word] = (singles, phrases, ())
 
     def forget_if_full(self) -> None:
         """Bound the memory; called between stories only, since a story's
         scan relies on its chunks staying known."""
-        if len(self.words) >= _CACHE_LIMIT:
-            self.words.clear()
-            self.chunks.clear()
-            self.interesting.clear()
-            self.word_hits.clear()
+        if len(self.seen) >= _CACHE_LIMIT:
+            for table in (self.seen, self.words, self.chunks, self.interesting, self.seen_words,
+                          self.unspaced_words, self.word_hits):
+                table.clear()
 
     def _lookup(self, word: str) -> Tuple[tuple, Optional[_PhraseStarts]]:
         """(keys of one-word terms, phrases that may start) for a word."""
@@ -229,6 +303,11 @@ class _PhraseStarts:
                 (self.folded if folded else self.plain).setdefault(pieces[1], []).append(key)
         self.wild = tuple(wild)
 
+    def may_follow(self, word: str) -> bool:
+        """Whether a phrase may go on with `word` (a cheap test first)."""
+        return bool(self.wild) or word in self.plain or (
+            bool(self.folded) and fold_accents(word) in self.folded)
+
     def candidates(self, word: str) -> Sequence[Key]:
         """Keys whose second piece may be `word`; the callers sort what they find."""
         found = list(self.wild)
@@ -263,8 +342,9 @@ class _FieldScan:
         self._raw_starts: Optional[List[int]] = None
         self._occurrences: Dict[Key, List[Occurrence]] = {}
         distinct = set(raws)
-        for raw in distinct.difference(index.words):  # new to this matcher
-            index.learn(raw)
+        new = distinct.difference(index.seen)  # chunks new to this matcher
+        if new:
+            index.learn(new)
         singles: Dict[Key, list] = {}
         unspaced: Dict[Key, list] = {}
         phrase_chunks = []
@@ -312,6 +392,11 @@ class _FieldScan:
             self._where[raw] = found
         return found
 
+    def _first(self, raw: str) -> int:
+        """Index of a chunk's first occurrence in self.raws."""
+        found = self._where.get(raw) if self._where is not None else None
+        return found[0] if found else self.raws.index(raw)
+
     def _words_after(self, at: int, j: int, count: int) -> List[Tuple[int, int, str]]:
         """The `count` words after word j of chunk `at`: (chunk, word, text)."""
         words_of, raws = self.index.words, self.raws
@@ -328,17 +413,27 @@ class _FieldScan:
         return out
 
     def _find_phrases(self, chunks: List[_Chunk]) -> None:
-        raws = self.raws
+        raws, words_of = self.raws, self.index.words
         wanted = {chunk.raw: chunk for chunk in chunks}
-        for at in [i for i, raw in enumerate(raws) if raw in wanted]:
+        # Where they are, in one pass at C speed (phrases here tend to
+        # start with common words, so one list.index pass each costs more).
+        for at in itertools.compress(itertools.count(), map(wanted.__contains__, raws)):
             chunk = wanted[raws[at]]
+            words = words_of[chunk.raw]
             for j, starts in chunk.phrases:
-                rest = self._words_after(at, j, 1)
-                if not rest:
-                    continue
-                keys = starts.candidates(rest[0][2])
-                if keys and starts.longest > 1:
-                    rest = self._words_after(at, j, starts.longest)
+                if j + 1 < len(words):
+                    after = words[j + 1]
+                else:  # the first word of the next chunk with words
+                    k = at + 1
+                    while k < len(raws) and not words_of[raws[k]]:
+                        k += 1
+                    if k == len(raws):
+                        continue
+                    after = words_of[raws[k]][0]
+                if not starts.may_follow(after):
+                    continue  # nearly always
+                keys = starts.candidates(after)
+                rest = self._words_after(at, j, starts.longest)
                 for folded, pieces in keys:
                     n = len(pieces) - 1
                     if len(rest) >= n and all(
@@ -382,9 +477,9 @@ class _FieldScan:
 
     def first_start(self, key: Key) -> Place:
         if key in self._singles:  # the common cases, without listing every occurrence
-            return min((self._positions(raw)[0], j, 0) for raw, j in self._singles[key])
+            return min((self._first(raw), j, 0) for raw, j in self._singles[key])
         if key in self._unspaced:
-            return min((self._positions(raw)[0], j, a) for raw, j, a, _ in self._unspaced[key])
+            return min((self._first(raw), j, a) for raw, j, a, _ in self._unspaced[key])
         return self.occurrences(key)[0][0]
 
     def words_between(self, first: Place, second: Place, limit: int) -> int:
