@@ -402,7 +402,6 @@ class SourceIs(Node):
     def scoped(self, fields, position):
         raise QuerySyntaxError(f"source: cannot be used inside {fields[0]}:", position)
 
-
     def __str__(self):
         return f"source:{self.host}"
 
