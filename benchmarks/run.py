@@ -20,6 +20,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -306,8 +307,6 @@ def measure_seed_run(work: str, log) -> dict:
 
 
 def _describe_checkout(path: Path) -> str:
-    import subprocess
-
     commit = subprocess.run(["git", "-C", str(path), "log", "-1", "--format=%h %s"],
                             capture_output=True, text=True).stdout.strip()
     return f"{path} ({commit or 'not a git checkout'})"
