@@ -33,6 +33,17 @@ def s3(tmp_path_factory):
     store.stop()
 
 
+@pytest.fixture(params=["python", "hyperscan"])
+def matcher_engine(request, monkeypatch):
+    """The test once with each scan of the topic matcher: both must find the
+    same matches. On this project's platforms hyperscan is installed, so a
+    missing one fails rather than skips."""
+    from transforms.topics import matcher
+
+    monkeypatch.setattr(matcher, "DEFAULT_ENGINE", request.param)
+    return request.param
+
+
 def pytest_configure(config):
     # Beam's TestPipeline is a class named Test*; it is not a test.
     config.addinivalue_line("filterwarnings", "ignore::pytest.PytestCollectionWarning")

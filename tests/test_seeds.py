@@ -9,6 +9,9 @@ from pipeline.cli import main
 from pipeline.config import load_topics
 from transforms.topics import TopicMatcher
 
+# Every test once with each scan of the matcher (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("matcher_engine")
+
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
 

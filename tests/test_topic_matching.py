@@ -6,6 +6,9 @@ from transforms.records import Match
 from transforms.topics import Not, Or, Topic, TopicMatcher, normalize, tokenize
 from transforms.topics.text import TOKEN_RE, find_words
 
+# Every test once with each scan of the matcher (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("matcher_engine")
+
 
 def matches(query, title="", summary="", content="", fold=False, **story):
     """The matches of a single topic `t`, as (term, field, offset); None when

@@ -17,6 +17,9 @@ from transforms.records import Match, Story
 from transforms.topics import (KeepMatched, MatchTopics, TagTopics, Topic, TopicError, TopicMatcher, compile_rules,
                               tag_story, topics_version, without_text)
 
+# Every test once with each scan of the matcher (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("matcher_engine")
+
 
 def story(sid, title, summary="", content="", source=None, language=None):
     return Story(story_id=sid, url=f"https://example.com/{sid}", canonical_url=f"https://example.com/{sid}",

@@ -21,7 +21,8 @@ REALFEEDS = ROOT.parent / "shared" / "corpora" / "realfeeds"
 LABELS = Path(__file__).with_name("dprk_labels.tsv")
 MIN_PRECISION = MIN_RECALL = 0.95
 
-pytestmark = pytest.mark.skipif(not REALFEEDS.is_dir(), reason="../shared/corpora/realfeeds is absent")
+pytestmark = [pytest.mark.skipif(not REALFEEDS.is_dir(), reason="../shared/corpora/realfeeds is absent"),
+              pytest.mark.usefixtures("matcher_engine")]  # each scan of the matcher
 
 
 def read_labels():

@@ -32,6 +32,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Un
 from transforms.records import Match
 from transforms.topics.query import TEXT_FIELDS, And, AtLeast, Key, Near, Node, Or, Term
 from transforms.topics.rules import CompiledTopic, TopicDef, compile_rules, topics_version
+from transforms.topics import hyperscan_scan
 from transforms.topics.text import (
     UNSPACED_RE,
     find_words,
@@ -528,10 +529,10 @@ def _bounded(text: str, start: int, end: int) -> bool:
 class _StoryScan:
     """What the query nodes ask about one story (the `ctx` of query.Node)."""
 
-    def __init__(self, index: _TermIndex, fields: Sequence[Optional[str]],
+    def __init__(self, scanner: "_Scanner", fields: Sequence[Optional[str]],
                  source: Optional[str], language: Language):
         self.scans: Dict[str, Optional[_FieldScan]] = {
-            name: _FieldScan(index, text) if text else None for name, text in zip(TEXT_FIELDS, fields)
+            name: scanner.field(text) if text else None for name, text in zip(TEXT_FIELDS, fields)
         }
         self.found = {name: (s.found if s else _NOTHING) for name, s in self.scans.items()}
         self.found_any = frozenset().union(*self.found.values())
@@ -637,10 +638,52 @@ def _triggers(node: Node) -> Optional[frozenset]:
     return None  # Not, SourceIs, LanguageIs
 
 
-class TopicMatcher:
-    """All topics against one story at a time; built once per worker."""
+ENGINES = ("auto", "hyperscan", "python")
+DEFAULT_ENGINE = "auto"   # the tests run every matching test with each engine
 
-    def __init__(self, topics: Iterable[TopicDef]):
+
+class _Scanner:
+    """Reads a field with Hyperscan when it is installed, else (or for a
+    field with characters beyond U+FFFF) with the pure-Python index; both
+    find the same matches."""
+
+    def __init__(self, keys: set, engine: str):
+        if engine not in ENGINES:
+            raise ValueError(f"unknown matcher engine {engine!r} (one of {', '.join(ENGINES)})")
+        if engine == "hyperscan" and not hyperscan_scan.AVAILABLE:
+            raise RuntimeError("matcher engine 'hyperscan' asked for, but the hyperscan package "
+                               "does not import")
+        self.keys = keys
+        use_fast = engine == "hyperscan" or (engine == "auto" and hyperscan_scan.AVAILABLE)
+        self.fast = hyperscan_scan.HyperscanIndex(keys) if use_fast else None
+        self.engine = "hyperscan" if use_fast else "python"
+        self._python: Optional[_TermIndex] = None
+
+    @property
+    def python(self) -> _TermIndex:
+        if self._python is None:
+            self._python = _TermIndex(self.keys)
+        return self._python
+
+    def field(self, text: str):
+        if self.fast is not None:
+            try:
+                return self.fast.field_scan(text)
+            except hyperscan_scan.Unreadable:
+                pass
+        return _FieldScan(self.python, text)
+
+    def forget_if_full(self) -> None:
+        if self._python is not None:
+            self._python.forget_if_full()
+
+
+class TopicMatcher:
+    """All topics against one story at a time; built once per worker.
+
+    `engine`: "auto" (Hyperscan if installed), "hyperscan" or "python"."""
+
+    def __init__(self, topics: Iterable[TopicDef], engine: Optional[str] = None):
         compiled = compile_rules(topics)
         self.version = topics_version(compiled)
         compiled = sorted(compiled, key=lambda c: c.topic.name)
@@ -663,7 +706,8 @@ class TopicMatcher:
         self._by_key = {k: tuple(sorted(v)) for k, v in by_key.items()}
         self._always = tuple(always)
         self.needs_language = any(n.needs_language for n in self._nodes)
-        self._index = _TermIndex(keys)
+        self._scanner = _Scanner(keys, engine or DEFAULT_ENGINE)
+        self.engine = self._scanner.engine
 
     def match(self, title: Optional[str] = "", summary: Optional[str] = "",
               content: Optional[str] = "", *, source: Optional[str] = None,
@@ -674,8 +718,8 @@ class TopicMatcher:
         (called only if a `language:` condition is reached), or None
         ("und"). Matches are sorted by field, offset and term.
         """
-        self._index.forget_if_full()
-        scan = _StoryScan(self._index, (title, summary, content), source, language)
+        self._scanner.forget_if_full()
+        scan = _StoryScan(self._scanner, (title, summary, content), source, language)
         candidates = set(self._always)
         by_key = self._by_key
         for key in scan.found_any:

@@ -142,7 +142,7 @@ def _length_changing_re() -> "re.Pattern[str]":
         for cp in range(0x80, 0x30000)
         if not 0xD800 <= cp < 0xE000 and len(_normalize_char(chr(cp))) != 1
     ]
-    return re.compile("[" + "".join(re.escape(c) for c in chars) + "]")
+    return re.compile(f"[{_char_class(chars)}]")  # ranges: re makes a bitmap of them
 
 
 def offset_mapper(original: str, normalized: str) -> Callable[[int], int]:
@@ -179,9 +179,25 @@ def offset_mapper(original: str, normalized: str) -> Callable[[int], int]:
     return to_original
 
 
+# A whitespace character, or a run of other characters.
+_CHUNK_OR_SPACE_RE = re.compile(r"\s|\S+")
+# A character and the combining marks after it (normalisation may join them).
+_CLUSTER_RE = re.compile(r"\S[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]*")
+
+
 def _slow_offset_mapper(original: str) -> Callable[[int], int]:
+    """For text whose normalisation joins characters ("e" + U+0301 -> "é"):
+    each normalised character maps to the start of the cluster (a letter and
+    its combining marks) it came from, or, where clusters interact beyond
+    that, to the start of its whitespace-separated chunk. Chunk by chunk, so
+    a field and its chunks map the same way."""
     owners: list[int] = []
-    for i, ch in enumerate(original):
-        owners.extend([i] * len(_normalize_char(ch)))
+    for chunk in _CHUNK_OR_SPACE_RE.finditer(original):
+        start, text = chunk.start(), chunk.group()
+        size = len(normalize(text))
+        mapped = []
+        for cluster in _CLUSTER_RE.finditer(text):
+            mapped.extend([start + cluster.start()] * len(normalize(cluster.group())))
+        owners.extend(mapped if len(mapped) == size else [start] * size)
     last = max(len(original) - 1, 0)
     return lambda offset: owners[offset] if offset < len(owners) else last
