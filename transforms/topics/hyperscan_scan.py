@@ -32,6 +32,7 @@ from transforms.topics.text import (
     UNSPACED_RE,
     _char_class,
     fold_accents,
+    has_astral,
     normalize,
     offset_mapper,
     word_re,
@@ -119,7 +120,7 @@ def words_form(norm: str) -> Optional[str]:
     it has characters beyond U+FFFF, which the classes here do not cover."""
     if norm.isascii():
         return norm
-    if len(norm.encode("utf-16-le", "surrogatepass")) != 2 * len(norm):
+    if has_astral(norm):
         return None
     separator = _regexes()["separator"]
     return separator.sub(" ", norm) if separator.search(norm) else norm
@@ -289,12 +290,12 @@ class HyperscanFieldScan:
             data = None
         if data is not None:
             plain_db, folded_db = index.latin1
-            _collect(plain_db, words, occurrences, data)
+            _collect_latin1(plain_db, words, data, occurrences)
             if index.folding:
                 folded = data.translate(_LATIN1_FOLD) if not data.isascii() else data
                 if _LATIN1_UNFOLDABLE_RE.search(folded):
                     raise Unreadable
-                _collect(folded_db, folded.decode("latin-1"), occurrences, folded)
+                _collect_latin1(folded_db, folded.decode("latin-1"), folded, occurrences)
         else:
             plain_db, folded_db = index.utf8
             _collect(plain_db, words, occurrences)
@@ -358,6 +359,39 @@ def _collect(db: _Database, form: str, occurrences: dict, data: Optional[bytes] 
             found.append((a, b))
 
 
+def _collect_latin1(db: _Database, form: str, data: bytes, occurrences: dict) -> None:
+    """_collect for Latin-1 text, where a word character is exactly one that
+    str.isalnum() accepts (no combining marks, no unspaced scripts), and
+    offsets are bytes: the hot loop of most Western news."""
+    if db.db is None:
+        return
+    hits: list = []
+    append = hits.append
+    db.db.scan(data, match_event_handler=lambda i, a, b, flags, ctx: append((i, b)))
+    n = len(form)
+    meta = db.meta
+    for i, b in hits:
+        key, cores, wild, _, tail = meta[i]
+        a = b - len(cores[-1])
+        if len(cores) > 1:
+            a = _phrase_start(form, a, cores, wild)
+            if a < 0:
+                continue
+        if a and form[a - 1].isalnum():
+            continue  # inside a longer word (most hits)
+        if tail == _END_WORD:
+            if b < n and form[b].isalnum():
+                continue
+        elif tail == _EXTEND:
+            b = _LATIN1_WORD_RUN_RE.match(form, b).end()
+        found = occurrences.get(key)
+        if found is None:
+            occurrences[key] = [(a, b)]
+        else:
+            found.append((a, b))
+
+
+_LATIN1_WORD_RUN_RE = re.compile(r"[^\W_]*")
 _ASCII_WORD_RUN_RE = re.compile("[0-9a-z]*")
 
 
