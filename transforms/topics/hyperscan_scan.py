@@ -99,20 +99,21 @@ def _regexes() -> dict:
     }
 
 
-def _latin1_folding() -> Tuple[bytes, "re.Pattern[bytes]"]:
-    """A bytes.translate table folding Latin-1 letters' accents, and the
-    bytes it leaves as 0xFF marks (letters whose folding is not one
-    Latin-1 letter, such as "æ"; "ÿ" itself folds to "y")."""
+def _latin1_folding() -> bytes:
+    """A bytes.translate table folding Latin-1 letters' accents as
+    text.fold_accents does; a letter whose folding is not one Latin-1
+    letter ("æ" -> "ae") becomes 0xFF, which nothing else does ("ÿ" folds
+    to "y")."""
     fold = fold_accents.__wrapped__
     table = bytearray(range(256))
     for c in range(0x80, 0x100):
         folded = fold(chr(c))
         if folded != chr(c):
             table[c] = ord(folded) if len(folded) == 1 and folded < "\xff" else 0xFF
-    return bytes(table), re.compile(b"\xff")
+    return bytes(table)
 
 
-_LATIN1_FOLD, _LATIN1_UNFOLDABLE_RE = _latin1_folding()
+_LATIN1_FOLD = _latin1_folding()
 
 
 def words_form(norm: str) -> Optional[str]:
@@ -151,94 +152,98 @@ def _is_word_char(form: str, i: int) -> bool:
 # ------------------------------------------------------------------ patterns
 
 
-def _escape(piece: str) -> str:
-    return "".join("\\x{%x}" % ord(ch) for ch in piece)
+def _utf8_bytes(piece: str) -> str:
+    # Byte by byte: Hyperscan compiles byte literals ~20x faster than the
+    # same text in its UTF-8 mode, and a literal that starts with a whole
+    # character can only match at a character's start.
+    return "".join("\\x%02x" % b for b in piece.encode("utf-8"))
 
 
 def _is_unspaced(piece: str) -> bool:
     return UNSPACED_RE.search(piece) is not None
 
 
-def _hs_class(body: str) -> str:
-    """A class body from text._char_class (literals re.escape'd) in
-    Hyperscan's syntax."""
-    out, i = [], 0
-    while i < len(body):
-        if body[i] == "\\":
-            out.append("\\x{%x}" % ord(body[i + 1]))
-            i += 2
-        elif body[i] == "-":  # re.escape escapes a literal "-": this is a range
-            out.append("-")
-            i += 1
-        else:
-            out.append("\\x{%x}" % ord(body[i]))
-            i += 1
-    return "".join(out)
-
-
-def key_pattern(pieces: Sequence[str], latin1: bool = False) -> str:
-    """A key's words as literals; between two Latin or two unspaced words a
-    gap of one or more separators, between a Latin and an unspaced word
-    ("DPRK는") of none or more."""
-    # No \b: it would spare the Python check of hits inside longer words,
-    # but measured, it makes the scan slower and compiling 3x slower.
+def key_pattern(pieces: Sequence[str]) -> str:
+    """A key's words as UTF-8 byte literals; between two Latin or two
+    unspaced words a gap of one or more separators, between a Latin and an
+    unspaced word ("DPRK는") of none or more. A wildcard before the last
+    word runs over anything but ASCII separators: _phrase_start checks
+    that what it ran over is one word."""
     parts = []
     for i, piece in enumerate(pieces):
         core = piece.rstrip("*")
         if i:
             same = _is_unspaced(pieces[i - 1]) == _is_unspaced(core)
             parts.append(f"{_ASCII_GAP}+" if same else f"{_ASCII_GAP}*")
-        parts.append(_escape(core))
+        parts.append(_utf8_bytes(core))
         if piece.endswith("*") and i < len(pieces) - 1:
-            parts.append(f"[{_hs_class(_latin1_words() if latin1 else _classes()[0])}]*")
+            parts.append(f"[^{_ASCII_GAP[1:-1]}]*")
     return "".join(parts)
 
 
-@functools.lru_cache(maxsize=1)
-def _latin1_words() -> str:
-    return _char_class([chr(c) for c in range(256) if TOKEN_RE.fullmatch(chr(c))])
-
-
 class _Database:
-    """Compiled patterns for text in one encoding and, per pattern id, what
-    a hit is checked with: (key, words without wildcards, wildcard flags,
-    must the start begin a word, what follows the end)."""
+    """Compiled patterns for any text (in UTF-8) and, per pattern id, what a
+    hit is checked with: (key, words without wildcards, wildcard flags, must
+    the start begin a word, what follows the end)."""
 
-    def __init__(self, keys: Sequence[Key], encoding: str):
-        self.encoding = encoding
-        latin1 = encoding == "latin-1"
+    def __init__(self, keys: Sequence[Key]):
         self.meta = []
         patterns = []
         for key in keys:
             pieces = key[1]
-            if latin1 and max(max(p) for p in pieces) > "\xff":
-                continue  # cannot occur in Latin-1 text
             last = pieces[-1]
             tail = _EXTEND if last.endswith("*") else _FREE if _is_unspaced(last) else _END_WORD
             self.meta.append((key, tuple(p.rstrip("*") for p in pieces),
                               tuple(p.endswith("*") for p in pieces),
                               not _is_unspaced(pieces[0]), tail))
-            patterns.append(key_pattern(pieces, latin1).encode("ascii"))
-        self.db = None
-        if patterns:
-            self.db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            self.db.compile(expressions=patterns, ids=list(range(len(patterns))),
-                            flags=0 if latin1 else hyperscan.HS_FLAG_UTF8)
+            patterns.append(key_pattern(pieces).encode("ascii"))
+        self.db = _compile(patterns, 0) if patterns else None
 
-    def scan(self, form: str, data: Optional[bytes] = None) -> List[Tuple[int, int]]:
-        """(pattern id, end) of every match in `form` (given as `data` in
-        this database's encoding), the end as a character offset."""
+    def scan(self, form: str) -> List[Tuple[int, int]]:
+        """(pattern id, end) of every match in `form`, the end as a character offset."""
         if self.db is None:
             return []
         hits: list = []
         append = hits.append
-        if data is None:
-            data = form.encode(self.encoding)
+        data = form.encode("utf-8")
         self.db.scan(data, match_event_handler=lambda i, a, b, flags, ctx: append((i, b)))
         if hits and len(data) != len(form):
             to_char = _char_offsets(data, [b for _, b in hits])
             hits = [(i, to_char[b]) for i, b in hits]
         return hits
+
+
+class _Latin1Database:
+    """Compiled patterns for Latin-1 text (most Western news) read as bytes
+    in which every byte that is not a letter or digit is a space, with a
+    space before and after: a term is its words each between spaces, so a
+    hit is a whole-word match already, and offsets are characters. Per
+    pattern id: (key, words without wildcards, wildcard flags, whether the
+    last word is a wildcard)."""
+
+    def __init__(self, keys: Sequence[Key]):
+        self.meta = []
+        patterns = []
+        for key in keys:
+            pieces = key[1]
+            if max(max(p) for p in pieces) > "\xff":
+                continue  # cannot occur in Latin-1 text (nor can unspaced scripts)
+            cores = tuple(p.rstrip("*") for p in pieces)
+            wild = tuple(p.endswith("*") for p in pieces)
+            words = ["".join("\\x{%x}" % ord(ch) for ch in core) + ("[^ ]*" if is_wild else "")
+                     for core, is_wild in zip(cores[:-1], wild[:-1])]
+            words.append("".join("\\x{%x}" % ord(ch) for ch in cores[-1]))
+            # A trailing wildcard's hit ends with its prefix; the word runs on.
+            pattern = " " + " +".join(words) + ("" if wild[-1] else " ")
+            self.meta.append((key, cores, wild))
+            patterns.append(pattern.encode("ascii"))
+        self.db = _compile(patterns, 0) if patterns else None
+
+
+def _compile(patterns: List[bytes], flags: int):
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(expressions=patterns, ids=list(range(len(patterns))), flags=flags)
+    return db
 
 
 def _char_offsets(data: bytes, offsets: Sequence[int]) -> Dict[int, int]:
@@ -262,8 +267,8 @@ class HyperscanIndex:
         keys = sorted(set(keys))
         plain = [k for k in keys if not k[0]]
         folded = [k for k in keys if k[0]]
-        self.latin1 = (_Database(plain, "latin-1"), _Database(folded, "latin-1"))
-        self.utf8 = (_Database(plain, "utf-8"), _Database(folded, "utf-8"))
+        self.latin1 = (_Latin1Database(plain), _Latin1Database(folded))
+        self.utf8 = (_Database(plain), _Database(folded))
         self.folding = bool(folded)
         _regexes()  # built now, not in the first story
 
@@ -280,22 +285,27 @@ class HyperscanFieldScan:
     def __init__(self, index: HyperscanIndex, text: str):
         self.text = text
         self.norm = norm = normalize(text)
-        words = words_form(norm)
-        if words is None:
-            raise Unreadable
         occurrences: Dict[Key, List[Occurrence]] = {}
+        words = None
         try:
-            data = words.encode("latin-1")
-        except UnicodeEncodeError:
-            data = None
+            data = norm.encode("latin-1")
+        except UnicodeEncodeError:  # curly quotes and dashes are separators, not letters
+            words = words_form(norm)
+            if words is None:
+                raise Unreadable from None
+            try:
+                data = words.encode("latin-1")
+            except UnicodeEncodeError:
+                data = None
         if data is not None:
+            spaced = b" " + data.translate(_LATIN1_SPACED) + b" "
             plain_db, folded_db = index.latin1
-            _collect_latin1(plain_db, words, data, occurrences)
+            _collect_spaced(plain_db, spaced, occurrences)
             if index.folding:
-                folded = data.translate(_LATIN1_FOLD) if not data.isascii() else data
-                if _LATIN1_UNFOLDABLE_RE.search(folded):
-                    raise Unreadable
-                _collect_latin1(folded_db, folded.decode("latin-1"), folded, occurrences)
+                folded = spaced if spaced.isascii() else spaced.translate(_LATIN1_FOLD)
+                if folded.find(b"\xff") >= 0:
+                    raise Unreadable  # a letter that folds to two ("æ")
+                _collect_spaced(folded_db, folded, occurrences)
         else:
             plain_db, folded_db = index.utf8
             _collect(plain_db, words, occurrences)
@@ -335,10 +345,10 @@ class HyperscanFieldScan:
         return self._to_original(place)
 
 
-def _collect(db: _Database, form: str, occurrences: dict, data: Optional[bytes] = None) -> None:
+def _collect(db: _Database, form: str, occurrences: dict) -> None:
     n = len(form)
     meta = db.meta
-    for i, b in db.scan(form, data):
+    for i, b in db.scan(form):
         key, cores, wild, check_start, tail = meta[i]
         a = b - len(cores[-1])
         if len(cores) > 1:
@@ -359,39 +369,39 @@ def _collect(db: _Database, form: str, occurrences: dict, data: Optional[bytes] 
             found.append((a, b))
 
 
-def _collect_latin1(db: _Database, form: str, data: bytes, occurrences: dict) -> None:
-    """_collect for Latin-1 text, where a word character is exactly one that
-    str.isalnum() accepts (no combining marks, no unspaced scripts), and
-    offsets are bytes: the hot loop of most Western news."""
+def _collect_spaced(db: _Latin1Database, spaced: bytes, occurrences: dict) -> None:
+    """The occurrences of `db`'s keys in `spaced` (Latin-1, every separator
+    a space, one space added before and after)."""
     if db.db is None:
         return
     hits: list = []
     append = hits.append
-    db.db.scan(data, match_event_handler=lambda i, a, b, flags, ctx: append((i, b)))
-    n = len(form)
+    db.db.scan(spaced, match_event_handler=lambda i, a, b, flags, ctx: append((i, b)))
     meta = db.meta
     for i, b in hits:
-        key, cores, wild, _, tail = meta[i]
-        a = b - len(cores[-1])
-        if len(cores) > 1:
-            a = _phrase_start(form, a, cores, wild)
-            if a < 0:
-                continue
-        if a and form[a - 1].isalnum():
-            continue  # inside a longer word (most hits)
-        if tail == _END_WORD:
-            if b < n and form[b].isalnum():
-                continue
-        elif tail == _EXTEND:
-            b = _LATIN1_WORD_RUN_RE.match(form, b).end()
+        key, cores, wild = meta[i]
+        if wild[-1]:
+            end = spaced.find(b" ", b)  # the padding space ends every word
+            a = b - len(cores[-1])
+        else:
+            end = b - 1                 # before the space that closes the word
+            a = end - len(cores[-1])
+        if len(cores) > 1:              # back over each gap and word to the first word
+            for core, is_wild in zip(cores[-2::-1], wild[-2::-1]):
+                while spaced[a - 1] == 0x20:
+                    a -= 1
+                a = spaced.rfind(b" ", 0, a) + 1 if is_wild else a - len(core)
         found = occurrences.get(key)
         if found is None:
-            occurrences[key] = [(a, b)]
+            occurrences[key] = [(a - 1, end - 1)]  # less the padding space
         else:
-            found.append((a, b))
+            found.append((a - 1, end - 1))
 
 
-_LATIN1_WORD_RUN_RE = re.compile(r"[^\W_]*")
+# Latin-1 bytes with every byte that is not a letter or digit a space
+# (Latin-1 has no combining marks: a word character is what isalnum() says).
+_LATIN1_SPACED = bytes(c if chr(c).isalnum() else 0x20 for c in range(256))
+
 _ASCII_WORD_RUN_RE = re.compile("[0-9a-z]*")
 
 
