@@ -134,10 +134,10 @@ def folded_form(words: str) -> Optional[str]:
     if words.isascii():
         return words
     rx = _regexes()
-    if not rx["foldable"].search(words):
-        return words
     if rx["unfoldable"] is not None and rx["unfoldable"].search(words):
         return None
+    if not rx["foldable"].search(words):
+        return words
     table = rx["fold_table"]
     return rx["foldable"].sub(lambda m: table[m.group()], words)
 
