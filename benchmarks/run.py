@@ -267,7 +267,8 @@ def _component_lines(components: Dict[str, dict]) -> List[str]:
             lines.append(f"{name:>9}  REFUSED, no figures: {r['error']}")
         elif name == "topics":
             lines.append(f"{name:>9}  {str(r['topics']) + ' rules, matcher':<32} {'-':>6} "
-                         f"{r['ours_per_s']:>7,.0f} stories/s on one core; "
+                         f"{r['ours_per_s']:>7,.0f} stories/s on one core ({r['engine']} scan; "
+                         f"pure Python {r['python_per_s']:,.0f}/s); "
                          f"{r['speedup']:,.0f}x a regex per term ({r['baseline_sample']} stories)")
         elif name == "seen":
             lines.append(f"{name:>9}  {'index of ' + format(r['stories'], ',') + ' stories':<32} {'-':>6} "

@@ -18,6 +18,25 @@ def test_a_disagreement_is_reported_instead_of_a_figure(monkeypatch):
         topics_bench.measure(topics=30, stories=300, baseline_sample=100)
 
 
+def test_a_disagreement_between_the_two_scans_is_reported_instead_of_a_figure(monkeypatch):
+    from transforms.topics import hyperscan_scan
+
+    if not hyperscan_scan.AVAILABLE:
+        pytest.skip("hyperscan does not import here")
+    # A Hyperscan scan that reads every field as empty: it finds nothing.
+    monkeypatch.setattr(hyperscan_scan.HyperscanIndex, "field_scan",
+                        lambda self, text: hyperscan_scan.HyperscanFieldScan(self, ""))
+    with pytest.raises(SystemExit, match="scans disagree"):
+        topics_bench.measure(topics=30, stories=300, baseline_sample=100, repeat=1)
+
+
+def test_the_fastest_pass_is_the_figure_and_both_scans_are_timed():
+    r = topics_bench.measure(topics=30, stories=300, baseline_sample=50, repeat=2)
+    assert len(r["ours_passes_s"]) == len(r["python_passes_s"]) == 2
+    assert r["ours_s"] == min(r["ours_passes_s"]) and r["python_s"] == min(r["python_passes_s"])
+    assert r["ours_per_s"] == r["stories"] / r["ours_s"]
+
+
 def test_baseline_understands_the_query_language():
     baseline = topics_bench.RegexPerTermBaseline([
         Topic("phrase", '"north korea"'), Topic("wild", "missil*"), Topic("near", "missile NEAR/2 test"),
