@@ -23,6 +23,7 @@ wildcard to the end of its word.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
@@ -332,7 +333,9 @@ class HyperscanFieldScan:
         if second <= first:
             return 0
         norm = self.norm
-        count = len(word_re(norm).findall(norm, first, second))
+        # Enough words to tell "more than limit" is all a caller needs.
+        words = word_re(norm).finditer(norm, first, second)
+        count = sum(1 for _ in itertools.islice(words, limit + 3))
         if first > 0 and _same_word(norm, first - 1, first):
             count -= 1  # the rest of the word `first` ends in
         if second < len(norm) and _same_word(norm, second - 1, second):

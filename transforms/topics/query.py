@@ -229,6 +229,24 @@ class Or(_Group):
     def _other_children(self) -> Tuple[Node, ...]:
         return tuple(c for c in self.children if not isinstance(c, Term))
 
+    @cached_property
+    def _child_keys(self) -> Tuple[Optional[frozenset], ...]:
+        return tuple(frozenset(c.keys) if isinstance(c, Term) else None for c in self.children)
+
+    def evidence(self, ctx, value=True):
+        if not value:
+            return super().evidence(ctx, value)
+        # A true OR of many terms (monitoring rules have tens): skip the
+        # terms none of whose keys was found anywhere with one set test.
+        found_any = ctx.found_any
+        out = []
+        for c, keys in zip(self.children, self._child_keys):
+            if keys is not None and keys.isdisjoint(found_any):
+                continue
+            if c.evaluate(ctx):
+                out.extend(c.evidence(ctx, True))
+        return out
+
     def evaluate(self, ctx):
         for fields, keys in self._term_sets:
             if fields == TEXT_FIELDS:

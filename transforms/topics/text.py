@@ -13,7 +13,7 @@ import bisect
 import functools
 import re
 import unicodedata
-from typing import Callable, Iterable, List
+from typing import Callable, Iterable, List, Optional
 
 # Scripts written without spaces between words: Hangul (particles attach to
 # nouns: 북한의, 북한은), kana and Han, Thai, Lao, Khmer, Myanmar. Terms in
@@ -60,11 +60,50 @@ TOKEN_RE = re.compile(f"(?:[^\\W_{_UNSPACED_RANGES}]|[{_mark_ranges()}])+|[{_UNS
 JOINERS = "-\u2010\u2011\u2012\u2013\u2014\u2212'\u2018\u2019\u02bc"
 
 
+def _full_normalize(text: str) -> str:
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+def _latin1_tables():
+    """For text in Latin-1 (most Western news): a bytes.translate table that
+    normalises it character for character, and the bytes whose
+    normalisation is not one Latin-1 character (ß -> ss, ½ -> 1⁄2, µ -> μ,
+    ¨ -> space and a combining mark), which the table cannot handle.
+    Latin-1 has no combining marks, so nothing composes across characters."""
+    table = bytearray(range(256))
+    odd = bytearray()
+    for c in range(0x80, 0x100):
+        folded = _full_normalize(chr(c))
+        if len(folded) == 1 and folded <= "\xff":
+            table[c] = ord(folded)
+        else:
+            odd.append(c)
+    for c in range(0x41, 0x5B):
+        table[c] = c + 0x20
+    return bytes(table), bytes(b for b in range(256) if b not in odd)
+
+
+_LATIN1_NORMALIZE, _LATIN1_SIMPLE = _latin1_tables()
+
+
+def latin1_simple(text: str) -> Optional[bytes]:
+    """`text` in Latin-1 if normalisation maps each of its characters to one
+    Latin-1 character (offsets do not move), else None."""
+    try:
+        data = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return None
+    return None if data.translate(None, _LATIN1_SIMPLE) else data
+
+
 def normalize(text: str) -> str:
     """NFKC, case folding, NFKC again (case folding can un-normalise)."""
     if text.isascii():
         return text.lower()
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    data = latin1_simple(text)
+    if data is not None:  # the same, by a byte table: ~25x faster
+        return data.translate(_LATIN1_NORMALIZE).decode("latin-1")
+    return _full_normalize(text)
 
 
 def tokenize(text: str) -> List[str]:
@@ -156,7 +195,7 @@ def has_astral(text: str) -> bool:
 def offset_mapper(original: str, normalized: str) -> Callable[[int], int]:
     """A function from an offset in `normalized` (= normalize(original)) to
     the offset of the same character in `original`."""
-    if original.isascii():
+    if original.isascii() or (len(original) == len(normalized) and latin1_simple(original) is not None):
         return lambda offset: offset
     norm_starts: list[int] = []  # where each length-changing char begins in `normalized`
     orig_positions: list[int] = []
