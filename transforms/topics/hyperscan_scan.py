@@ -53,7 +53,6 @@ _FREE = 0         # unspaced text: terms match inside words
 _END_WORD = 1     # a Latin word: the next character must not be a word character
 _EXTEND = 2       # a wildcard: the match goes on to the end of the word
 
-_ASCII_GAP = "[\\x00-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f]"   # what separates ASCII words
 
 
 @functools.lru_cache(maxsize=1)
@@ -151,100 +150,270 @@ def _is_word_char(form: str, i: int) -> bool:
 
 
 # ------------------------------------------------------------------ patterns
-
-
-def _utf8_bytes(piece: str) -> str:
-    # Byte by byte: Hyperscan compiles byte literals ~20x faster than the
-    # same text in its UTF-8 mode, and a literal that starts with a whole
-    # character can only match at a character's start.
-    return "".join("\\x%02x" % b for b in piece.encode("utf-8"))
+#
+# Every pattern is a literal (Hyperscan's literal compiler takes ~10,000 of
+# them in well under a second; gaps as regex classes took minutes for a few
+# thousand similar phrases), except phrases with a wildcard before their
+# last word, which are few. Several-word terms are looked for in a
+# "collapsed" copy of the text, its words joined by single spaces, and
+# mapped back to the text by word number.
 
 
 def _is_unspaced(piece: str) -> bool:
     return UNSPACED_RE.search(piece) is not None
 
 
-def key_pattern(pieces: Sequence[str]) -> str:
-    """A key's words as UTF-8 byte literals; between two Latin or two
-    unspaced words a gap of one or more separators, between a Latin and an
-    unspaced word ("DPRK는") of none or more. A wildcard before the last
-    word runs over anything but ASCII separators: _phrase_start checks
-    that what it ran over is one word."""
-    parts = []
-    for i, piece in enumerate(pieces):
-        core = piece.rstrip("*")
-        if i:
-            same = _is_unspaced(pieces[i - 1]) == _is_unspaced(core)
-            parts.append(f"{_ASCII_GAP}+" if same else f"{_ASCII_GAP}*")
-        parts.append(_utf8_bytes(core))
-        if piece.endswith("*") and i < len(pieces) - 1:
-            parts.append(f"[^{_ASCII_GAP[1:-1]}]*")
-    return "".join(parts)
+def _hs_literal(data: bytes) -> str:
+    return "".join("\\x%02x" % b for b in data)
 
 
-class _Database:
-    """Compiled patterns for any text (in UTF-8) and, per pattern id, what a
-    hit is checked with: (key, words without wildcards, wildcard flags, must
-    the start begin a word, what follows the end)."""
+# Latin-1 bytes with every byte that is not a letter or digit a space
+# (Latin-1 has no combining marks: a word character is what isalnum() says).
+_LATIN1_SPACED = bytes(c if chr(c).isalnum() else 0x20 for c in range(256))
+# UTF-8 bytes with every ASCII byte that is not a letter or digit a space.
+_ASCII_SPACED = bytes(c if c >= 0x80 or chr(c).isalnum() else 0x20 for c in range(256))
 
-    def __init__(self, keys: Sequence[Key]):
-        self.meta = []
-        patterns = []
-        for key in keys:
-            pieces = key[1]
-            last = pieces[-1]
-            tail = _EXTEND if last.endswith("*") else _FREE if _is_unspaced(last) else _END_WORD
-            self.meta.append((key, tuple(p.rstrip("*") for p in pieces),
-                              tuple(p.endswith("*") for p in pieces),
-                              not _is_unspaced(pieces[0]), tail))
-            patterns.append(key_pattern(pieces).encode("ascii"))
-        self.db = _compile(patterns, 0) if patterns else None
 
-    def scan(self, form: str) -> List[Tuple[int, int]]:
-        """(pattern id, end) of every match in `form`, the end as a character offset."""
-        if self.db is None:
-            return []
+class _Patterns:
+    """One Hyperscan database and, per pattern id, what a hit means."""
+
+    def __init__(self, entries: Sequence[Tuple[bytes, tuple]], literal: bool):
+        self.meta = [meta for _, meta in entries]
+        self.db = None
+        if entries:
+            self.db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            patterns = [p for p, _ in entries]
+            if literal:
+                self.db.compile(expressions=patterns, ids=list(range(len(patterns))), literal=True)
+            else:
+                self.db.compile(expressions=patterns, ids=list(range(len(patterns))),
+                                flags=hyperscan.HS_FLAG_SOM_LEFTMOST)
+
+    def scan(self, data: bytes) -> List[Tuple[int, int, int]]:
+        """(pattern id, start, end) byte offsets of every match; the start
+        only from a regex database (literal ones report ends alone)."""
         hits: list = []
-        append = hits.append
-        data = form.encode("utf-8")
-        self.db.scan(data, match_event_handler=lambda i, a, b, flags, ctx: append((i, b)))
-        if hits and len(data) != len(form):
-            to_char = _char_offsets(data, [b for _, b in hits])
-            hits = [(i, to_char[b]) for i, b in hits]
+        if self.db is not None:
+            append = hits.append
+            self.db.scan(data, match_event_handler=lambda i, a, b, flags, ctx: append((i, a, b)))
         return hits
 
 
-class _Latin1Database:
-    """Compiled patterns for Latin-1 text (most Western news) read as bytes
-    in which every byte that is not a letter or digit is a space, with a
-    space before and after: a term is its words each between spaces, so a
-    hit is a whole-word match already, and offsets are characters. Per
-    pattern id: (key, words without wildcards, wildcard flags, whether the
-    last word is a wildcard)."""
+def _split_keys(keys: Sequence[Key]):
+    """(one-word keys, several-word keys, several-word keys with a wildcard
+    before their last word)."""
+    singles = [k for k in keys if len(k[1]) == 1]
+    phrases = [k for k in keys if len(k[1]) > 1 and not any(p.endswith("*") for p in k[1][:-1])]
+    wild = [k for k in keys if len(k[1]) > 1 and any(p.endswith("*") for p in k[1][:-1])]
+    return singles, phrases, wild
+
+
+class _Latin1Patterns:
+    """The keys that can occur in Latin-1 text (most Western news), for its
+    spaced form: every byte that is not a letter or digit a space, a space
+    before and after. A word is then a literal between two spaces, so a hit
+    is a whole-word match, with character offsets. A several-word key is
+    looked for by its first word, and followed word by word from there (its
+    first words are few and cheap to follow; as Hyperscan patterns with gaps,
+    a few thousand similar phrases took minutes to compile)."""
 
     def __init__(self, keys: Sequence[Key]):
-        self.meta = []
-        patterns = []
+        keys = [k for k in keys if max(max(p) for p in k[1]) <= "\xff"]
+        entries = []
+        phrases_by_first: Dict[str, list] = {}
         for key in keys:
             pieces = key[1]
-            if max(max(p) for p in pieces) > "\xff":
-                continue  # cannot occur in Latin-1 text (nor can unspaced scripts)
-            cores = tuple(p.rstrip("*") for p in pieces)
+            cores = tuple(p.rstrip("*").encode("latin-1") for p in pieces)
             wild = tuple(p.endswith("*") for p in pieces)
-            words = ["".join("\\x{%x}" % ord(ch) for ch in core) + ("[^ ]*" if is_wild else "")
-                     for core, is_wild in zip(cores[:-1], wild[:-1])]
-            words.append("".join("\\x{%x}" % ord(ch) for ch in cores[-1]))
-            # A trailing wildcard's hit ends with its prefix; the word runs on.
-            pattern = " " + " +".join(words) + ("" if wild[-1] else " ")
-            self.meta.append((key, cores, wild))
-            patterns.append(pattern.encode("ascii"))
-        self.db = _compile(patterns, 0) if patterns else None
+            if len(pieces) == 1:
+                entries.append((b" " + cores[0] + (b"" if wild[0] else b" "), (key, None)))
+            else:
+                phrases_by_first.setdefault(pieces[0], []).append((key, cores, wild))
+        for first, phrases in sorted(phrases_by_first.items()):
+            core = first.rstrip("*").encode("latin-1")
+            entries.append((b" " + core + (b"" if first.endswith("*") else b" "), (None, tuple(phrases))))
+        # (key, None) for a one-word key; (None, phrases) for a phrase's first word
+        self.words = _Patterns(entries, literal=True)
+        self.lengths = [len(pattern) for pattern, _ in entries]
+
+    def collect(self, spaced: bytes, occurrences: dict) -> None:
+        """Occurrences in `spaced` as character offsets of the text."""
+        meta, lengths = self.words.meta, self.lengths
+        for i, _, b in self.words.scan(spaced):
+            key, phrases = meta[i]
+            start = b - lengths[i] + 1  # after the space the pattern starts with
+            if key is not None:
+                end = spaced.find(b" ", b) if key[1][0][-1] == "*" else b - 1
+                _add(occurrences, key, start - 1, end - 1)  # less the padding space
+                continue
+            for key, cores, wild in phrases:
+                end = _follow(spaced, start, cores, wild)
+                if end >= 0:
+                    _add(occurrences, key, start - 1, end - 1)
 
 
-def _compile(patterns: List[bytes], flags: int):
-    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    db.compile(expressions=patterns, ids=list(range(len(patterns))), flags=flags)
-    return db
+def _follow(spaced: bytes, at: int, cores: Sequence[bytes], wild: Sequence[bool]) -> int:
+    """The end of a phrase whose first word starts at `at` in a spaced text,
+    or -1: each word whole (a wildcard's to its end), after a gap."""
+    n = len(spaced)
+    for i, (core, is_wild) in enumerate(zip(cores, wild)):
+        if i:
+            if at >= n or spaced[at] != 0x20:
+                return -1
+            while at < n and spaced[at] == 0x20:
+                at += 1
+        if not spaced.startswith(core, at):
+            return -1
+        at += len(core)
+        if is_wild:
+            at = spaced.find(b" ", at)
+        elif at >= n or spaced[at] != 0x20:
+            return -1
+    return at
+
+
+def _add(occurrences: dict, key: Key, start: int, end: int) -> None:
+    found = occurrences.get(key)
+    if found is None:
+        occurrences[key] = [(start, end)]
+    else:
+        found.append((start, end))
+
+
+class _Utf8Patterns:
+    """All keys, for any text as UTF-8 bytes. One-word keys are looked for
+    as they are (unspaced terms match inside words), and checked to be
+    whole words at their Latin edges; several-word keys in the collapsed
+    form, then checked word by word in the text."""
+
+    def __init__(self, keys: Sequence[Key]):
+        singles, phrases, wild = _split_keys(keys)
+        entries = []
+        for key in singles:
+            piece = key[1][0]
+            core = piece.rstrip("*")
+            tail = _EXTEND if piece.endswith("*") else _FREE if _is_unspaced(core) else _END_WORD
+            entries.append((core.encode("utf-8"), (key, len(core), not _is_unspaced(core), tail)))
+        self.singles = _Patterns(entries, literal=True)
+        entries = []
+        for key in phrases:
+            for variant in _spellings(key[1]):
+                entries.append((variant, (key, len(variant))))
+        self.phrases = _Patterns(entries, literal=True)
+        entries = []
+        for key in wild:
+            parts = []
+            for i, piece in enumerate(key[1]):
+                if i:
+                    same = _is_unspaced(key[1][i - 1]) == _is_unspaced(piece)
+                    parts.append("\\x20" if same else "\\x20?")
+                parts.append(_hs_literal(piece.rstrip("*").encode("utf-8")))
+                if piece.endswith("*") and i < len(key[1]) - 1:
+                    parts.append("[^\\x20]*")
+            entries.append(("".join(parts).encode(), (key, None)))
+        self.wild_phrases = _Patterns(entries, literal=False)
+
+    def collect(self, form: str, occurrences: dict) -> None:
+        """Occurrences in `form` (words_form() or folded_form() output)."""
+        data = form.encode("utf-8")
+        hits = self.singles.scan(data)
+        if hits:
+            n = len(form)
+            to_char = _char_offsets(data, [b for _, _, b in hits]) if len(data) != n else None
+            for i, _, b in hits:
+                key, length, check_start, tail = self.singles.meta[i]
+                if to_char is not None:
+                    b = to_char[b]
+                a = b - length
+                if check_start and a and _is_word_char(form, a - 1):
+                    continue
+                if tail == _END_WORD:
+                    if b < n and _is_word_char(form, b):
+                        continue
+                elif tail == _EXTEND:
+                    b = _word_end(form, b)
+                _add(occurrences, key, a, b)
+        if self.phrases.db is None and self.wild_phrases.db is None:
+            return
+        collapsed = b" " + b" ".join(data.translate(_ASCII_SPACED).split()) + b" "
+        hits = [(self.phrases.meta[i], b - self.phrases.meta[i][1], b)
+                for i, _, b in self.phrases.scan(collapsed)]
+        hits += [(self.wild_phrases.meta[i], a, b) for i, a, b in self.wild_phrases.scan(collapsed)]
+        if not hits:
+            return
+        seen = set()
+        for (key, _), a, b in hits:
+            start = _from_collapsed(collapsed, form, a, False)
+            end = _from_collapsed(collapsed, form, b, True)
+            if (key, start, end) in seen or not _words_match(form, start, end, key[1]):
+                continue
+            seen.add((key, start, end))
+            _add(occurrences, key, start, end)
+
+
+def _spellings(pieces: Sequence[str]) -> List[bytes]:
+    """A several-word key as literals for the collapsed form: its words
+    joined by a space, or, between a Latin and an unspaced word ("DPRK는"),
+    by a space or nothing."""
+    variants = [b""]
+    for i, piece in enumerate(pieces):
+        core = piece.rstrip("*").encode("utf-8")
+        if i:
+            same = _is_unspaced(pieces[i - 1]) == _is_unspaced(piece)
+            joins = [b" "] if same else [b" ", b""]
+            variants = [v + j for v in variants for j in joins]
+        variants = [v + core for v in variants]
+    return variants
+
+
+# What separates runs of characters in words_form() output (and in its
+# collapsed form, where it is a space).
+_GAP = "[\\x00-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f]"
+
+
+@functools.lru_cache(maxsize=4096)
+def _skip_runs(count: int) -> "re.Pattern[str]":
+    """A regex over the first `count` runs of words_form() output and the
+    gaps after them (C speed, where listing every run of a long text took
+    ~170 µs)."""
+    return re.compile(f"{_GAP}*(?:[^{_GAP[1:-1]}]+{_GAP}+){{{count}}}")
+
+
+def _from_collapsed(collapsed: bytes, form: str, at: int, end: bool) -> int:
+    """A start (or an end) in the collapsed UTF-8 form as a character offset
+    in `form`: the run of characters it falls in, and the characters before
+    it in that run."""
+    ref = at - 1 if end else at
+    run = collapsed.count(b" ", 0, ref + 1) - 1
+    run_start = collapsed.rfind(b" ", 0, ref + 1) + 1
+    return _skip_runs(run).match(form).end() + len(collapsed[run_start:at].decode("utf-8"))
+
+
+def _words_match(form: str, start: int, end: int, pieces: Sequence[str]) -> bool:
+    """Whether form[start:end] is the key's words, as the pure-Python scan
+    has them: whole words at Latin edges, a wildcard's word from its start
+    to its end, unspaced words as they are inside longer runs."""
+    if start and not _is_unspaced(pieces[0]) and _is_word_char(form, start - 1):
+        return False
+    last = pieces[-1]
+    if not _is_unspaced(last) and not last.endswith("*") and end < len(form) and _is_word_char(form, end):
+        return False
+    words = word_re(form).findall(form, start, end)
+    if len(words) != len(pieces):
+        return False
+    for word, piece in zip(words, pieces):
+        if not (word.startswith(piece[:-1]) if piece.endswith("*") else word == piece):
+            return False
+    return True
+
+
+def _word_end(form: str, at: int) -> int:
+    if form.isascii():
+        return _ASCII_WORD_RUN_RE.match(form, at).end()
+    return _regexes()["word_run"].match(form, at).end()
+
+
+_ASCII_WORD_RUN_RE = re.compile("[0-9a-z]*")
 
 
 def _char_offsets(data: bytes, offsets: Sequence[int]) -> Dict[int, int]:
@@ -268,8 +437,8 @@ class HyperscanIndex:
         keys = sorted(set(keys))
         plain = [k for k in keys if not k[0]]
         folded = [k for k in keys if k[0]]
-        self.latin1 = (_Latin1Database(plain), _Latin1Database(folded))
-        self.utf8 = (_Database(plain), _Database(folded))
+        self.latin1 = (_Latin1Patterns(plain), _Latin1Patterns(folded))
+        self.utf8 = (_Utf8Patterns(plain), _Utf8Patterns(folded))
         self.folding = bool(folded)
         _regexes()  # built now, not in the first story
 
@@ -300,21 +469,21 @@ class HyperscanFieldScan:
                 data = None
         if data is not None:
             spaced = b" " + data.translate(_LATIN1_SPACED) + b" "
-            plain_db, folded_db = index.latin1
-            _collect_spaced(plain_db, spaced, occurrences)
+            plain, folded_patterns = index.latin1
+            plain.collect(spaced, occurrences)
             if index.folding:
                 folded = spaced if spaced.isascii() else spaced.translate(_LATIN1_FOLD)
                 if folded.find(b"\xff") >= 0:
                     raise Unreadable  # a letter that folds to two ("æ")
-                _collect_spaced(folded_db, folded, occurrences)
+                folded_patterns.collect(folded, occurrences)
         else:
-            plain_db, folded_db = index.utf8
-            _collect(plain_db, words, occurrences)
+            plain, folded_patterns = index.utf8
+            plain.collect(words, occurrences)
             if index.folding:
                 folded = folded_form(words)
                 if folded is None:
                     raise Unreadable
-                _collect(folded_db, folded, occurrences)
+                folded_patterns.collect(folded, occurrences)
         for found in occurrences.values():
             found.sort()
         self._occurrences = occurrences
@@ -346,86 +515,6 @@ class HyperscanFieldScan:
         if self._to_original is None:
             self._to_original = offset_mapper(self.text, self.norm)
         return self._to_original(place)
-
-
-def _collect(db: _Database, form: str, occurrences: dict) -> None:
-    n = len(form)
-    meta = db.meta
-    for i, b in db.scan(form):
-        key, cores, wild, check_start, tail = meta[i]
-        a = b - len(cores[-1])
-        if len(cores) > 1:
-            a = _phrase_start(form, a, cores, wild)
-            if a < 0:
-                continue
-        if check_start and a and _is_word_char(form, a - 1):
-            continue
-        if tail == _END_WORD:
-            if b < n and _is_word_char(form, b):
-                continue
-        elif tail == _EXTEND:
-            b = _regexes()["word_run"].match(form, b).end() if not form.isascii() else _ascii_word_end(form, b)
-        found = occurrences.get(key)
-        if found is None:
-            occurrences[key] = [(a, b)]
-        else:
-            found.append((a, b))
-
-
-def _collect_spaced(db: _Latin1Database, spaced: bytes, occurrences: dict) -> None:
-    """The occurrences of `db`'s keys in `spaced` (Latin-1, every separator
-    a space, one space added before and after)."""
-    if db.db is None:
-        return
-    hits: list = []
-    append = hits.append
-    db.db.scan(spaced, match_event_handler=lambda i, a, b, flags, ctx: append((i, b)))
-    meta = db.meta
-    for i, b in hits:
-        key, cores, wild = meta[i]
-        if wild[-1]:
-            end = spaced.find(b" ", b)  # the padding space ends every word
-            a = b - len(cores[-1])
-        else:
-            end = b - 1                 # before the space that closes the word
-            a = end - len(cores[-1])
-        if len(cores) > 1:              # back over each gap and word to the first word
-            for core, is_wild in zip(cores[-2::-1], wild[-2::-1]):
-                while spaced[a - 1] == 0x20:
-                    a -= 1
-                a = spaced.rfind(b" ", 0, a) + 1 if is_wild else a - len(core)
-        found = occurrences.get(key)
-        if found is None:
-            occurrences[key] = [(a - 1, end - 1)]  # less the padding space
-        else:
-            found.append((a - 1, end - 1))
-
-
-# Latin-1 bytes with every byte that is not a letter or digit a space
-# (Latin-1 has no combining marks: a word character is what isalnum() says).
-_LATIN1_SPACED = bytes(c if chr(c).isalnum() else 0x20 for c in range(256))
-
-_ASCII_WORD_RUN_RE = re.compile("[0-9a-z]*")
-
-
-def _ascii_word_end(form: str, at: int) -> int:
-    return _ASCII_WORD_RUN_RE.match(form, at).end()
-
-
-def _phrase_start(form: str, at: int, cores: Sequence[str], wild: Sequence[bool]) -> int:
-    """From the start of a match's last word back to its first word's start:
-    over each gap, then over the word (a wildcard's word to its start)."""
-    for core, is_wild in zip(cores[-2::-1], wild[-2::-1]):
-        while at > 0 and form[at - 1].isascii() and not form[at - 1].isalnum():
-            at -= 1
-        if is_wild:
-            while at > 0 and _is_word_char(form, at - 1):
-                at -= 1
-            if not form.startswith(core, at):
-                return -1  # the wildcard's prefix was inside its word
-        else:
-            at -= len(core)
-    return at
 
 
 def _same_word(norm: str, i: int, j: int) -> bool:
