@@ -210,66 +210,39 @@ def _split_keys(keys: Sequence[Key]):
 
 class _Latin1Patterns:
     """The keys that can occur in Latin-1 text (most Western news), for its
-    spaced form: every byte that is not a letter or digit a space, a space
-    before and after. A word is then a literal between two spaces, so a hit
-    is a whole-word match, with character offsets. A several-word key is
-    looked for by its first word, and followed word by word from there (its
-    first words are few and cheap to follow; as Hyperscan patterns with gaps,
-    a few thousand similar phrases took minutes to compile)."""
+    collapsed form: every byte that is not a letter or digit a space, the
+    words joined by single spaces, a space before and after. A term is then
+    a literal, its words between spaces, and a hit a whole-word match."""
 
     def __init__(self, keys: Sequence[Key]):
         keys = [k for k in keys if max(max(p) for p in k[1]) <= "\xff"]
-        entries = []
-        phrases_by_first: Dict[str, list] = {}
+        literals, regexes = [], []
         for key in keys:
             pieces = key[1]
-            cores = tuple(p.rstrip("*").encode("latin-1") for p in pieces)
-            wild = tuple(p.endswith("*") for p in pieces)
-            if len(pieces) == 1:
-                entries.append((b" " + cores[0] + (b"" if wild[0] else b" "), (key, None)))
-            else:
-                phrases_by_first.setdefault(pieces[0], []).append((key, cores, wild))
-        for first, phrases in sorted(phrases_by_first.items()):
-            core = first.rstrip("*").encode("latin-1")
-            entries.append((b" " + core + (b"" if first.endswith("*") else b" "), (None, tuple(phrases))))
-        # (key, None) for a one-word key; (None, phrases) for a phrase's first word
-        self.words = _Patterns(entries, literal=True)
-        self.lengths = [len(pattern) for pattern, _ in entries]
+            trailing_wild = pieces[-1].endswith("*")
+            if not any(p.endswith("*") for p in pieces[:-1]):
+                pattern = b" " + b" ".join(p.rstrip("*").encode("latin-1") for p in pieces)
+                pattern += b"" if trailing_wild else b" "
+                literals.append((pattern, (key, trailing_wild, len(pattern))))
+            else:  # a wildcard before the last word: a regex (few)
+                words = [_hs_literal(p.rstrip("*").encode("latin-1")) + ("[^ ]*" if p.endswith("*") else "")
+                         for p in pieces[:-1]]
+                words.append(_hs_literal(pieces[-1].rstrip("*").encode("latin-1")))
+                pattern = "\\x20" + "\\x20".join(words) + ("" if trailing_wild else "\\x20")
+                regexes.append((pattern.encode(), (key, trailing_wild, None)))
+        self.literals = _Patterns(literals, literal=True)
+        self.regexes = _Patterns(regexes, literal=False)
 
-    def collect(self, spaced: bytes, occurrences: dict) -> None:
-        """Occurrences in `spaced` as character offsets of the text."""
-        meta, lengths = self.words.meta, self.lengths
-        for i, _, b in self.words.scan(spaced):
-            key, phrases = meta[i]
-            start = b - lengths[i] + 1  # after the space the pattern starts with
-            if key is not None:
-                end = spaced.find(b" ", b) if key[1][0][-1] == "*" else b - 1
-                _add(occurrences, key, start - 1, end - 1)  # less the padding space
-                continue
-            for key, cores, wild in phrases:
-                end = _follow(spaced, start, cores, wild)
-                if end >= 0:
-                    _add(occurrences, key, start - 1, end - 1)
-
-
-def _follow(spaced: bytes, at: int, cores: Sequence[bytes], wild: Sequence[bool]) -> int:
-    """The end of a phrase whose first word starts at `at` in a spaced text,
-    or -1: each word whole (a wildcard's to its end), after a gap."""
-    n = len(spaced)
-    for i, (core, is_wild) in enumerate(zip(cores, wild)):
-        if i:
-            if at >= n or spaced[at] != 0x20:
-                return -1
-            while at < n and spaced[at] == 0x20:
-                at += 1
-        if not spaced.startswith(core, at):
-            return -1
-        at += len(core)
-        if is_wild:
-            at = spaced.find(b" ", at)
-        elif at >= n or spaced[at] != 0x20:
-            return -1
-    return at
+    def collect(self, collapsed: bytes, occurrences: dict) -> None:
+        """Occurrences as offsets in `collapsed`, from a word's first letter
+        to the space after its last."""
+        for patterns in (self.literals, self.regexes):
+            meta = patterns.meta
+            for i, a, b in patterns.scan(collapsed):
+                key, trailing_wild, length = meta[i]
+                start = (b - length if length is not None else a) + 1  # after the leading space
+                end = collapsed.find(b" ", b) if trailing_wild else b - 1
+                _add(occurrences, key, start, end)
 
 
 def _add(occurrences: dict, key: Key, start: int, end: int) -> None:
@@ -371,12 +344,28 @@ def _spellings(pieces: Sequence[str]) -> List[bytes]:
 _GAP = "[\\x00-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f]"
 
 
-@functools.lru_cache(maxsize=4096)
-def _skip_runs(count: int) -> "re.Pattern[str]":
-    """A regex over the first `count` runs of words_form() output and the
-    gaps after them (C speed, where listing every run of a long text took
-    ~170 µs)."""
+_BLOCK = 64
+
+
+@functools.lru_cache(maxsize=2 * _BLOCK + 2)
+def _words_re(separator: str, count: int):
+    """A regex over `count` words and the separators after them."""
+    if separator == "spaced":
+        return re.compile(rb" *(?:[^ ]+ +){%d}" % count)
     return re.compile(f"{_GAP}*(?:[^{_GAP[1:-1]}]+{_GAP}+){{{count}}}")
+
+
+_SPACED_WORDS, _FORM_RUNS = "spaced", "form"
+
+
+def _skip_words(text, count: int, separator: str) -> int:
+    """Where word number `count` of `text` starts: at C speed, by blocks of
+    64 words (listing every word of a long text took ~170 µs; a regex per
+    count would compile without end)."""
+    at = 0
+    for _ in range(count // _BLOCK):
+        at = _words_re(separator, _BLOCK).match(text, at).end()
+    return _words_re(separator, count % _BLOCK).match(text, at).end()
 
 
 def _from_collapsed(collapsed: bytes, form: str, at: int, end: bool) -> int:
@@ -386,7 +375,7 @@ def _from_collapsed(collapsed: bytes, form: str, at: int, end: bool) -> int:
     ref = at - 1 if end else at
     run = collapsed.count(b" ", 0, ref + 1) - 1
     run_start = collapsed.rfind(b" ", 0, ref + 1) + 1
-    return _skip_runs(run).match(form).end() + len(collapsed[run_start:at].decode("utf-8"))
+    return _skip_words(form, run, _FORM_RUNS) + len(collapsed[run_start:at].decode("utf-8"))
 
 
 def _words_match(form: str, start: int, end: int, pieces: Sequence[str]) -> bool:
@@ -442,21 +431,8 @@ class HyperscanIndex:
         self.folding = bool(folded)
         _regexes()  # built now, not in the first story
 
-    def field_scan(self, text: str) -> "HyperscanFieldScan":
-        return HyperscanFieldScan(self, text)
-
-
-class HyperscanFieldScan:
-    """One field of one story, as matcher._StoryScan asks about it. A place
-    is a character offset in the normalised field."""
-
-    __slots__ = ("text", "norm", "found", "_occurrences", "_to_original")
-
-    def __init__(self, index: HyperscanIndex, text: str):
-        self.text = text
-        self.norm = norm = normalize(text)
-        occurrences: Dict[Key, List[Occurrence]] = {}
-        words = None
+    def field_scan(self, text: str):
+        norm = normalize(text)
         try:
             data = norm.encode("latin-1")
         except UnicodeEncodeError:  # curly quotes and dashes are separators, not letters
@@ -466,24 +442,69 @@ class HyperscanFieldScan:
             try:
                 data = words.encode("latin-1")
             except UnicodeEncodeError:
-                data = None
-        if data is not None:
-            spaced = b" " + data.translate(_LATIN1_SPACED) + b" "
-            plain, folded_patterns = index.latin1
-            plain.collect(spaced, occurrences)
-            if index.folding:
-                folded = spaced if spaced.isascii() else spaced.translate(_LATIN1_FOLD)
-                if folded.find(b"\xff") >= 0:
-                    raise Unreadable  # a letter that folds to two ("æ")
-                folded_patterns.collect(folded, occurrences)
-        else:
-            plain, folded_patterns = index.utf8
-            plain.collect(words, occurrences)
-            if index.folding:
-                folded = folded_form(words)
-                if folded is None:
-                    raise Unreadable
-                folded_patterns.collect(folded, occurrences)
+                return HyperscanFieldScan(self, text, norm, words)
+        return Latin1FieldScan(self, text, norm, data)
+
+
+class Latin1FieldScan:
+    """A field in Latin-1, as matcher._StoryScan asks about it. A place is
+    an offset in the field's collapsed form (see _Latin1Patterns), mapped
+    back to the text only for the matches reported."""
+
+    __slots__ = ("text", "norm", "found", "_occurrences", "_spaced", "_collapsed")
+
+    def __init__(self, index: HyperscanIndex, text: str, norm: str, data: bytes):
+        self.text, self.norm = text, norm
+        self._spaced = spaced = b" " + data.translate(_LATIN1_SPACED) + b" "
+        self._collapsed = collapsed = b" " + b" ".join(spaced.split()) + b" "
+        occurrences: Dict[Key, List[Occurrence]] = {}
+        plain, folded_patterns = index.latin1
+        plain.collect(collapsed, occurrences)
+        if index.folding:
+            folded = collapsed if collapsed.isascii() else collapsed.translate(_LATIN1_FOLD)
+            if folded.find(b"\xff") >= 0:
+                raise Unreadable  # a letter that folds to two ("æ")
+            folded_patterns.collect(folded, occurrences)
+        for found in occurrences.values():
+            found.sort()
+        self._occurrences = occurrences
+        self.found = frozenset(occurrences)
+
+    def occurrences(self, key: Key) -> List[Occurrence]:
+        return self._occurrences.get(key) or []
+
+    def first_start(self, key: Key) -> int:
+        return self._occurrences[key][0][0]
+
+    def words_between(self, first: int, second: int, limit: int) -> int:
+        """Words strictly between a word that ends at `first` and one that
+        starts at `second`: one space apart each."""
+        return max(self._collapsed.count(b" ", first, second) - 1, 0)
+
+    def original_offset(self, place: int) -> int:
+        collapsed = self._collapsed
+        word = collapsed.count(b" ", 0, place + 1) - 1
+        within = place - (collapsed.rfind(b" ", 0, place + 1) + 1)
+        at = _skip_words(self._spaced, word, _SPACED_WORDS) + within - 1  # less the padding space
+        return offset_mapper(self.text, self.norm)(at)
+
+
+class HyperscanFieldScan:
+    """A field in any other text (UTF-8), as matcher._StoryScan asks about
+    it. A place is a character offset in the normalised field."""
+
+    __slots__ = ("text", "norm", "found", "_occurrences", "_to_original")
+
+    def __init__(self, index: HyperscanIndex, text: str, norm: str, words: str):
+        self.text, self.norm = text, norm
+        occurrences: Dict[Key, List[Occurrence]] = {}
+        plain, folded_patterns = index.utf8
+        plain.collect(words, occurrences)
+        if index.folding:
+            folded = folded_form(words)
+            if folded is None:
+                raise Unreadable
+            folded_patterns.collect(folded, occurrences)
         for found in occurrences.values():
             found.sort()
         self._occurrences = occurrences
