@@ -405,6 +405,16 @@ def _word_end(form: str, at: int) -> int:
 _ASCII_WORD_RUN_RE = re.compile("[0-9a-z]*")
 
 
+def _prepare_text_tables() -> None:
+    from transforms.topics import text
+
+    text._length_changing_re(False)
+    text._bmp_word_re()
+    for count in range(_BLOCK + 1):
+        _words_re(_SPACED_WORDS, count)
+        _words_re(_FORM_RUNS, count)
+
+
 def _char_offsets(data: bytes, offsets: Sequence[int]) -> Dict[int, int]:
     """Byte offsets in UTF-8 `data` -> character offsets (one decode in all)."""
     out, chars, at = {}, 0, 0
@@ -429,7 +439,9 @@ class HyperscanIndex:
         self.latin1 = (_Latin1Patterns(plain), _Latin1Patterns(folded))
         self.utf8 = (_Utf8Patterns(plain), _Utf8Patterns(folded))
         self.folding = bool(folded)
-        _regexes()  # built now, not in the first story
+        # Tables built once per process, now rather than in the first stories.
+        _regexes()
+        _prepare_text_tables()
 
     def field_scan(self, text: str):
         norm = normalize(text)
@@ -451,7 +463,7 @@ class Latin1FieldScan:
     an offset in the field's collapsed form (see _Latin1Patterns), mapped
     back to the text only for the matches reported."""
 
-    __slots__ = ("text", "norm", "found", "_occurrences", "_spaced", "_collapsed")
+    __slots__ = ("text", "norm", "found", "_occurrences", "_spaced", "_collapsed", "_to_original")
 
     def __init__(self, index: HyperscanIndex, text: str, norm: str, data: bytes):
         self.text, self.norm = text, norm
@@ -469,6 +481,7 @@ class Latin1FieldScan:
             found.sort()
         self._occurrences = occurrences
         self.found = frozenset(occurrences)
+        self._to_original = None
 
     def occurrences(self, key: Key) -> List[Occurrence]:
         return self._occurrences.get(key) or []
@@ -486,7 +499,9 @@ class Latin1FieldScan:
         word = collapsed.count(b" ", 0, place + 1) - 1
         within = place - (collapsed.rfind(b" ", 0, place + 1) + 1)
         at = _skip_words(self._spaced, word, _SPACED_WORDS) + within - 1  # less the padding space
-        return offset_mapper(self.text, self.norm)(at)
+        if self._to_original is None:
+            self._to_original = offset_mapper(self.text, self.norm)
+        return self._to_original(at)
 
 
 class HyperscanFieldScan:
