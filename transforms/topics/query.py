@@ -230,19 +230,32 @@ class Or(_Group):
         return tuple(c for c in self.children if not isinstance(c, Term))
 
     @cached_property
-    def _child_keys(self) -> Tuple[Optional[frozenset], ...]:
-        return tuple(frozenset(c.keys) if isinstance(c, Term) else None for c in self.children)
+    def _children_by_key(self) -> Tuple[frozenset, dict, Tuple[int, ...]]:
+        """(keys of the Term children, key -> their indices, the indices of
+        the other children)."""
+        by_key: dict = {}
+        others = []
+        for i, c in enumerate(self.children):
+            if isinstance(c, Term):
+                for key in c.keys:
+                    by_key.setdefault(key, []).append(i)
+            else:
+                others.append(i)
+        return frozenset(by_key), by_key, tuple(others)
 
     def evidence(self, ctx, value=True):
         if not value:
             return super().evidence(ctx, value)
-        # A true OR of many terms (monitoring rules have tens): skip the
-        # terms none of whose keys was found anywhere with one set test.
-        found_any = ctx.found_any
+        # A true OR of many terms (monitoring rules have tens): only the
+        # terms with a key found somewhere can be true; one set operation
+        # finds them.
+        keys, by_key, others = self._children_by_key
+        chosen = set(others)
+        for key in keys.intersection(ctx.found_any):
+            chosen.update(by_key[key])
         out = []
-        for c, keys in zip(self.children, self._child_keys):
-            if keys is not None and keys.isdisjoint(found_any):
-                continue
+        for i in sorted(chosen):
+            c = self.children[i]
             if c.evaluate(ctx):
                 out.extend(c.evidence(ctx, True))
         return out
