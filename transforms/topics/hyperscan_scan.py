@@ -237,12 +237,23 @@ class _Latin1Patterns:
         """Occurrences as offsets in `collapsed`, from a word's first letter
         to the space after its last."""
         for patterns in (self.literals, self.regexes):
+            if patterns.db is None:
+                continue
             meta = patterns.meta
-            for i, a, b in patterns.scan(collapsed):
+
+            def on_hit(i, a, b, flags, context):
+                # Straight into `occurrences`: no list of hits in between
+                # (this is the hottest loop of the matcher).
                 key, trailing_wild, length = meta[i]
                 start = (b - length if length is not None else a) + 1  # after the leading space
                 end = collapsed.find(b" ", b) if trailing_wild else b - 1
-                _add(occurrences, key, start, end)
+                found = occurrences.get(key)
+                if found is None:
+                    occurrences[key] = [(start, end)]
+                else:
+                    found.append((start, end))
+
+            patterns.db.scan(collapsed, match_event_handler=on_hit)
 
 
 def _add(occurrences: dict, key: Key, start: int, end: int) -> None:
