@@ -14,6 +14,8 @@ run twice. Rules without `language:` never trigger detection here.
 """
 from __future__ import annotations
 
+import logging
+
 from typing import Callable, Iterable, Optional
 
 import apache_beam as beam
@@ -111,6 +113,8 @@ class _TagTopicsFn(beam.DoFn):
 
     def setup(self):
         self._matcher = TopicMatcher(self._topics)
+        logging.getLogger(__name__).info("topic matcher: %d topics, %s scan", len(self._topics),
+                                         self._matcher.engine)
         if self._matcher.needs_language:
             from transforms.language import detect_language, language_text, load_detector_factory
 

@@ -1,24 +1,27 @@
 """The matcher's field scan on Hyperscan: every term of every topic found in
-one pass of a compiled automaton over each field.
+one pass of compiled automata over each field.
 
-It finds exactly what the pure-Python scan in matcher.py finds (tests run
-both on real and generated stories and compare every match); the matcher
-uses it whenever the `hyperscan` package imports, and the pure-Python scan
-otherwise, or for a field this scan does not read (see Unreadable).
+It finds exactly what the pure-Python scan in matcher.py finds (the tests run
+both on real, generated and adversarial texts and compare every match; the
+benchmark refuses to report if they differ); the matcher uses it whenever the
+`hyperscan` package imports, and the pure-Python scan otherwise, or for a
+field this scan does not read (see Unreadable).
 
-A field is read in one or two forms, each with the offsets of the
-normalised text (NFKC, case folding), so no offset needs mapping:
+- A field in Latin-1 (most Western news, once curly quotes and dashes count
+  as the separators they are) is read as bytes: normalised by a byte table,
+  every separator a space, runs of spaces collapsed, a space before and
+  after. Every term is then a literal, its words between spaces, so a hit is
+  a whole-word match with no Python check, in one scan per form (plain, and
+  accent-folded by another byte table). Places are offsets in that collapsed
+  form, mapped back to the text only for the matches reported.
+- Any other field (Korean, Japanese, Cyrillic ...) is scanned as UTF-8:
+  one-word terms as literals (unspaced ones match inside words), checked to
+  be whole words at their Latin edges; several-word terms in a collapsed
+  copy, checked word by word against the text's own words.
 
-- the words form: non-ASCII separators ("’", "«", "—") become spaces, so
-  that a gap between two words is a run of ASCII non-alphanumerics;
-- for accent-folding topics, the same with accents folded ("corée" ->
-  "coree"), character for character.
-
-Each term is one pattern: its words as literals, with gaps between them;
-a wildcard before the last word runs on over word characters. Hyperscan
-reports each match's end; the Python per hit is the whole-word check at a
-Latin edge, walking back to a phrase's start, and stretching a trailing
-wildcard to the end of its word.
+Patterns are literals, for Hyperscan's literal compiler (thousands a
+second; phrases as regexes with gaps took minutes for a few thousand similar
+ones), except phrases with a wildcard before their last word, which are few.
 """
 from __future__ import annotations
 
