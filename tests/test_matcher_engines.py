@@ -24,6 +24,8 @@ RULES = [
     Topic("scoped", "title:kcna OR summary:yonhap"),
     Topic("count", "ATLEAST/2 (korea OR dprk)"),
     Topic("cyrillic", "ким OR ракета"),
+    # where an occurrence ends matters to NEAR and to ATLEAST's overlaps
+    Topic("ends", '("kim jong*" NEAR/1 ракета) OR ATLEAST/3 ("kim jong*" OR jongun OR un)'),
 ]
 
 WORDS = ["north", "korea", "dprk", "pyongyang", "kim", "jong", "un", "jongun", "missile", "missiles",
@@ -112,3 +114,14 @@ def test_unknown_or_missing_engine_is_a_clear_error(monkeypatch):
     with pytest.raises(RuntimeError, match="hyperscan"):
         TopicMatcher(RULES, engine="hyperscan")
     assert TopicMatcher(RULES).engine == "python"  # auto falls back
+
+
+def test_a_trailing_wildcard_occurrence_runs_to_the_end_of_its_word():
+    # NEAR measures from where an occurrence ends: as the pure-Python scan
+    # has it, at the end of the wildcard's word, in UTF-8 and Latin-1 text.
+    index = hyperscan_scan.HyperscanIndex([(False, ("kim", "jong*"))])
+    scan = index.field_scan("Ким: kim jongun и")  # UTF-8: places are characters
+    assert scan.occurrences((False, ("kim", "jong*"))) == [(5, 15)]
+    scan = index.field_scan("kim jongun et")      # Latin-1: places in the collapsed form
+    [(start, end)] = scan.occurrences((False, ("kim", "jong*")))
+    assert scan.original_offset(start) == 0 and end - start == len("kim jongun")

@@ -57,7 +57,6 @@ _END_WORD = 1     # a Latin word: the next character must not be a word characte
 _EXTEND = 2       # a wildcard: the match goes on to the end of the word
 
 
-
 @functools.lru_cache(maxsize=1)
 def _classes() -> Tuple[str, str]:
     """(word characters, unspaced characters) of the Basic Multilingual
@@ -335,6 +334,8 @@ class _Utf8Patterns:
             if (key, start, end) in seen or not _words_match(form, start, end, key[1]):
                 continue
             seen.add((key, start, end))
+            if key[1][-1].endswith("*"):
+                end = _word_end(form, end)  # a trailing wildcard's word runs on
             _add(occurrences, key, start, end)
 
 
