@@ -25,6 +25,26 @@ def terms(query, *args, **kwargs):
 
 
 class TestNormalisation:
+    def test_latin1_byte_table_normalises_as_nfkc_and_case_folding_do(self):
+        import random
+        import unicodedata
+
+        def full(text):
+            return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+        for c in range(256):
+            assert normalize(chr(c)) == full(chr(c)), hex(c)
+        rng = random.Random(3)
+        for _ in range(3000):
+            text = "".join(chr(rng.randrange(256)) for _ in range(rng.randint(1, 40)))
+            assert normalize(text) == full(text), repr(text)
+
+    def test_offsets_after_characters_that_normalisation_joins(self):
+        # "e" + U+0301 becomes one "é": what follows keeps its own offset.
+        for text in ("Caf" + "e\u0301" + " stories about North Korea",  # another chunk
+                     "Caf" + "e\u0301" + "/North Korea"):                # the same chunk
+            assert matches('"North Korea"', title=text) == [("North Korea", "title", text.index("North"))]
+
     def test_tokens_nfkc_casefold_and_word_runs(self):
         assert tokenize("Kim Jong-un's ＤＰＲＫ Straße") == ["kim", "jong", "un", "s", "dprk", "strasse"]
         assert tokenize("#north_korea") == ["north", "korea"]

@@ -469,16 +469,42 @@ class HyperscanIndex:
             try:
                 data = words.encode("latin-1")
             except UnicodeEncodeError:
-                return HyperscanFieldScan(self, text, norm, words)
+                return Utf8FieldScan(self, text, norm, words)
         return Latin1FieldScan(self, text, norm, data)
 
 
-class Latin1FieldScan:
+class _ScannedField:
+    """What both field scans keep: the occurrences of the keys found, and
+    the way from the normalised field back to the story's own text."""
+
+    __slots__ = ("text", "norm", "found", "_occurrences", "_to_original")
+
+    def _keep(self, occurrences: Dict[Key, List[Occurrence]]) -> None:
+        for found in occurrences.values():
+            found.sort()
+        self._occurrences = occurrences
+        self.found = frozenset(occurrences)
+        self._to_original = None
+
+    def occurrences(self, key: Key) -> List[Occurrence]:
+        return self._occurrences.get(key) or []
+
+    def first_start(self, key: Key) -> int:
+        return self._occurrences[key][0][0]
+
+    def _in_text(self, at: int) -> int:
+        """An offset in the normalised field as one in the story's text."""
+        if self._to_original is None:
+            self._to_original = offset_mapper(self.text, self.norm)
+        return self._to_original(at)
+
+
+class Latin1FieldScan(_ScannedField):
     """A field in Latin-1, as matcher._StoryScan asks about it. A place is
     an offset in the field's collapsed form (see _Latin1Patterns), mapped
     back to the text only for the matches reported."""
 
-    __slots__ = ("text", "norm", "found", "_occurrences", "_spaced", "_collapsed", "_to_original")
+    __slots__ = ("_spaced", "_collapsed")
 
     def __init__(self, index: HyperscanIndex, text: str, norm: str, data: bytes):
         self.text, self.norm = text, norm
@@ -492,17 +518,7 @@ class Latin1FieldScan:
             if folded.find(b"\xff") >= 0:
                 raise Unreadable  # a letter that folds to two ("æ")
             folded_patterns.collect(folded, occurrences)
-        for found in occurrences.values():
-            found.sort()
-        self._occurrences = occurrences
-        self.found = frozenset(occurrences)
-        self._to_original = None
-
-    def occurrences(self, key: Key) -> List[Occurrence]:
-        return self._occurrences.get(key) or []
-
-    def first_start(self, key: Key) -> int:
-        return self._occurrences[key][0][0]
+        self._keep(occurrences)
 
     def words_between(self, first: int, second: int, limit: int) -> int:
         """Words strictly between a word that ends at `first` and one that
@@ -513,17 +529,14 @@ class Latin1FieldScan:
         collapsed = self._collapsed
         word = collapsed.count(b" ", 0, place + 1) - 1
         within = place - (collapsed.rfind(b" ", 0, place + 1) + 1)
-        at = _skip_words(self._spaced, word, _SPACED_WORDS) + within - 1  # less the padding space
-        if self._to_original is None:
-            self._to_original = offset_mapper(self.text, self.norm)
-        return self._to_original(at)
+        return self._in_text(_skip_words(self._spaced, word, _SPACED_WORDS) + within - 1)  # less the padding
 
 
-class HyperscanFieldScan:
-    """A field in any other text (UTF-8), as matcher._StoryScan asks about
-    it. A place is a character offset in the normalised field."""
+class Utf8FieldScan(_ScannedField):
+    """A field in any other text, as matcher._StoryScan asks about it. A
+    place is a character offset in the normalised field."""
 
-    __slots__ = ("text", "norm", "found", "_occurrences", "_to_original")
+    __slots__ = ()
 
     def __init__(self, index: HyperscanIndex, text: str, norm: str, words: str):
         self.text, self.norm = text, norm
@@ -535,17 +548,7 @@ class HyperscanFieldScan:
             if folded is None:
                 raise Unreadable
             folded_patterns.collect(folded, occurrences)
-        for found in occurrences.values():
-            found.sort()
-        self._occurrences = occurrences
-        self.found = frozenset(occurrences)
-        self._to_original = None
-
-    def occurrences(self, key: Key) -> List[Occurrence]:
-        return self._occurrences.get(key) or []
-
-    def first_start(self, key: Key) -> int:
-        return self._occurrences[key][0][0]
+        self._keep(occurrences)
 
     def words_between(self, first: int, second: int, limit: int) -> int:
         """Words strictly between the word where `first` (an end) falls and
@@ -563,9 +566,7 @@ class HyperscanFieldScan:
         return max(count, 0)
 
     def original_offset(self, place: int) -> int:
-        if self._to_original is None:
-            self._to_original = offset_mapper(self.text, self.norm)
-        return self._to_original(place)
+        return self._in_text(place)
 
 
 def _same_word(norm: str, i: int, j: int) -> bool:

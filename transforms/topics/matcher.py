@@ -648,8 +648,8 @@ DEFAULT_ENGINE = "auto"   # the tests run every matching test with each engine
 
 class _Scanner:
     """Reads a field with Hyperscan when it is installed, else (or for a
-    field with characters beyond U+FFFF) with the pure-Python index; both
-    find the same matches."""
+    field the Hyperscan scan does not read: hyperscan_scan.Unreadable) with
+    the pure-Python index; both find the same matches."""
 
     def __init__(self, keys: set, engine: str):
         if engine not in ENGINES:
