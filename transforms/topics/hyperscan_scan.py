@@ -34,7 +34,9 @@ from transforms.topics.query import Key
 from transforms.topics.text import (
     TOKEN_RE,
     UNSPACED_RE,
+    _bmp_word_re,
     _char_class,
+    _length_changing_re,
     fold_accents,
     has_astral,
     normalize,
@@ -360,17 +362,17 @@ _GAP = "[\\x00-\\x2f\\x3a-\\x40\\x5b-\\x60\\x7b-\\x7f]"
 
 
 _BLOCK = 64
+# The two kinds of text _skip_words walks: a spaced Latin-1 field (bytes),
+# and words_form() output (runs between ASCII separators).
+_SPACED_WORDS, _FORM_RUNS = "spaced", "form"
 
 
 @functools.lru_cache(maxsize=2 * _BLOCK + 2)
 def _words_re(separator: str, count: int):
     """A regex over `count` words and the separators after them."""
-    if separator == "spaced":
+    if separator == _SPACED_WORDS:
         return re.compile(rb" *(?:[^ ]+ +){%d}" % count)
     return re.compile(f"{_GAP}*(?:[^{_GAP[1:-1]}]+{_GAP}+){{{count}}}")
-
-
-_SPACED_WORDS, _FORM_RUNS = "spaced", "form"
 
 
 def _skip_words(text, count: int, separator: str) -> int:
@@ -421,10 +423,10 @@ _ASCII_WORD_RUN_RE = re.compile("[0-9a-z]*")
 
 
 def _prepare_text_tables() -> None:
-    from transforms.topics import text
-
-    text._length_changing_re(False)
-    text._bmp_word_re()
+    """Tables built once per process: with the index, not in the first stories."""
+    _regexes()
+    _length_changing_re(False)
+    _bmp_word_re()
     for count in range(_BLOCK + 1):
         _words_re(_SPACED_WORDS, count)
         _words_re(_FORM_RUNS, count)
@@ -454,8 +456,6 @@ class HyperscanIndex:
         self.latin1 = (_Latin1Patterns(plain), _Latin1Patterns(folded))
         self.utf8 = (_Utf8Patterns(plain), _Utf8Patterns(folded))
         self.folding = bool(folded)
-        # Tables built once per process, now rather than in the first stories.
-        _regexes()
         _prepare_text_tables()
 
     def field_scan(self, text: str):
