@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.feedserver import FeedServer
+from tests.support.feedserver import FeedServer
 
 ROOT = Path(__file__).resolve().parents[1]
 FEED = """<?xml version="1.0"?><rss version="2.0"><channel><title>Feed {n}</title>

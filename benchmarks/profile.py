@@ -23,7 +23,7 @@ from benchmarks import corpus, local
 from benchmarks.run import TOPICS, serve_folder
 from benchmarks.verify import Verdict, check_stories
 from pipeline.config import load_topic_definitions
-from tests.feedserver import FeedServer
+from tests.support.feedserver import FeedServer
 
 
 def main(argv=None) -> int:

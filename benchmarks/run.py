@@ -34,7 +34,7 @@ from benchmarks import corpus, local
 from benchmarks.measure import run_measured, tail, two_process_speedup
 from benchmarks.verify import Verdict, check_counts, check_stories, pipeline_counts
 from pipeline.config import load_topic_definitions
-from tests.feedserver import FeedServer
+from tests.support.feedserver import FeedServer
 
 ROOT = Path(__file__).resolve().parents[1]
 TOPICS = ROOT / "seeds" / "topics.yaml"

@@ -3,8 +3,8 @@ import os
 
 import pytest
 
-from tests.cloudstorage import GcsEmulator, S3Server
-from tests.feedserver import FeedServer
+from tests.support.cloudstorage import GcsEmulator, S3Server
+from tests.support.feedserver import FeedServer
 
 # Read once, when google.auth is first imported: never wait for a GCE metadata server.
 os.environ["NO_GCE_CHECK"] = "true"

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from tests.faultserver import (EXTREME_DATES, FAULT_CLI_ARGS, FAULT_SETTINGS, FAULTS,
+from tests.support.faultserver import (EXTREME_DATES, FAULT_CLI_ARGS, FAULT_SETTINGS, FAULTS,
                                FAULTS_BY_NAME, TOPIC, FaultServer, Secrets)
 from transforms.fetch import fetch_feed
 from transforms.parse import FIELD_CAPS, parse_fetch

@@ -38,12 +38,12 @@ from xml.sax.saxutils import escape
 
 import pytest
 
-from tests.feedserver import FeedServer
+from tests.support.feedserver import FeedServer
 from transforms.fetch import FetchSettings, fetch_feed
 from transforms.parse import ParsedFeed, Unreadable, parse_fetch, read_feed
 from transforms.records import FeedSource, FetchResult
 
-CORPORA = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+from tests.support.paths import CORPORA
 if not CORPORA.is_dir():
     pytest.skip(f"test corpora not found at {CORPORA}", allow_module_level=True)
 

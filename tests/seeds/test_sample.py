@@ -12,7 +12,7 @@ from transforms.topics import TopicMatcher
 # Every test once with each scan of the matcher (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("matcher_engine")
 
-SEEDS = Path(__file__).resolve().parents[1] / "seeds"
+from tests.support.paths import SEEDS
 
 
 @pytest.fixture(scope="module")

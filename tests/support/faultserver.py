@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Dict, Optional
 
-from tests.feedserver import FeedServer
+from tests.support.feedserver import FeedServer
 from transforms.fetch import FetchSettings
 
 MAX_REDIRECTS = 5

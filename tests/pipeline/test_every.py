@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from tests.test_end_to_end import ASIA, TOPICS, WIRE
+from tests.support.sample import ASIA, TOPICS, WIRE
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 
 def test_every_repeats_with_state_and_ctrl_c_finishes_the_current_cycle(feed_server, tmp_path):

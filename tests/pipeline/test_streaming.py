@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from tests.feedserver import Scripted
+from tests.support.feedserver import Scripted
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 
 
 def rss(*items, title="Desk"):

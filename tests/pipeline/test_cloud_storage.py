@@ -6,7 +6,7 @@ import pytest
 from apache_beam.io.filesystems import FileSystems
 
 from pipeline.cli import main
-from tests.test_end_to_end import ASIA, TOPICS, WIRE
+from tests.support.sample import ASIA, TOPICS, WIRE
 
 
 def put(path, text):

@@ -1,7 +1,7 @@
 """Measured quality of the bundled `dprk` rule: precision and recall against
 hand labels of the real feeds in ../shared/corpora/realfeeds.
 
-The labels (tests/dprk_labels.tsv) name entries by feed file and link only;
+The labels (tests/support/dprk_labels.tsv) name entries by feed file and link only;
 the publishers' text is read from ../shared at test time. The README reports
 the figures this test checks.
 """
@@ -16,9 +16,9 @@ from transforms.parse import parse_fetch
 from transforms.records import FeedSource
 from transforms.topics import TopicMatcher, tag_story
 
-ROOT = Path(__file__).resolve().parents[1]
-REALFEEDS = ROOT.parent / "shared" / "corpora" / "realfeeds"
-LABELS = Path(__file__).with_name("dprk_labels.tsv")
+from tests.support.paths import CORPORA, ROOT
+REALFEEDS = CORPORA / "realfeeds"
+LABELS = ROOT / "tests" / "support" / "dprk_labels.tsv"
 MIN_PRECISION = MIN_RECALL = 0.95
 
 pytestmark = [pytest.mark.skipif(not REALFEEDS.is_dir(), reason="../shared/corpora/realfeeds is absent"),

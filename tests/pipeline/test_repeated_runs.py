@@ -10,9 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.test_end_to_end import ASIA, TOPICS, WIRE, run
+from tests.support.sample import ASIA, TOPICS, WIRE, run
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 ITEM = """<item><title>{title}</title><link>https://wire.example.org/{slug}</link><guid>{guid}</guid>
   <description>{text}</description><pubDate>Wed, 29 Sep 2021 0{hour}:00:00 GMT</pubDate></item>"""
 

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from tests.feedserver import FeedServer
+from tests.support.feedserver import FeedServer
 from transforms.address_guard import (AddressPolicy, BlockedAddress, block_reason,
                                       connect_to_checked_address, parse_networks)
 from transforms.fetch import FetchSettings, fetch_feed

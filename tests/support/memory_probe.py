@@ -1,7 +1,7 @@
 """Child process for tests/test_memory_bounded.py: fetches and parses URLs with
 its address space capped a fixed headroom above what it uses after start-up.
 
-    python -m tests.memory_probe HEADROOM_MB URL...
+    python -m tests.support.memory_probe HEADROOM_MB URL...
 
 Prints one JSON object: the error (or story count) per URL, whether the cap
 really stops a larger allocation, and the peak resident memory. A bomb that
@@ -11,7 +11,7 @@ import json
 import resource
 import sys
 
-from tests.faultserver import FAULT_SETTINGS
+from tests.support.faultserver import FAULT_SETTINGS
 from transforms.fetch import fetch_feed
 from transforms.parse import parse_fetch
 from transforms.records import FeedSource

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faultserver import FAULTS_BY_NAME, MEMORY_CASES, FaultServer, Secrets
+from tests.support.faultserver import FAULTS_BY_NAME, MEMORY_CASES, FaultServer, Secrets
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 HEADROOM_MB = 300
 
 
@@ -24,7 +24,7 @@ def test_bombs_and_oversized_bodies_stay_under_a_memory_cap(tmp_path):
         # One glibc malloc arena per thread would reserve 64 MiB of address
         # space each; two keep the measure about data, not allocator layout.
         env = dict(os.environ, PYTHONPATH=str(ROOT), MALLOC_ARENA_MAX="2")
-        proc = subprocess.run([sys.executable, "-m", "tests.memory_probe", str(HEADROOM_MB), *urls],
+        proc = subprocess.run([sys.executable, "-m", "tests.support.memory_probe", str(HEADROOM_MB), *urls],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.strip().splitlines()[-1])

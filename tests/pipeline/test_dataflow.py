@@ -13,7 +13,7 @@ from apache_beam.portability.api import beam_runner_api_pb2
 
 from pipeline.cli import LOCAL_ONLY_OPTIONS, build_parser
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 TEMPLATE = ROOT / "pipeline" / "flex_template"
 
 

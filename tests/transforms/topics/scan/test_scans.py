@@ -4,7 +4,7 @@ rules glued to punctuation, to non-ASCII separators and to Korean, inside
 longer words, with accents, ligatures, combining marks, full-width letters
 and characters beyond U+FFFF."""
 import random
-from pathlib import Path
+from tests.support.paths import CORPORA, SEEDS
 
 import pytest
 
@@ -77,7 +77,7 @@ def test_both_scans_agree_on_the_benchmark_corpus():
     assert [fast.match(*s) for s in texts] == [python.match(*s) for s in texts]
 
 
-REALFEEDS = Path(__file__).resolve().parents[2] / "shared" / "corpora" / "realfeeds"
+REALFEEDS = CORPORA / "realfeeds"
 
 
 @pytest.mark.skipif(not REALFEEDS.is_dir(), reason="../shared/corpora/realfeeds is absent")
@@ -87,7 +87,7 @@ def test_both_scans_agree_on_real_feeds_with_the_seed_rules():
     from transforms.parse import parse_fetch
     from transforms.records import FeedSource
 
-    seeds = load_topics(str(Path(__file__).resolve().parents[1] / "seeds" / "topics.yaml"))
+    seeds = load_topics(str(SEEDS / "topics.yaml"))
     fast, python = both(seeds)
     count = 0
     for path in sorted(REALFEEDS.glob("*.xml")):

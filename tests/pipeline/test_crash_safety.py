@@ -22,7 +22,7 @@ import pytest
 
 from pipeline.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import ROOT
 FEEDS, ITEMS = 12, 50  # 600 stories, each on a date of its own: 600 files to write
 START = datetime(2001, 1, 1, 12, tzinfo=timezone.utc)
 TOPICS = "topics:\n  - name: dprk\n    query: Korea\n"

@@ -1,0 +1,1 @@
+"""What the tests share: local servers, object-store emulators, sample feeds and paths."""
