@@ -28,6 +28,12 @@ def excerpt(data: Union[bytes, str, None], limit: int = EXCERPT_CHARS) -> str:
     return text[:limit]
 
 
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """An exception as one short line: for a one-line error message or a dead letter's reason."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:limit]
+
+
 def dead_letter(stage: str, feed_url: str, reason: str, data=None, *,
                 run_id: str = "", entry_key: Optional[str] = None,
                 occurred_at: Optional[datetime] = None) -> DeadLetter:
