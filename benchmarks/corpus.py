@@ -31,7 +31,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from benchmarks.phrasebook import JA_TITLE_WORDS, LANGUAGES, UPDATED_SUFFIX
 from transforms import identity
-from transforms.parse import html_to_text
+from transforms.html_text import html_to_text
 from transforms.topics import TopicMatcher, as_topic, fold_accents, tokenize
 
 BASE_TIME = datetime(2026, 11, 2, tzinfo=timezone.utc)

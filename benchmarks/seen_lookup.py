@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from transforms.seen import last_seen
 from transforms.sink import write_parquet_atomically
-from transforms.state import SEEN_SCHEMA, StateStore, key_digest
+from transforms.state.store import SEEN_SCHEMA, StateStore, key_digest
 from transforms.records import Story
 
 NOW = datetime(2026, 3, 1, tzinfo=timezone.utc)

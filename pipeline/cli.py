@@ -16,7 +16,8 @@ from typing import List, Optional, Sequence
 
 from pipeline import config as cfg
 from pipeline.summary import RunSummary
-from transforms.state import DEFAULT_LOOKBACK_DAYS
+from transforms.errors import first_line
+from transforms.state.store import DEFAULT_LOOKBACK_DAYS
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
 ALL_NETWORKS = "all"
@@ -168,12 +169,12 @@ def run_cycle(base_config, beam_args: Sequence[str]) -> RunSummary:
     (whose last stage commits the state)."""
     from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
-    from transforms.state import StateStore
+    from transforms.state.store import StateStore
 
     started_at = datetime.now(timezone.utc)
     run_id = base_config.run_id or default_run_id(started_at)
     store = StateStore(base_config.output)
-    feed_states, report = store.load_feed_states(run_id, started_at, base_config.lookback)
+    feed_states, report = store.load_feed_states(run_id)
     if PipelineOptions(list(beam_args)).view_as(GoogleCloudOptions).template_location:
         # Only a job description is written: nothing runs, so no run opens.
         logging.getLogger("newswatch").warning(
@@ -275,7 +276,7 @@ def _report(run) -> int:
         summary = run()
     except Exception as exc:
         logging.getLogger("newswatch").exception("run failed")
-        print(f"newswatch: run failed: {cfg._first_line(exc)}", file=sys.stderr)
+        print(f"newswatch: run failed: {first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
     print(summary.render(), flush=True)
     return EXIT_OK if summary.reconciles else EXIT_FAILED

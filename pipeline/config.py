@@ -14,6 +14,7 @@ from typing import List, Optional, Tuple
 import yaml
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.errors import first_line
 from transforms.records import FeedSource
 
 REMOTE_SCHEMES = ("http://", "https://")
@@ -30,18 +31,13 @@ def read_text(path: str, what: str) -> str:
         with FileSystems.open(path, compression_type="uncompressed") as handle:
             data = handle.read(MAX_CONFIG_BYTES + 1)
     except Exception as exc:
-        raise ConfigError(f"cannot read {what} {path}: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot read {what} {path}: {first_line(exc)}") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{what} {path} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{what} {path} is not UTF-8 text: {exc}") from None
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 
 
 def _folder_of(path: str) -> str:
@@ -231,7 +227,8 @@ def load_topic_definitions(path: str) -> List:
 
     A mapping `name: query` (or `name: {query: ...}`) is accepted too.
     """
-    return [topic for topic, _ in _read_topics_yaml(path)[1]]
+    _, entries = _read_topics_yaml(path)
+    return [topic for topic, _ in entries]
 
 
 def load_topics(path: str):
@@ -265,4 +262,4 @@ def check_output_writable(output: str) -> None:
             handle.write(b"ok")
         FileSystems.delete([probe])
     except Exception as exc:
-        raise ConfigError(f"cannot write to output {output}: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot write to output {output}: {first_line(exc)}") from None

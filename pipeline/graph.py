@@ -25,7 +25,8 @@ from transforms.poll import PollFeeds
 from transforms.records import FeedSource
 from transforms.seen import REFRESH, SeenBefore, seen_records
 from transforms.sink import ERRORS, FETCHES, STORIES, WritePartitions
-from transforms.state import DEFAULT_LOOKBACK_DAYS, CommitState
+from transforms.state.commit import CommitState
+from transforms.state.store import DEFAULT_LOOKBACK_DAYS
 from transforms.topics import KeepMatched, TagTopics, Topic
 from transforms.windowing import DEFAULT_MAX_LATENESS_S, AssignEventTime, fixed_windows
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
-NAMESPACE = "newswatch"
+from transforms.metrics import NAMESPACE
 
 # (stage, counter, label) in the order a reader follows the data.
 ROWS = [

@@ -1,4 +1,12 @@
-"""Shared pytest fixtures."""
+"""Shared pytest fixtures, and the markers that sort the suite.
+
+Markers (`make test` runs them all; `make test-fast` leaves out all three):
+  integration  a real server, emulator or subprocess: every test that uses the
+               feed_server, gcs or s3 fixture is marked here, and modules that
+               start processes or servers of their own mark themselves
+  slow         seconds or more of work even alone (whole runs, large corpora)
+  bench        tests of the benchmark harness (benchmarks/)
+"""
 import os
 
 import pytest
@@ -44,6 +52,23 @@ def matcher_engine(request, monkeypatch):
     return request.param
 
 
+MARKERS = {
+    "integration": "talks to a real server, emulator or subprocess on 127.0.0.1",
+    "slow": "takes seconds or more even alone",
+    "bench": "tests the benchmark harness",
+}
+# Fixtures that start a real server or emulator: their tests are integration tests.
+SERVER_FIXTURES = {"feed_server", "gcs", "s3", "fault_server"}
+
+
 def pytest_configure(config):
     # Beam's TestPipeline is a class named Test*; it is not a test.
     config.addinivalue_line("filterwarnings", "ignore::pytest.PytestCollectionWarning")
+    for name, meaning in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {meaning}")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

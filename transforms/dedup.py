@@ -13,11 +13,10 @@ from typing import Iterable, List, Optional, Tuple
 
 import apache_beam as beam
 from apache_beam.coders import VarIntCoder
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
-from transforms import identity
+from transforms import identity, metrics
 from transforms.records import Story
 
 KEY_KINDS = ("guid", "url", "text")
@@ -115,9 +114,9 @@ class _KeepPreferred(beam.CombineFn):
         return acc
 
 
-class _EmitWinner(beam.DoFn):
+class _EmitWinnerFn(beam.DoFn):
     def __init__(self):
-        self.duplicates = Metrics.counter("newswatch", "duplicates")
+        self.duplicates = metrics.counter("duplicates")
 
     def process(self, keyed):
         _, (best, copies) = keyed
@@ -137,7 +136,7 @@ class _DedupByKind(beam.PTransform):
             records
             | "Key" >> beam.Map(lambda r: (r[index], r)).with_output_types(Tuple[str, tuple])
             | "KeepPreferred" >> beam.CombinePerKey(_KeepPreferred())
-            | "Emit" >> beam.ParDo(_EmitWinner())
+            | "Emit" >> beam.ParDo(_EmitWinnerFn())
         )
 
 
@@ -159,7 +158,7 @@ class _ToSet(beam.CombineFn):
         return acc
 
 
-class _KeepWinners(beam.DoFn):
+class _KeepWinnersFn(beam.DoFn):
     def process(self, story: Story, winners):
         if entry_handle(story) in winners:
             yield story
@@ -182,12 +181,12 @@ class DedupStories(beam.PTransform):
             | "AsOneSet" >> beam.CombineGlobally(_ToSet()).without_defaults()
         )
         return stories | "KeepWinners" >> beam.ParDo(
-            _KeepWinners(), winners=beam.pvalue.AsSingleton(winners, default_value=set()))
+            _KeepWinnersFn(), winners=beam.pvalue.AsSingleton(winners, default_value=set()))
 
 
 # ---------------------------------------------------------------- across polls
 
-class _RememberForTTL(beam.DoFn):
+class _RememberForTTLFn(beam.DoFn):
     """Keyed by one story identity: lets the first story with that identity
     through and drops later ones until the identity has not been seen for
     `ttl_s` seconds of event time. An event-time timer clears the state, so
@@ -198,8 +197,8 @@ class _RememberForTTL(beam.DoFn):
 
     def __init__(self, ttl_s: float):
         self.ttl_s = ttl_s
-        self.duplicates = Metrics.counter("newswatch", "duplicates")
-        self.forgotten = Metrics.counter("newswatch", "dedup_keys_forgotten")
+        self.duplicates = metrics.counter("duplicates")
+        self.forgotten = metrics.counter("dedup_keys_forgotten")
 
     def process(self, keyed, timestamp=beam.DoFn.TimestampParam,
                 seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
@@ -231,7 +230,7 @@ class _DedupAcrossPollsByKind(beam.PTransform):
         remembered = (
             keyed
             | "Key" >> beam.Map(lambda s: (dedup_key(s, kind), s)).with_output_types(Tuple[str, Story])
-            | "Remember" >> beam.ParDo(_RememberForTTL(self.ttl_s))
+            | "Remember" >> beam.ParDo(_RememberForTTLFn(self.ttl_s))
         )
         return (remembered, keyless) | "Merge" >> beam.Flatten()
 

@@ -1,10 +1,11 @@
 """Entity guard for the parse stage: XML entity declarations that could read
 local files or blow up memory are caught before feedparser sees the body.
 
-What feedparser 6.0.14 does on its own (measured; tests/test_entity_guard.py
-pins each point): it runs expat (xml.sax) with external general entities
-switched off and, when that fails, an sgmllib-based loose parser fed only the
-"safe" entity declarations it found with a regular expression.
+What feedparser 6.0.14 does on its own (measured;
+tests/transforms/test_entity_guard.py pins each point): it runs expat
+(xml.sax) with external general entities switched off and, when that fails,
+an sgmllib-based loose parser fed only the "safe" entity declarations it
+found with a regular expression.
   - external entities (SYSTEM/PUBLIC, general or parameter) and external DTDs
     are never read: no file content reaches the result;
   - the nested "billion laughs" bomb is stopped by expat 2.5's amplification
@@ -24,8 +25,9 @@ bytes. The parse stage then sets the whole feed aside as a dead letter
 (`unsafe_xml: ...`) instead of stripping the declarations and parsing the
 rest: a document whose entities we refuse to resolve cannot be read as its
 author meant, and an external entity in a feed is what an attack looks like,
-so the operator should see it rather than get quietly altered text. Feeds with
-small internal entities (`<!ENTITY nbsp "&#160;">`, a shorthand) parse as before.
+so the operator should see it rather than get quietly altered text. Feeds
+with small internal entities (`<!ENTITY nbsp "&#160;">`, a shorthand) are
+parsed as usual.
 """
 from __future__ import annotations
 

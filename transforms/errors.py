@@ -6,15 +6,13 @@ without a trace.
 """
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from typing import Optional, Union
 
+from transforms.html_text import collapse_whitespace
 from transforms.records import DeadLetter
 
 EXCERPT_CHARS = 300
-# Control characters, and lone surrogates (Parquet strings must be valid UTF-8).
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 
 
 def excerpt(data: Union[bytes, str, None], limit: int = EXCERPT_CHARS) -> str:
@@ -23,9 +21,8 @@ def excerpt(data: Union[bytes, str, None], limit: int = EXCERPT_CHARS) -> str:
         return ""
     if isinstance(data, (bytes, bytearray)):
         data = bytes(data[: limit * 4]).decode("utf-8", "replace")
-    text = _CONTROL.sub(" ", data[: limit * 4])
-    text = " ".join(text.split())
-    return text[:limit]
+    # Cleaned like story text: Parquet strings must be valid UTF-8 (no lone surrogates).
+    return collapse_whitespace(data[: limit * 4])[:limit]
 
 
 def first_line(exc: BaseException, limit: int = 300) -> str:

@@ -44,9 +44,9 @@ from urllib.parse import quote, urljoin, urlsplit
 import apache_beam as beam
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 from apache_beam.utils.windowed_value import WindowedValue
 
+from transforms import metrics
 from transforms.address_guard import AddressPolicy, BlockedAddress, connect_to_checked_address
 from transforms.feedstate import FeedState, Politeness, is_due, next_state
 from transforms.records import FeedSource, FetchResult
@@ -486,9 +486,8 @@ class FetchBatchFn(beam.DoFn):
 
     A batch does not wait for the previous one: fetches queue behind the ones
     in flight and results are handed on as they arrive, so the pool stays busy
-    while the stages fused after this one (parsing) work on what arrived.
-    Waiting for a whole batch before starting the next left the pool idle at
-    every batch's slowest feed and while parsing.
+    while the stages fused after this one (parsing) work on what arrived, and
+    no batch's slowest feed holds up the next batch.
     """
 
     def __init__(self, settings: FetchSettings, politeness: Politeness = Politeness()):
@@ -497,11 +496,11 @@ class FetchBatchFn(beam.DoFn):
         self.politeness = politeness
         self._pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._in_flight: dict = {}  # future -> (state, now, timestamp, window)
-        self.attempts = Metrics.counter("newswatch", "fetch_attempts")
-        self.fetched = Metrics.counter("newswatch", "fetch_ok")
-        self.not_modified = Metrics.counter("newswatch", "fetch_not_modified")
-        self.failed = Metrics.counter("newswatch", "fetch_failed")
-        self.skipped = Metrics.counter("newswatch", "fetch_skipped")
+        self.attempts = metrics.counter("fetch_attempts")
+        self.fetched = metrics.counter("fetch_ok")
+        self.not_modified = metrics.counter("fetch_not_modified")
+        self.failed = metrics.counter("fetch_failed")
+        self.skipped = metrics.counter("fetch_skipped")
 
     def setup(self):
         self._pool = concurrent.futures.ThreadPoolExecutor(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
+from transforms import metrics
 from transforms.records import Story
 
 UNDETERMINED = "und"
@@ -53,7 +53,7 @@ def detect_language(text: str, factory) -> str:
     return best[0].lang.split("-")[0]
 
 
-class _DetectLanguageDoFn(beam.DoFn):
+class _DetectLanguageFn(beam.DoFn):
     def __init__(self):
         self._factory = None
 
@@ -62,7 +62,7 @@ class _DetectLanguageDoFn(beam.DoFn):
 
     def process(self, story: Story):
         language = story.language or detect_language(language_text(story), self._factory)
-        Metrics.counter("newswatch", f"language_{language}").inc()
+        metrics.counter(f"language_{language}").inc()
         yield story.replace(language=language)
 
 
@@ -70,4 +70,4 @@ class DetectLanguage(beam.PTransform):
     """PCollection[Story] -> PCollection[Story] with `language` set."""
 
     def expand(self, stories):
-        return stories | "Detect" >> beam.ParDo(_DetectLanguageDoFn())
+        return stories | "Detect" >> beam.ParDo(_DetectLanguageFn())

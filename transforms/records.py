@@ -92,7 +92,7 @@ class Story:
     # Position of the entry in its feed: a tie-breaker for deterministic dedup.
     # Not written to Parquet.
     entry_index: int = 0
-    # Names of the text fields cut to their cap (transforms.parse.FIELD_CAPS),
+    # Names of the text fields cut to their cap (transforms.html_text.FIELD_CAPS),
     # for the `fields_truncated` counter. Not written to Parquet.
     truncated: tuple = ()
 

@@ -18,12 +18,13 @@ from datetime import datetime, timedelta
 from typing import Iterator, List
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 from apache_beam.utils import shared
 
+from transforms import metrics
 from transforms.dedup import KEY_KINDS, dedup_key
 from transforms.records import Story
-from transforms.state import SeenIndex, SeenRecord, StateStore, key_digest
+from transforms.state.seen_index import SeenIndex
+from transforms.state.store import SeenRecord, StateStore, key_digest
 
 REFRESH = "refresh"
 
@@ -49,9 +50,9 @@ class _SeenBeforeFn(beam.DoFn):
         self.output, self.run_id, self.as_of, self.lookback = output, run_id, as_of, lookback
         self._shared = shared.Shared()
         self._index = None
-        self.seen_before = Metrics.counter("newswatch", "seen_before")
-        self.identities = Metrics.distribution("newswatch", "state_seen_identities")
-        self.unreadable = Metrics.distribution("newswatch", "state_seen_unreadable_files")
+        self.seen_before = metrics.counter("seen_before")
+        self.identities = metrics.distribution("state_seen_identities")
+        self.unreadable = metrics.distribution("state_seen_unreadable_files")
 
     def setup(self):
         def load():

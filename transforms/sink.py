@@ -6,9 +6,14 @@ then renamed, so readers never see a partial file (pyarrow and pandas skip names
 starting with "."). File names carry the run id (and a window tag when
 streaming), so a new run adds files and never overwrites another run's.
 
-We group rows ourselves instead of using fileio.WriteToFiles or
-beam.io.WriteToParquet: DESIGN.md records silent data loss with both (folder
-destinations, windowed input).
+We group rows ourselves instead of using Beam's file sinks: in Beam 2.77 both
+can lose data silently. fileio.WriteToFiles takes its `destination`
+as a file-name prefix, not a folder: with `date=2021-09-29/` the final rename
+fails on local disk, the error is logged at DEBUG only, the run reports
+success and the rows stay in `.temp*` folders (unless a file_naming callable
+creates the folder and returns `destination/filename`).
+beam.io.WriteToParquet writes unreadable and mislabelled files for windowed
+(streaming) input.
 """
 from __future__ import annotations
 
@@ -22,9 +27,9 @@ import apache_beam as beam
 import pyarrow as pa
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.metrics import Metrics
 from apache_beam.transforms.window import IntervalWindow
 
+from transforms import metrics
 from transforms import schema as schemas
 from transforms.records import Story
 
@@ -62,14 +67,19 @@ def file_name(run_id: str, shard: int, tag: str = "") -> str:
     return f"{run_id}{'-' + tag if tag else ''}-{shard:03d}.parquet"
 
 
-def write_parquet_atomically(path: str, table: pa.Table) -> None:
-    """Write `table` to `path` so that the file appears whole or not at all."""
-    folder, name = path.rsplit("/", 1)
+def make_folder(folder: str) -> None:
+    """Creates `folder` unless it exists; another worker may create it at the same time."""
     if not FileSystems.exists(folder):
         try:
             FileSystems.mkdirs(folder)
         except IOError:
             pass  # created meanwhile by another worker
+
+
+def write_parquet_atomically(path: str, table: pa.Table) -> None:
+    """Write `table` to `path` so that the file appears whole or not at all."""
+    folder, name = path.rsplit("/", 1)
+    make_folder(folder)
     temp = f"{folder}/.{name}.{uuid.uuid4().hex}.inprogress"
     with FileSystems.create(temp) as handle:
         pq.write_table(table, handle, compression="zstd")
@@ -120,13 +130,13 @@ def shard_of(record, kind: OutputKind, shards: int) -> int:
     return zlib.crc32(repr(kind.sort_key(record)).encode()) % shards
 
 
-class _WritePartitionDoFn(beam.DoFn):
+class _WritePartitionFn(beam.DoFn):
     def __init__(self, output: str, kind: OutputKind, run_id: str):
         self.output = output
         self.kind = kind
         self.run_id = run_id
-        self.rows = Metrics.counter("newswatch", f"rows_written_{kind.name}")
-        self.files = Metrics.counter("newswatch", f"files_written_{kind.name}")
+        self.rows = metrics.counter(f"rows_written_{kind.name}")
+        self.files = metrics.counter(f"files_written_{kind.name}")
 
     def process(self, grouped: Tuple[str, Iterable], win=beam.DoFn.WindowParam,
                 pane=beam.DoFn.PaneInfoParam):
@@ -165,5 +175,5 @@ class WritePartitions(beam.PTransform):
                 lambda r: (f"{schemas.partition_date(kind.date_of(r))}|{shard_of(r, kind, shards)}", r))
             .with_output_types(Tuple[str, object])
             | "Group" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(_WritePartitionDoFn(self.output, kind, self.run_id))
+            | "Write" >> beam.ParDo(_WritePartitionFn(self.output, kind, self.run_id))
         )

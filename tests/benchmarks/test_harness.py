@@ -17,6 +17,8 @@ from transforms.parse import parse_fetch, read_feed
 from transforms.records import FetchResult
 from transforms.topics import TopicMatcher, tag_story
 
+pytestmark = [pytest.mark.bench]
+
 TOPICS = load_topic_definitions(str(run.TOPICS))
 SPEC = corpus.CorpusSpec(entries=3000)
 

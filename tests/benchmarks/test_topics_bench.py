@@ -5,6 +5,8 @@ import pytest
 from benchmarks import topics_bench
 from transforms.topics import Topic, TopicMatcher
 
+pytestmark = [pytest.mark.bench]
+
 
 def test_small_run_agrees_with_the_baseline():
     r = topics_bench.measure(topics=30, stories=300, baseline_sample=100)
@@ -19,7 +21,7 @@ def test_a_disagreement_is_reported_instead_of_a_figure(monkeypatch):
 
 
 def test_a_disagreement_between_the_two_scans_is_reported_instead_of_a_figure(monkeypatch):
-    from transforms.topics import hyperscan_scan
+    from transforms.topics.scan import hyperscan_scan
 
     if not hyperscan_scan.AVAILABLE:
         pytest.skip("hyperscan does not import here")

@@ -8,6 +8,8 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.cli import main
 from tests.support.sample import ASIA, TOPICS, WIRE
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 
 def put(path, text):
     with FileSystems.create(path) as handle:

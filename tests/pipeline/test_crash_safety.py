@@ -21,8 +21,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline.cli import main
-
 from tests.support.paths import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FEEDS, ITEMS = 12, 50  # 600 stories, each on a date of its own: 600 files to write
 START = datetime(2001, 1, 1, 12, tzinfo=timezone.utc)
 TOPICS = "topics:\n  - name: dprk\n    query: Korea\n"

@@ -7,13 +7,14 @@ import os
 import subprocess
 import sys
 import tarfile
-from pathlib import Path
 
+import pytest
 from apache_beam.portability.api import beam_runner_api_pb2
 
 from pipeline.cli import LOCAL_ONLY_OPTIONS, build_parser
-
 from tests.support.paths import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TEMPLATE = ROOT / "pipeline" / "flex_template"
 
 
@@ -62,7 +63,7 @@ def test_the_flex_template_entry_point_builds_the_dataflow_job_offline(tmp_path)
     # the staged package is this project, built from setup.py
     with tarfile.open(tmp_path / "staging" / "workflow.tar.gz") as tar:
         names = {n.split("/", 1)[-1] for n in tar.getnames()}
-    assert {"setup.py", "pipeline/cli.py", "transforms/state.py", "transforms/feedstate.py"} <= names
+    assert {"setup.py", "pipeline/cli.py", "transforms/state/store.py", "transforms/feedstate.py"} <= names
 
     pipeline = beam_runner_api_pb2.Pipeline()
     pipeline.ParseFromString((tmp_path / "staging" / "pipeline.pb").read_bytes())

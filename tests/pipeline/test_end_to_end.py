@@ -3,13 +3,14 @@ the `newswatch run` command, Parquet read back with pandas."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from tests.support.paths import ROOT
 from tests.support.sample import ASIA, TOPICS, WIRE, run
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 @pytest.fixture
 def world(feed_server, tmp_path):

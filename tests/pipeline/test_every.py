@@ -4,13 +4,14 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
-
-from tests.support.sample import ASIA, TOPICS, WIRE
+import pytest
 
 from tests.support.paths import ROOT
+from tests.support.sample import ASIA, TOPICS, WIRE
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def test_every_repeats_with_state_and_ctrl_c_finishes_the_current_cycle(feed_server, tmp_path):

@@ -5,14 +5,14 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from tests.support.paths import ROOT
 from tests.support.sample import ASIA, TOPICS, WIRE, run
 
-from tests.support.paths import ROOT
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ITEM = """<item><title>{title}</title><link>https://wire.example.org/{slug}</link><guid>{guid}</guid>
   <description>{text}</description><pubDate>Wed, 29 Sep 2021 0{hour}:00:00 GMT</pubDate></item>"""
 

@@ -4,15 +4,15 @@ DirectRunner, every story written exactly once, every poll accounted for."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from pipeline.cli import main
 from tests.support.feedserver import Scripted
-
 from tests.support.paths import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def rss(*items, title="Desk"):

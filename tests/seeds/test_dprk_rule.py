@@ -6,7 +6,6 @@ the publishers' text is read from ../shared at test time. The README reports
 the figures this test checks.
 """
 import csv
-from pathlib import Path
 
 import pytest
 

@@ -1,6 +1,5 @@
 """The bundled sample: its topic rules cover North Korea in the languages
 the news is written in, and `make run` on it gives a meaningful summary."""
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -94,7 +94,7 @@ FAULTS = [
     Fault("invalid_character_references", stories=1),
 ]
 FAULTS_BY_NAME = {f.name: f for f in FAULTS}
-# The cases memory must stay bounded for (tests/test_memory_bounded.py).
+# The cases memory must stay bounded for (tests/transforms/test_memory_bounded.py).
 MEMORY_CASES = ["gzip_bomb", "body_past_cap", "endless_body", "entity_bomb",
                 "quadratic_entity_bomb", "title_5mb"]
 

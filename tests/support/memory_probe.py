@@ -1,5 +1,6 @@
-"""Child process for tests/test_memory_bounded.py: fetches and parses URLs with
-its address space capped a fixed headroom above what it uses after start-up.
+"""Child process for tests/transforms/test_memory_bounded.py: fetches and
+parses URLs with its address space capped a fixed headroom above what it
+uses after start-up.
 
     python -m tests.support.memory_probe HEADROOM_MB URL...
 

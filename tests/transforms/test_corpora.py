@@ -39,11 +39,13 @@ from xml.sax.saxutils import escape
 import pytest
 
 from tests.support.feedserver import FeedServer
+from tests.support.paths import CORPORA
 from transforms.fetch import FetchSettings, fetch_feed
-from transforms.parse import ParsedFeed, Unreadable, parse_fetch, read_feed
+from transforms.parse import ParsedFeed, UnreadableFeed, parse_fetch, read_feed
 from transforms.records import FeedSource, FetchResult
 
-from tests.support.paths import CORPORA
+pytestmark = [pytest.mark.integration]
+
 if not CORPORA.is_dir():
     pytest.skip(f"test corpora not found at {CORPORA}", allow_module_level=True)
 
@@ -297,7 +299,7 @@ def test_feedparser_fetch_log_counts_reconcile(feedparser_corpus):
             # read_feed: feedparser, or our JSON Feed reader for JSON Feed
             try:
                 found = len(read_feed(o.fetched.body, o.fetched.headers)["entries"])
-            except Unreadable:  # not a feed, or set aside: no entries
+            except UnreadableFeed:  # not a feed, or set aside: no entries
                 found = 0
             if found != o.parsed.log.entry_count:
                 failures.append(f"{name}: feedparser finds {found} entries, log says "

@@ -7,7 +7,7 @@ import feedparser
 import pytest
 
 from transforms.entity_guard import MAX_EXPANSION, as_feedparser_reads, entity_hazard
-from transforms.parse import Unreadable, parse_fetch, read_feed
+from transforms.parse import UnreadableFeed, parse_fetch, read_feed
 from transforms.records import FetchResult
 
 MARKER = "SECRET-MARKER-7f3a"
@@ -82,7 +82,7 @@ def test_feedparser_alone_opens_a_body_that_is_a_path(tmp_path):
     feed = tmp_path / "local.xml"
     feed.write_bytes(rss(MARKER))
     assert feedparser.parse(str(feed).encode()).entries[0].summary == MARKER  # why we pass a file object
-    with pytest.raises(Unreadable, match="not_a_feed"):
+    with pytest.raises(UnreadableFeed, match="not_a_feed"):
         read_feed(str(feed).encode(), RSS_HEADERS)
 
 

@@ -14,7 +14,8 @@ from pipeline.cli import main
 from tests.support.faultserver import (EXTREME_DATES, FAULT_CLI_ARGS, FAULT_SETTINGS, FAULTS,
                                FAULTS_BY_NAME, TOPIC, FaultServer, Secrets)
 from transforms.fetch import fetch_feed
-from transforms.parse import FIELD_CAPS, parse_fetch
+from transforms.html_text import FIELD_CAPS
+from transforms.parse import parse_fetch
 from transforms.records import FeedSource
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")

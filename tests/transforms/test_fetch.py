@@ -12,6 +12,7 @@ from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.fetch import FetchFeeds, FetchSettings, fetch_feed
+from transforms.metrics import NAMESPACE
 from transforms.records import FeedSource
 
 RSS = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></channel></rss>"
@@ -19,7 +20,7 @@ RSS = b"<?xml version='1.0'?><rss version='2.0'><channel><title>t</title></chann
 
 def local(**kw) -> FetchSettings:
     """Settings for the test server on 127.0.0.1, which the address guard
-    refuses by default (tests/test_address_guard.py covers the guard)."""
+    refuses by default (tests/transforms/test_address_guard.py covers the guard)."""
     return FetchSettings(allow_private_addresses=True, **kw)
 
 
@@ -390,7 +391,7 @@ def test_fetch_feeds_counts_attempts_successes_and_failures(feed_server, tmp_pat
     result.wait_until_finish()
 
     def counter(name):
-        found = result.metrics().query(MetricsFilter().with_namespace("newswatch").with_name(name))
+        found = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE).with_name(name))
         return sum(c.committed for c in found["counters"])
 
     assert counter("fetch_attempts") == 3

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.faultserver import FAULTS_BY_NAME, MEMORY_CASES, FaultServer, Secrets
-
 from tests.support.paths import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 HEADROOM_MB = 300
 
 

@@ -1,61 +1,12 @@
-"""Parse stage: plain text, dates, entries -> stories, bodies that are not feeds."""
-import re
+"""Parse stage (transforms/parse.py): entries -> stories, bodies that are
+not feeds, failed and skipped fetches."""
 from datetime import datetime, timezone
 
-from transforms import parse
-from transforms.parse import collapse_whitespace, html_to_text, parse_fetch, struct_to_utc
-from transforms.records import FetchResult
+import pytest
 
-FETCHED = datetime(2021, 9, 30, 12, 0, tzinfo=timezone.utc)
-
-
-def fetched(body: bytes, url="https://feeds.example.org/world.xml", **kw) -> FetchResult:
-    defaults = dict(feed_url=url, final_url=url, status=200,
-                    headers={"content-type": "application/rss+xml; charset=utf-8"},
-                    body=body, elapsed_s=0.1, fetched_at=FETCHED)
-    defaults.update(kw)
-    return FetchResult(**defaults)
-
-
-def test_html_to_text_removes_markup_decodes_entities_collapses_space():
-    assert html_to_text("<p>Kim&#8217;s <b>speech</b></p>\n\n<p>A &amp; B&nbsp;C</p>") == "Kim’s speech A & B C"
-
-
-def test_every_unicode_space_and_control_character_becomes_one_space():
-    # The definition: runs of regex whitespace and of the characters parse
-    # removes (controls, zero-width space, BOM, lone surrogates) -> one space, trimmed.
-    def reference(text):
-        return re.sub(r"\s+", " ", parse._CONTROL.sub(" ", text)).strip()
-
-    chars = [chr(c) for c in range(0x3001)] + ["\ufeff", "\u200b", "\udfff"]
-    for i in range(0, len(chars), 40):
-        chunk = "".join(chars[i:i + 40])
-        text = f"  a{chunk}b {chunk}\x00\u3000c  "
-        assert collapse_whitespace(text) == reference(text)
-    assert collapse_whitespace("\u2003Kim\x85Jong\xa0\x1cUn\u200b ") == "Kim Jong Un"
-
-
-def test_html_to_text_drops_scripts_styles_and_control_characters():
-    assert html_to_text('<script>alert("x")</script><style>p{}</style>ok\x00 <i onclick="x()">go</i>') == "ok go"
-
-
-def test_html_to_text_keeps_words_apart_at_block_boundaries():
-    assert html_to_text("<p>one</p><p>two</p>line<br/>break") == "one two line break"
-    assert html_to_text("in<b>line</b>") == "inline"
-
-
-def test_html_to_text_plain_text_and_empty():
-    assert html_to_text("  plain   text ") == "plain text"
-    assert html_to_text(None) == ""
-    assert html_to_text("a < b and c > d") == "a < b and c > d"
-
-
-def test_struct_to_utc():
-    import time
-    assert struct_to_utc(time.strptime("2021-09-29 03:04:05", "%Y-%m-%d %H:%M:%S")) == \
-        datetime(2021, 9, 29, 3, 4, 5, tzinfo=timezone.utc)
-    assert struct_to_utc(None) is None
-
+from tests.support.fetched import FETCHED_AT as FETCHED
+from tests.support.fetched import fetched
+from transforms.parse import UnreadableFeed, parse_fetch, read_feed
 
 RSS = b"""<?xml version="1.0" encoding="utf-8"?>
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/">
@@ -159,35 +110,7 @@ def test_updated_at_is_null_when_the_feed_gives_only_a_publication_date():
     assert story.published_at is not None and story.updated_at is None
 
 
-def test_dates_in_the_forms_feeds_really_use():
-    from transforms.parse import parse_date
-    utc = timezone.utc
-    assert parse_date("Wed, 29 Sep 2021 10:00:00 +0900") == datetime(2021, 9, 29, 1, tzinfo=utc)
-    assert parse_date("Fri,24 Nov 2023 18:28:36 -0000") == datetime(2023, 11, 24, 18, 28, 36, tzinfo=utc)
-    assert parse_date("2021-09-29T23:30:00-02:00") == datetime(2021, 9, 30, 1, 30, tzinfo=utc)
-    assert parse_date("2004-05-25 오후 11:23:17") == datetime(2004, 5, 25, 14, 23, 17, tzinfo=utc)
-    # never a date made up from today's clock
-    assert parse_date("2013-xx-27") is None
-    assert parse_date("not a date") is None and parse_date("") is None
-
-
-JSON_FEED = b"""{"version": "https://jsonfeed.org/version/1.1", "title": "JSON wire",
- "home_page_url": "https://json.example.org/",
- "authors": [{"name": "Desk"}],
- "items": [{"id": "1", "url": "https://json.example.org/a?utm_source=x", "title": "Pyongyang test",
-            "content_html": "<p>North Korea fired.</p>", "date_published": "2021-09-28T01:00:00Z",
-            "tags": ["asia"]},
-           "not an item"]}"""
-
-
-def test_json_feed_items_become_stories():
-    (story,) = parse_fetch(fetched(JSON_FEED, headers={"content-type": "application/feed+json"})).stories
-    assert story.title == "Pyongyang test" and story.content == "North Korea fired."
-    assert story.canonical_url == "https://json.example.org/a" and story.authors == ["Desk"]
-    assert story.published_at == datetime(2021, 9, 28, 1, tzinfo=timezone.utc)
-    assert story.feed_title == "JSON wire" and story.tags == ["asia"]
-
-
-def test_json_that_is_not_a_feed_is_a_dead_letter():
-    result = parse_fetch(fetched(b'{"hello": "world"}'))
-    assert not result.ok and result.dead_letters[0].reason.startswith("not_a_feed")
+@pytest.mark.parametrize("body", [b"  ", b"<html><body>hi</body></html>"])
+def test_a_body_that_is_not_a_feed_raises_unreadable_feed(body):
+    with pytest.raises(UnreadableFeed, match="^not_a_feed: "):
+        read_feed(body)

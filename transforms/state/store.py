@@ -1,27 +1,9 @@
-"""Cross-run state under OUT/_state/, read and written through Beam's
-FileSystems (local disk, gs://, s3://):
+"""The state store: OUT/_state/ on disk (or gs://, s3://), as laid out in
+transforms/state/__init__.py. Reads merge every run's files, commits write
+the run's own files, compaction merges a folder that grew too long.
 
-    _state/runs/<run_id>.json       "open" marker: the run started and has not committed
-    _state/feeds/<run_id>.parquet   the run's FeedState of every feed it handled
-    _state/seen/<run_id>.parquet    identities of the stories the run wrote (+ one commit row)
-    _state/{feeds,seen}/compacted-<uuid>.parquet   many runs' rows merged and pruned
-    _state/corrupt/...              unreadable state files, moved aside for inspection
-
-Concurrency is last-writer-wins with per-run files, no lock: each run only ever
-creates its own files (temp name + rename, so a file is whole or absent), and
-readers merge all files. Every row carries run_id and committed_at; a reader
-
-- ignores the rows of runs that have an open marker (running, killed, or being
-  re-run with the same --run-id): state never vouches for stories a run may
-  not have written;
-- keeps, per run id, only the rows of its latest commit (a re-run supersedes
-  the earlier attempt, even after compaction merged it);
-- for feeds, takes the most recently fetched row per feed; for stories, the
-  union of keys.
-
-Compaction merges a folder when it holds more than COMPACT_AFTER files: it writes
-the merged file first and only then deletes its inputs (those still unchanged),
-so a reader that lists the folder at any moment finds every row at least once.
+Also here: the files' pyarrow schemas and the records read from and written
+to them (SeenRecord, StateReport).
 """
 from __future__ import annotations
 
@@ -31,17 +13,18 @@ import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-import apache_beam as beam
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from transforms.errors import first_line
 from transforms.feedstate import FeedState
-from transforms.sink import write_parquet_atomically
+from transforms.sink import make_folder, write_parquet_atomically
+from transforms.state.seen_index import SeenIndex
 
 _log = logging.getLogger(__name__)
 
@@ -90,13 +73,20 @@ class SeenRecord:
     seen_at: datetime
 
 
+class UnreadableFile(NamedTuple):
+    """A state file that could not be read (moved to _state/corrupt/)."""
+
+    path: str      # where it was found
+    reason: str    # the error, one line
+
+
 @dataclass
 class StateReport:
     """What a run found in the state: the summary prints its notes."""
 
     feeds_known: int = 0
     files: int = 0
-    unreadable: List[Tuple[str, str]] = field(default_factory=list)
+    unreadable: List[UnreadableFile] = field(default_factory=list)
     open_runs: Dict[str, Optional[str]] = field(default_factory=dict)  # run id -> started at
     missing: bool = False
 
@@ -115,6 +105,13 @@ class StateReport:
         return notes
 
 
+class LoadedFeedStates(NamedTuple):
+    """What StateStore.load_feed_states found: feed URL -> FeedState, and the report."""
+
+    states: Dict[str, FeedState]
+    report: StateReport
+
+
 class StateStore:
     """Reads and writes OUT/_state. Every method goes through FileSystems."""
 
@@ -124,6 +121,14 @@ class StateStore:
 
     def _dir(self, kind: str) -> str:
         return FileSystems.join(self.root, kind)
+
+    def _parquet_files(self, kind: str) -> list:
+        """Metadata of the Parquet files in one state folder (none while it is absent)."""
+        return _list(FileSystems.join(self._dir(kind), "*.parquet"))
+
+    def _file_stamps(self, kind: str) -> Dict[str, Tuple[int, float]]:
+        """Path -> (size, last update) of each Parquet file in one state folder."""
+        return {m.path: (m.size_in_bytes, m.last_updated_in_seconds) for m in self._parquet_files(kind)}
 
     # -- run markers ------------------------------------------------------------
     def open_run(self, run_id: str, started_at: datetime) -> None:
@@ -146,7 +151,7 @@ class StateStore:
         return runs
 
     # -- reading ----------------------------------------------------------------
-    def read(self, kind: str) -> Tuple[Optional[pa.Table], List[Tuple[str, str]], int]:
+    def read(self, kind: str) -> Tuple[Optional[pa.Table], List[UnreadableFile], int]:
         """All rows of one folder (or None), the unreadable files, the file count.
 
         An unreadable file (not Parquet, wrong schema) is moved to _state/corrupt/
@@ -158,7 +163,7 @@ class StateStore:
         schema = SCHEMAS[kind]
         tables, unreadable, done = [], [], set()
         for _ in range(20):
-            metas = _list(FileSystems.join(self._dir(kind), "*.parquet"))
+            metas = self._parquet_files(kind)
             vanished = False
             for meta in metas:
                 if meta.path in done:
@@ -174,10 +179,10 @@ class StateStore:
                 try:
                     tables.append(_parse_table(data, schema))
                 except (pa.ArrowException, ValueError, KeyError, EOFError) as exc:
-                    reason = _first_line(exc)
+                    reason = first_line(exc, limit=200)
                     _log.warning("state file %s is unreadable (%s); moving it aside", meta.path, reason)
                     self._move_aside(meta.path)
-                    unreadable.append((meta.path, reason))
+                    unreadable.append(UnreadableFile(meta.path, reason))
             if not vanished:
                 table = pa.concat_tables(tables) if tables else None
                 return table, unreadable, len(metas)
@@ -186,14 +191,17 @@ class StateStore:
     def _move_aside(self, path: str) -> None:
         target = FileSystems.join(self._dir(CORRUPT), f"{uuid.uuid4().hex[:8]}-{path.rsplit('/', 1)[-1]}")
         try:
-            _mkdirs(self._dir(CORRUPT))
+            make_folder(self._dir(CORRUPT))
             FileSystems.rename([path], [target])
         except Exception:  # another reader moved it first
             pass
 
-    def load_feed_states(self, run_id: str, as_of: datetime,
-                         lookback: timedelta) -> Tuple[Dict[str, FeedState], StateReport]:
-        """The FeedState to start from for every feed known to committed runs."""
+    def load_feed_states(self, run_id: str) -> LoadedFeedStates:
+        """The FeedState to start from for every feed known to committed runs
+        (other than `run_id`, which is about to run), and what was found.
+
+        Every committed row counts, however old: rows past the lookback
+        go when compaction prunes them."""
         open_runs = self.open_runs()
         table, unreadable, files = self.read(FEEDS)
         states: Dict[str, FeedState] = {}
@@ -204,11 +212,11 @@ class StateStore:
                 states[row["feed_url"]] = _feed_state(row)  # the latest fetch wins
         report = StateReport(feeds_known=len(states), files=files, unreadable=unreadable,
                              open_runs={r: s for r, s in open_runs.items() if r != run_id})
-        if files == 0 and not unreadable and not _list(FileSystems.join(self._dir(SEEN), "*.parquet")):
+        if files == 0 and not unreadable and not self._parquet_files(SEEN):
             report.missing = _has_stories(self.output)
-        return states, report
+        return LoadedFeedStates(states, report)
 
-    def load_seen(self, run_id: str, as_of: datetime, lookback: timedelta) -> "SeenIndex":
+    def load_seen(self, run_id: str, as_of: datetime, lookback: timedelta) -> SeenIndex:
         """The identities of stories written by committed runs within the lookback."""
         table, unreadable, _ = self.read(SEEN)
         if table is None:
@@ -239,15 +247,14 @@ class StateStore:
         write_parquet_atomically(FileSystems.join(self._dir(FEEDS), f"{run_id}.parquet"), feed_table)
         self.close_run(run_id)
         for kind in (SEEN, FEEDS):
-            if len(_list(FileSystems.join(self._dir(kind), "*.parquet"))) > COMPACT_AFTER:
+            if len(self._parquet_files(kind)) > COMPACT_AFTER:
                 self.compact(kind, as_of, lookback)
 
     def compact(self, kind: str, as_of: datetime, lookback: timedelta) -> Optional[str]:
         """Merges the folder into one file: superseded commits and rows older
         than the lookback dropped; for feeds, one row per feed (plus rows of
         open runs, which may yet be superseded). Returns the new file."""
-        before = {m.path: (m.size_in_bytes, m.last_updated_in_seconds)
-                  for m in _list(FileSystems.join(self._dir(kind), "*.parquet"))}
+        before = self._file_stamps(kind)
         table, _, _ = self.read(kind)
         if table is None:
             return None
@@ -261,8 +268,7 @@ class StateStore:
         path = FileSystems.join(self._dir(kind), f"compacted-{uuid.uuid4().hex}.parquet")
         write_parquet_atomically(path, table)
         # Delete only inputs still as we read them: a re-run may have replaced one.
-        now = {m.path: (m.size_in_bytes, m.last_updated_in_seconds)
-               for m in _list(FileSystems.join(self._dir(kind), "*.parquet"))}
+        now = self._file_stamps(kind)
         _delete_quietly([p for p, stamp in before.items() if now.get(p) == stamp])
         for run_id, started in self.open_runs().items():
             if started and _parse_iso(started) < as_of - lookback:
@@ -302,72 +308,6 @@ def _latest_per_feed(table: pa.Table, open_runs: set) -> pa.Table:
     return pa.Table.from_pylist(merged, schema=FEED_STATE_SCHEMA)
 
 
-class SeenIndex:
-    """Sorted 128-bit digests of remembered identities, with their last
-    seen time: ~24 bytes per identity, a lookup is two binary searches."""
-
-    def __init__(self, hi: np.ndarray, lo: np.ndarray, seen_us: np.ndarray,
-                 unreadable: Sequence[Tuple[str, str]] = ()):
-        self.hi, self.lo, self.seen_us = hi, lo, seen_us
-        self.unreadable = list(unreadable)
-
-    @classmethod
-    def empty(cls, unreadable=()) -> "SeenIndex":
-        z = np.zeros(0, dtype=np.uint64)
-        return cls(z, z.copy(), np.zeros(0, dtype=np.int64), unreadable)
-
-    @classmethod
-    def from_table(cls, table: pa.Table, unreadable=()) -> "SeenIndex":
-        keys = table["key"].combine_chunks()
-        if len(keys) == 0:
-            return cls.empty(unreadable)
-        raw = np.frombuffer(keys.buffers()[1], dtype=">u8")[2 * keys.offset: 2 * (keys.offset + len(keys))]
-        seen = pc.cast(table["seen_at"], pa.int64()).to_numpy()
-        return cls.from_arrays(raw[0::2].astype(np.uint64), raw[1::2].astype(np.uint64), seen,
-                               unreadable)
-
-    @classmethod
-    def from_arrays(cls, hi, lo, seen_us, unreadable=()) -> "SeenIndex":
-        # Sorting by the high half alone is enough (and several times faster
-        # than a three-key sort): entries sharing it are adjacent and
-        # last_seen() checks them all.
-        order = np.argsort(hi)
-        hi, lo, seen_us = hi[order], lo[order], seen_us[order]
-        first = np.ones(len(hi), dtype=bool)
-        first[1:] = (hi[1:] != hi[:-1]) | (lo[1:] != lo[:-1])
-        starts = np.flatnonzero(first)
-        if len(starts) == len(hi):
-            return cls(hi, lo, seen_us, unreadable)
-        # one entry per identity, with its newest time
-        return cls(hi[starts], lo[starts], np.maximum.reduceat(seen_us, starts), unreadable)
-
-    @classmethod
-    def from_records(cls, records: Iterable[SeenRecord]) -> "SeenIndex":
-        records = list(records)
-        raw = np.frombuffer(b"".join(r.key for r in records), dtype=">u8").astype(np.uint64)
-        seen = np.array([_micros(r.seen_at) for r in records], dtype=np.int64)
-        return cls.from_arrays(raw[0::2], raw[1::2], seen)
-
-    def __len__(self) -> int:
-        return len(self.hi)
-
-    @property
-    def nbytes(self) -> int:
-        return self.hi.nbytes + self.lo.nbytes + self.seen_us.nbytes
-
-    def last_seen(self, key: bytes) -> Optional[datetime]:
-        """When the identity was last recorded, or None if it never was."""
-        hi = np.uint64(int.from_bytes(key[:8], "big"))  # a Python int > 2**63 would
-        lo = np.uint64(int.from_bytes(key[8:], "big"))  # make numpy compare as float
-        newest = None
-        at = int(np.searchsorted(self.hi, hi, side="left"))
-        while at < len(self.hi) and self.hi[at] == hi:
-            if self.lo[at] == lo and (newest is None or self.seen_us[at] > newest):
-                newest = int(self.seen_us[at])
-            at += 1
-        return None if newest is None else _EPOCH + timedelta(microseconds=newest)
-
-
 # ---------------------------------------------------------------- helpers
 
 def _feed_state(row: dict) -> FeedState:
@@ -404,17 +344,9 @@ def _has_stories(output: str) -> bool:
     return bool(_list(FileSystems.join(output, "stories", "date=*", "*.parquet")))
 
 
-def _mkdirs(folder: str) -> None:
-    if not FileSystems.exists(folder):
-        try:
-            FileSystems.mkdirs(folder)
-        except IOError:
-            pass  # created meanwhile
-
-
 def _write_atomically(path: str, data: bytes) -> None:
     folder, name = path.rsplit("/", 1)
-    _mkdirs(folder)
+    make_folder(folder)
     temp = f"{folder}/.{name}.{uuid.uuid4().hex}.inprogress"
     with FileSystems.create(temp) as handle:
         handle.write(data)
@@ -431,10 +363,6 @@ def _delete_quietly(paths: List[str]) -> None:
             pass  # already gone: another compaction or commit got there first
 
 
-def _micros(when: datetime) -> int:
-    return (when - _EPOCH) // timedelta(microseconds=1)
-
-
 def _iso(when: datetime) -> str:
     return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -442,47 +370,3 @@ def _iso(when: datetime) -> str:
 def _parse_iso(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:200]
-
-
-# ---------------------------------------------------------------- Beam
-
-class _CommitStateFn(beam.DoFn):
-    def __init__(self, output: str, run_id: str, as_of: datetime, lookback: timedelta):
-        self.output, self.run_id, self.as_of, self.lookback = output, run_id, as_of, lookback
-
-    def process(self, _, seen, feeds, *written):
-        StateStore(self.output).commit(self.run_id, datetime.now(timezone.utc), seen, feeds,
-                                       self.as_of, self.lookback)
-        yield self.run_id
-
-
-class CommitState(beam.PTransform):
-    """(PCollection[SeenRecord], PCollection[(feed_url, FeedState)]) -> the run id, once.
-
-    Runs as the last stage of the pipeline, after every PCollection in `after`
-    (the files written) is complete: side inputs make the runner finish them
-    first. Being a pipeline stage, it also commits on Dataflow, where the
-    launcher that built the job does not wait for it. Retried, it rewrites
-    the same files.
-    """
-
-    def __init__(self, output: str, run_id: str, as_of: datetime, lookback: timedelta,
-                 after: Sequence = ()):
-        super().__init__()
-        self.output, self.run_id, self.as_of, self.lookback = output, run_id, as_of, lookback
-        self.after = list(after)
-
-    def expand(self, inputs):
-        seen, feeds = inputs
-        return (
-            seen.pipeline
-            | "Once" >> beam.Create([None])
-            | "Commit" >> beam.ParDo(
-                _CommitStateFn(self.output, self.run_id, self.as_of, self.lookback),
-                beam.pvalue.AsList(seen), beam.pvalue.AsList(feeds),
-                *[beam.pvalue.AsList(done) for done in self.after])
-        )

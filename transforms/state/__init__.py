@@ -1,0 +1,31 @@
+"""Cross-run state under OUT/_state/, read and written through Beam's
+FileSystems (local disk, gs://, s3://):
+
+    _state/runs/<run_id>.json       "open" marker: the run started and has not committed
+    _state/feeds/<run_id>.parquet   the run's FeedState of every feed it handled
+    _state/seen/<run_id>.parquet    identities of the stories the run wrote (+ one commit row)
+    _state/{feeds,seen}/compacted-<uuid>.parquet   many runs' rows merged and pruned
+    _state/corrupt/...              unreadable state files, moved aside for inspection
+
+Concurrency is last-writer-wins with per-run files, no lock: each run only ever
+creates its own files (temp name + rename, so a file is whole or absent), and
+readers merge all files. Every row carries run_id and committed_at; a reader
+
+- ignores the rows of runs that have an open marker (running, killed, or being
+  re-run with the same --run-id): state never vouches for stories a run may
+  not have written;
+- keeps, per run id, only the rows of its latest commit (a re-run supersedes
+  the earlier attempt, even after compaction merged it);
+- for feeds, takes the most recently fetched row per feed; for stories, the
+  union of keys.
+
+Compaction merges a folder when it holds more than COMPACT_AFTER files: it writes
+the merged file first and only then deletes its inputs (those still unchanged),
+so a reader that lists the folder at any moment finds every row at least once.
+
+The package, by concern (import from the modules themselves):
+
+    store.py        StateStore: the files above, their schemas and records, compaction
+    seen_index.py   SeenIndex: the remembered story identities, in memory, for lookups
+    commit.py       CommitState: the pipeline's last stage, which commits a run's state
+"""
