@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine with python3 and make:
 #   make run    installs into .venv and runs the main job on the bundled seeds/
-#   make test   installs the test extras and runs the tests
+#   make test   installs the test extras and runs the tests (all of them: CI calls it)
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 OUT    ?= output
 BENCH_SCALE ?= default
 
-.PHONY: run test install install-test bench bench-fetch bench-topics clean
+.PHONY: run test test-fast install install-test bench bench-fetch bench-topics same-rows clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,12 @@ run: $(VENV)/.installed
 	$(VENV)/bin/newswatch run --feeds seeds/feeds.opml --topics seeds/topics.yaml --output $(OUT) --runner DirectRunner
 
 test: $(VENV)/.installed-test
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --strict-markers tests
+
+# The unit tests alone (no servers, emulators, subprocesses, benchmark
+# harness or slow tests): under a minute.
+test-fast: $(VENV)/.installed-test
+	$(PY) -m pytest -q --strict-markers -m "not integration and not slow and not bench" tests
 
 clean:
 	rm -rf $(VENV) $(OUT) build *.egg-info
@@ -36,8 +41,17 @@ clean:
 # baseline and the feedparser floor on a generated corpus (10k and 100k
 # entries; BENCH_SCALE=large adds 1M), fetch throughput, the seed run and the
 # component benchmarks below.
+# Then docs/performance.md is regenerated from benchmarks/results/latest.json
+# (committed beside it), also when a contestant was refused; the exit status
+# stays the benchmark's.
 bench: $(VENV)/.installed-test
-	$(PY) -m benchmarks.run --scale $(BENCH_SCALE)
+	$(PY) -m benchmarks.run --scale $(BENCH_SCALE); status=$$?; \
+	$(PY) -m benchmarks.docs_table && exit $$status
+
+# The generated sections of docs/performance.md, from the committed result.
+.PHONY: docs
+docs: $(VENV)/.installed-test
+	$(PY) -m benchmarks.docs_table
 
 # The component benchmarks on their own, with their full output.
 bench-fetch: $(VENV)/.installed-test
@@ -47,3 +61,9 @@ bench-fetch: $(VENV)/.installed-test
 
 bench-topics: $(VENV)/.installed-test
 	$(PY) -m benchmarks.topics_bench
+
+# A refactor's check: the rows of the seeds and of a bench corpus, written by
+# revision BASE and by the working tree, compared (exit 1 if any differ).
+BASE ?= HEAD
+same-rows: $(VENV)/.installed-test
+	$(PY) -m benchmarks.same_rows --base $(BASE)
