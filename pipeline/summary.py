@@ -122,6 +122,10 @@ def read_counters(result) -> Dict[str, int]:
     has them; distributions by their maximum (values every worker reports)."""
     from apache_beam.metrics.metric import MetricsFilter
 
+    # On the FnApiRunner this unwinds one nested generator per bundle the job
+    # ran, whatever the filter: a job of thousands of bundles ends in a
+    # RecursionError here (why a local streaming run polls in one bundle:
+    # transforms/poll.py, LOCAL_RUNNERS).
     metrics = result.metrics().query(MetricsFilter().with_namespace(NAMESPACE))
     totals: Dict[str, int] = {}
     for counter in metrics["counters"]:

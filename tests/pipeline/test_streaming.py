@@ -124,3 +124,80 @@ def test_streaming_options_are_checked_before_any_fetch(live, capsys, extra, mes
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0], err
     assert server.requests == []
+
+
+# -- long runs: the run summary after many polls ------------------------------
+LONG_POLLS, LONG_INTERVAL_S = 40, 0.5
+
+
+def item(name, about, link=None):
+    return (f"<item><title>{about} {name}</title><link>https://desk.example.org/{link or name}</link>"
+            f"<guid>g-{name}</guid><description>{about} report {name}.</description>"
+            "<pubDate>Tue, 28 Sep 2021 01:00:00 GMT</pubDate></item>")
+
+
+def feed(*items, title="Desk"):
+    return (f'<?xml version="1.0"?><rss version="2.0"><channel><title>{title}</title>'
+            f'{"".join(items)}</channel></rss>')
+
+
+def long_scripts():
+    """Three feeds over LONG_POLLS polls, as {path: [(items, Scripted), ...]}:
+    one gains a matching story every fourth poll (304 in between), one gains a
+    story every poll, alternately about Pyongyang and about the weather (no
+    validator: 200 every time), one re-publishes the first feed's stories under
+    its own guids, a poll late."""
+    def versions(make, every, etag):
+        out = []
+        for poll in range(LONG_POLLS):
+            items = make(poll // every + 1)
+            out.append((items, Scripted(feed(*(markup for _, markup in items)),
+                                        etag=f'"{poll // every}"' if etag else None)))
+        return out
+
+    def growing(n):
+        return [(f"a{i}", item(f"a{i}", "North Korea")) for i in range(n)]
+
+    def mixed(n):
+        return [(f"b{i}" if i % 2 == 0 else None, item(f"b{i}", "Pyongyang" if i % 2 == 0 else "Weather"))
+                for i in range(n)]
+
+    def mirror(n):
+        return [(f"a{i}", item(f"m{i}", "North Korea", link=f"a{i}")) for i in range(max(n - 1, 1))]
+
+    return {"/growing.xml": versions(growing, 4, True), "/mixed.xml": versions(mixed, 1, False),
+            "/mirror.xml": versions(mirror, 4, True)}
+
+
+def test_long_streaming_run_ends_with_its_summary(feed_server, tmp_path, capsys):
+    # ~10 or more polls used to end in "run failed: maximum recursion depth
+    # exceeded" when the summary queried the counters (see transforms/poll.py).
+    server, scripts = feed_server, long_scripts()
+    for path, versions in scripts.items():
+        server.script(path, [scripted for _, scripted in versions])
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text("".join(server.url(path) + "\n" for path in scripts))
+    topics = tmp_path / "topics.yaml"
+    topics.write_text("topics:\n  - name: dprk\n    query: '\"North Korea\" OR Pyongyang'\n")
+    out = tmp_path / "out"
+
+    code = main(streaming_args(feeds, topics, out, "--poll-interval", str(LONG_INTERVAL_S),
+                               "--duration", str(LONG_POLLS * LONG_INTERVAL_S)))
+    captured = capsys.readouterr()
+    assert code == 0, captured.err[-3000:]
+    summary = captured.out
+    assert summary.count("-> ok") == 4 and "MISMATCH" not in summary, summary
+
+    # every poll happened and is in the fetch log
+    fetches = pd.read_parquet(out / "fetches")
+    assert fetches.groupby("feed_url").size().to_dict() == {
+        server.url(path): LONG_POLLS for path in scripts}
+    assert all(server.hits[path] == LONG_POLLS for path in scripts)
+    # every matching story any poll served, each written exactly once
+    served = {f"https://desk.example.org/{key}" for versions in scripts.values()
+              for items, _ in versions for key, _ in items if key is not None}
+    stories = pd.read_parquet(out / "stories")
+    assert stories["story_id"].is_unique
+    assert len(stories) == len(served) and set(stories["canonical_url"]) == served
+    written = int(summary.split("stories written")[1].split()[0].replace(",", ""))
+    assert written == len(served)
