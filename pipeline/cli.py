@@ -209,14 +209,22 @@ def run_batch(run_config, beam_args: Sequence[str], replace_run: bool = True) ->
 
 
 def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
-    """A streaming job: polls until --duration has passed (or forever)."""
+    """A streaming job: polls until --duration has passed (or forever).
+
+    It starts from the state committed under _state/ (feed validators here,
+    written stories in SeenBefore) and commits every output window as a unit
+    of its own (`<run_id>-w<window start>-p<pane>`), so it opens no run
+    marker: there is no job-wide commit for one to stand for."""
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
     from pipeline.graph import build_streaming_pipeline
+    from transforms.state.store import StateStore
 
     started_at = datetime.now(timezone.utc)
-    config = dataclasses.replace(run_config, run_id=run_config.run_id or default_run_id(started_at),
-                                 started_at=started_at)
+    run_id = run_config.run_id or default_run_id(started_at)
+    feed_states, report = StateStore(run_config.output).load_feed_states(run_id)
+    config = dataclasses.replace(run_config, run_id=run_id, started_at=started_at,
+                                 feed_states=tuple(sorted(feed_states.items())))
     options = PipelineOptions(list(beam_args))
     options.view_as(StandardOptions).streaming = True
     runner = options.view_as(StandardOptions).runner or "DirectRunner"
@@ -224,7 +232,9 @@ def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
         logging.getLogger("newswatch").warning(
             "the DirectRunner writes nothing until a streaming run ends: give --duration, "
             "or use --every to keep watching locally (README)")
-    return _run_pipeline(build_streaming_pipeline, config, options)
+    summary = _run_pipeline(build_streaming_pipeline, config, options)
+    summary.notes = report.notes() + summary.notes
+    return summary
 
 
 def _run_pipeline(build, config, options) -> RunSummary:
@@ -256,6 +266,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command != "run":
             raise cfg.ConfigError("expected a command: run")
         _check_beam_options(beam_args)
+        _check_dataflow_options(args, beam_args)
         run_config = prepare(args)
     except cfg.ConfigError as exc:
         print(f"newswatch: error: {exc}", file=sys.stderr)
@@ -351,6 +362,25 @@ def _check_beam_options(beam_args: Sequence[str]) -> None:
     _, unknown = parser.parse_known_args(list(beam_args))
     if unknown:
         raise cfg.ConfigError(f"unknown option or argument {unknown[0].split('=')[0]!r}")
+
+
+def _check_dataflow_options(args: argparse.Namespace, beam_args: Sequence[str]) -> None:
+    """On Dataflow: OUT must be storage the workers reach, and the workers
+    must get this project (the image of pipeline/flex_template, or --setup_file)."""
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions, StandardOptions, WorkerOptions
+
+    options = PipelineOptions(list(beam_args))
+    if "dataflow" not in str(options.view_as(StandardOptions).runner or "").lower():
+        return
+    if FileSystems.get_scheme(args.output) in (None, "file"):
+        raise cfg.ConfigError(f"--output {args.output} is a local path: Dataflow workers cannot write to "
+                              "this machine's disk; give a gs:// folder")
+    worker = options.view_as(WorkerOptions)
+    if not (worker.sdk_container_image or worker.worker_harness_container_image
+            or options.view_as(SetupOptions).setup_file):
+        raise cfg.ConfigError("Dataflow workers need this project: give --sdk_container_image (the image of "
+                              "pipeline/flex_template/Dockerfile) or --setup_file ./setup.py")
 
 
 def _all_subclasses(cls):

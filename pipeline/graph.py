@@ -2,9 +2,11 @@
 
 Batch and streaming runs differ in their source of FetchResults (the feed
 list fetched once, or polled on every tick with per-feed state in Beam) and
-in where "already written" is remembered (state files between batch runs,
-keyed state with a TTL in a streaming job); every stage in between is the
-same transform.
+in how often they commit what they wrote to the state files under _state/
+(once at the end of a batch run; every output window in a streaming job,
+which also remembers what it wrote in keyed state with a TTL). Both start
+from the same state (SeenBefore), and every stage in between is the same
+transform.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import apache_beam as beam
 from apache_beam.transforms import window
 from apache_beam.utils.timestamp import MAX_TIMESTAMP
 
-from transforms.dedup import DedupAcrossPolls, DedupStories
+from transforms.dedup import DedupAcrossPolls, DedupStories, OncePerTTL
 from transforms.feedstate import FeedState, Politeness
 from transforms.fetch import FetchFeeds, FetchSettings
 from transforms.language import DetectLanguage
@@ -25,10 +27,10 @@ from transforms.poll import PollFeeds
 from transforms.records import FeedSource
 from transforms.seen import REFRESH, SeenBefore, seen_records
 from transforms.sink import ERRORS, FETCHES, STORIES, WritePartitions
-from transforms.state.commit import CommitState
-from transforms.state.store import DEFAULT_LOOKBACK_DAYS
+from transforms.state.commit import CommitState, CommitWindows
+from transforms.state.store import DEFAULT_LOOKBACK_DAYS, SeenRecord
 from transforms.topics import KeepMatched, TagTopics, Topic
-from transforms.windowing import DEFAULT_MAX_LATENESS_S, AssignEventTime, fixed_windows
+from transforms.windowing import arrival_windows
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,8 @@ class StreamingSettings:
 
     poll_interval_s: float = 300.0
     duration_s: Optional[float] = None        # None: until the job is stopped
-    window_s: float = 300.0                   # FixedWindows for the output files
-    dedup_ttl_s: float = 7 * 24 * 3600.0      # how long a written story is remembered
-    max_lateness_s: float = DEFAULT_MAX_LATENESS_S
+    window_s: float = 300.0                   # FixedWindows of arrival time: output files, commits
+    dedup_ttl_s: float = 7 * 24 * 3600.0      # how long keyed state remembers a written story
 
 
 @dataclass(frozen=True)
@@ -61,12 +62,13 @@ class RunConfig:
 
 
 def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:
-    """Parse -> Tag topics -> Dedup -> (Seen before | Dedup across polls) ->
-    Keep matched -> Language -> Parquet; in batch, then the run's state, committed once every
-    file is written.
+    """Parse -> Tag topics -> Dedup -> Seen before [-> Dedup across polls] ->
+    Keep matched -> Language -> Parquet; then the state of what was written,
+    committed once every file it vouches for is written: once at the end in
+    batch, for every window in streaming.
 
     `fetched` is a PCollection[FetchResult]; returns the written-file
-    PCollections (and `state` in batch).
+    PCollections and `state` (the committed run id, or window units).
     """
     streaming = config.streaming
     parsed = fetched | "Parse" >> ParseFeeds(config.run_id)
@@ -75,22 +77,22 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
     # kept, and the counts by reason, are as if matching came after dedup.
     tagged = parsed.stories | "TagTopics" >> TagTopics(config.topics)
     if streaming:
-        # Within one poll the preferred copy wins (as in batch); across polls
-        # keyed state remembers what was written for the TTL.
-        new = (
-            tagged
-            | "PerPoll" >> beam.WindowInto(window.FixedWindows(streaming.poll_interval_s))
-            | "Dedup" >> DedupStories()
-            | "Global" >> beam.WindowInto(window.GlobalWindows())
-            | "DedupAcrossPolls" >> DedupAcrossPolls(streaming.dedup_ttl_s)
-        )
-    else:
-        fresh = (
-            tagged
-            | "Dedup" >> DedupStories()
-            | "SeenBefore" >> SeenBefore(config.output, config.run_id, config.started_at, config.lookback)
-        )
-        new = fresh.new
+        # Within one poll the preferred copy wins (as in batch).
+        tagged = tagged | "PerPoll" >> beam.WindowInto(window.FixedWindows(streaming.poll_interval_s))
+    # What committed runs and windows wrote (within the lookback) is loaded
+    # once per worker: a streaming job starts from what earlier jobs and
+    # batch runs wrote, as a batch run does.
+    fresh = (
+        tagged
+        | "Dedup" >> DedupStories()
+        | "SeenBefore" >> SeenBefore(config.output, config.run_id, config.started_at, config.lookback)
+    )
+    new = fresh.new
+    if streaming:
+        # Across polls of this job, keyed state remembers what was written for the TTL.
+        new = (new
+               | "Global" >> beam.WindowInto(window.GlobalWindows())
+               | "DedupAcrossPolls" >> DedupAcrossPolls(streaming.dedup_ttl_s))
     stories = (
         new
         | "KeepMatched" >> KeepMatched(config.topics)
@@ -98,11 +100,11 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
     )
     fetch_log, dead_letters = parsed[FETCH_LOG], parsed[DEAD_LETTERS]
     if streaming:
-        lateness = streaming.max_lateness_s
-        stories = (stories | "EventTime" >> AssignEventTime(lateness)
-                   | "StoryWindows" >> fixed_windows(streaming.window_s, lateness))
-        fetch_log = fetch_log | "FetchWindows" >> fixed_windows(streaming.window_s, lateness)
-        dead_letters = dead_letters | "ErrorWindows" >> fixed_windows(streaming.window_s, lateness)
+        # Files by arrival (the poll tick each element carries), partitions
+        # by publication (sink.py): see transforms/windowing.py.
+        stories = stories | "StoryWindows" >> arrival_windows(streaming.window_s)
+        fetch_log = fetch_log | "FetchWindows" >> arrival_windows(streaming.window_s)
+        dead_letters = dead_letters | "ErrorWindows" >> arrival_windows(streaming.window_s)
     written = {
         "stories": stories | "WriteStories" >> WritePartitions(
             config.output, STORIES, config.run_id, config.shards),
@@ -111,13 +113,26 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
         "errors": dead_letters | "WriteErrors" >> WritePartitions(
             config.output, ERRORS, config.run_id),
     }
+    refresh = fresh[REFRESH]
     if streaming:
-        return written
+        # The state loaded at start does not change while the job runs, so a
+        # long-lived item would ask for its refresh on every poll: once per TTL.
+        refresh = (refresh
+                   | "RefreshGlobal" >> beam.WindowInto(window.GlobalWindows())
+                   | "RefreshKey" >> beam.Map(lambda r: (r.key.hex(), r)).with_output_types(Tuple[str, SeenRecord])
+                   | "RefreshOnce" >> OncePerTTL(streaming.dedup_ttl_s, "seen_refresh_repeats",
+                                                 "seen_refresh_forgotten")
+                   | "RefreshWindows" >> arrival_windows(streaming.window_s))
     remembered = (
-        (stories | "SeenRecords" >> beam.FlatMap(seen_records), fresh[REFRESH])
+        (stories | "SeenRecords" >> beam.FlatMap(seen_records), refresh)
         | "AllSeenRecords" >> beam.Flatten()
     )
     feed_states = fetched | "FeedStates" >> beam.Map(lambda r: (r.feed_url, r.feed_state))
+    if streaming:
+        written["state"] = (remembered, feed_states) | "CommitWindows" >> CommitWindows(
+            config.output, config.run_id, config.lookback,
+            windowing=arrival_windows(streaming.window_s), after=list(written.values()))
+        return written
     written["state"] = (remembered, feed_states) | "CommitState" >> CommitState(
         config.output, config.run_id, config.started_at, config.lookback,
         after=list(written.values()))

@@ -195,10 +195,10 @@ class _RememberForTTLFn(beam.DoFn):
     SEEN = ReadModifyWriteStateSpec("seen", VarIntCoder())
     EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
 
-    def __init__(self, ttl_s: float):
+    def __init__(self, ttl_s: float, repeats: str = "duplicates", forgotten: str = "dedup_keys_forgotten"):
         self.ttl_s = ttl_s
-        self.duplicates = metrics.counter("duplicates")
-        self.forgotten = metrics.counter("dedup_keys_forgotten")
+        self.duplicates = metrics.counter(repeats)
+        self.forgotten = metrics.counter(forgotten)
 
     def process(self, keyed, timestamp=beam.DoFn.TimestampParam,
                 seen=beam.DoFn.StateParam(SEEN), expiry=beam.DoFn.TimerParam(EXPIRY)):
@@ -252,3 +252,17 @@ class DedupAcrossPolls(beam.PTransform):
         for kind in KEY_KINDS:
             stories = stories | f"Across{kind.capitalize()}" >> _DedupAcrossPollsByKind(kind, self.ttl_s)
         return stories
+
+
+class OncePerTTL(beam.PTransform):
+    """PCollection[(str key, value)] in the global window -> the values whose
+    key was not seen in the last `ttl_s` seconds (each sighting restarts the
+    clock). Drops count in the counter `repeats`; forgotten keys in `forgotten`.
+    DedupAcrossPolls is this, once per kind of identity."""
+
+    def __init__(self, ttl_s: float, repeats: str, forgotten: str):
+        super().__init__()
+        self.ttl_s, self.repeats, self.forgotten = ttl_s, repeats, forgotten
+
+    def expand(self, keyed):
+        return keyed | "Remember" >> beam.ParDo(_RememberForTTLFn(self.ttl_s, self.repeats, self.forgotten))

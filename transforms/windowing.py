@@ -1,32 +1,35 @@
-"""Event time and windows for streaming runs.
+"""Windows for streaming runs: files by arrival, partitions by publication.
 
-A story's event time is its published_at, clamped into
-[fetched_at - max_lateness, fetched_at]: an item published long ago (or dated
-in the future by a wrong clock) gets the nearest time the windows still
-accept, so it is neither dropped as too late nor holds a window open. The
-`date` partition still comes from the real published_at (sink.py); windows
-only decide which file a story lands in and when.
+Every element keeps the timestamp it got from the source: the poll tick at
+which its feed was fetched (transforms/poll.py; the stages in between never
+change it). Output windows are FixedWindows over that ARRIVAL time, so a
+window holds exactly the stories that arrived in it and closes on time, when
+the watermark (which follows the ticks) passes its end: one pane, one file
+per (window, date partition, shard).
+
+published_at drives nothing here. It picks the `date=` partition in the sink
+(sink.py: the UTC date of published_at, or of fetched_at without one). A feed
+whose items are dated years behind or ahead therefore adds a partition to
+the window it arrived in, never a window of its own, and no window or state
+waits for a clock that is wrong.
+
+Why not event time = published_at: a story published 20 minutes or a day
+before the poll sits far behind a watermark that follows the ticks, so it
+came out as a LATE pane: one small file per (window, date, shard) it touched,
+and dropped once past the allowed lateness.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
-from typing import Optional
+from datetime import datetime, timezone
 
 import apache_beam as beam
 from apache_beam.transforms import trigger, window
 from apache_beam.utils.timestamp import Timestamp
 
-
-DEFAULT_MAX_LATENESS_S = 24 * 3600
-
-
-def event_time(published_at: Optional[datetime], fetched_at: datetime,
-               max_lateness_s: float = DEFAULT_MAX_LATENESS_S) -> datetime:
-    """published_at clamped into [fetched_at - max_lateness, fetched_at]."""
-    if published_at is None:
-        return fetched_at
-    earliest = fetched_at - timedelta(seconds=max_lateness_s)
-    return min(max(published_at, earliest), fetched_at)
+# Arrival timestamps are never behind the watermark, so no pane should ever be
+# late. Should a runner still deliver an element late, it is written (a pane,
+# file and commit of its own, `-p1`...) rather than dropped, up to this long.
+SAFETY_LATENESS_S = 3600
 
 
 def to_timestamp(when: datetime) -> Timestamp:
@@ -35,27 +38,14 @@ def to_timestamp(when: datetime) -> Timestamp:
     return Timestamp.from_utc_datetime(when.astimezone(timezone.utc))
 
 
-class AssignEventTime(beam.PTransform):
-    """PCollection[Story] -> the same stories timestamped with their event time."""
-
-    def __init__(self, max_lateness_s: float = DEFAULT_MAX_LATENESS_S):
-        super().__init__()
-        self.max_lateness_s = max_lateness_s
-
-    def expand(self, stories):
-        lateness = self.max_lateness_s
-        return stories | "Timestamp" >> beam.Map(
-            lambda s: window.TimestampedValue(
-                s, to_timestamp(event_time(s.published_at, s.fetched_at, lateness))))
-
-
-def fixed_windows(window_s: float, allowed_lateness_s: float = DEFAULT_MAX_LATENESS_S) -> beam.WindowInto:
-    """FixedWindows that fire when the watermark passes the window's end and
-    again for each late element (within the allowed lateness), each pane
-    holding only new elements: a pane is a file, so nothing is written twice."""
+def arrival_windows(window_s: float) -> beam.WindowInto:
+    """FixedWindows of `window_s` over the elements' arrival timestamps. The
+    window fires once, when the watermark passes its end; a late element
+    (not expected: see SAFETY_LATENESS_S) fires a pane of its own holding
+    only the new elements, so nothing is written twice."""
     return beam.WindowInto(
         window.FixedWindows(window_s),
         trigger=trigger.AfterWatermark(late=trigger.AfterCount(1)),
         accumulation_mode=trigger.AccumulationMode.DISCARDING,
-        allowed_lateness=allowed_lateness_s,
+        allowed_lateness=SAFETY_LATENESS_S,
     )

@@ -4,6 +4,7 @@ FileSystems (local disk, gs://, s3://):
     _state/runs/<run_id>.json       "open" marker: the run started and has not committed
     _state/feeds/<run_id>.parquet   the run's FeedState of every feed it handled
     _state/seen/<run_id>.parquet    identities of the stories the run wrote (+ one commit row)
+    _state/{feeds,seen}/<run_id>-w<start>-p<pane>.parquet   the same, for one window pane of a streaming job
     _state/{feeds,seen}/compacted-<uuid>.parquet   many runs' rows merged and pruned
     _state/corrupt/...              unreadable state files, moved aside for inspection
 
@@ -19,6 +20,19 @@ readers merge all files. Every row carries run_id and committed_at; a reader
 - for feeds, takes the most recently fetched row per feed; for stories, the
   union of keys.
 
+Units of commit. A batch run commits once, under its run id, and its marker
+is what keeps its rows out of sight until then (written at start by the
+command line, deleted by the commit). A streaming job never commits under its
+own run id and opens no marker: it commits every output window pane as a
+unit of its own, run id `<run_id>-w<window start>-p<pane>` (the tag of the
+pane's output files; transforms.state.commit.CommitWindows), once that pane's
+story, fetch and error files are written. A unit has no marker because it
+needs none: its seen file is renamed into place whole, then its feeds file
+(a unit cut off between the two lacks only that window's validators: the
+next job sends older ones, or none, and fetches in full what changed since), so every reader sees a unit's rows as soon as they exist,
+while the job keeps running. A job stopped mid-window has written neither
+that window's files nor its unit; a unit id, like a run id, is never reused.
+
 Compaction merges a folder when it holds more than COMPACT_AFTER files: it writes
 the merged file first and only then deletes its inputs (those still unchanged),
 so a reader that lists the folder at any moment finds every row at least once.
@@ -27,5 +41,6 @@ The package, by concern (import from the modules themselves):
 
     store.py        StateStore: the files above, their schemas and records, compaction
     seen_index.py   SeenIndex: the remembered story identities, in memory, for lookups
-    commit.py       CommitState: the pipeline's last stage, which commits a run's state
+    commit.py       CommitState: the batch pipeline's last stage, which commits a run's state;
+                    CommitWindows: a streaming job's commit of each window pane
 """

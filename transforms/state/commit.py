@@ -1,13 +1,17 @@
-"""Commit stage: the batch pipeline's last step writes the run's state
-(transforms.state.store.StateStore.commit) once every output file is written.
+"""Commit stages: the run's state (transforms.state.store.StateStore.commit)
+is written once the files it vouches for are written. A batch run commits
+once, as its last step (CommitState); a streaming job commits every window
+pane as a unit of its own (CommitWindows).
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Sequence
+from typing import Any, Sequence, Tuple
 
 import apache_beam as beam
 
+from transforms import metrics
+from transforms.sink import window_tag
 from transforms.state.store import StateStore
 
 
@@ -46,4 +50,72 @@ class CommitState(beam.PTransform):
                 _CommitStateFn(self.output, self.run_id, self.as_of, self.lookback),
                 beam.pvalue.AsList(seen), beam.pvalue.AsList(feeds),
                 *[beam.pvalue.AsList(done) for done in self.after])
+        )
+
+
+# ---------------------------------------------------------------- streaming
+
+def window_unit(run_id: str, win, pane) -> str:
+    """The run id under which a streaming job commits one window pane:
+    `<run_id>-w<window start>-p<pane>`, the tag of that pane's output files."""
+    return f"{run_id}-{window_tag(win, pane)}"
+
+
+class _CommitWindowFn(beam.DoFn):
+    def __init__(self, output: str, run_id: str, lookback: timedelta):
+        self.output, self.run_id, self.lookback = output, run_id, lookback
+        self.windows = metrics.counter("state_windows_committed")
+
+    def process(self, grouped, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
+        _, parts = grouped
+        unit = window_unit(self.run_id, win, pane)
+        now = datetime.now(timezone.utc)
+        # No marker is opened for a unit: it appears whole at once (seen rows,
+        # then feed rows; see transforms/state/__init__.py), so it is
+        # readable as soon as it is written, while the job keeps running.
+        StateStore(self.output).commit(unit, now, parts[_SEEN], parts[_FEEDS], now, self.lookback)
+        self.windows.inc()
+        yield unit
+
+
+_SEEN, _FEEDS, _WRITTEN = "seen", "feeds", "written"
+
+
+class CommitWindows(beam.PTransform):
+    """Streaming: (PCollection[SeenRecord], PCollection[(feed_url, FeedState)])
+    -> PCollection[str], the committed unit of each window pane.
+
+    Every input, and every PCollection in `after` (the files written), is
+    re-windowed into `windowing` (the arrival windows of the output files) and
+    grouped together: a window's group fires once the watermark has passed
+    its end on every input, so only after the window's files are written.
+    The commit is one unit per window pane (`window_unit`), readable at once
+    by other runs and jobs; a job that stops mid-window has committed
+    nothing of that window, and written none of its files.
+    """
+
+    def __init__(self, output: str, run_id: str, lookback: timedelta,
+                 windowing: beam.PTransform, after: Sequence = ()):
+        super().__init__()
+        self.output, self.run_id, self.lookback = output, run_id, lookback
+        self.windowing = windowing
+        self.after = list(after)
+
+    def expand(self, inputs):
+        seen, feeds = inputs
+        written = (tuple(self.after) | "AllWritten" >> beam.Flatten()) if self.after else None
+        parts = {_SEEN: seen, _FEEDS: feeds}
+        if written is not None:
+            parts[_WRITTEN] = written
+        keyed = {
+            name: (pcoll
+                   | f"Window{name.capitalize()}" >> self.windowing
+                   | f"Key{name.capitalize()}" >> beam.Map(lambda v: ("commit", v))
+                   .with_output_types(Tuple[str, Any]))
+            for name, pcoll in parts.items()
+        }
+        return (
+            keyed
+            | "PerWindow" >> beam.CoGroupByKey()
+            | "Commit" >> beam.ParDo(_CommitWindowFn(self.output, self.run_id, self.lookback))
         )
