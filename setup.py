@@ -9,7 +9,7 @@ INSTALL_REQUIRES = [
     "langdetect==1.0.9",
     "pyarrow>=20,<26",
     "PyYAML>=6,<7",
-    # The topic matcher's scan (transforms/topics/hyperscan_scan.py). Its
+    # The topic matcher's scan (transforms/topics/scan/hyperscan_scan.py). Its
     # wheels bundle the library for Linux on x86_64 and aarch64; elsewhere
     # the matcher's pure-Python scan finds the same matches, slower.
     'hyperscan>=0.9,<0.10; sys_platform == "linux" and (platform_machine == "x86_64" '

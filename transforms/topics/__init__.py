@@ -2,9 +2,11 @@
 
 The pure core lives in the modules beside this one: `text` (normalisation),
 `query` (the query language), `rules` (named topics, references, version
-hash) and `matcher` (all topics against one story). This module adds
-tag_story, which applies the matcher to a Story, and the thin Beam wrappers:
-TagTopics (before dedup) and KeepMatched (after it), or both as MatchTopics.
+hash), `matcher` (all topics against one story) and `scan` (the field scans
+the matcher reads text with: pure Python, and Hyperscan where it installs).
+This module adds tag_story, which applies the matcher to a Story, and the
+thin Beam wrappers: TagTopics (before dedup) and KeepMatched (after it), or
+both as MatchTopics.
 
 `language:` conditions need the story's language, which the pipeline detects
 after matching (langdetect costs ~2.5 ms a story). The matcher asks for it
@@ -19,8 +21,8 @@ import logging
 from typing import Callable, Iterable, Optional
 
 import apache_beam as beam
-from apache_beam.metrics import Metrics
 
+from transforms import metrics
 from transforms.records import Match, Story
 from transforms.topics.matcher import TopicMatcher
 from transforms.topics.query import (
@@ -54,8 +56,6 @@ __all__ = [
     "compile_rules", "compile_topics", "fold_accents", "normalize", "parse_query", "tag_story",
     "tokenize", "topics_version", "without_text",
 ]
-
-METRICS_NAMESPACE = "newswatch"
 
 
 def tag_story(story: Story, matcher: TopicMatcher,
@@ -119,7 +119,7 @@ class _TagTopicsFn(beam.DoFn):
             from transforms.language import detect_language, language_text, load_detector_factory
 
             factory = load_detector_factory()
-            early = Metrics.counter(METRICS_NAMESPACE, "rules_language_detections")
+            early = metrics.counter("rules_language_detections")
 
             def detect(story: Story) -> str:
                 early.inc()
@@ -137,10 +137,9 @@ class _KeepMatchedFn(beam.DoFn):
         self._names = names
 
     def setup(self):
-        self._matched = Metrics.counter(METRICS_NAMESPACE, "matched")
-        self._unmatched = Metrics.counter(METRICS_NAMESPACE, "unmatched")
-        self._per_topic = {name: Metrics.counter(METRICS_NAMESPACE, f"matched_topic_{name}")
-                           for name in self._names}
+        self._matched = metrics.counter("matched")
+        self._unmatched = metrics.counter("unmatched")
+        self._per_topic = {name: metrics.counter(f"matched_topic_{name}") for name in self._names}
 
     def process(self, story: Story):
         if not story.topics:

@@ -1,544 +1,45 @@
-"""The matcher: every topic against a story in one pass over each field.
+"""The matcher: every topic against a story, each field scanned once.
 
-Work per story grows with the story's length and the topics it hits, not
-with the number of rules:
+For each story, a field scan (scan/) finds the terms of all topics in each
+text field at once; then only the topics whose necessary terms were found
+(or that can match without any, such as `NOT sport` or `language:ko`) are
+evaluated, their query nodes asking _StoryScan (the `ctx` of query.Node)
+which terms a field has, where, and how far apart. Work per story grows with
+the story's length and the topics it hits, not with the number of rules.
 
-- a field is split at whitespace (C speed) and its distinct chunks
-  ("Korea's", "북한은") are looked up in what is known about the chunks
-  seen so far: news vocabulary repeats, so most are known already, and one
-  set intersection finds the few that contain anything;
-- a field's new chunks are read together: one normalisation and one word
-  split of them all, then set operations and one prefix regex over their
-  words leave the few words to look up in tables built from all topics'
-  terms once; only the chunks holding such a word are read one by one;
-- Korean, Japanese, Chinese and Thai terms are found with a character trie;
-- a phrase is followed past its first word only when the next word can
-  continue it (one dict lookup);
-- only topics whose necessary terms were found (or that can match without
-  any, such as `NOT sport` or `language:ko`) are evaluated.
-
-Positions and character offsets are worked out only for what needs them:
-phrase starts, NEAR, ATLEAST and reported matches.
-
-That is the pure-Python scan. Where the `hyperscan` package installs, the
-matcher reads fields with hyperscan_scan instead (~2.5x faster, the same
-matches) and keeps this scan for the fields that one does not read.
+Nothing here depends on which scan reads a field (scan.FieldScanner picks
+it): positions are the scan's own places, turned into offsets in the stored
+text only for the matches reported.
 """
 from __future__ import annotations
 
 import bisect
-import functools
-import itertools
-import operator
-import re
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from transforms.records import Match
 from transforms.topics.query import TEXT_FIELDS, And, AtLeast, Key, Near, Node, Or, Term
 from transforms.topics.rules import CompiledTopic, TopicDef, compile_rules, topics_version
-from transforms.topics import hyperscan_scan
-from transforms.topics.text import (
-    UNSPACED_RE,
-    find_words,
-    fold_accents,
-    is_unspaced,
-    normalize,
-    offset_mapper,
-    word_re,
-)
+from transforms.topics.scan import FieldScan, FieldScanner
+from transforms.topics.text import normalize
 
 FIELD_ORDER = {name: i for i, name in enumerate(TEXT_FIELDS + ("source", "language"))}
 UNDETERMINED = "und"
 _NOTHING: frozenset = frozenset()
-_END = ""                 # trie marker; no character key is empty
-_CACHE_LIMIT = 200_000    # distinct chunks remembered per matcher (some tens of MB)
-# Words of unspaced scripts, among words joined by newlines.
-_UNSPACED_WORD_RE = re.compile(f"^{UNSPACED_RE.pattern}[^\n]*", re.M)
 
 Language = Union[None, str, Callable[[], str]]
 
 
-class _Chunk:
-    """A whitespace-separated piece of text with something in it for the
-    index: words that are terms, that may start a phrase, or unspaced text."""
-
-    __slots__ = ("raw", "singles", "phrases", "unspaced_hits", "unspaced")
-
-    def __init__(self, raw: str, singles, phrases, unspaced_hits, unspaced: bool):
-        self.raw = raw
-        self.singles: Tuple[Tuple[Key, int], ...] = singles   # (one-word key, word index)
-        self.phrases: Tuple[Tuple[int, "_PhraseStarts"], ...] = phrases  # (word index, phrases)
-        # (key, word index, start, end) of unspaced one-piece terms inside a word
-        self.unspaced_hits: Tuple[Tuple[Key, int, int, int], ...] = unspaced_hits
-        self.unspaced = unspaced  # has unspaced words (for several-word unspaced terms)
-
-
-@functools.lru_cache(maxsize=4096)
-def _chunk_offsets(raw: str) -> Tuple[List[int], Callable[[int], int]]:
-    """Word starts in normalize(raw), and the map back to offsets in raw."""
-    norm = normalize(raw)
-    return [m.start() for m in word_re(norm).finditer(norm)], offset_mapper(raw, norm)
-
-
-def raw_offset(raw: str, word: int, char: int = 0) -> int:
-    """Offset in `raw` of character `char` of its word number `word`."""
-    starts, to_raw = _chunk_offsets(raw)
-    return to_raw(starts[word] + char)
-
-
-def _trie_pattern(node: dict) -> str:
-    """A regex matching exactly the terms under `node`."""
-    alternatives = [re.escape(ch) + _trie_pattern(child)
-                    for ch, child in sorted(node.items()) if ch != _END]
-    if not alternatives:
-        return ""
-    body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
-    return f"(?:{body})?" if _END in node else body
-
-
-class _ChunkWords(dict):
-    """Chunk -> its words. The words of a chunk without terms are needed
-    only now and then (the word after a phrase's first word, words between
-    NEAR's sides), so they are worked out when first asked for."""
-
-    def __missing__(self, raw: str) -> Tuple[str, ...]:
-        words = self[raw] = tuple(find_words(normalize(raw)))
-        return words
-
-
-class _Trie:
-    """Unspaced terms (북한, 北朝鮮, "김정은 위원장") found anywhere in a text."""
-
-    def __init__(self):
-        self.root: dict = {}
-        self.start_re = None
-
-    def add(self, text: str, key: Key) -> None:
-        node = self.root
-        for ch in text:
-            node = node.setdefault(ch, {})
-        node[_END] = key
-
-    def freeze(self) -> "_Trie":
-        # The trie as one regex in a lookahead: a C-level scan stops only
-        # where a whole term starts (a first character alone would stop at
-        # nearly every Hangul syllable), and the walk below lists the terms.
-        if self.root:
-            self.start_re = re.compile(f"(?={_trie_pattern(self.root)})")
-        return self
-
-    def scan(self, text: str) -> Iterable[Tuple[Key, int, int]]:
-        n = len(text)
-        for m in self.start_re.finditer(text):
-            start = m.start()
-            node = self.root
-            j = start
-            while j < n:
-                node = node.get(text[j])
-                if node is None:
-                    break
-                j += 1
-                key = node.get(_END)
-                if key is not None:
-                    yield key, start, j
-
-
-class _TermIndex:
-    """Lookup tables for the keys of all terms of all topics, and what is
-    known about the chunks seen so far."""
-
-    def __init__(self, keys: Iterable[Key]):
-        # mode (accent-folded?) -> word or prefix -> [one-word keys, phrase keys]
-        exact: Dict[bool, Dict[str, list]] = {False: {}, True: {}}
-        prefix: Dict[bool, Dict[str, list]] = {False: {}, True: {}}
-        # One-piece unspaced terms are found inside a word (cached with its
-        # chunk); several pieces ("김정은 위원장") in a field's joined words.
-        self.trie_word, self.trie_words = _Trie(), _Trie()
-        for key in keys:
-            mode, pieces = key
-            if any(is_unspaced(p) for p in pieces):
-                (self.trie_word if len(pieces) == 1 else self.trie_words).add(" ".join(pieces), key)
-                continue
-            first = pieces[0]
-            table = prefix[mode] if first.endswith("*") else exact[mode]
-            table.setdefault(first.rstrip("*"), [[], []])[0 if len(pieces) == 1 else 1].append(key)
-        self.exact = {m: {w: (tuple(a), tuple(b)) for w, (a, b) in t.items()} for m, t in exact.items()}
-        self.prefix = {m: {w: (tuple(a), tuple(b)) for w, (a, b) in t.items()} for m, t in prefix.items()}
-        self.prefix_lengths = {m: sorted({len(p) for p in self.prefix[m]}) for m in (False, True)}
-        self.folding = bool(self.exact[True] or self.prefix[True])
-        self.trie_word.freeze()
-        self.trie_words.freeze()
-        # C-speed filters for new words: a superset of the words with
-        # something in them, which _lookup then settles one by one.
-        self._exact_words = frozenset(self.exact[False]).union(self.exact[True])
-        prefixes = _Trie()
-        for mode in (False, True):
-            for p in self.prefix[mode]:
-                prefixes.add(p, True)
-        self._prefix_re = (re.compile(f"^{_trie_pattern(prefixes.root)}[^\n]*", re.M)
-                           if prefixes.root else None)
-        self.seen: set = set()                         # every chunk seen
-        self.words = _ChunkWords()                     # chunk -> its words, when asked
-        self.chunks: Dict[str, _Chunk] = {}           # the chunks with something in them
-        self.interesting: set = set()                  # their keys, for one set intersection
-        self.seen_words: set = set()                   # every word seen
-        self.unspaced_words: set = set()               # those of unspaced scripts
-        # what a word holds, for the words with something in them:
-        # (one-word keys, phrases that may start, unspaced terms inside it)
-        self.word_hits: Dict[str, Tuple[tuple, Optional[_PhraseStarts], tuple]] = {}
-
-    def learn(self, new: Iterable[str]) -> None:
-        """Read the chunks of a field not seen before, together: one
-        normalisation and one word split for all, set operations at C speed
-        for the few words worth a lookup, and a look at the chunks only
-        where such a word is."""
-        raws = list(new)
-        self.seen.update(raws)
-        # No character normalises to or across a newline.
-        joined = normalize("\n".join(raws))
-        present = set(find_words(joined))
-        fresh = present - self.seen_words
-        if fresh:
-            self._learn_words(fresh)
-        found = self.word_hits.keys() & present
-        joinable = self.trie_words.start_re is not None and not self.unspaced_words.isdisjoint(present)
-        if not (found or joinable):
-            return  # most fields: nothing new in them
-        lines = joined.split("\n")
-        if joinable:  # a several-word unspaced term may start in any chunk
-            todo: Iterable[int] = range(len(raws))
-        else:
-            # the chunks holding a found word, by where it occurs in `joined`
-            ends = list(map(operator.add, itertools.accumulate(map(len, lines)), itertools.count()))
-            todo = set()
-            for word in found:
-                at = joined.find(word)
-                while at >= 0:
-                    todo.add(bisect.bisect_right(ends, at))
-                    at = joined.find(word, at + 1)
-        word_hits = self.word_hits
-        for i in todo:
-            raw = raws[i]
-            words = self.words[raw] = tuple(find_words(lines[i]))
-            unspaced = joinable and not self.unspaced_words.isdisjoint(words)
-            singles, phrases, unspaced_hits = [], [], []
-            for j, word in enumerate(words):
-                hits = word_hits.get(word)
-                if hits is not None:
-                    singles.extend((key, j) for key in hits[0])
-                    if hits[1] is not None:
-                        phrases.append((j, hits[1]))
-                    unspaced_hits.extend((key, j, a, b) for key, a, b in hits[2])
-            if singles or phrases or unspaced_hits or unspaced:
-                self.chunks[raw] = _Chunk(raw, tuple(singles), tuple(phrases), tuple(unspaced_hits),
-                                          unspaced)
-                self.interesting.add(raw)
-
-    def _learn_words(self, fresh: set) -> None:
-        self.seen_words.update(fresh)
-        joined = "\n".join(fresh)
-        check = fresh & self._exact_words
-        if self._prefix_re is not None:
-            check.update(self._prefix_re.findall(joined))
-        if not joined.isascii():
-            unspaced = _UNSPACED_WORD_RE.findall(joined)  # runs of Korean, Japanese, ...
-            self.unspaced_words.update(unspaced)
-            if self.trie_word.start_re is not None and unspaced:
-                # One scan over them all (no term holds a newline).
-                text = "\n".join(unspaced)
-                ends = list(map(operator.add, itertools.accumulate(map(len, unspaced)), itertools.count()))
-                inside: Dict[int, list] = {}
-                for key, a, b in self.trie_word.scan(text):
-                    i = bisect.bisect_right(ends, a)
-                    start = ends[i] - len(unspaced[i])
-                    inside.setdefault(i, []).append((key, a - start, b - start))
-                for i, hits in inside.items():
-                    self.word_hits[unspaced[i]] = ((), None, tuple(hits))
-            if self.folding:  # their accent-folded forms may be terms
-                check.update(w for w in fresh if not w.isascii())
-                check.difference_update(unspaced)
-        for word in check:
-            singles, phrases = self._lookup(word)
-            if singles or phrases is not None:
-                self.word_hits[word] = (singles, phrases, ())
-
-    def forget_if_full(self) -> None:
-        """Bound the memory; called between stories only, since a story's
-        scan relies on its chunks staying known."""
-        if len(self.seen) >= _CACHE_LIMIT:
-            for table in (self.seen, self.words, self.chunks, self.interesting, self.seen_words,
-                          self.unspaced_words, self.word_hits):
-                table.clear()
-
-    def _lookup(self, word: str) -> Tuple[tuple, Optional[_PhraseStarts]]:
-        """(keys of one-word terms, phrases that may start) for a word."""
-        singles: tuple = ()
-        phrases: tuple = ()
-        for mode in ((False, True) if self.folding else (False,)):
-            w = fold_accents(word) if mode and not word.isascii() else word
-            hit = self.exact[mode].get(w)
-            if hit is not None:
-                singles, phrases = singles + hit[0], phrases + hit[1]
-            table = self.prefix[mode]
-            for length in self.prefix_lengths[mode]:
-                if length > len(w):
-                    break
-                hit = table.get(w[:length])
-                if hit is not None:
-                    singles, phrases = singles + hit[0], phrases + hit[1]
-        return singles, (_PhraseStarts(phrases) if phrases else None)
-
-
-class _PhraseStarts:
-    """The phrases that may start at a word, grouped by their second piece:
-    the word after rules out nearly all of them with one dict lookup."""
-
-    __slots__ = ("longest", "plain", "folded", "wild")
-
-    def __init__(self, keys: Sequence[Key]):
-        self.longest = max(len(pieces) for _, pieces in keys) - 1
-        self.plain: Dict[str, list] = {}    # second piece -> keys, unfolded
-        self.folded: Dict[str, list] = {}   # second piece -> keys, accent-folded
-        wild = []                           # keys whose second piece is a wildcard
-        for key in keys:
-            folded, pieces = key
-            if pieces[1].endswith("*"):
-                wild.append(key)
-            else:
-                (self.folded if folded else self.plain).setdefault(pieces[1], []).append(key)
-        self.wild = tuple(wild)
-
-    def may_follow(self, word: str) -> bool:
-        """Whether a phrase may go on with `word` (a cheap test first)."""
-        return bool(self.wild) or word in self.plain or (
-            bool(self.folded) and fold_accents(word) in self.folded)
-
-    def candidates(self, word: str) -> Sequence[Key]:
-        """Keys whose second piece may be `word`; the callers sort what they find."""
-        found = list(self.wild)
-        found.extend(self.plain.get(word, ()))
-        if self.folded:
-            found.extend(self.folded.get(fold_accents(word), ()))
-        return found
-
-
-def _piece_matches(piece: str, word: str) -> bool:
-    if piece[-1] == "*":
-        return word.startswith(piece[:-1])
-    return word == piece
-
-
-# A place in a field is (chunk index, word index in the chunk, character in
-# the word); places order like the text. An occurrence is (start, end).
-Place = Tuple[int, int, int]
-Occurrence = Tuple[Place, Place]
-
-
-class _FieldScan:
-    """One field of one story: its chunks and the index keys found in it."""
-
-    __slots__ = ("index", "text", "raws", "found", "_where", "_singles", "_unspaced",
-                 "_phrases", "_joined", "_raw_starts", "_occurrences")
-
-    def __init__(self, index: _TermIndex, text: str):
-        self.index = index
-        self.text = text
-        self.raws = raws = text.split()
-        self._raw_starts: Optional[List[int]] = None
-        self._occurrences: Dict[Key, List[Occurrence]] = {}
-        distinct = set(raws)
-        new = distinct.difference(index.seen)  # chunks new to this matcher
-        if new:
-            index.learn(new)
-        singles: Dict[Key, list] = {}
-        unspaced: Dict[Key, list] = {}
-        phrase_chunks = []
-        any_unspaced = False
-        hit_raws = distinct & index.interesting  # usually a handful
-        for raw in hit_raws:
-            chunk = index.chunks[raw]
-            for key, j in chunk.singles:
-                if key in singles:
-                    singles[key].append((raw, j))
-                else:
-                    singles[key] = [(raw, j)]
-            for key, j, a, b in chunk.unspaced_hits:
-                unspaced.setdefault(key, []).append((raw, j, a, b))
-            if chunk.phrases:
-                phrase_chunks.append(chunk)
-            any_unspaced = any_unspaced or chunk.unspaced
-        self._where: Optional[Dict[str, List[int]]] = None
-        self._singles = singles
-        self._unspaced = unspaced
-        self._phrases: Dict[Key, List[Occurrence]] = {}
-        if phrase_chunks:
-            self._find_phrases(phrase_chunks)
-        self._joined: Dict[Key, List[Occurrence]] = {}
-        if any_unspaced:
-            self._find_joined()
-        if self._phrases or self._unspaced or self._joined:
-            self.found = frozenset(singles).union(self._phrases, self._unspaced, self._joined)
-        else:
-            self.found = frozenset(singles)
-
-    def _positions(self, raw: str) -> List[int]:
-        """Indexes of a chunk in self.raws (list.index runs at C speed)."""
-        if self._where is None:
-            self._where = {}
-        found = self._where.get(raw)
-        if found is None:
-            found, i, raws = [], -1, self.raws
-            while True:
-                try:
-                    i = raws.index(raw, i + 1)
-                except ValueError:
-                    break
-                found.append(i)
-            self._where[raw] = found
-        return found
-
-    def _first(self, raw: str) -> int:
-        """Index of a chunk's first occurrence in self.raws."""
-        found = self._where.get(raw) if self._where is not None else None
-        return found[0] if found else self.raws.index(raw)
-
-    def _words_after(self, at: int, j: int, count: int) -> List[Tuple[int, int, str]]:
-        """The `count` words after word j of chunk `at`: (chunk, word, text)."""
-        words_of, raws = self.index.words, self.raws
-        words = words_of[raws[at]]
-        out = []
-        while len(out) < count:
-            j += 1
-            while j >= len(words):
-                at += 1
-                if at >= len(raws):
-                    return out
-                words, j = words_of[raws[at]], 0
-            out.append((at, j, words[j]))
-        return out
-
-    def _find_phrases(self, chunks: List[_Chunk]) -> None:
-        raws, words_of = self.raws, self.index.words
-        wanted = {chunk.raw: chunk for chunk in chunks}
-        # Where they are, in one pass at C speed (phrases here tend to
-        # start with common words, so one list.index pass each costs more).
-        for at in itertools.compress(itertools.count(), map(wanted.__contains__, raws)):
-            chunk = wanted[raws[at]]
-            words = words_of[chunk.raw]
-            for j, starts in chunk.phrases:
-                if j + 1 < len(words):
-                    after = words[j + 1]
-                else:  # the first word of the next chunk with words
-                    k = at + 1
-                    while k < len(raws) and not words_of[raws[k]]:
-                        k += 1
-                    if k == len(raws):
-                        continue
-                    after = words_of[raws[k]][0]
-                if not starts.may_follow(after):
-                    continue  # nearly always
-                keys = starts.candidates(after)
-                rest = self._words_after(at, j, starts.longest)
-                for folded, pieces in keys:
-                    n = len(pieces) - 1
-                    if len(rest) >= n and all(
-                            _piece_matches(p, fold_accents(w) if folded else w)
-                            for p, (_, _, w) in zip(pieces[1:], rest)):
-                        end_at, end_j, end_word = rest[n - 1]
-                        self._phrases.setdefault((folded, pieces), []).append(
-                            ((at, j, 0), (end_at, end_j, len(end_word))))
-
-    def _find_joined(self) -> None:
-        # Several-word unspaced terms, over the words joined by single spaces:
-        # they match across punctuation ("김정은, 위원장은") as phrases do.
-        words_of = self.index.words
-        places = [(at, j) for at, raw in enumerate(self.raws) for j in range(len(words_of[raw]))]
-        words = [words_of[self.raws[at]][j] for at, j in places]
-        text = " ".join(words)
-        starts = list(itertools.accumulate((len(w) + 1 for w in words), initial=0))
-        for key, start, end in self.index.trie_words.scan(text):
-            if _bounded(text, start, end):
-                first = bisect.bisect_right(starts, start) - 1
-                last = bisect.bisect_right(starts, end - 1) - 1
-                self._joined.setdefault(key, []).append(
-                    ((*places[first], start - starts[first]), (*places[last], end - starts[last])))
-
-    # -- occurrences and offsets
-
-    def occurrences(self, key: Key) -> List[Occurrence]:
-        occ = self._occurrences.get(key)
-        if occ is None:
-            if key in self._singles:
-                words_of = self.index.words
-                occ = sorted(((at, j, 0), (at, j, len(words_of[raw][j])))
-                             for raw, j in self._singles[key] for at in self._positions(raw))
-            elif key in self._unspaced:
-                occ = sorted(((at, j, a), (at, j, b))
-                             for raw, j, a, b in self._unspaced[key] for at in self._positions(raw))
-            else:
-                occ = sorted(self._phrases.get(key) or self._joined.get(key) or ())
-            self._occurrences[key] = occ
-        return occ
-
-    def first_start(self, key: Key) -> Place:
-        if key in self._singles:  # the common cases, without listing every occurrence
-            return min((self._first(raw), j, 0) for raw, j in self._singles[key])
-        if key in self._unspaced:
-            return min((self._first(raw), j, a) for raw, j, a, _ in self._unspaced[key])
-        return self.occurrences(key)[0][0]
-
-    def words_between(self, first: Place, second: Place, limit: int) -> int:
-        """Words strictly between the word of `first` and that of `second`
-        (second later); stops counting past `limit`."""
-        at1, j1, _ = first
-        at2, j2, _ = second
-        if at1 == at2:
-            return max(j2 - j1 - 1, 0)
-        words_of, raws = self.index.words, self.raws
-        count = len(words_of[raws[at1]]) - j1 - 1 + j2
-        for at in range(at1 + 1, at2):
-            if count > limit:
-                break
-            count += len(words_of[raws[at]])
-        return count
-
-    def original_offset(self, place: Place) -> int:
-        """Offset of a place in the field's own text."""
-        at, j, char = place
-        return self._raw_start(at) + raw_offset(self.raws[at], j, char)
-
-    def _raw_start(self, at: int) -> int:
-        raws = self.raws
-        if self._raw_starts is None:
-            if sum(map(len, raws)) + len(raws) - 1 == len(self.text):
-                # One separator between chunks, as the parse stage writes text.
-                self._raw_starts = []
-            else:
-                self._raw_starts = [m.start() for m in re.finditer(r"\S+", self.text)]
-        if not self._raw_starts:
-            return sum(map(len, raws[:at])) + at
-        return self._raw_starts[at]
-
-
-def _bounded(text: str, start: int, end: int) -> bool:
-    # Unspaced characters may match inside words; a Latin edge of a mixed
-    # term ("G7 정상") must still sit on a word boundary (a space after joining).
-    if start > 0 and not is_unspaced(text[start]) and text[start - 1] != " ":
-        return False
-    if end < len(text) and not is_unspaced(text[end - 1]) and text[end] != " ":
-        return False
-    return True
-
-
 class _StoryScan:
-    """What the query nodes ask about one story (the `ctx` of query.Node)."""
+    """What the query nodes ask about one story (the `ctx` of query.Node):
+    the scans of its text fields (None for an empty field), its site and its
+    language."""
 
-    def __init__(self, scanner: "_Scanner", fields: Sequence[Optional[str]],
+    def __init__(self, scanner: FieldScanner, fields: Sequence[Optional[str]],
                  source: Optional[str], language: Language):
-        self.scans: Dict[str, Optional[_FieldScan]] = {
-            name: scanner.field(text) if text else None for name, text in zip(TEXT_FIELDS, fields)
+        self.scans: Dict[str, Optional[FieldScan]] = {
+            name: scanner.scan(text) if text else None for name, text in zip(TEXT_FIELDS, fields)
         }
-        self.found = {name: (s.found if s else _NOTHING) for name, s in self.scans.items()}
+        self.found = {name: (s.found if s is not None else _NOTHING) for name, s in self.scans.items()}
         self.found_any = frozenset().union(*self.found.values())
         self.source = normalize(source).removeprefix("www.") if source else None
         self._language = language
@@ -642,44 +143,9 @@ def _triggers(node: Node) -> Optional[frozenset]:
     return None  # Not, SourceIs, LanguageIs
 
 
-ENGINES = ("auto", "hyperscan", "python")
-DEFAULT_ENGINE = "auto"   # the tests run every matching test with each engine
-
-
-class _Scanner:
-    """Reads a field with Hyperscan when it is installed, else (or for a
-    field the Hyperscan scan does not read: hyperscan_scan.Unreadable) with
-    the pure-Python index; both find the same matches."""
-
-    def __init__(self, keys: set, engine: str):
-        if engine not in ENGINES:
-            raise ValueError(f"unknown matcher engine {engine!r} (one of {', '.join(ENGINES)})")
-        if engine == "hyperscan" and not hyperscan_scan.AVAILABLE:
-            raise RuntimeError("matcher engine 'hyperscan' asked for, but the hyperscan package "
-                               "does not import")
-        self.keys = keys
-        use_fast = engine == "hyperscan" or (engine == "auto" and hyperscan_scan.AVAILABLE)
-        self.fast = hyperscan_scan.HyperscanIndex(keys) if use_fast else None
-        self.engine = "hyperscan" if use_fast else "python"
-        self._python: Optional[_TermIndex] = None
-
-    @property
-    def python(self) -> _TermIndex:
-        if self._python is None:
-            self._python = _TermIndex(self.keys)
-        return self._python
-
-    def field(self, text: str):
-        if self.fast is not None:
-            try:
-                return self.fast.field_scan(text)
-            except hyperscan_scan.Unreadable:
-                pass
-        return _FieldScan(self.python, text)
-
-    def forget_if_full(self) -> None:
-        if self._python is not None:
-            self._python.forget_if_full()
+# The scan TopicMatcher uses when it is not given one (scan.ENGINES); the
+# tests set it to run every matching test with each scan (tests/conftest.py).
+DEFAULT_ENGINE = "auto"
 
 
 class TopicMatcher:
@@ -710,7 +176,7 @@ class TopicMatcher:
         self._by_key = {k: tuple(sorted(v)) for k, v in by_key.items()}
         self._always = tuple(always)
         self.needs_language = any(n.needs_language for n in self._nodes)
-        self._scanner = _Scanner(keys, engine or DEFAULT_ENGINE)
+        self._scanner = FieldScanner(keys, engine or DEFAULT_ENGINE)
         self.engine = self._scanner.engine
 
     def match(self, title: Optional[str] = "", summary: Optional[str] = "",

@@ -16,7 +16,8 @@ A WORD may end in `*` (prefix wildcard); so may each word of a PHRASE.
 Precedence, loosest first: OR, AND, NOT/ATLEAST, NEAR, field scope. Each
 node answers: is it true for a story (evaluate), which found terms make it so
 (evidence), and which terms it contains (terms, for the matcher's index).
-`ctx` is the matcher's per-story scan (matcher._StoryScan).
+`ctx` is the matcher's per-story scan (matcher._StoryScan); it answers from
+the field scans of scan/ (scan.FieldScan).
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import itertools
 import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Tuple
 
 from transforms.topics.text import JOINERS, fold_accents, is_unspaced, normalize, tokenize
 
@@ -37,10 +38,23 @@ MIN_PREFIX = 3           # letters before the wildcard of a one-word term
 MAX_DEPTH = 100          # deeper nesting would end in RecursionError
 MAX_SPELLINGS = 8        # joined/split spellings of one term ("Kim Jong-un": 2)
 
-# A term's identity in the matcher's index: (accent-folded?, pieces). A
-# piece ending in "*" is a prefix. Equal keys are looked up once, whichever
-# topics use them.
-Key = Tuple[bool, Tuple[str, ...]]
+
+class Key(NamedTuple):
+    """A term's identity in the matcher's index: one spelling of it. Equal
+    keys are looked up once, whichever topics use them. A NamedTuple: it
+    hashes, compares and unpacks as the tuple (folded, pieces)."""
+
+    folded: bool               # accent-folded (the topic folds accents): match folded words
+    pieces: Tuple[str, ...]    # normalised words; one ending in "*" is a prefix
+
+
+def piece_matches(piece: str, word: str) -> bool:
+    """Whether a normalised word of text is a key's piece: the same word,
+    or, for a piece ending in "*", a word starting with what comes before."""
+    if piece[-1] == "*":
+        return word.startswith(piece[:-1])
+    return word == piece
+
 
 _LANGUAGE_RE = re.compile(r"[a-z]{2,3}")
 _HOST_RE = re.compile(r"[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?")
@@ -108,6 +122,16 @@ def _scope_prefix(fields: Tuple[str, ...]) -> str:
     return "" if fields == TEXT_FIELDS else f"{fields[0]}:"
 
 
+def _narrowed(node, fields: Tuple[str, ...], position: int):
+    """`node` (a Term or a TopicRef) looked for only in those of its text
+    fields that are also in `fields`."""
+    kept = tuple(f for f in node.fields if f in fields)
+    if not kept:
+        raise QuerySyntaxError(
+            f"field scopes {fields[0]}: and {node.fields[0]}: exclude each other", position)
+    return replace(node, fields=kept)
+
+
 @dataclass(frozen=True)
 class Term(Node):
     """A word or "phrase" (words in this order, next to each other).
@@ -129,7 +153,7 @@ class Term(Node):
     @property
     def tokens(self) -> Tuple[str, ...]:
         """Pieces of the written spelling (a trailing * marks a prefix)."""
-        return self.keys[0][1]
+        return self.keys[0].pieces
 
     @cached_property
     def everywhere(self) -> bool:
@@ -163,11 +187,7 @@ class Term(Node):
         yield self
 
     def scoped(self, fields, position):
-        kept = tuple(f for f in self.fields if f in fields)
-        if not kept:
-            raise QuerySyntaxError(
-                f"field scopes {fields[0]}: and {self.fields[0]}: exclude each other", position)
-        return replace(self, fields=kept)
+        return _narrowed(self, fields, position)
 
     def __str__(self) -> str:
         body = self.text if _bare(self.text) else f'"{self.text}"'
@@ -293,7 +313,6 @@ class Not(Node):
 
     def scoped(self, fields, position):
         return Not(self.child.scoped(fields, position))
-
 
     def __str__(self):
         return f"NOT {_wrap(self.child)}"
@@ -459,7 +478,6 @@ class LanguageIs(Node):
     def needs_language(self):
         return True
 
-
     def __str__(self):
         return f"language:{self.code}"
 
@@ -474,12 +492,7 @@ class TopicRef(Node):
     position: int = field(default=0, compare=False, repr=False)
 
     def scoped(self, fields, position):
-        kept = tuple(f for f in self.fields if f in fields)
-        if not kept:
-            raise QuerySyntaxError(
-                f"field scopes {fields[0]}: and {self.fields[0]}: exclude each other", position)
-        return replace(self, fields=kept)
-
+        return _narrowed(self, fields, position)
 
     def __str__(self):
         name = self.name if _bare(self.name) and ":" not in self.name else f'"{self.name}"'
@@ -554,12 +567,12 @@ def term_keys(text: str, fold: bool, position: int = 0) -> Tuple[Key, ...]:
                 raise QuerySyntaxError(
                     "a wildcard cannot be combined with Korean, Japanese, Chinese or Thai "
                     "text in one term (those match inside words already)", position)
-            key = (False, tuple(p.rstrip("*") for p in pieces))
+            key = Key(False, tuple(p.rstrip("*") for p in pieces))
         elif fold:
-            key = (True, tuple(fold_accents(p.rstrip("*")) + ("*" if p.endswith("*") else "")
-                               for p in pieces))
+            key = Key(True, tuple(fold_accents(p.rstrip("*")) + ("*" if p.endswith("*") else "")
+                                  for p in pieces))
         else:
-            key = (False, pieces)
+            key = Key(False, pieces)
         if key not in keys:
             keys.append(key)
     return tuple(keys)

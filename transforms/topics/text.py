@@ -6,6 +6,12 @@ folding (Straße -> strasse), then word tokens. Accent folding (Corée -> coree)
 is optional per topic and applied token by token, so folded and unfolded
 token lists stay aligned. Offsets found in the normalised text are mapped back
 to the story's own text for the `matches` column.
+
+Both field scans (scan/python_scan.py, scan/hyperscan_scan.py) split and map
+text with what is here, so that they find the same words at the same
+offsets: word_re/find_words, offset_mapper, and the tables the Hyperscan scan
+builds its own from (bmp_classes, char_class, length_changing_re,
+fold_accents_uncached).
 """
 from __future__ import annotations
 
@@ -13,7 +19,7 @@ import bisect
 import functools
 import re
 import unicodedata
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Iterable, List, Optional, Tuple
 
 # Scripts written without spaces between words: Hangul (particles attach to
 # nouns: 북한의, 북한은), kana and Han, Thai, Lao, Khmer, Myanmar. Terms in
@@ -30,8 +36,9 @@ _UNSPACED_RANGES = (
 UNSPACED_RE = re.compile(f"[{_UNSPACED_RANGES}]")
 
 
-def _char_class(chars: Iterable[str]) -> str:
-    """The characters as a regex class body of ranges."""
+def char_class(chars: Iterable[str]) -> str:
+    """The characters (in code point order) as the body of a regex class,
+    runs of consecutive code points written as ranges: "abcx" -> "a-cx"."""
     ranges: list = []
     for ch in chars:
         cp = ord(ch)
@@ -46,8 +53,8 @@ def _mark_ranges() -> str:
     """Combining marks (Unicode category M) outside the unspaced scripts, as
     a regex class body. Python's \\w leaves them out, which would cut Hindi
     or Bengali words at every vowel sign."""
-    return _char_class(chr(cp) for cp in range(0x300, 0x30000)
-                       if unicodedata.category(chr(cp))[0] == "M" and not UNSPACED_RE.match(chr(cp)))
+    return char_class(chr(cp) for cp in range(0x300, 0x30000)
+                      if unicodedata.category(chr(cp))[0] == "M" and not UNSPACED_RE.match(chr(cp)))
 
 
 # A word is a run of letters, digits and combining marks (no "_"), so
@@ -61,6 +68,7 @@ JOINERS = "-\u2010\u2011\u2012\u2013\u2014\u2212'\u2018\u2019\u02bc"
 
 
 def _full_normalize(text: str) -> str:
+    """normalize() the long way, for any text (and for one character)."""
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
 
 
@@ -115,15 +123,31 @@ _ASCII_WORD_RE = re.compile("[0-9a-z]+")  # TOKEN_RE on normalised (lower-case) 
 
 
 @functools.lru_cache(maxsize=1)
-def _bmp_word_re() -> "re.Pattern[str]":
-    """TOKEN_RE for text without astral characters, with both classes
-    listed out as ranges: re turns such a class into a bitmap (one test a
-    character) where TOKEN_RE's own classes are tried range by range, ~6x
-    slower. Built once per process (~0.1 s)."""
-    bmp = [chr(cp) for cp in range(0x10000) if not 0xD800 <= cp < 0xE000]
-    words = [ch for ch in bmp if TOKEN_RE.fullmatch(ch) and not UNSPACED_RE.match(ch)]
-    unspaced = [ch for ch in bmp if UNSPACED_RE.match(ch)]
-    return re.compile(f"[{_char_class(words)}]+|[{_char_class(unspaced)}]+")
+def bmp_classes() -> Tuple[str, str]:
+    """(word characters, unspaced characters) of the Basic Multilingual
+    Plane, as TOKEN_RE and UNSPACED_RE define them, each the body of a regex
+    class (char_class): the characters of a word of a spaced script, and
+    those of a run of an unspaced one. Built once per process (~0.1 s)."""
+    words, unspaced = [], []
+    for cp in range(0x10000):
+        if 0xD800 <= cp < 0xE000:
+            continue  # surrogates
+        ch = chr(cp)
+        if UNSPACED_RE.match(ch):
+            unspaced.append(ch)
+        elif TOKEN_RE.fullmatch(ch):
+            words.append(ch)
+    return char_class(words), char_class(unspaced)
+
+
+@functools.lru_cache(maxsize=1)
+def bmp_word_re() -> "re.Pattern[str]":
+    """TOKEN_RE for text without astral characters (has_astral() false),
+    with both classes listed out as ranges (bmp_classes): re turns such a
+    class into a bitmap (one test a character) where TOKEN_RE's own classes
+    are tried range by range, ~6x slower."""
+    words, unspaced = bmp_classes()
+    return re.compile(f"[{words}]+|[{unspaced}]+")
 
 
 def word_re(normalized: str) -> "re.Pattern[str]":
@@ -133,7 +157,7 @@ def word_re(normalized: str) -> "re.Pattern[str]":
         return _ASCII_WORD_RE
     if has_astral(normalized):
         return TOKEN_RE
-    return _bmp_word_re()
+    return bmp_word_re()
 
 
 def find_words(normalized: str) -> List[str]:
@@ -147,7 +171,8 @@ def is_unspaced(text: str) -> bool:
 
 # Diacritics only (Latin, Greek, Cyrillic ...): the Japanese voicing marks
 # (U+3099/U+309A) and Indic vowel signs are letters' parts, not accents.
-_DIACRITIC_RE = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
+_DIACRITICS = "\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+_DIACRITIC_RE = re.compile(f"[{_DIACRITICS}]")
 # Letters that carry their "accent" without decomposing into base + mark.
 _FOLD_LETTERS = str.maketrans({
     "ø": "o", "ł": "l", "đ": "d", "ð": "d", "ħ": "h", "ı": "i", "ŀ": "l",
@@ -155,36 +180,41 @@ _FOLD_LETTERS = str.maketrans({
 })
 
 
-@functools.lru_cache(maxsize=65536)
-def fold_accents(token: str) -> str:
-    """`token` without accents: corée -> coree, pjöngjang -> pjongjang,
-    ё -> е. Works on normalised (case-folded) tokens."""
+def fold_accents_uncached(token: str) -> str:
+    """fold_accents() without its cache, for sweeps over many characters
+    each asked about once (building tables of the whole BMP), which would
+    only push the words of the stories out of the cache."""
     if token.isascii():
         return token
     decomposed = unicodedata.normalize("NFD", token)
     return unicodedata.normalize("NFC", _DIACRITIC_RE.sub("", decomposed)).translate(_FOLD_LETTERS)
 
 
+@functools.lru_cache(maxsize=65536)
+def fold_accents(token: str) -> str:
+    """`token` without accents: corée -> coree, pjöngjang -> pjongjang,
+    ё -> е. Works on normalised (case-folded) tokens. Cached: news
+    vocabulary repeats."""
+    return fold_accents_uncached(token)
+
+
 # ---------------------------------------------------------------- offsets
 
 
-def _normalize_char(ch: str) -> str:
-    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", ch).casefold())
-
-
 @functools.lru_cache(maxsize=2)
-def _length_changing_re(astral: bool) -> "re.Pattern[str]":
-    """Characters whose normalised form is not one character (ß -> ss,
-    … -> ..., ﬁ -> fi), those of the Basic Multilingual Plane only unless
-    `astral`: re tests a character against a class's ranges beyond U+FFFF
-    one by one, which made the scan of an accented text ~10x slower. Built
-    once per process (~0.1 s)."""
+def length_changing_re(astral: bool) -> "re.Pattern[str]":
+    """A regex matching one character whose normalised form is not one
+    character (ß -> ss, … -> ..., ﬁ -> fi): the characters where offsets in
+    normalize(text) and in text part. Those of the Basic Multilingual Plane
+    only unless `astral`: re tests a character against a class's ranges
+    beyond U+FFFF one by one, which would make the scan of an accented text
+    ~10x slower. Built once per process (~0.1 s)."""
     chars = [
         chr(cp)
         for cp in range(0x80, 0x30000 if astral else 0x10000)
-        if not 0xD800 <= cp < 0xE000 and len(_normalize_char(chr(cp))) != 1
+        if not 0xD800 <= cp < 0xE000 and len(_full_normalize(chr(cp))) != 1
     ]
-    return re.compile(f"[{_char_class(chars)}]")
+    return re.compile(f"[{char_class(chars)}]")
 
 
 def has_astral(text: str) -> bool:
@@ -201,8 +231,8 @@ def offset_mapper(original: str, normalized: str) -> Callable[[int], int]:
     orig_positions: list[int] = []
     lengths: list[int] = []
     shift = 0
-    for m in _length_changing_re(has_astral(original)).finditer(original):
-        size = len(_normalize_char(m.group()))
+    for m in length_changing_re(has_astral(original)).finditer(original):
+        size = len(_full_normalize(m.group()))
         norm_starts.append(m.start() + shift)
         orig_positions.append(m.start())
         lengths.append(size)
@@ -229,7 +259,7 @@ def offset_mapper(original: str, normalized: str) -> Callable[[int], int]:
 # A whitespace character, or a run of other characters.
 _CHUNK_OR_SPACE_RE = re.compile(r"\s|\S+")
 # A character and the combining marks after it (normalisation may join them).
-_CLUSTER_RE = re.compile(r"\S[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]*")
+_CLUSTER_RE = re.compile(f"\\S[{_DIACRITICS}]*")
 
 
 def _slow_offset_mapper(original: str) -> Callable[[int], int]:

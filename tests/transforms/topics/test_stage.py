@@ -1,4 +1,4 @@
-"""The topics stage on stories: tag_story, rule versions, and the MatchTopics
+"""The topics stage on stories: tag_story, and the MatchTopics
 Beam transform (counters, language detection only where rules need it), and
 its two halves around dedup (TagTopics, KeepMatched)."""
 import pickle
@@ -14,8 +14,8 @@ from transforms.language import detect_language, language_text, load_detector_fa
 from transforms.identity import content_hash
 from transforms.dedup import DedupStories, dedup_stories, identity_record
 from transforms.records import Match, Story
-from transforms.topics import (KeepMatched, MatchTopics, TagTopics, Topic, TopicError, TopicMatcher, compile_rules,
-                              tag_story, topics_version, without_text)
+from transforms.topics import (KeepMatched, MatchTopics, TagTopics, Topic, TopicError, TopicMatcher, tag_story,
+                              without_text)
 
 # Every test once with each scan of the matcher (tests/conftest.py).
 pytestmark = pytest.mark.usefixtures("matcher_engine")
@@ -30,10 +30,6 @@ TOPICS = [
     ("dprk", 'DPRK OR "North Korea" OR 북한 OR 北朝鮮'),
     ("missiles", "missile* OR 미사일 OR ミサイル"),
 ]
-
-
-def version(topics):
-    return topics_version(compile_rules(topics))
 
 
 class TestTagStory:
@@ -71,24 +67,6 @@ class TestTagStory:
         # a language already known is used as it is
         assert tag_story(story("3", "북한 발표", language="en"), m, detect) is None
         assert calls == ["2"]
-
-
-class TestVersion:
-    def test_same_rules_same_version(self):
-        assert version(TOPICS) == version(list(reversed(TOPICS))) == TopicMatcher(TOPICS).version
-        assert len(version(TOPICS)) == 16
-
-    def test_layout_of_a_query_does_not_count(self):
-        assert version([("a", "x OR  (y)")]) == version([("a", "x OR y")])
-
-    @pytest.mark.parametrize("changed", [
-        [("dprk", "DPRK"), TOPICS[1]],                          # a query
-        [("north_korea", TOPICS[0][1]), TOPICS[1]],             # a name
-        [Topic("dprk", TOPICS[0][1], fold_accents=True), TOPICS[1]],  # accent folding
-        TOPICS[:1],                                             # a topic less
-    ])
-    def test_any_rule_change_changes_it(self, changed):
-        assert version(changed) != version(TOPICS)
 
 
 def run_match_topics(stories, topics):

@@ -10,7 +10,8 @@ import pytest
 
 from benchmarks.topics_bench import Corpus
 from transforms.topics import Topic, TopicMatcher
-from transforms.topics import hyperscan_scan
+from transforms.topics.query import Key
+from transforms.topics.scan import hyperscan_scan
 
 pytestmark = pytest.mark.skipif(not hyperscan_scan.AVAILABLE, reason="hyperscan does not import here")
 
@@ -119,9 +120,9 @@ def test_unknown_or_missing_engine_is_a_clear_error(monkeypatch):
 def test_a_trailing_wildcard_occurrence_runs_to_the_end_of_its_word():
     # NEAR measures from where an occurrence ends: as the pure-Python scan
     # has it, at the end of the wildcard's word, in UTF-8 and Latin-1 text.
-    index = hyperscan_scan.HyperscanIndex([(False, ("kim", "jong*"))])
+    index = hyperscan_scan.HyperscanIndex([Key(False, ("kim", "jong*"))])
     scan = index.field_scan("Ким: kim jongun и")  # UTF-8: places are characters
-    assert scan.occurrences((False, ("kim", "jong*"))) == [(5, 15)]
+    assert scan.occurrences(Key(False, ("kim", "jong*"))) == [(5, 15)]
     scan = index.field_scan("kim jongun et")      # Latin-1: places in the collapsed form
-    [(start, end)] = scan.occurrences((False, ("kim", "jong*")))
+    [(start, end)] = scan.occurrences(Key(False, ("kim", "jong*")))
     assert scan.original_offset(start) == 0 and end - start == len("kim jongun")

@@ -1,11 +1,12 @@
-"""The matcher's field scan on Hyperscan: every term of every topic found in
-one pass of compiled automata over each field.
+"""The field scan on Hyperscan: every term of every topic found in one pass
+of compiled automata over each field.
 
-It finds exactly what the pure-Python scan in matcher.py finds (the tests run
-both on real, generated and adversarial texts and compare every match; the
-benchmark refuses to report if they differ); the matcher uses it whenever the
+It meets the FieldScan contract of scan/__init__.py and finds exactly what
+the pure-Python scan (python_scan.py) finds (the tests run both on real,
+generated and adversarial texts and compare every match; the benchmark
+refuses to report if they differ). The matcher uses it whenever the
 `hyperscan` package imports, and the pure-Python scan otherwise, or for a
-field this scan does not read (see Unreadable).
+field this scan does not read (it raises FieldNotScannable).
 
 - A field in Latin-1 (most Western news, once curly quotes and dashes count
   as the separators they are) is read as bytes: normalised by a byte table,
@@ -19,30 +20,38 @@ field this scan does not read (see Unreadable).
   be whole words at their Latin edges; several-word terms in a collapsed
   copy, checked word by word against the text's own words.
 
-Patterns are literals, for Hyperscan's literal compiler (thousands a
-second; phrases as regexes with gaps took minutes for a few thousand similar
-ones), except phrases with a wildcard before their last word, which are few.
+Patterns are literals, for Hyperscan's literal compiler (it takes ~10,000
+in well under a second, where phrases as regexes with gaps between their
+words take minutes for a few thousand similar ones), except phrases with a
+wildcard before their last word, which are few. Several-word terms are looked
+for in a "collapsed" copy of the text, its words joined by single spaces, and
+mapped back to the text by word number.
 """
 from __future__ import annotations
 
 import functools
 import itertools
 import re
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from transforms.topics.query import Key
+from transforms.topics.query import Key, piece_matches
 from transforms.topics.text import (
     TOKEN_RE,
-    UNSPACED_RE,
-    _bmp_word_re,
-    _char_class,
-    _length_changing_re,
-    fold_accents,
+    bmp_classes,
+    bmp_word_re,
+    char_class,
+    fold_accents_uncached,
     has_astral,
+    is_unspaced,
+    length_changing_re,
     normalize,
     offset_mapper,
     word_re,
 )
+
+if TYPE_CHECKING:  # for annotations: scan/__init__.py imports this module
+    from transforms.topics.scan import Occurrence
 
 try:
     import hyperscan
@@ -51,8 +60,6 @@ except ImportError:  # pragma: no cover - depends on the platform's wheels
 
 AVAILABLE = hyperscan is not None
 
-Occurrence = Tuple[int, int]
-
 # What follows a pattern's last word.
 _FREE = 0         # unspaced text: terms match inside words
 _END_WORD = 1     # a Latin word: the next character must not be a word character
@@ -60,25 +67,9 @@ _EXTEND = 2       # a wildcard: the match goes on to the end of the word
 
 
 @functools.lru_cache(maxsize=1)
-def _classes() -> Tuple[str, str]:
-    """(word characters, unspaced characters) of the Basic Multilingual
-    Plane as regex class bodies, as text.TOKEN_RE defines them."""
-    words, unspaced = [], []
-    for cp in range(0x10000):
-        if 0xD800 <= cp < 0xE000:
-            continue
-        ch = chr(cp)
-        if UNSPACED_RE.match(ch):
-            unspaced.append(ch)
-        elif TOKEN_RE.fullmatch(ch):
-            words.append(ch)
-    return _char_class(words), _char_class(unspaced)
-
-
-@functools.lru_cache(maxsize=1)
 def _regexes() -> dict:
-    words, unspaced = _classes()
-    fold = fold_accents.__wrapped__  # the whole BMP would only flush its cache
+    words, unspaced = bmp_classes()
+    fold = fold_accents_uncached  # the whole BMP would only flush fold_accents' cache
     word_one = re.compile(f"[{words}]")
     foldable, odd = {}, []
     for cp in range(0x80, 0x10000):
@@ -97,8 +88,8 @@ def _regexes() -> dict:
         "separator": re.compile(f"[^\\x00-\\x7f{words}{unspaced}]"),
         # a character whose accent folding is not one character: a lone
         # combining accent folds to nothing, "æ" to "ae"
-        "unfoldable": re.compile(f"[{_char_class(odd)}]") if odd else None,
-        "foldable": re.compile(f"[{_char_class(sorted(foldable))}]"),
+        "unfoldable": re.compile(f"[{char_class(odd)}]") if odd else None,
+        "foldable": re.compile(f"[{char_class(sorted(foldable))}]"),
         "fold_table": foldable,
     }
 
@@ -108,7 +99,7 @@ def _latin1_folding() -> bytes:
     text.fold_accents does; a letter whose folding is not one Latin-1
     letter ("æ" -> "ae") becomes 0xFF, which nothing else does ("ÿ" folds
     to "y")."""
-    fold = fold_accents.__wrapped__
+    fold = fold_accents_uncached
     table = bytearray(range(256))
     for c in range(0x80, 0x100):
         folded = fold(chr(c))
@@ -154,17 +145,7 @@ def _is_word_char(form: str, i: int) -> bool:
 
 
 # ------------------------------------------------------------------ patterns
-#
-# Every pattern is a literal (Hyperscan's literal compiler takes ~10,000 of
-# them in well under a second; gaps as regex classes took minutes for a few
-# thousand similar phrases), except phrases with a wildcard before their
-# last word, which are few. Several-word terms are looked for in a
-# "collapsed" copy of the text, its words joined by single spaces, and
-# mapped back to the text by word number.
-
-
-def _is_unspaced(piece: str) -> bool:
-    return UNSPACED_RE.search(piece) is not None
+# (literals where they can be; see the module docstring)
 
 
 def _hs_literal(data: bytes) -> str:
@@ -178,10 +159,43 @@ _LATIN1_SPACED = bytes(c if chr(c).isalnum() else 0x20 for c in range(256))
 _ASCII_SPACED = bytes(c if c >= 0x80 or chr(c).isalnum() else 0x20 for c in range(256))
 
 
+# What a hit of a pattern means, one class per kind of pattern. Frozen
+# dataclasses with slots rather than NamedTuples: the scans read them once a
+# hit, and reading three slots costs a few ns where unpacking a NamedTuple
+# costs ~50 (a tuple subclass takes the slow unpacking path).
+
+
+@dataclass(frozen=True, slots=True)
+class _Latin1Pattern:
+    """A term in the collapsed Latin-1 form (_Latin1Patterns)."""
+
+    key: Key
+    trailing_wild: bool    # the occurrence runs on to the end of its last word
+    length: Optional[int]  # the literal's bytes (a literal hit reports its end only); None: a regex
+
+
+@dataclass(frozen=True, slots=True)
+class _WordPattern:
+    """A one-word term in UTF-8 text (_Utf8Patterns.singles)."""
+
+    key: Key
+    length: int         # characters of the word, less a trailing "*"
+    check_start: bool   # a Latin word: the character before it must not be a word character
+    tail: int           # what follows its last character: _FREE, _END_WORD or _EXTEND
+
+
+@dataclass(frozen=True, slots=True)
+class _PhrasePattern:
+    """A several-word term in the collapsed UTF-8 form (_Utf8Patterns)."""
+
+    key: Key
+    length: Optional[int]  # the literal's bytes (a literal hit reports its end only); None: a regex
+
+
 class _Patterns:
     """One Hyperscan database and, per pattern id, what a hit means."""
 
-    def __init__(self, entries: Sequence[Tuple[bytes, tuple]], literal: bool):
+    def __init__(self, entries: Sequence[Tuple[bytes, object]], literal: bool):
         self.meta = [meta for _, meta in entries]
         self.db = None
         if entries:
@@ -203,12 +217,18 @@ class _Patterns:
         return hits
 
 
+def _wild_inside(pieces: Sequence[str]) -> bool:
+    """Whether a wildcard stands before the last word (the pattern is then a
+    regex, not a literal)."""
+    return any(p.endswith("*") for p in pieces[:-1])
+
+
 def _split_keys(keys: Sequence[Key]):
     """(one-word keys, several-word keys, several-word keys with a wildcard
     before their last word)."""
-    singles = [k for k in keys if len(k[1]) == 1]
-    phrases = [k for k in keys if len(k[1]) > 1 and not any(p.endswith("*") for p in k[1][:-1])]
-    wild = [k for k in keys if len(k[1]) > 1 and any(p.endswith("*") for p in k[1][:-1])]
+    singles = [k for k in keys if len(k.pieces) == 1]
+    phrases = [k for k in keys if len(k.pieces) > 1 and not _wild_inside(k.pieces)]
+    wild = [k for k in keys if len(k.pieces) > 1 and _wild_inside(k.pieces)]
     return singles, phrases, wild
 
 
@@ -219,21 +239,21 @@ class _Latin1Patterns:
     a literal, its words between spaces, and a hit a whole-word match."""
 
     def __init__(self, keys: Sequence[Key]):
-        keys = [k for k in keys if max(max(p) for p in k[1]) <= "\xff"]
+        keys = [k for k in keys if max(max(p) for p in k.pieces) <= "\xff"]
         literals, regexes = [], []
         for key in keys:
-            pieces = key[1]
+            pieces = key.pieces
             trailing_wild = pieces[-1].endswith("*")
-            if not any(p.endswith("*") for p in pieces[:-1]):
+            if not _wild_inside(pieces):
                 pattern = b" " + b" ".join(p.rstrip("*").encode("latin-1") for p in pieces)
                 pattern += b"" if trailing_wild else b" "
-                literals.append((pattern, (key, trailing_wild, len(pattern))))
+                literals.append((pattern, _Latin1Pattern(key, trailing_wild, len(pattern))))
             else:  # a wildcard before the last word: a regex (few)
                 words = [_hs_literal(p.rstrip("*").encode("latin-1")) + ("[^ ]*" if p.endswith("*") else "")
                          for p in pieces[:-1]]
                 words.append(_hs_literal(pieces[-1].rstrip("*").encode("latin-1")))
                 pattern = "\\x20" + "\\x20".join(words) + ("" if trailing_wild else "\\x20")
-                regexes.append((pattern.encode(), (key, trailing_wild, None)))
+                regexes.append((pattern.encode(), _Latin1Pattern(key, trailing_wild, None)))
         self.literals = _Patterns(literals, literal=True)
         self.regexes = _Patterns(regexes, literal=False)
 
@@ -246,11 +266,13 @@ class _Latin1Patterns:
             meta = patterns.meta
 
             def on_hit(i, a, b, flags, context):
-                # Straight into `occurrences`: no list of hits in between
-                # (this is the hottest loop of the matcher).
-                key, trailing_wild, length = meta[i]
+                # Straight into `occurrences`, _add inlined: no list of hits
+                # and no call in between (this is the hottest loop of the matcher).
+                pattern = meta[i]
+                length = pattern.length
                 start = (b - length if length is not None else a) + 1  # after the leading space
-                end = collapsed.find(b" ", b) if trailing_wild else b - 1
+                end = collapsed.find(b" ", b) if pattern.trailing_wild else b - 1
+                key = pattern.key
                 found = occurrences.get(key)
                 if found is None:
                     occurrences[key] = [(start, end)]
@@ -261,6 +283,7 @@ class _Latin1Patterns:
 
 
 def _add(occurrences: dict, key: Key, start: int, end: int) -> None:
+    """Append the occurrence (start, end) of `key` to `occurrences`."""
     found = occurrences.get(key)
     if found is None:
         occurrences[key] = [(start, end)]
@@ -278,27 +301,28 @@ class _Utf8Patterns:
         singles, phrases, wild = _split_keys(keys)
         entries = []
         for key in singles:
-            piece = key[1][0]
+            piece = key.pieces[0]
             core = piece.rstrip("*")
-            tail = _EXTEND if piece.endswith("*") else _FREE if _is_unspaced(core) else _END_WORD
-            entries.append((core.encode("utf-8"), (key, len(core), not _is_unspaced(core), tail)))
+            tail = _EXTEND if piece.endswith("*") else _FREE if is_unspaced(core) else _END_WORD
+            entries.append((core.encode("utf-8"), _WordPattern(key, len(core), not is_unspaced(core), tail)))
         self.singles = _Patterns(entries, literal=True)
         entries = []
         for key in phrases:
-            for variant in _spellings(key[1]):
-                entries.append((variant, (key, len(variant))))
+            for variant in _spellings(key.pieces):
+                entries.append((variant, _PhrasePattern(key, len(variant))))
         self.phrases = _Patterns(entries, literal=True)
         entries = []
         for key in wild:
+            pieces = key.pieces
             parts = []
-            for i, piece in enumerate(key[1]):
+            for i, piece in enumerate(pieces):
                 if i:
-                    same = _is_unspaced(key[1][i - 1]) == _is_unspaced(piece)
+                    same = is_unspaced(pieces[i - 1]) == is_unspaced(piece)
                     parts.append("\\x20" if same else "\\x20?")
                 parts.append(_hs_literal(piece.rstrip("*").encode("utf-8")))
-                if piece.endswith("*") and i < len(key[1]) - 1:
+                if piece.endswith("*") and i < len(pieces) - 1:
                     parts.append("[^\\x20]*")
-            entries.append(("".join(parts).encode(), (key, None)))
+            entries.append(("".join(parts).encode(), _PhrasePattern(key, None)))
         self.wild_phrases = _Patterns(entries, literal=False)
 
     def collect(self, form: str, occurrences: dict) -> None:
@@ -308,35 +332,38 @@ class _Utf8Patterns:
         if hits:
             n = len(form)
             to_char = _char_offsets(data, [b for _, _, b in hits]) if len(data) != n else None
+            meta = self.singles.meta
             for i, _, b in hits:
-                key, length, check_start, tail = self.singles.meta[i]
+                pattern = meta[i]
                 if to_char is not None:
                     b = to_char[b]
-                a = b - length
-                if check_start and a and _is_word_char(form, a - 1):
+                a = b - pattern.length
+                if pattern.check_start and a and _is_word_char(form, a - 1):
                     continue
+                tail = pattern.tail
                 if tail == _END_WORD:
                     if b < n and _is_word_char(form, b):
                         continue
                 elif tail == _EXTEND:
                     b = _word_end(form, b)
-                _add(occurrences, key, a, b)
+                _add(occurrences, pattern.key, a, b)
         if self.phrases.db is None and self.wild_phrases.db is None:
             return
         collapsed = b" " + b" ".join(data.translate(_ASCII_SPACED).split()) + b" "
-        hits = [(self.phrases.meta[i], b - self.phrases.meta[i][1], b)
-                for i, _, b in self.phrases.scan(collapsed)]
-        hits += [(self.wild_phrases.meta[i], a, b) for i, a, b in self.wild_phrases.scan(collapsed)]
+        meta = self.phrases.meta
+        hits = [(meta[i].key, b - meta[i].length, b) for i, _, b in self.phrases.scan(collapsed)]
+        meta = self.wild_phrases.meta
+        hits += [(meta[i].key, a, b) for i, a, b in self.wild_phrases.scan(collapsed)]
         if not hits:
             return
         seen = set()
-        for (key, _), a, b in hits:
+        for key, a, b in hits:
             start = _from_collapsed(collapsed, form, a, False)
             end = _from_collapsed(collapsed, form, b, True)
-            if (key, start, end) in seen or not _words_match(form, start, end, key[1]):
+            if (key, start, end) in seen or not _words_match(form, start, end, key.pieces):
                 continue
             seen.add((key, start, end))
-            if key[1][-1].endswith("*"):
+            if key.pieces[-1].endswith("*"):
                 end = _word_end(form, end)  # a trailing wildcard's word runs on
             _add(occurrences, key, start, end)
 
@@ -349,7 +376,7 @@ def _spellings(pieces: Sequence[str]) -> List[bytes]:
     for i, piece in enumerate(pieces):
         core = piece.rstrip("*").encode("utf-8")
         if i:
-            same = _is_unspaced(pieces[i - 1]) == _is_unspaced(piece)
+            same = is_unspaced(pieces[i - 1]) == is_unspaced(piece)
             joins = [b" "] if same else [b" ", b""]
             variants = [v + j for v in variants for j in joins]
         variants = [v + core for v in variants]
@@ -377,7 +404,7 @@ def _words_re(separator: str, count: int):
 
 def _skip_words(text, count: int, separator: str) -> int:
     """Where word number `count` of `text` starts: at C speed, by blocks of
-    64 words (listing every word of a long text took ~170 µs; a regex per
+    64 words (listing every word of a long text costs ~170 µs; a regex per
     count would compile without end)."""
     at = 0
     for _ in range(count // _BLOCK):
@@ -399,18 +426,15 @@ def _words_match(form: str, start: int, end: int, pieces: Sequence[str]) -> bool
     """Whether form[start:end] is the key's words, as the pure-Python scan
     has them: whole words at Latin edges, a wildcard's word from its start
     to its end, unspaced words as they are inside longer runs."""
-    if start and not _is_unspaced(pieces[0]) and _is_word_char(form, start - 1):
+    if start and not is_unspaced(pieces[0]) and _is_word_char(form, start - 1):
         return False
     last = pieces[-1]
-    if not _is_unspaced(last) and not last.endswith("*") and end < len(form) and _is_word_char(form, end):
+    if not is_unspaced(last) and not last.endswith("*") and end < len(form) and _is_word_char(form, end):
         return False
     words = word_re(form).findall(form, start, end)
     if len(words) != len(pieces):
         return False
-    for word, piece in zip(words, pieces):
-        if not (word.startswith(piece[:-1]) if piece.endswith("*") else word == piece):
-            return False
-    return True
+    return all(piece_matches(piece, word) for word, piece in zip(words, pieces))
 
 
 def _word_end(form: str, at: int) -> int:
@@ -425,8 +449,8 @@ _ASCII_WORD_RUN_RE = re.compile("[0-9a-z]*")
 def _prepare_text_tables() -> None:
     """Tables built once per process: with the index, not in the first stories."""
     _regexes()
-    _length_changing_re(False)
-    _bmp_word_re()
+    length_changing_re(False)
+    bmp_word_re()
     for count in range(_BLOCK + 1):
         _words_re(_SPACED_WORDS, count)
         _words_re(_FORM_RUNS, count)
@@ -442,6 +466,11 @@ def _char_offsets(data: bytes, offsets: Sequence[int]) -> Dict[int, int]:
     return out
 
 
+class FieldNotScannable(Exception):
+    """A field this scan does not read (characters beyond U+FFFF, or letters
+    whose accent folding is not one character): the pure-Python scan does."""
+
+
 class HyperscanIndex:
     """Every term of every topic in Hyperscan databases: plain and
     accent-folded, for Latin-1 text (most Western news: offsets are bytes,
@@ -451,21 +480,23 @@ class HyperscanIndex:
         if hyperscan is None:
             raise RuntimeError("the hyperscan package is not installed")
         keys = sorted(set(keys))
-        plain = [k for k in keys if not k[0]]
-        folded = [k for k in keys if k[0]]
+        plain = [k for k in keys if not k.folded]
+        folded = [k for k in keys if k.folded]
         self.latin1 = (_Latin1Patterns(plain), _Latin1Patterns(folded))
         self.utf8 = (_Utf8Patterns(plain), _Utf8Patterns(folded))
         self.folding = bool(folded)
         _prepare_text_tables()
 
-    def field_scan(self, text: str):
+    def field_scan(self, text: str) -> Latin1FieldScan | Utf8FieldScan:
+        """The keys found in one field's text; raises FieldNotScannable for
+        a field the pure-Python scan must read."""
         norm = normalize(text)
         try:
             data = norm.encode("latin-1")
         except UnicodeEncodeError:  # curly quotes and dashes are separators, not letters
             words = words_form(norm)
             if words is None:
-                raise Unreadable from None
+                raise FieldNotScannable from None
             try:
                 data = words.encode("latin-1")
             except UnicodeEncodeError:
@@ -474,8 +505,9 @@ class HyperscanIndex:
 
 
 class _ScannedField:
-    """What both field scans keep: the occurrences of the keys found, and
-    the way from the normalised field back to the story's own text."""
+    """What the two field scans of this module keep: the occurrences of the
+    keys found, and the way from the normalised field back to the story's
+    own text. Places are ints (offsets); what they count is the subclass's."""
 
     __slots__ = ("text", "norm", "found", "_occurrences", "_to_original")
 
@@ -500,9 +532,9 @@ class _ScannedField:
 
 
 class Latin1FieldScan(_ScannedField):
-    """A field in Latin-1, as matcher._StoryScan asks about it. A place is
-    an offset in the field's collapsed form (see _Latin1Patterns), mapped
-    back to the text only for the matches reported."""
+    """The FieldScan of a field in Latin-1. A place is a byte (= character)
+    offset in the field's collapsed form (see _Latin1Patterns), mapped back
+    to the text only for the matches reported."""
 
     __slots__ = ("_spaced", "_collapsed")
 
@@ -516,7 +548,7 @@ class Latin1FieldScan(_ScannedField):
         if index.folding:
             folded = collapsed if collapsed.isascii() else collapsed.translate(_LATIN1_FOLD)
             if folded.find(b"\xff") >= 0:
-                raise Unreadable  # a letter that folds to two ("æ")
+                raise FieldNotScannable  # a letter that folds to two ("æ")
             folded_patterns.collect(folded, occurrences)
         self._keep(occurrences)
 
@@ -533,8 +565,8 @@ class Latin1FieldScan(_ScannedField):
 
 
 class Utf8FieldScan(_ScannedField):
-    """A field in any other text, as matcher._StoryScan asks about it. A
-    place is a character offset in the normalised field."""
+    """The FieldScan of a field in any other text. A place is a character
+    offset in the normalised field (normalize(text))."""
 
     __slots__ = ()
 
@@ -546,7 +578,7 @@ class Utf8FieldScan(_ScannedField):
         if index.folding:
             folded = folded_form(words)
             if folded is None:
-                raise Unreadable
+                raise FieldNotScannable
             folded_patterns.collect(folded, occurrences)
         self._keep(occurrences)
 
@@ -575,8 +607,3 @@ def _same_word(norm: str, i: int, j: int) -> bool:
     if a.isascii() and b.isascii():
         return a.isalnum() and b.isalnum()
     return bool(TOKEN_RE.fullmatch(a + b))
-
-
-class Unreadable(Exception):
-    """A field this scan does not read (characters beyond U+FFFF, or letters
-    whose accent folding is not one character): the pure-Python scan does."""
