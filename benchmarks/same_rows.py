@@ -58,7 +58,7 @@ def comparable(out: str, dataset: str) -> Optional[pd.DataFrame]:
     frame = frame.drop(columns=[c for c in CLOCK_COLUMNS if c in frame.columns])
     frame = frame.map(lambda v: repr(v.tolist()) if hasattr(v, "tolist") else v)
     # Sorting on every column's text gives one order for equal rows too.
-    order = frame.astype(str).apply(lambda row: "\x1f".join(row), axis=1).sort_values().index
+    order = frame.map(repr).apply(lambda row: "\x1f".join(row), axis=1).sort_values().index
     return frame.loc[order].reset_index(drop=True)
 
 
