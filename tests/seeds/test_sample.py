@@ -84,6 +84,7 @@ def test_a_passing_mention_is_a_mention_not_a_story_about_north_korea(matcher):
         "dprk", "dprk_mentions"]
 
 
+@pytest.mark.slow
 def test_make_run_on_the_sample_gives_a_meaningful_summary(tmp_path, capsys):
     code = main(["run", "--feeds", str(SEEDS / "feeds.opml"), "--topics", str(SEEDS / "topics.yaml"),
                  "--output", str(tmp_path / "out"), "--run-id", "seeds", "--runner", "DirectRunner"])

@@ -3,6 +3,7 @@ import random
 from datetime import datetime, timedelta, timezone
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -89,6 +90,7 @@ def tangled(seed, n=300):
     return out
 
 
+@pytest.mark.slow
 def test_beam_transform_agrees_with_the_in_memory_version_on_tangled_input():
     from apache_beam.metrics.metric import MetricsFilter
 
@@ -142,6 +144,7 @@ def test_a_story_re_served_on_every_poll_or_with_a_new_guid_is_written_once():
     p.run().wait_until_finish()
 
 
+@pytest.mark.slow
 def test_dedup_state_expires_after_the_ttl_and_is_released():
     from apache_beam.testing.test_stream import TestStream
 

@@ -5,6 +5,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 import pyarrow.parquet as pq
+import pytest
 
 from transforms.feedstate import FeedState
 from transforms.state import store as st
@@ -104,6 +105,7 @@ def test_missing_state_beside_existing_stories_is_reported(tmp_path):
     assert report.missing and "no state found" in " ".join(report.notes())
 
 
+@pytest.mark.slow
 def test_concurrent_commits_and_compactions_lose_no_identity(tmp_path, monkeypatch):
     monkeypatch.setattr(st, "COMPACT_AFTER", 3)   # compact on almost every commit
     store = StateStore(str(tmp_path))

@@ -361,6 +361,7 @@ class TestTopicMatcher:
         m.match("DPRK", "", "")
         assert evaluated == ["DPRK OR x", "NOT sport"]
 
+    @pytest.mark.slow
     def test_many_rules_give_the_right_answer(self):
         # Speed lives in benchmarks/; here only correctness at scale.
         topics = [(f"t{i}", f'word{i} OR "phrase {i} here" OR 단어{i} OR pre{i}x*') for i in range(5000)]
@@ -369,6 +370,7 @@ class TestTopicMatcher:
         assert [n for n, _ in m.match("DPRK news", "", content)] == ["dprk"]
         assert [n for n, _ in m.match("", "phrase 42 here and 단어7 and pre9xyz", "")] == ["t42", "t7", "t9"]
 
+    @pytest.mark.slow
     def test_ten_thousand_term_topic(self):
         m = TopicMatcher([("big", " OR ".join(f"word{i}" for i in range(10_000))),
                           ("all", " ".join(f"w{i}" for i in range(10_000)))])

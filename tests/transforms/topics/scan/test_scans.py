@@ -59,6 +59,7 @@ def both(rules):
     return TopicMatcher(rules, engine="hyperscan"), TopicMatcher(rules, engine="python")
 
 
+@pytest.mark.slow
 def test_both_scans_agree_on_texts_built_to_catch_them_apart():
     fast, python = both(RULES)
     assert fast.engine == "hyperscan" and python.engine == "python"
@@ -70,6 +71,7 @@ def test_both_scans_agree_on_texts_built_to_catch_them_apart():
     assert matched > 1000  # the texts do hit the rules
 
 
+@pytest.mark.slow
 def test_both_scans_agree_on_the_benchmark_corpus():
     corpus = Corpus(3)
     rules, about = corpus.topics(60)
