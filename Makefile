@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 OUT    ?= output
 BENCH_SCALE ?= default
 
-.PHONY: run test test-fast install install-test bench bench-fetch bench-topics same-rows clean
+.PHONY: run test test-fast install install-test bench bench-fetch bench-topics bench-streaming same-rows clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,12 @@ bench-fetch: $(VENV)/.installed-test
 
 bench-topics: $(VENV)/.installed-test
 	$(PY) -m benchmarks.topics_bench
+
+# Streaming polling: 2,000 feeds on 50 loopback hosts, 3 polls 10 s apart,
+# multi_processing; polling lag, fetches/s, files per window. Compare with
+# another checkout: make bench-streaming BENCH_ARGS="--compare-with /tmp/base"
+bench-streaming: $(VENV)/.installed-test
+	$(PY) -m benchmarks.streaming_bench $(BENCH_ARGS)
 
 # A refactor's check: the rows of the seeds and of a bench corpus, written by
 # revision BASE and by the working tree, compared (exit 1 if any differ).

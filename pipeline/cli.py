@@ -78,6 +78,10 @@ def build_parser() -> argparse.ArgumentParser:
     option("--dedup-ttl", type=float, default=7 * 24 * 3600.0, metavar="SECONDS",
            help="streaming: how long a written story is remembered so it is not written "
                 "again (default 604800, 7 days)")
+    option("--host-concurrency", type=int, default=2, metavar="N",
+           help="streaming: requests in flight to one host at most (default 2)")
+    option("--host-gap", type=float, default=1.0, metavar="SECONDS",
+           help="streaming: seconds between the starts of two requests to one host (default 1.0)")
     return parser
 
 
@@ -142,6 +146,7 @@ def prepare(args: argparse.Namespace):
 
 def _streaming_settings(args: argparse.Namespace):
     from pipeline.graph import StreamingSettings
+    from transforms.hosts import HostPoliteness
 
     if not args.streaming:
         given = [name for name in ("duration",) if getattr(args, name) is not None]
@@ -155,8 +160,13 @@ def _streaming_settings(args: argparse.Namespace):
             raise cfg.ConfigError(f"--{name.replace('_', '-')} must be a positive number of seconds")
     if args.duration is not None and not args.duration > 0:
         raise cfg.ConfigError("--duration must be a positive number of seconds")
+    if args.host_concurrency < 1:
+        raise cfg.ConfigError("--host-concurrency must be at least 1")
+    if not args.host_gap >= 0:
+        raise cfg.ConfigError("--host-gap must be zero or a positive number of seconds")
     return StreamingSettings(poll_interval_s=args.poll_interval, duration_s=args.duration,
-                             window_s=args.window, dedup_ttl_s=args.dedup_ttl)
+                             window_s=args.window, dedup_ttl_s=args.dedup_ttl,
+                             hosts=HostPoliteness(concurrency=args.host_concurrency, gap_s=args.host_gap))
 
 
 def _valid_run_id(value: str) -> bool:

@@ -21,6 +21,7 @@ from apache_beam.utils.timestamp import MAX_TIMESTAMP
 from transforms.dedup import DedupAcrossPolls, DedupStories, OncePerTTL
 from transforms.feedstate import FeedState, Politeness
 from transforms.fetch import FetchFeeds, FetchSettings
+from transforms.hosts import HostPoliteness
 from transforms.language import DetectLanguage
 from transforms.parse import DEAD_LETTERS, FETCH_LOG, ParseFeeds
 from transforms.poll import PollFeeds
@@ -41,6 +42,7 @@ class StreamingSettings:
     duration_s: Optional[float] = None        # None: until the job is stopped
     window_s: float = 300.0                   # FixedWindows of arrival time: output files, commits
     dedup_ttl_s: float = 7 * 24 * 3600.0      # how long keyed state remembers a written story
+    hosts: HostPoliteness = field(default_factory=HostPoliteness)   # per-host limits of polling
 
 
 @dataclass(frozen=True)
@@ -156,5 +158,5 @@ def build_streaming_pipeline(pipeline: beam.Pipeline, config: RunConfig) -> Dict
     stop = start + streaming.duration_s if streaming.duration_s is not None else MAX_TIMESTAMP
     fetched = pipeline | "Poll" >> PollFeeds(
         config.feeds, start, stop, streaming.poll_interval_s, config.fetch, config.politeness,
-        initial=config.feed_states)
+        initial=config.feed_states, hosts=streaming.hosts)
     return build_graph(fetched, config)

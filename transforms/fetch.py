@@ -554,11 +554,14 @@ class FetchBatchFn(beam.DoFn):
         for (_, state), result in zip(due, self._pool.map(self._fetch, due)):
             yield self._finish(result, state, now)
 
-    def _skipped(self, source: FeedSource, state: FeedState, now: datetime) -> FetchResult:
+    def _skipped(self, source: FeedSource, state: FeedState, now: datetime,
+                 until: Optional[datetime] = None) -> FetchResult:
+        """A feed not fetched at `now`: not due (until its next_fetch_at), or
+        its host is backing off (`until`)."""
         self.skipped.inc()
         return FetchResult(feed_url=source.url, final_url=source.url, status=None,
                            headers={}, body=b"", elapsed_s=0.0, fetched_at=now,
-                           feed_state=state, skipped_until=state.next_fetch_at)
+                           feed_state=state, skipped_until=until or state.next_fetch_at)
 
     def _finish(self, result: FetchResult, state: FeedState, now: datetime) -> FetchResult:
         # Counters are bumped here, on the bundle's thread, where Beam's metrics

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from pipeline.cli import main
-from tests.support.feedserver import Scripted
+from tests.support.feedserver import FeedServer, Scripted
 from tests.support.paths import ROOT
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -29,7 +29,14 @@ A2_NEW_GUID = ("a2", "a2", "g-a2-renumbered")     # same story, the CMS changed 
 
 
 @pytest.fixture
-def live(feed_server, tmp_path):
+def limited_host():
+    """A second host (127.0.0.2): its 429 defers only its own feeds."""
+    with FeedServer("127.0.0.2") as server:
+        yield server
+
+
+@pytest.fixture
+def live(feed_server, limited_host, tmp_path):
     server = feed_server
     # gains items between polls, re-serves old ones, renumbers a guid; 304 when unchanged
     server.script("/growing.xml", [
@@ -37,8 +44,8 @@ def live(feed_server, tmp_path):
         Scripted(rss(A1, A2, A3), etag='"v2"'),
         Scripted(rss(A2_NEW_GUID, A3, A4), etag='"v3"'),
     ])
-    # 429 with Retry-After once, then fine
-    server.script("/limited.xml", [
+    # 429 with Retry-After once, then fine (on a host of its own: a 429 defers a whole host)
+    limited_host.script("/limited.xml", [
         Scripted("slow down", status=429, headers={"Retry-After": "2"}),
         Scripted(rss(("b1", "b1", "g-b1"), title="Limited")),
     ])
@@ -51,20 +58,23 @@ def live(feed_server, tmp_path):
     server.script("/vanishing.xml", [Scripted(rss(("e1", "e1", "g-e1"))), Scripted("gone", status=404),
                                      Scripted(rss(("e1", "e1", "g-e1"), ("e2", "e2", "g-e2")))])
     feeds = tmp_path / "feeds.txt"
-    feeds.write_text("\n".join(server.url(p) for p in (
-        "/growing.xml", "/limited.xml", "/static.xml", "/flapping.xml", "/vanishing.xml")) + "\n")
+    feeds.write_text("\n".join([server.url(p) for p in (
+        "/growing.xml", "/static.xml", "/flapping.xml", "/vanishing.xml")] + [limited_host.url("/limited.xml")]) + "\n")
     topics = tmp_path / "topics.yaml"
     topics.write_text("topics:\n  - name: dprk\n    query: '\"North Korea\" OR Pyongyang'\n")
     return server, feeds, topics, tmp_path / "out"
 
 
 def streaming_args(feeds, topics, out, *extra):
+    # Every feed but one lives on one host (127.0.0.1): a short gap per host,
+    # or the default (1 s) would spread one poll over more than the interval.
     return ["run", "--feeds", str(feeds), "--topics", str(topics), "--output", str(out),
-            "--allow-private-addresses", "127.0.0.1", "--runner", "DirectRunner",
-            "--streaming", "--poll-interval", "1", "--duration", "4", "--window", "1", *extra]
+            "--allow-private-addresses", "127.0.0.1,127.0.0.2", "--runner", "DirectRunner",
+            "--streaming", "--poll-interval", "1", "--duration", "4", "--window", "1",
+            "--host-gap", "0.02", *extra]
 
 
-def check_output(server, out):
+def check_output(server, limited_host, out):
     stories = pd.read_parquet(out / "stories")
     # every story exactly once across all window files; the renumbered guid is not new
     assert stories["story_id"].is_unique
@@ -78,7 +88,7 @@ def check_output(server, out):
     static = by_feed[server.url("/static.xml")]
     assert list(static["status"].dropna()).count(200) == 1 and (static["status"] == 304).sum() >= 2
     assert (by_feed[server.url("/growing.xml")]["status"] == 304).sum() >= 1
-    limited = by_feed[server.url("/limited.xml")]
+    limited = by_feed[limited_host.url("/limited.xml")]
     assert (limited["status"] == 429).sum() == 1
     assert limited["skipped_until"].notna().sum() >= 1            # the Retry-After skip
     assert sorted(set(by_feed[server.url("/flapping.xml")]["status"].dropna())) == [200, 500]
@@ -87,21 +97,21 @@ def check_output(server, out):
     errors = pd.read_parquet(out / "errors")
     assert len(errors) == fetches["error"].notna().sum() >= 3
     # the server was asked only when a feed was due: no request during the skip
-    assert server.hits["/limited.xml"] == (limited["status"].notna()).sum()
+    assert limited_host.hits["/limited.xml"] == (limited["status"].notna()).sum()
 
 
-def test_bounded_streaming_run_writes_each_story_once(live, capsys):
+def test_bounded_streaming_run_writes_each_story_once(live, limited_host, capsys):
     server, feeds, topics, out = live
     assert main(streaming_args(feeds, topics, out)) == 0
     summary = capsys.readouterr().out
-    check_output(server, out)
+    check_output(server, limited_host, out)
     assert summary.count("-> ok") == 4
     # at the end of the bounded run every remembered identity was released
     forgotten = int(summary.split("streaming: ")[1].split()[0].replace(",", ""))
     assert forgotten >= 10
 
 
-def test_bounded_streaming_run_in_multi_processing_mode(live):
+def test_bounded_streaming_run_in_multi_processing_mode(live, limited_host):
     server, feeds, topics, out = live
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", *streaming_args(
@@ -109,7 +119,7 @@ def test_bounded_streaming_run_in_multi_processing_mode(live):
         cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)), capture_output=True, text=True,
         timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    check_output(server, out)
+    check_output(server, limited_host, out)
 
 
 @pytest.mark.parametrize("extra,message", [

@@ -8,7 +8,9 @@
 
 Routes can be replaced at any time (a feed that changes between polls). Every
 request is recorded, and `max_in_flight` is the largest number of requests
-being served at once, so tests can prove concurrency without timing asserts.
+being served at once, so tests can prove concurrency without timing asserts;
+`spans` has each request's (path, start, end) in wall-clock seconds
+(time.time()), for tests of gaps between requests and of polling lag.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import time
 import zlib
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 
 @dataclass
@@ -70,6 +72,7 @@ class FeedServer:
         self.hits: collections.Counter = collections.Counter()
         self.in_flight = 0
         self.max_in_flight = 0
+        self.spans: List[Tuple[str, float, float]] = []
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._httpd: Optional[http.server.ThreadingHTTPServer] = None
@@ -188,9 +191,10 @@ class FeedServer:
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
             return self.routes.get(req.path) or self.routes.get(req.path.split("?", 1)[0])
 
-    def _leave(self) -> None:
+    def _leave(self, req: Request, started: float) -> None:
         with self._lock:
             self.in_flight -= 1
+            self.spans.append((req.path, started, time.time()))
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -217,6 +221,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _serve(self, send_body: bool) -> None:
         server = self.feed_server
+        started = time.time()
         req = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()},
                       time.monotonic())
         route = server._enter(req)
@@ -236,7 +241,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         except (ConnectionError, OSError):
             self.close_connection = True  # the client hung up (timeouts, caps)
         finally:
-            server._leave()
+            server._leave(req, started)
 
     def _respond(self, status, headers, body, send_body, route: Optional[Route] = None):
         self.send_response(status)
