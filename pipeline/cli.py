@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     option("--max-feed-bytes", type=int, default=10 * 1024 * 1024,
            help="largest feed body accepted, after decompression (default 10 MiB)")
     option("--fetch-concurrency", type=int, default=32,
-           help="feeds fetched at once per worker (default 32)")
+           help="feeds fetched at once per worker in a batch run, per key of the streaming poll (default 32)")
     option("--fetch-deadline", type=float, default=60.0,
            help="seconds a whole request (redirects included) may take (default 60)")
     option("--allow-private-addresses", nargs="?", const=ALL_NETWORKS, default=None,
