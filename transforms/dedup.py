@@ -195,7 +195,7 @@ class _RememberForTTLFn(beam.DoFn):
     SEEN = ReadModifyWriteStateSpec("seen", VarIntCoder())
     EXPIRY = TimerSpec("expiry", TimeDomain.WATERMARK)
 
-    def __init__(self, ttl_s: float, repeats: str = "duplicates", forgotten: str = "dedup_keys_forgotten"):
+    def __init__(self, ttl_s: float, repeats: str, forgotten: str):
         self.ttl_s = ttl_s
         self.duplicates = metrics.counter(repeats)
         self.forgotten = metrics.counter(forgotten)
@@ -230,7 +230,7 @@ class _DedupAcrossPollsByKind(beam.PTransform):
         remembered = (
             keyed
             | "Key" >> beam.Map(lambda s: (dedup_key(s, kind), s)).with_output_types(Tuple[str, Story])
-            | "Remember" >> beam.ParDo(_RememberForTTLFn(self.ttl_s))
+            | "Remember" >> OncePerTTL(self.ttl_s, "duplicates", "dedup_keys_forgotten")
         )
         return (remembered, keyless) | "Merge" >> beam.Flatten()
 

@@ -44,7 +44,7 @@ class FeedState:
 
 def is_due(state: FeedState, now: datetime) -> bool:
     """May the feed be fetched at `now`?"""
-    return state.next_fetch_at is None or _utc(now) >= _utc(state.next_fetch_at)
+    return state.next_fetch_at is None or as_utc(now) >= as_utc(state.next_fetch_at)
 
 
 def next_state(state: FeedState, result, now: datetime,
@@ -54,7 +54,7 @@ def next_state(state: FeedState, result, now: datetime,
     `result` is anything with `status`, `headers` (lower-case names) and
     `error` (None on success), such as transforms.records.FetchResult.
     """
-    now = _utc(now)
+    now = as_utc(now)
     headers = result.headers or {}
     status = result.status
     if result.error is None:
@@ -102,8 +102,9 @@ def retry_after_seconds(value: Optional[str], now: datetime) -> Optional[float]:
         return None
     if when is None:
         return None
-    return max(0.0, (_utc(when) - _utc(now)).total_seconds())
+    return max(0.0, (as_utc(when) - as_utc(now)).total_seconds())
 
 
-def _utc(when: datetime) -> datetime:
+def as_utc(when: datetime) -> datetime:
+    """`when` as an aware UTC datetime (a naive one is taken to be UTC)."""
     return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)

@@ -22,11 +22,11 @@ import dataclasses
 import math
 import zlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Deque, Dict, Generic, List, Optional, Sequence, Tuple, TypeVar
 from urllib.parse import urlsplit
 
-from transforms.feedstate import RETRY_AFTER_STATUSES, Politeness, retry_after_seconds
+from transforms.feedstate import RETRY_AFTER_STATUSES, Politeness, as_utc, retry_after_seconds
 
 # Feeds per key. Each key is one unit of work per tick (read state, fetch the
 # due feeds, write state); keys are what a runner spreads over its workers.
@@ -91,7 +91,7 @@ def key_of(host: str, keys: int) -> int:
 
 def is_open(host: HostState, now: datetime) -> bool:
     """May the host be asked at `now`?"""
-    return host.backoff_until is None or _utc(now) >= _utc(host.backoff_until)
+    return host.backoff_until is None or as_utc(now) >= as_utc(host.backoff_until)
 
 
 def after_answer(host: HostState, status: Optional[int], error: Optional[str],
@@ -107,14 +107,14 @@ def after_answer(host: HostState, status: Optional[int], error: Optional[str],
     the run of refusals; a failure without one (timeout, refused connection)
     changes nothing: that is the feed's business (feedstate.next_state).
     """
-    answered_at = _utc(answered_at)
+    answered_at = as_utc(answered_at)
     if error is not None and status in RETRY_AFTER_STATUSES:
         throttles = host.throttles + 1
         wait = retry_after_seconds(retry_after, answered_at)
         if wait is None:
             wait = policy.base_delay_s * 2 ** min(throttles - 1, 32)
         until = answered_at + timedelta(seconds=min(wait, policy.max_delay_s))
-        if host.backoff_until is not None and _utc(host.backoff_until) > until:
+        if host.backoff_until is not None and as_utc(host.backoff_until) > until:
             until = host.backoff_until
         return dataclasses.replace(host, backoff_until=until, throttles=throttles)
     if status is not None and host.throttles:
@@ -199,6 +199,3 @@ class HostScheduler(Generic[T]):
             self.turns.remove(host)
         return items
 
-
-def _utc(when: datetime) -> datetime:
-    return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)

@@ -20,22 +20,13 @@ and dropped once past the allowed lateness.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import apache_beam as beam
 from apache_beam.transforms import trigger, window
-from apache_beam.utils.timestamp import Timestamp
 
 # Arrival timestamps are never behind the watermark, so no pane should ever be
 # late. Should a runner still deliver an element late, it is written (a pane,
 # file and commit of its own, `-p1`...) rather than dropped, up to this long.
 SAFETY_LATENESS_S = 3600
-
-
-def to_timestamp(when: datetime) -> Timestamp:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return Timestamp.from_utc_datetime(when.astimezone(timezone.utc))
 
 
 def arrival_windows(window_s: float) -> beam.WindowInto:

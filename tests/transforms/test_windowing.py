@@ -12,9 +12,10 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 from apache_beam.transforms import window
 
+from tests.support.timestamps import to_timestamp
 from transforms.records import Story
 from transforms.sink import STORIES, WritePartitions
-from transforms.windowing import arrival_windows, to_timestamp
+from transforms.windowing import arrival_windows
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -45,8 +45,9 @@ def test_commit_windows_commits_each_window_once_after_its_files_as_a_readable_u
     from apache_beam.testing.test_stream import TestStream
     from apache_beam.transforms import window
 
+    from tests.support.timestamps import to_timestamp
     from transforms.state.commit import CommitWindows
-    from transforms.windowing import arrival_windows, to_timestamp
+    from transforms.windowing import arrival_windows
 
     out = str(tmp_path / "out")
     (tmp_path / "log").mkdir()
