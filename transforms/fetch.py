@@ -5,18 +5,23 @@ It never raises for network or HTTP trouble; a failure is a FetchResult whose
 `error` starts with a stable category followed by ": " and a short detail:
 
   timeout             connect/read timeout or the whole-request deadline
-  connection          refused, reset, DNS failure, body cut short
+  connection          refused, reset, DNS failure; a body cut short (fewer bytes than
+                      its Content-Length, or chunked without its last chunk): never
+                      passed on as a whole feed, its validators never remembered
   tls                 TLS handshake or certificate problem
   protocol            the server did not speak valid HTTP/1.x
   http_status         a 4xx/5xx (or unhandled 3xx) answer; status and headers kept
-  too_large           wire or decoded body over FetchSettings.max_bytes
+  too_large           wire or decoded body (all gzip members together) over
+                      FetchSettings.max_bytes
   too_many_redirects  more than max_redirects hops, or a redirect loop
   bad_redirect        a redirect without Location or to a non-http(s) URL
   blocked_address     the host (of the feed or of a redirect hop) resolves only to
                       loopback, private, link-local or metadata addresses
                       (transforms.address_guard; lifted by allow_private_addresses)
-  bad_url             the feed URL (or path) cannot be requested at all
-  decode              bad or unsupported Content-Encoding data
+  bad_url             the feed URL (or path) cannot be requested at all, such as a
+                      local path that is not a regular file (directory, FIFO,
+                      socket, device): refused on its stat, never opened
+  decode              bad or unsupported Content-Encoding (or .gz file) data
   not_found / io      a local (or gs://, s3://) file missing / unreadable
   internal            a bug in this module (logged with its traceback)
 
@@ -30,9 +35,12 @@ import concurrent.futures
 import functools
 import http
 import http.client
+import io
 import logging
+import os
 import socket
 import ssl
+import stat
 import threading
 import time
 import zlib
@@ -60,6 +68,8 @@ ACCEPT = (
 )
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _CHUNK = 64 * 1024
+_FILE_CHUNK = 1024 * 1024  # reads of local and cloud files (cloud readers buffer anyway)
+_GZIP_MAGIC = b"\x1f\x8b"
 # Characters left as they are when a URL path/query is made ASCII-safe:
 # RFC 3986 reserved and unreserved characters plus '%' (already-escaped URLs).
 _URL_SAFE = "/?#[]@!$&'()*+,;=:-._~%"
@@ -290,25 +300,39 @@ def _phrase(status: int) -> str:
 
 
 def _read_body(resp, headers: dict, max_bytes: int, deadline: "_Deadline") -> bytes:
-    """Reads and decodes the body; wire and decoded sizes are both capped."""
-    length = headers.get("content-length", "")
-    if length.isdigit() and int(length) > max_bytes:
-        raise FetchError("too_large", f"body exceeds {max_bytes} bytes (Content-Length {length})")
+    """Reads and decodes the whole body; wire and decoded sizes are both capped.
+
+    A body that ends early is a `connection` failure, never a short success:
+    half a feed parses into half its stories, and its ETag would make the
+    next poll a 304 that never brings the rest.
+    """
+    # http.client's own reading of the framing: the Content-Length it honours,
+    # or None for a chunked body or one that runs until the connection closes.
+    expected = None if resp.chunked else resp.length
+    if expected is not None and expected > max_bytes:
+        raise FetchError("too_large", f"body exceeds {max_bytes} bytes "
+                                      f"(Content-Length {headers.get('content-length', '')})")
     decoder = _Decoder(headers.get("content-encoding", ""), max_bytes)
     wire = 0
-    while True:
-        # read1 returns after one recv, so a trickled body cannot hide from the deadline.
-        chunk = resp.read1(_CHUNK)
-        if deadline.expired:
-            break
-        if not chunk:
-            break
-        wire += len(chunk)
-        if wire > max_bytes:
-            raise FetchError("too_large", f"body exceeds {max_bytes} bytes")
-        decoder.feed(chunk)
+    try:
+        while True:
+            # read1 returns after one recv, so a trickled body cannot hide from the deadline.
+            # A clean close before Content-Length is an empty read here, not an error.
+            chunk = resp.read1(_CHUNK)
+            if deadline.expired or not chunk:
+                break
+            wire += len(chunk)
+            if wire > max_bytes:
+                raise FetchError("too_large", f"body exceeds {max_bytes} bytes")
+            decoder.feed(chunk)
+    except http.client.IncompleteRead as e:  # the chunked framing ended early
+        if not deadline.expired:
+            raise FetchError("connection", f"body cut short: chunked body ended after "
+                                           f"{wire:,} bytes without its last chunk") from e
     if deadline.expired:  # the watchdog may have ended the read early with a clean EOF
         raise FetchError("timeout", f"exceeded total deadline of {deadline.seconds}s")
+    if expected is not None and wire < expected:
+        raise FetchError("connection", f"body cut short: {wire:,} of {expected:,} bytes")
     return decoder.finish()
 
 
@@ -316,16 +340,26 @@ class _Decoder:
     """Incremental Content-Encoding decoder whose output never exceeds the cap.
 
     zlib's max_length keeps a compression bomb compressed: we inflate at most
-    cap + 1 bytes before giving up, whatever the ratio.
+    cap + 1 bytes before giving up, whatever the ratio. A gzip body may be
+    several members one after another (RFC 1952): each is decoded and the cap
+    applies to their total. After the last member, zero padding and a tail
+    that does not start another member (a stray newline some servers add)
+    are skipped, as gzip(1) does (with a warning). The output grows in one
+    BytesIO, whose getvalue() hands its buffer over without a copy: one body
+    plus a chunk.
     """
 
     def __init__(self, encoding: str, cap: int):
         self.encoding = encoding.strip().lower()
         self.cap = cap
-        self.out = bytearray()
+        self.size = 0
+        self._out = io.BytesIO()
         self._head = b""  # first bytes of a deflate body, to tell zlib from raw deflate
+        self._between = b""  # bytes after a gzip member, until they show whether another follows
+        self._tail_skipped = False
         self._z = None
-        if self.encoding in ("gzip", "x-gzip"):
+        self._gzip = self.encoding in ("gzip", "x-gzip")
+        if self._gzip:
             self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
         elif self.encoding not in ("", "identity", "deflate"):
             raise FetchError("decode", f"unsupported content-encoding {self.encoding!r}")
@@ -343,11 +377,34 @@ class _Decoder:
             is_zlib = data[0] & 0x0F == 8 and int.from_bytes(data[:2], "big") % 31 == 0
             self._z = zlib.decompressobj(zlib.MAX_WBITS if is_zlib else -zlib.MAX_WBITS)
         try:
-            while data and not self._z.eof:
-                self._append(self._z.decompress(data, self.cap - len(self.out) + 1))
-                data = self._z.unconsumed_tail
+            while data:
+                if self._z.eof:
+                    data = self._next_member(data)
+                    if not data:
+                        return
+                self._append(self._z.decompress(data, self.cap - self.size + 1))
+                # At a member's end zlib keeps what follows in unused_data;
+                # before it, unconsumed_tail is what the output limit left.
+                data = self._z.unused_data if self._z.eof else self._z.unconsumed_tail
         except zlib.error as e:
             raise FetchError("decode", f"bad {self.encoding} data ({e})") from e
+
+    def _next_member(self, data: bytes) -> bytes:
+        """Called once a stream has ended with `data` after it: the bytes that
+        start the next gzip member (with a fresh decompressor ready), or b""
+        while that is not yet known or when nothing more will be decoded."""
+        if not self._gzip or self._tail_skipped:
+            return b""  # a zlib or raw deflate stream is one stream
+        data = (self._between + data).lstrip(b"\0")
+        if len(data) < len(_GZIP_MAGIC):
+            self._between = data
+            return b""
+        self._between = b""
+        if not data.startswith(_GZIP_MAGIC):
+            self._tail_skipped = True
+            return b""
+        self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        return data
 
     def finish(self) -> bytes:
         if self._head:
@@ -359,11 +416,12 @@ class _Decoder:
                 raise FetchError("decode", f"bad {self.encoding} data ({e})") from e
             if not self._z.eof:
                 raise FetchError("decode", f"truncated {self.encoding} stream")
-        return bytes(self.out)
+        return self._out.getvalue()
 
     def _append(self, piece: bytes) -> None:
-        self.out += piece
-        if len(self.out) > self.cap:
+        self._out.write(piece)
+        self.size += len(piece)
+        if self.size > self.cap:
             raise FetchError("too_large", f"decoded body exceeds {self.cap} bytes")
 
 
@@ -440,11 +498,25 @@ def _categorise(e: BaseException) -> FetchError:
 
 
 def _read_path(path: str, max_bytes: int) -> bytes:
-    """Reads a non-http source through Beam's FileSystems, capped like HTTP."""
+    """Reads a non-http source through Beam's FileSystems, capped like HTTP.
+
+    Read a chunk at a time (a .gz file decoded as it arrives, every member),
+    so memory holds one body plus a chunk.
+    """
+    _refuse_special_file(path)
+    decoder = _Decoder("gzip" if path.endswith(".gz") else "", max_bytes)
+    wire = 0
     try:
         # UNCOMPRESSED: Beam's AUTO would inflate .gz without our cap; we do it capped.
         with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as f:
-            data = f.read(max_bytes + 1)
+            while True:
+                chunk = f.read(_FILE_CHUNK)
+                if not chunk:
+                    break
+                wire += len(chunk)
+                if wire > max_bytes:
+                    raise FetchError("too_large", f"body exceeds {max_bytes} bytes")
+                decoder.feed(chunk)
     except FileNotFoundError as e:
         raise FetchError("not_found", f"local file {path}") from e
     except ValueError as e:  # no filesystem for this scheme
@@ -453,13 +525,29 @@ def _read_path(path: str, max_bytes: int) -> bytes:
         if not _exists(path):  # cloud filesystems wrap "missing" in their own errors
             raise FetchError("not_found", f"file {path}") from e
         raise FetchError("io", f"{type(e).__name__}: {e}"[:200]) from e
-    if len(data) > max_bytes:
-        raise FetchError("too_large", f"body exceeds {max_bytes} bytes")
-    if path.endswith(".gz"):
-        decoder = _Decoder("gzip", max_bytes)
-        decoder.feed(data)
-        data = decoder.finish()
-    return data
+    return decoder.finish()
+
+
+def _refuse_special_file(path: str) -> None:
+    """A local path must name a regular file. Opening a FIFO blocks until a
+    writer comes, a device may never end, a directory or socket is no feed:
+    each is refused on its stat, before any open. Objects on gs:// and s3://
+    are always regular; a path stat cannot see is left to the open."""
+    if FileSystems.get_scheme(path) is not None:
+        return
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return
+    if not stat.S_ISREG(mode):
+        raise FetchError("bad_url", f"{path} is {_special_file_kind(mode)}, not a regular file")
+
+
+def _special_file_kind(mode: int) -> str:
+    kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"),
+             (stat.S_ISBLK, "a block device")]
+    return next((name for test, name in kinds if test(mode)), "a special file")
 
 
 def _exists(path: str) -> bool:

@@ -16,6 +16,7 @@ address; each carries a marker the tests look for everywhere in the output.
 from __future__ import annotations
 
 import functools
+import gzip as gzip_module
 import socket
 import struct
 import uuid
@@ -58,6 +59,8 @@ FAULTS = [
     Fault("never_starts", "fetch", "timeout"),
     Fault("trickle_1_byte_per_s", "fetch", "timeout"),
     Fault("reset_mid_body", "fetch", "connection"),
+    Fault("body_cut_short", "fetch", "connection"),
+    Fault("chunked_without_last_chunk", "fetch", "connection"),
     Fault("status_500", "fetch", "http_status"),
     Fault("status_503", "fetch", "http_status"),
     Fault("status_404", "fetch", "http_status"),
@@ -88,6 +91,7 @@ FAULTS = [
     Fault("no_entries"),
     Fault("entries_missing_fields", stories=3),
     Fault("extreme_dates", stories=5),
+    Fault("gzip_two_members", stories=14),
     Fault("title_5mb", stories=1),
     Fault("control_characters", stories=1),
     Fault("scripts_in_summary", stories=1),
@@ -127,6 +131,52 @@ def item(title="Korea story", link="https://faults.example.org/1", summary="Abou
 def _link(path: str) -> str:
     """A story link of its own per fault, so dedup keeps each fault's story."""
     return "https://faults.example.org" + path
+
+
+def numbered_feed(path: str, count: int) -> bytes:
+    """An RSS document of `count` distinct Korea stories with links under `path`."""
+    return rss("".join(item(title=f"Korea story {i} of {path}", link=_link(f"{path}/{i}"),
+                            guid=_link(f"{path}/{i}"))
+                       for i in range(1, count + 1))).encode()
+
+
+def gzip_members(*parts: bytes) -> bytes:
+    """One gzip member per part, one after another: a legal gzip stream (RFC 1952)."""
+    return b"".join(gzip_module.compress(part) for part in parts)
+
+
+def halves(body: bytes, at: bytes = b"<item>"):
+    """`body` split at the `at` nearest its middle, so each half holds about half the items."""
+    cut = body.find(at, len(body) // 2)
+    return body[:cut], body[cut:]
+
+
+def cut_short(body: bytes, etag: str, headers: Optional[Dict[str, str]] = None):
+    """A handler that promises all of `body` (Content-Length, ETag, any other
+    `headers`), sends its first half and closes the connection cleanly: no
+    reset, no error."""
+    extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items()).encode()
+
+    def respond(handler):
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                            b"Content-Length: %d\r\nETag: %s\r\n%s\r\n"
+                            % (len(body), etag.encode(), extra))
+        handler.wfile.write(body[:len(body) // 2])
+        handler.close_connection = True  # the server then shuts the socket down cleanly (FIN)
+    return respond
+
+
+def without_last_chunk(body: bytes, etag: str):
+    """A handler that sends the first half of `body` chunked (with an ETag) and
+    closes cleanly without the last, zero-length chunk that ends the body."""
+    def respond(handler):
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml\r\n"
+                            b"Transfer-Encoding: chunked\r\nETag: %s\r\n\r\n" % etag.encode())
+        half = body[:len(body) // 2]
+        for i in range(0, len(half), 1000):
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(half[i:i + 1000]), half[i:i + 1000]))
+        handler.close_connection = True
+    return respond
 
 
 class Secrets:
@@ -213,6 +263,16 @@ def _reset_mid_body(server, path):
         handler.connection.close()
         handler.close_connection = True
     server.handle(path, reset)
+
+
+@_builds("body_cut_short")
+def _body_cut_short(server, path):
+    server.handle(path, cut_short(numbered_feed(path, 12), '"cut-v1"'))
+
+
+@_builds("chunked_without_last_chunk")
+def _chunked_without_last_chunk(server, path):
+    server.handle(path, without_last_chunk(numbered_feed(path, 12), '"chunked-v1"'))
 
 
 @_builds("status_500")
@@ -314,6 +374,13 @@ def _endless_body(server, path):
             handler.wfile.write(block)
         handler.close_connection = True
     server.handle(path, endless)
+
+
+@_builds("gzip_two_members")
+def _gzip_two_members(server, path):
+    # Each member holds 7 of the 14 items; a decoder that stops at the first gives 7.
+    server.add(path, gzip_members(*halves(numbered_feed(path, 14))),
+               headers={"Content-Encoding": "gzip"})
 
 
 @_builds("html_page")
