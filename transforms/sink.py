@@ -29,8 +29,9 @@ import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import IntervalWindow
 
-from transforms import metrics
+from transforms import metrics, phases
 from transforms import schema as schemas
+from transforms.paths import delete_files, list_files
 from transforms.records import Story
 
 
@@ -85,10 +86,10 @@ def write_parquet_atomically(path: str, table: pa.Table) -> None:
         pq.write_table(table, handle, compression="zstd")
     try:
         if FileSystems.exists(path):  # re-run of the same run id: replace
-            FileSystems.delete([path])
+            delete_files([path])
         FileSystems.rename([temp], [path])
     except Exception:
-        FileSystems.delete([temp])
+        delete_files([temp])
         raise
 
 
@@ -105,13 +106,10 @@ def remove_run_files(output: str, run_id: str) -> List[str]:
     """
     final = rf"{re.escape(run_id)}-\d{{3,}}\.parquet"
     exact = re.compile(rf"{final}|\.{final}\.[0-9a-f]{{32}}\.inprogress")
-    patterns = [FileSystems.join(output, kind.name, "date=*", glob)
-                for kind in (STORIES, FETCHES, ERRORS)
-                for glob in (f"{run_id}-*.parquet", f".{run_id}-*.inprogress")]
-    paths = [m.path for result in FileSystems.match(patterns) for m in result.metadata_list
-             if exact.fullmatch(m.path.rsplit("/", 1)[-1])]
-    if paths:
-        FileSystems.delete(paths)
+    paths = [path for kind in (STORIES, FETCHES, ERRORS)
+             for path in list_files(output, kind.name, "date=*", "*")
+             if exact.fullmatch(path.rsplit("/", 1)[-1])]
+    delete_files(paths)
     return paths
 
 
@@ -149,6 +147,8 @@ class _WritePartitionFn(beam.DoFn):
         path = FileSystems.join(partition_dir(self.output, self.kind.name, date),
                                 file_name(self.run_id, int(shard), tag))
         write_parquet_atomically(path, table)
+        if self.kind.name == STORIES.name:
+            phases.reached(phases.WRITE)
         self.rows.inc(len(records))
         self.files.inc()
         yield path

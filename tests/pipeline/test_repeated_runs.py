@@ -131,7 +131,7 @@ def test_a_run_that_fails_before_its_files_are_written_commits_no_state(setup, f
     # nothing is hidden: the ETag feed is fetched in full and every story is written
     assert feed_server.requests_for("/asia.atom")[-1].headers.get("if-none-match") is None
     assert len(stories(out)[lambda d: d.run_id == "after"]) == 3
-    assert "run broken" in summary and "--run-id broken" in summary
+    assert "recovered interrupted run broken" in summary
 
 
 def test_a_killed_run_leaves_no_partial_file_and_no_state(setup, feed_server):

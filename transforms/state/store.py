@@ -21,8 +21,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
+from transforms import phases
 from transforms.errors import first_line
 from transforms.feedstate import FeedState
+from transforms.paths import delete_files, file_metadata
 from transforms.sink import make_folder, write_parquet_atomically
 from transforms.state.seen_index import SeenIndex
 
@@ -100,8 +102,8 @@ class StateReport:
                          "is fetched in full and every story is treated as new in this run")
         for run_id, started in sorted(self.open_runs.items()):
             notes.append(f"WARNING run {run_id} (started {started or 'at an unknown time'}) has not "
-                         f"committed its state (still running, or interrupted): if it stopped, "
-                         f"re-run it with --run-id {run_id} so its stories are not written twice")
+                         f"committed its state: the next run that holds the output's lease "
+                         f"recovers it")
         return notes
 
 
@@ -124,7 +126,7 @@ class StateStore:
 
     def _parquet_files(self, kind: str) -> list:
         """Metadata of the Parquet files in one state folder (none while it is absent)."""
-        return _list(FileSystems.join(self._dir(kind), "*.parquet"))
+        return _list(self._dir(kind), "*.parquet")
 
     def _file_stamps(self, kind: str) -> Dict[str, Tuple[int, float]]:
         """Path -> (size, last update) of each Parquet file in one state folder."""
@@ -141,7 +143,7 @@ class StateStore:
 
     def open_runs(self) -> Dict[str, Optional[str]]:
         runs = {}
-        for meta in _list(FileSystems.join(self._dir(RUNS), "*.json")):
+        for meta in _list(self._dir(RUNS), "*.json"):
             run_id = meta.path.rsplit("/", 1)[-1][: -len(".json")]
             try:
                 with FileSystems.open(meta.path) as handle:
@@ -244,6 +246,7 @@ class StateStore:
                           committed_at=committed_at) for url, state in sorted(feeds, key=lambda p: p[0])]
         feed_table = pa.Table.from_pylist(feed_rows, schema=FEED_STATE_SCHEMA)
         write_parquet_atomically(FileSystems.join(self._dir(SEEN), f"{run_id}.parquet"), seen_table)
+        phases.reached(phases.COMMIT)
         write_parquet_atomically(FileSystems.join(self._dir(FEEDS), f"{run_id}.parquet"), feed_table)
         self.close_run(run_id)
         for kind in (SEEN, FEEDS):
@@ -333,15 +336,16 @@ def _parse_table(data: bytes, schema: pa.Schema) -> pa.Table:
     return table.select(schema.names).cast(schema)
 
 
-def _list(pattern: str):
+def _list(folder: str, *glob_parts: str):
+    """Metadata of the files under `folder` (literal) matching `glob_parts`."""
     try:
-        return FileSystems.match([pattern])[0].metadata_list
+        return file_metadata(folder, *glob_parts)
     except Exception:  # folder absent: nothing yet
         return []
 
 
 def _has_stories(output: str) -> bool:
-    return bool(_list(FileSystems.join(output, "stories", "date=*", "*.parquet")))
+    return bool(_list(output, "stories", "date=*", "*.parquet"))
 
 
 def _write_atomically(path: str, data: bytes) -> None:
@@ -351,14 +355,14 @@ def _write_atomically(path: str, data: bytes) -> None:
     with FileSystems.create(temp) as handle:
         handle.write(data)
     if FileSystems.exists(path):
-        FileSystems.delete([path])
+        delete_files([path])
     FileSystems.rename([temp], [path])
 
 
 def _delete_quietly(paths: List[str]) -> None:
     for path in paths:
         try:
-            FileSystems.delete([path])
+            delete_files([path])
         except Exception:
             pass  # already gone: another compaction or commit got there first
 
