@@ -42,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
         spellings = [name] + (["--" + name[2:].replace("-", "_")] if "-" in name[2:] else [])
         run.add_argument(*spellings, **kwargs)
 
-    option("--feeds", required=True, help="OPML file or text file of URLs/paths (local, gs://, s3://)")
+    option("--feeds", required=True, help="OPML file or text file of URLs/paths (local, gs://, s3://), "
+                                          "or - for standard input")
     option("--topics", required=True, help="topics YAML file (local, gs://, s3://)")
     option("--output", required=True, help="output folder (local path, gs:// or s3://)")
     option("--run-id", help="id carried by the output files; re-running an id replaces its "

@@ -16,8 +16,9 @@ carrier-grade NAT, multicast, unspecified, reserved and documentation ranges -
 anything not globally routable - including such addresses wrapped in IPv6
 (IPv4-mapped, 6to4, Teredo, NAT64). `AddressPolicy.allow_private` lifts that for
 intranet feeds and tests, `allowed_networks` lifts it for chosen networks only.
-Cloud metadata addresses and host names stay refused whatever the policy: no
-feed lives there.
+Cloud metadata addresses and host names, and the other platform endpoints
+beside them (Azure's 168.63.129.16, AWS's resolver and time servers), stay
+refused whatever the policy, in any IPv6 wrapping: no feed lives there.
 """
 from __future__ import annotations
 
@@ -29,9 +30,26 @@ from typing import Callable, Iterable, List, Optional, Tuple, Union
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
-# AWS/GCP/Azure/Oracle, AWS IPv6, AWS ECS task metadata, Alibaba Cloud.
+# Cloud platform endpoints, each as its provider documents it (the source in
+# brackets). Some are link-local or private, refused anyway unless private
+# addresses are allowed; 168.63.129.16 is public. Listed here, they stay
+# refused whatever the policy.
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "fd00:ec2::254", "169.254.170.2", "100.100.100.200"))
+    "169.254.169.254",  # instance metadata: AWS, GCP, Azure, OCI, OpenStack ... (each one's IMDS page)
+    "fd00:ec2::254",    # AWS IMDS over IPv6 (AWS whitepaper "IPv6 on AWS": supporting VPC services)
+    "169.254.170.2",    # AWS ECS task metadata and credentials (ECS developer guide)
+    "169.254.169.253",  # AWS Route 53 Resolver (VPC user guide: Amazon DNS server)
+    "fd00:ec2::253",    # the same over IPv6 (same page)
+    "169.254.169.123",  # AWS Time Sync Service (EC2 user guide: configure-ec2-ntp)
+    "fd00:ec2::123",    # the same over IPv6 (same page)
+    "168.63.129.16",    # Azure WireServer: VM agent, DNS, DHCP (Microsoft Learn: what-is-ip-address-168-63-129-16)
+    "100.100.100.200",  # Alibaba Cloud ECS metadata (Alibaba Cloud ECS: instance metadata)
+    "192.0.0.192",      # Oracle Cloud at Customer metadata (Oracle: retrieve predefined instance metadata)
+    "169.254.42.42",    # Scaleway metadata (Scaleway Instance API: user data; cloud-init Scaleway datasource)
+    "fd00:42::42",      # the same over IPv6 (same pages)
+    "fe80::a9fe:a9fe",  # OpenStack metadata over IPv6 (Neutron release note "metadata-ipv6")
+    "100.96.0.96",      # Volcengine / BytePlus ECS metadata (BytePlus ECS: viewing instance metadata)
+))
 METADATA_HOSTS = frozenset({"metadata.google.internal", "metadata.goog", "metadata"})
 
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -92,11 +110,20 @@ def _kind(ip: IPAddress) -> Optional[str]:
     return None
 
 
+def _is_metadata(ip: IPAddress, embedded: Optional[ipaddress.IPv4Address]) -> bool:
+    """A cloud platform endpoint, as itself or wrapped in IPv6 (the deprecated
+    IPv4-compatible ::a.b.c.d form included)."""
+    compatible = ipaddress.IPv4Address(int(ip)) if ip.version == 6 and int(ip) < 1 << 32 else None
+    return ip in METADATA_ADDRESSES or embedded in METADATA_ADDRESSES or compatible in METADATA_ADDRESSES
+
+
 def block_reason(ip: IPAddress, policy: AddressPolicy = AddressPolicy()) -> Optional[str]:
     """Why `ip` must not be connected to under `policy` ("loopback", ...), or None."""
     ip = ipaddress.ip_address(ip)
+    if ip.version == 6 and ip.scope_id:  # fe80::a9fe:a9fe%eth0 is fe80::a9fe:a9fe
+        ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
     embedded = _embedded_ipv4(ip)
-    if ip in METADATA_ADDRESSES or embedded in METADATA_ADDRESSES:
+    if _is_metadata(ip, embedded):
         return "cloud metadata address"
     if policy.exempt(ip):
         return None

@@ -48,12 +48,12 @@ def visible_story_files(out: Path):
     return [p for p in (out / "stories").rglob("*.parquet") if not p.name.startswith(".")]
 
 
-def kill_at(phase: str, args, out: Path, tmp_path: Path) -> None:
+def kill_at(phase: str, args, out: Path, tmp_path: Path, extra=()) -> None:
     """Runs newswatch until it reaches `phase`, then SIGKILLs it (all its processes)."""
     signal_file = tmp_path / f"paused-{phase}"
     env = dict(os.environ, PYTHONPATH=str(ROOT), **{phases.PAUSE_AT: phase,
                                                      phases.PAUSE_SIGNAL: str(signal_file)})
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args, "--output", str(out), *LEASE],
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args, "--output", str(out), *LEASE, *extra],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + 240
@@ -111,4 +111,24 @@ def test_a_run_that_fails_mid_write_is_recovered_by_the_next_run(setup, tmp_path
     assert "recovered interrupted run" in capsys.readouterr().out
     got = stories(out)
     assert got.story_id.is_unique
+    pd.testing.assert_frame_equal(got, expected)
+
+
+def test_a_streaming_job_killed_between_writing_and_committing_a_window_is_recovered(setup, tmp_path, capsys):
+    """The window files a dying streaming job wrote but had not committed are
+    folded in by the next run, as a batch run's are."""
+    args, expected = setup
+    out = tmp_path / "out"
+    kill_at(phases.WRITE, args, out, tmp_path,
+            extra=["--streaming", "--poll-interval", "2", "--duration", "3", "--window", "60"])
+    written = visible_story_files(out)
+    assert written and all("-w" in p.name for p in written)  # window files of the job
+    job = [m.stem for m in (out / "_state" / "runs").glob("*.json")]
+    assert len(job) == 1
+
+    assert main([*args, "--output", str(out), *LEASE]) == 0
+    assert f"recovered interrupted run {job[0]}" in capsys.readouterr().out
+    assert main([*args, "--output", str(out), *LEASE]) == 0
+    got = stories(out)
+    assert got.story_id.is_unique, f"{len(got) - got.story_id.nunique()} duplicate rows"
     pd.testing.assert_frame_equal(got, expected)

@@ -227,3 +227,75 @@ def test_a_bad_network_is_a_configuration_error(run_files, feed_server, capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("newswatch: error: --allow-private-addresses:")
     assert feed_server.requests == []
+
+
+# --- cloud platform endpoints: refused whatever the policy ---------------------
+
+# Each as its provider documents it; transforms/address_guard.py names the sources.
+PLATFORM_ENDPOINTS = [
+    "169.254.169.254",  # instance metadata (AWS, GCP, Azure, OCI, OpenStack ...)
+    "fd00:ec2::254",    # AWS IMDS over IPv6
+    "169.254.170.2",    # AWS ECS task metadata and credentials
+    "169.254.169.253",  # AWS Route 53 Resolver
+    "fd00:ec2::253",
+    "169.254.169.123",  # AWS Time Sync Service
+    "fd00:ec2::123",
+    "168.63.129.16",    # Azure WireServer (a public address)
+    "100.100.100.200",  # Alibaba Cloud metadata
+    "192.0.0.192",      # Oracle Cloud at Customer metadata
+    "169.254.42.42",    # Scaleway metadata
+    "fd00:42::42",
+    "fe80::a9fe:a9fe",  # OpenStack metadata over IPv6
+    "100.96.0.96",      # Volcengine / BytePlus metadata
+]
+EVERY_POLICY = [AddressPolicy(), AddressPolicy(allow_private=True),
+                AddressPolicy(allowed_networks=parse_networks("0.0.0.0/0, ::/0"))]
+
+
+@pytest.mark.parametrize("address", PLATFORM_ENDPOINTS)
+def test_cloud_platform_endpoints_are_refused_under_every_policy(address):
+    for policy in EVERY_POLICY:
+        assert block_reason(ipaddress.ip_address(address), policy) == "cloud metadata address", policy
+
+
+def _teredo(client: str) -> ipaddress.IPv6Address:
+    """A Teredo address (2001::/32) whose client is `client` (stored inverted)."""
+    server = int(ipaddress.IPv4Address("65.54.227.120"))
+    inverted = ~int(ipaddress.IPv4Address(client)) & 0xFFFFFFFF
+    return ipaddress.IPv6Address((0x20010000 << 96) | (server << 64) | inverted)
+
+
+@pytest.mark.parametrize("wrapped", [
+    "::ffff:168.63.129.16",          # IPv4-mapped
+    "0:0:0:0:0:ffff:a83f:8110",      # the same, written out in hex
+    "::168.63.129.16",               # IPv4-compatible (deprecated)
+    "64:ff9b::168.63.129.16",        # NAT64
+    "2002:a83f:8110::1",             # 6to4
+    str(_teredo("168.63.129.16")),   # Teredo
+    "fe80::a9fe:a9fe%eth0",          # with a zone
+])
+def test_wrapped_platform_endpoints_are_refused_under_every_policy(wrapped):
+    for policy in EVERY_POLICY:
+        assert block_reason(ipaddress.ip_address(wrapped), policy) == "cloud metadata address", policy
+
+
+def test_the_azure_wire_server_is_refused_before_any_connection_even_with_private_addresses_allowed():
+    lifted = FetchSettings(connect_timeout_s=1, total_timeout_s=2, allow_private_addresses=True)
+    for url, error in [
+        ("http://168.63.129.16/machine?comp=goalstate",
+         "blocked_address: 168.63.129.16 (cloud metadata address)"),
+        ("http://168.63.129.16:32526/vmSettings", "blocked_address: 168.63.129.16 (cloud metadata address)"),
+        ("http://[::ffff:168.63.129.16]/machine",  # Python writes it ::ffff:a83f:8110 or ::ffff:168.63.129.16
+         f"blocked_address: {ipaddress.ip_address('::ffff:168.63.129.16')} (cloud metadata address)"),
+        ("http://[fd00:ec2::253]/", "blocked_address: fd00:ec2::253 (cloud metadata address)"),
+    ]:
+        result = fetch_feed(FeedSource(url), lifted)
+        assert (result.error, result.status) == (error, None), url
+
+
+def test_a_name_that_resolves_to_the_wire_server_is_refused():
+    resolver = RebindingResolver(["168.63.129.16"])
+    with pytest.raises(BlockedAddress, match=r"^wire.example -> 168.63.129.16 \(cloud metadata address\)$"):
+        connect_to_checked_address(("wire.example", 80), 1, policy=AddressPolicy(allow_private=True),
+                                   resolve=resolver)
+    assert resolver.calls == 1
