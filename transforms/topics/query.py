@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Iterator, List, NamedTuple, Optional, Tuple
 
+from transforms.topics import limits
 from transforms.topics.text import JOINERS, fold_accents, is_unspaced, normalize, tokenize
 
 TEXT_FIELDS: Tuple[str, ...] = ("title", "summary", "content")
@@ -541,7 +542,8 @@ def _word_spellings(word: str, position: int) -> List[Tuple[str, ...]]:
 def term_keys(text: str, fold: bool, position: int = 0) -> Tuple[Key, ...]:
     """Index keys of a term as written: one per spelling, accent-folded for
     topics that fold accents. Raises QuerySyntaxError for a term that cannot
-    match anything."""
+    match anything, or one over the limits (limits.py)."""
+    _within_limits(limits.check_written, text, position)
     per_word = []
     offset = 0
     for word in text.split():
@@ -575,7 +577,15 @@ def term_keys(text: str, fold: bool, position: int = 0) -> Tuple[Key, ...]:
             key = Key(False, pieces)
         if key not in keys:
             keys.append(key)
+    _within_limits(limits.check_term, [key.pieces for key in keys], position)
     return tuple(keys)
+
+
+def _within_limits(check, value, position: int) -> None:
+    try:
+        check(value)
+    except limits.LimitExceeded as e:
+        raise QuerySyntaxError(str(e), position) from None
 
 
 # --------------------------------------------------------------------------
@@ -615,22 +625,23 @@ def _lex(text: str) -> List[_Tok]:
             end = text.find('"', i + 1)
             if end < 0:
                 raise QuerySyntaxError("unbalanced quote", i)
+            _within_limits(limits.check_written, text[i + 1:end], i)
             toks.append(_Tok("PHRASE", text[i + 1:end], i, end=end + 1))
             i = end + 1
         else:
             j = _WORD_RE.match(text, i).end()
             word = text[i:j]
             scope = _SCOPE_RE.match(word)
-            if scope:
-                name = scope.group(1).lower()
-                if name not in SCOPE_NAMES:
-                    raise QuerySyntaxError(
-                        f"unknown field {scope.group(0)!r}; use title:, summary:, content:, "
-                        "source:, language: or topic: (quote the term to search for it)", i)
+            if scope and scope.group(1).lower() in SCOPE_NAMES:
                 after = i + len(scope.group(0))
-                toks.append(_Tok("SCOPE", name, i, end=after))
+                toks.append(_Tok("SCOPE", scope.group(1).lower(), i, end=after))
                 i = after  # what follows the colon is lexed on its own
                 continue
+            _within_limits(limits.check_written, word, i)  # before a message quotes it
+            if scope:
+                raise QuerySyntaxError(
+                    f"unknown field {scope.group(0)!r}; use title:, summary:, content:, "
+                    "source:, language: or topic: (quote the term to search for it)", i)
             toks.append(_word_token(word, i, j))
             i = j
     toks.append(_Tok("EOF", "", n, end=n))

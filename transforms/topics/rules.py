@@ -2,7 +2,8 @@
 
 compile_rules parses every topic, resolves `topic:` references (unknown
 names, self-references and cycles are errors), bounds the size of what the
-references expand to, and returns the trees the matcher evaluates.
+references expand to and the literals the scans will look for (limits.py),
+and returns the trees the matcher evaluates.
 topics_version is the hash of the rules in force, written on every story row.
 """
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Dict, Iterable, List, Optional, Tuple, Union
 
+from transforms.topics import limits
 from transforms.topics.query import (
     And,
     AtLeast,
@@ -240,7 +242,13 @@ def compile_rules(defs: Iterable[TopicDef]) -> List[CompiledTopic]:
         if depth > MAX_RESOLVED_DEPTH:
             raise TopicError(repr(topic.name), f"nested {depth} levels deep once topic: references "
                              f"are expanded; the limit is {MAX_RESOLVED_DEPTH}", name=topic.name)
-    return [CompiledTopic(t, n, _language_last(resolver.resolve(t.name))) for t, n in parsed]
+    compiled = [CompiledTopic(t, n, _language_last(resolver.resolve(t.name))) for t, n in parsed]
+    try:
+        limits.check_topics((c.topic.name, (k for term in c.node.terms() for k in term.keys))
+                            for c in compiled)
+    except limits.LimitExceeded as e:
+        raise TopicError(repr(e.topic), str(e), name=e.topic) from None
+    return compiled
 
 
 def compile_topics(defs: Iterable[TopicDef]) -> List[Topic]:

@@ -14,6 +14,7 @@ from transforms.topics import (
     TopicRef,
     parse_query,
 )
+from transforms.topics.query import _lex
 
 
 def T(text, fields=("title", "summary", "content"), fold=False):
@@ -233,6 +234,20 @@ class TestSyntaxErrors:
     def test_ten_thousand_terms_parse(self):
         q = parse_query(" OR ".join(f"word{i}" for i in range(10_000)))
         assert len(q.children) == 10_000
+
+    def test_the_lexer_reads_a_long_query_in_one_pass(self):
+        # 64,000 accented words (about 700 KB): every token where it is
+        # written, and the error at the very end found without re-reading.
+        words = [f"é{i}é" for i in range(64_000)]
+        query = " OR ".join(words) + ' AND "unclosed'
+        tokens = _lex(" OR ".join(words) + " (x)")
+        assert len(tokens) == 2 * 64_000 - 1 + 3 + 1
+        assert [t.kind for t in tokens[-5:]] == ["WORD", "(", "WORD", ")", "EOF"]
+        last = tokens[2 * 64_000 - 2]
+        assert (last.kind, last.text, last.pos) == ("WORD", words[-1], query.rindex(words[-1]))
+        with pytest.raises(QuerySyntaxError) as err:
+            parse_query(query)
+        assert (err.value.position, err.value.message) == (query.index('"'), "unbalanced quote")
 
     def test_non_string(self):
         with pytest.raises(TypeError):

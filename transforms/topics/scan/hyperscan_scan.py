@@ -26,6 +26,11 @@ words take minutes for a few thousand similar ones), except phrases with a
 wildcard before their last word, which are few. Several-word terms are looked
 for in a "collapsed" copy of the text, its words joined by single spaces, and
 mapped back to the text by word number.
+
+Hyperscan refuses a pattern of more than 16,000 bytes, and its compile time
+grows with the patterns (regexes most): the rules reach this scan inside
+limits.py's limits, checked when they compile: a rule the config check accepted
+builds here too.
 """
 from __future__ import annotations
 
