@@ -47,7 +47,7 @@ def render_table(data: dict) -> str:
 
     context = data["context"]
     table = render(_results(data), data.get("fetch"), data.get("seed"), context,
-                   data.get("components") or {})
+                   data.get("components") or {}, data.get("huge"))
     return "\n".join([
         f"Measured {context['date']} with `make bench` (`{context['command'].strip()}`) "
         f"on {context['machine']}.",
@@ -63,7 +63,7 @@ def render_targets(data: dict) -> str:
     from benchmarks.run import _target_size, targets
 
     results = _results(data)
-    rows = targets(results, data.get("fetch"), data.get("seed"))
+    rows = targets(results, data.get("fetch"), data.get("seed"), data.get("huge"))
     if not rows:
         return f"The run of {data['context']['date']} measured none of the targets."
     lines = [f"At {_target_size(results):,} entries, in the run of {data['context']['date']}:", "",

@@ -1,11 +1,12 @@
 """`make bench`: the pipeline against a plain-Python baseline and the parsing
 floor, on the same synthetic corpus, in one run; then fetch throughput, the
-seed run and the component benchmarks of benchmarks/. Prints one table (and
-keeps it in benchmarks/results/).
+seed run, one huge feed (benchmarks/huge_bench.py; --huge-items 0 skips it)
+and the component benchmarks of benchmarks/. Prints one table (and keeps it
+in benchmarks/results/).
 
     python -m benchmarks.run                  # 10k and 100k entries
     python -m benchmarks.run --scale large    # and 1M
-    python -m benchmarks.run --sizes 2000 --repeat 3 --skip-fetch --skip-seed --components=
+    python -m benchmarks.run --sizes 2000 --repeat 3 --skip-fetch --skip-seed --huge-items 0 --components=
 
 Every contestant runs as its own process (so its memory and CPU are its own)
 against the same corpus, served over HTTP from 127.0.0.1 by this process.
@@ -240,6 +241,7 @@ COMPONENTS = {
     "topics": ("benchmarks.topics_bench", {"topics": 500, "stories": 4000, "baseline_sample": 40}),
     "seen": ("benchmarks.seen_lookup", {"stories": 1_000_000}),
     "parse": ("benchmarks.parse_guards", {"items": 50, "rounds": 30}),
+    "lease": ("benchmarks.lease_bench", {"runs": 50}),
 }
 
 
@@ -274,6 +276,11 @@ def _component_lines(components: Dict[str, dict]) -> List[str]:
             lines.append(f"{name:>9}  {'index of ' + format(r['stories'], ',') + ' stories':<32} {'-':>6} "
                          f"{r['story_us']:>7.0f} us a story; {r['index_mb']:.0f} MB "
                          f"vs {r['set_rss_mb']:.0f} MB as a Python set; built in {r['load_s']:.1f} s")
+        elif name == "lease":
+            lines.append(f"{name:>9}  {'output lease, per run':<32} {'-':>6} "
+                         f"{r['local']['lease_ms']:>7.1f} ms on local disk "
+                         f"({r['local']['ratio']:.1f}x the run's other state work); "
+                         f"{r['gs']['lease_ms']:.1f} ms on the gs:// emulator ({r['gs']['ratio']:.1f}x)")
         elif name == "parse":
             lines.append(f"{name:>9}  {'entity guard, ' + str(r['bytes'] // 1024) + ' KiB feed':<32} {'-':>6} "
                          f"{r['guard_ms']:>7.2f} ms beside feedparser's {r['feedparser_ms']:.1f} ms "
@@ -287,6 +294,16 @@ def measure_fetch(feeds: int, latency: float, log) -> dict:
     result = fetch_throughput.measure(feeds, latency)
     log(f"fetch {feeds:,} feeds at {latency * 1000:.0f} ms: {result['pipeline_s']:.1f} s, "
         f"{result['feeds_per_s']:.0f} feeds/s")
+    return result
+
+
+def measure_huge(items: int, work: str, log) -> dict:
+    """`newswatch run` on one generated feed of `items` items (benchmarks/huge_bench.py)."""
+    from benchmarks import huge_bench
+
+    result = huge_bench.measure(items, work, min_free_bytes=MIN_FREE_MEMORY)
+    log(f"huge feed, {result['items']:,} items, {result['bytes'] / 1e6:,.0f} MB: {result['wall_s']:.1f} s, "
+        f"peak RSS {result['peak_rss'] / 2**20:,.0f} MB, {result['error'] or 'ok'}")
     return result
 
 
@@ -332,7 +349,7 @@ def _mb(n: int) -> str:
 
 
 def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], context: dict,
-           components: Optional[Dict[str, dict]] = None) -> str:
+           components: Optional[Dict[str, dict]] = None, huge: Optional[dict] = None) -> str:
     by = {(r.size, r.contestant): r for r in results}
     repeat = context["repeat"]
     lines = [
@@ -376,8 +393,9 @@ def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], c
         else:
             lines.append(f"{'seeds':>9}  {label:<32} FAILED: {seed['error']}")
     lines += _component_lines(components or {})
+    lines.append(_huge_line(huge, seed))
     lines += ["", f"targets (at {_target_size(results):,} entries):"]
-    for label, value, goal, met in targets(results, fetch, seed):
+    for label, value, goal, met in targets(results, fetch, seed, huge):
         lines.append(f"  {label:<58} {value:>11}  {goal:<15} {met}")
     agreement = [r for r in results if r.language_agreement is not None and r.contestant != "floor"]
     if agreement:
@@ -385,6 +403,21 @@ def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], c
         lines.append(f"language tags agreeing with the corpus: at least {worst * 100:.1f}% in every run")
     lines.append(f"total {context['elapsed_s'] / 60:.1f} min")
     return "\n".join(lines)
+
+
+def _huge_line(huge: Optional[dict], seed: Optional[dict]) -> str:
+    """The huge feed's row: `newswatch run` on one 200,000-item feed."""
+    if not huge:
+        return f"{'huge':>9}  {'one 200,000-item feed':<32} not measured yet (make bench measures it)"
+    label = f"one {huge['items']:,}-item feed, {huge['bytes'] / 1e6:,.0f} MB"
+    if huge.get("error"):
+        return f"{'huge':>9}  {label:<32} REFUSED, no figures: {huge['error']}"
+    line = (f"{'huge':>9}  {label:<32} {huge['rows']:>6,} {huge['items'] / huge['wall_s']:>10,.0f} "
+            f"{1000 * huge['cpu_s'] / huge['items']:>9.2f} {huge['wall_s']:>8.1f} {_mb(huge['peak_rss']):>9}"
+            f"  peak RSS {huge['peak_rss'] / huge['bytes']:.1f}x the feed")
+    if seed and seed.get("ok"):
+        line += f", seed run's + {_mb(huge['peak_rss'] - seed['peak_rss'])}"
+    return line
 
 
 def _ratio(r: Result, other: Optional[Result]) -> str:
@@ -398,7 +431,13 @@ def _target_size(results: List[Result]) -> int:
     return 100_000 if 100_000 in sizes else (sizes[-1] if sizes else 0)
 
 
-def targets(results: List[Result], fetch, seed):
+# The huge feed: it must finish (a user saw nothing after 600 s) without
+# holding several copies of itself.
+HUGE_WALL_S = 600
+HUGE_RSS_FACTOR = 8
+
+
+def targets(results: List[Result], fetch, seed, huge: Optional[dict] = None):
     """(label, value, goal, verdict) for each target the issue set."""
     by = {(r.size, r.contestant): r for r in results if r.ok}
     sizes = sorted({r.size for r in results})
@@ -439,6 +478,15 @@ def targets(results: List[Result], fetch, seed):
     if seed:
         out.append(("seed run wall, Beam start-up included", f"{seed['wall_s']:.1f} s", "< 15 s",
                     verdict(seed["ok"] and seed["wall_s"] < 15)))
+    if huge and not huge.get("error"):
+        what = f"{huge['items']:,}-item feed ({huge['bytes'] / 1e6:,.0f} MB)"
+        out.append((f"{what}: wall, every row written", f"{huge['wall_s']:.0f} s", f"< {HUGE_WALL_S} s",
+                    verdict(huge["wall_s"] < HUGE_WALL_S)))
+        factor = huge["peak_rss"] / huge["bytes"]
+        out.append((f"{what}: peak RSS / feed size", f"{factor:.1f}x", f"< {HUGE_RSS_FACTOR}x",
+                    verdict(factor < HUGE_RSS_FACTOR)))
+    elif huge:
+        out.append(("huge feed: every row written", "REFUSED", "all rows", "NOT MET: " + huge["error"]))
     return out
 
 
@@ -460,6 +508,8 @@ def main(argv=None) -> int:
     parser.add_argument("--fetch-latency", type=float, default=0.1)
     parser.add_argument("--skip-fetch", action="store_true")
     parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--huge-items", type=int, default=200_000,
+                        help="items of the huge-feed row's one feed (0: skip it)")
     parser.add_argument("--components", default=",".join(COMPONENTS),
                         help=f"component benchmarks to run (of {','.join(COMPONENTS)}; '' for none)")
     parser.add_argument("--results", default=str(RESULTS), help="folder for latest.txt/latest.json")
@@ -490,6 +540,7 @@ def main(argv=None) -> int:
             results += measure_size(size, names, args.repeat, args.latency, work, topics, log, other)
         fetch = None if args.skip_fetch else measure_fetch(args.fetch_feeds, args.fetch_latency, log)
         seed = None if args.skip_seed else measure_seed_run(work, log)
+        huge = measure_huge(args.huge_items, work, log) if args.huge_items else None
         components = {name: measure_component(name, log) for name in args.components.split(",") if name}
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -509,15 +560,16 @@ def main(argv=None) -> int:
         "other": _describe_checkout(other) if other else "",
         "elapsed_s": time.perf_counter() - started,
     }
-    table = render(results, fetch, seed, context, components)
+    table = render(results, fetch, seed, context, components, huge)
     print(table)
     os.makedirs(args.results, exist_ok=True)
     Path(args.results, "latest.txt").write_text(table + "\n")
     Path(args.results, "latest.json").write_text(json.dumps({
         "context": context, "results": [asdict(r) for r in results], "fetch": fetch, "seed": seed,
-        "components": components,
+        "components": components, "huge": huge,
     }, indent=1, default=str))
     return 0 if (all(r.ok for r in results) and (seed is None or seed["ok"])
+                 and not (huge and huge["error"])
                  and not any("error" in c for c in components.values())) else 1
 
 

@@ -16,13 +16,18 @@ Hostile input is handled here, before and around feedparser:
     U+FFFD, and anything else it raises on is a dead letter `parse_error`;
   - text fields are plain text (no markup, scripts, control characters, NUL or
     lone surrogates) and cut to FIELD_CAPS characters (transforms.html_text).
+
+A body of SPLIT_ABOVE bytes or more is read a few hundred items at a time
+(transforms.feed_split), with the same entries as the whole document, and
+every story leaves as soon as its entry is read (iter_parse_fetch): a
+200,000-item feed is never held as all its entries or a list of stories.
 """
 from __future__ import annotations
 
 import io
 import re
 from datetime import datetime
-from typing import List, NamedTuple, Optional
+from typing import Iterator, List, NamedTuple, Optional, Union
 from urllib.parse import urljoin
 
 import apache_beam as beam
@@ -32,6 +37,7 @@ from transforms import identity, metrics
 from transforms.dates import parse_date
 from transforms.entity_guard import as_feedparser_reads, entity_hazard
 from transforms.errors import dead_letter, excerpt
+from transforms.feed_split import SplitFeed, feedparser_input, split_feed
 from transforms.html_text import (CONTROL_CHARACTERS, FIELD_CAPS, NAME_CAP, capped_text,
                                   collapse_whitespace, unique_texts)
 from transforms.json_feed import read_json_feed
@@ -39,6 +45,9 @@ from transforms.records import DeadLetter, FetchLogRow, FetchResult, Story
 
 FETCH_LOG = "fetch_log"
 DEAD_LETTERS = "dead_letters"
+# Bodies of this many bytes or more are read in pieces (open_feed): below it
+# feedparser on the whole document costs no more than a few MB.
+SPLIT_ABOVE = 8 * 1024 * 1024
 
 # ---------------------------------------------------------------- reading a body
 
@@ -75,20 +84,28 @@ def _feedparser(body: bytes, headers: dict):
     )
 
 
+_JSON_START = re.compile(rb"[\xef\xbb\xbf \t\r\n]*\{")
+
+
 def read_feed(body: bytes, headers: Optional[dict] = None):
     """feedparser's result for RSS/Atom/RDF (headers give the charset), or the
     same shape for a JSON Feed. Raises UnreadableFeed: `not_a_feed`, `unsafe_xml`
     (transforms.entity_guard) or `parse_error` (feedparser itself failed)."""
     headers = dict(headers or {})
-    if not body.strip():
+    # isspace and a match, not strip/lstrip: those copy a body with a final newline.
+    if not body or body.isspace():
         raise UnreadableFeed("not_a_feed", "empty body")
-    if body.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"{"):
+    if _JSON_START.match(body):
         parsed = read_json_feed(body)
         if parsed is not None:
             return parsed
     hazard = entity_hazard(as_feedparser_reads(body, headers))
     if hazard:
         raise UnreadableFeed("unsafe_xml", hazard)
+    return _whole_document(body, headers)
+
+
+def _whole_document(body: bytes, headers: dict):
     try:
         parsed = _feedparser(body, headers)
     except Exception as first:
@@ -106,6 +123,55 @@ def read_feed(body: bytes, headers: Optional[dict] = None):
     if not parsed.get("entries") and not parsed.get("version"):
         raise UnreadableFeed("not_a_feed", str(parsed.get("bozo_exception") or "no RSS/Atom structure found"))
     return parsed
+
+
+class FeedEntries(NamedTuple):
+    """A feed's own fields (feedparser's `feed`) and its entries, read as
+    they are consumed (open_feed)."""
+
+    feed: dict
+    entries: Iterator[dict]
+
+
+def open_feed(body: bytes, headers: Optional[dict] = None,
+              split_above: Optional[int] = None) -> FeedEntries:
+    """What read_feed gives, with the entries as an iterator. A document of
+    `split_above` bytes or more (SPLIT_ABOVE) is read a few hundred items at a
+    time (transforms.feed_split) when it is well-formed XML: the same entries,
+    without holding all of them, or several copies of the body, at once.
+    Raises UnreadableFeed as read_feed does, here or while iterating."""
+    headers = dict(headers or {})
+    limit = SPLIT_ABOVE if split_above is None else split_above
+    if len(body) < limit or not body or body.isspace() or _JSON_START.match(body):
+        parsed = read_feed(body, headers)
+        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []))
+    document, result = feedparser_input(body, headers)
+    hazard = entity_hazard(document)
+    if hazard:
+        raise UnreadableFeed("unsafe_xml", hazard)
+    try:
+        split = split_feed(document, result)
+    except Exception:  # anything feedparser raises on the outline: the whole document decides
+        split = None
+    del document
+    if split is None:
+        parsed = _whole_document(body, headers)
+        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []))
+    return FeedEntries(split.feed, _split_entries(split, body, headers))
+
+
+def _split_entries(split: SplitFeed, body: bytes, headers: dict) -> Iterator[dict]:
+    handed_on = 0
+    try:
+        for piece in split.pieces:
+            for entry in piece:
+                handed_on += 1
+                yield entry
+    except Exception:
+        # A piece feedparser did not read as it reads the whole document
+        # (not seen on any corpus): the rest comes from the whole document.
+        entries = _whole_document(body, headers).get("entries") or []
+        yield from entries[handed_on:]
 
 
 # ---------------------------------------------------------------- entries
@@ -183,53 +249,69 @@ class ParsedFeed(NamedTuple):
 
 def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
     """Everything one fetch attempt yields: stories, dead letters, its log row."""
-    dead: List[DeadLetter] = []
     stories: List[Story] = []
-    ok = fetched.ok
+    dead: List[DeadLetter] = []
+    for record in iter_parse_fetch(fetched, run_id):
+        if isinstance(record, Story):
+            stories.append(record)
+        elif isinstance(record, DeadLetter):
+            dead.append(record)
+        else:
+            log = record
+    return ParsedFeed(stories, dead, log, log.error is None)
+
+
+def iter_parse_fetch(fetched: FetchResult, run_id: str = "",
+                     split_above: Optional[int] = None) -> Iterator[Union[Story, DeadLetter, FetchLogRow]]:
+    """parse_fetch's records one at a time, each story as soon as its entry is
+    read (a 200,000-item feed is never a list of stories): stories and dead
+    letters in feed order, then the fetch-log row, last. `split_above`: see open_feed."""
     error = fetched.error
+    entries = 0
     # 304 (not modified) and a feed that was not due carry no body to parse.
     if fetched.ok and fetched.status != 304 and fetched.skipped_until is None:
         try:
-            parsed = read_feed(fetched.body, fetched.headers)
-        except UnreadableFeed as exc:
-            ok, error = False, str(exc)
-            dead.append(dead_letter("parse", fetched.feed_url, error, fetched.body,
-                                    run_id=run_id, occurred_at=fetched.fetched_at))
-        else:
-            feed = parsed.get("feed") or {}
+            opened = open_feed(fetched.body, fetched.headers, split_above)
+            feed = opened.feed
             feed_link = feed.get("link")
             http_url = fetched.final_url if fetched.final_url.startswith(("http://", "https://")) else None
             base = feed_link or http_url
             site = identity.site_host(feed_link) or identity.site_host(http_url)
             feed_title = capped_text([feed.get("title")], NAME_CAP).text or None
-            for index, entry in enumerate(parsed.get("entries") or []):
+            for index, entry in enumerate(opened.entries):
+                entries += 1
                 try:
-                    stories.append(entry_to_story(
+                    story = entry_to_story(
                         entry, index=index, feed_url=fetched.feed_url,
                         feed_title=feed_title, site=site, base=base,
-                        fetched_at=fetched.fetched_at, run_id=run_id))
+                        fetched_at=fetched.fetched_at, run_id=run_id)
                 except Exception as exc:  # one broken entry must not lose the feed
-                    dead.append(dead_letter(
+                    yield dead_letter(
                         "parse_entry", fetched.feed_url, f"bad_entry: {type(exc).__name__}: {exc}",
                         repr(dict(entry))[:2000], run_id=run_id,
                         entry_key=excerpt(str(entry.get("id") or entry.get("link") or index), 200),
-                        occurred_at=fetched.fetched_at))
+                        occurred_at=fetched.fetched_at)
+                else:
+                    yield story
+        except UnreadableFeed as exc:
+            error = str(exc)
+            yield dead_letter("parse", fetched.feed_url, error, fetched.body,
+                              run_id=run_id, occurred_at=fetched.fetched_at)
     elif not fetched.ok:
-        dead.append(dead_letter("fetch", fetched.feed_url, fetched.error or "fetch failed",
-                                fetched.body, run_id=run_id, occurred_at=fetched.fetched_at))
-    log = FetchLogRow(
+        yield dead_letter("fetch", fetched.feed_url, fetched.error or "fetch failed",
+                          fetched.body, run_id=run_id, occurred_at=fetched.fetched_at)
+    yield FetchLogRow(
         feed_url=fetched.feed_url,
         final_url=fetched.final_url,
         status=fetched.status,
         bytes=len(fetched.body or b""),
         elapsed_s=fetched.elapsed_s,
-        entry_count=len(stories) + sum(1 for d in dead if d.stage == "parse_entry"),
+        entry_count=entries,
         error=error,
         fetched_at=fetched.fetched_at,
         run_id=run_id,
         skipped_until=fetched.skipped_until,
     )
-    return ParsedFeed(stories, dead, log, ok)
 
 
 # ---------------------------------------------------------------- Beam
@@ -244,19 +326,21 @@ class _ParseFeedFn(beam.DoFn):
         self.truncated = metrics.counter("fields_truncated")
 
     def process(self, fetched: FetchResult):
-        result = parse_fetch(fetched, self.run_id)
-        if fetched.skipped_until is None:
-            (self.feeds_ok if result.ok else self.feeds_failed).inc()
-        self.entries.inc(result.log.entry_count)
-        for letter in result.dead_letters:
-            if letter.stage == "parse_entry":
-                self.bad_entries.inc()
-            yield beam.pvalue.TaggedOutput(DEAD_LETTERS, letter)
-        yield beam.pvalue.TaggedOutput(FETCH_LOG, result.log)
-        for story in result.stories:
-            if story.truncated:
-                self.truncated.inc(len(story.truncated))
-            yield story
+        # Stories leave as their entries are read, before the feed's end.
+        for record in iter_parse_fetch(fetched, self.run_id):
+            if isinstance(record, Story):
+                if record.truncated:
+                    self.truncated.inc(len(record.truncated))
+                yield record
+            elif isinstance(record, DeadLetter):
+                if record.stage == "parse_entry":
+                    self.bad_entries.inc()
+                yield beam.pvalue.TaggedOutput(DEAD_LETTERS, record)
+            else:
+                if fetched.skipped_until is None:
+                    (self.feeds_ok if record.error is None else self.feeds_failed).inc()
+                self.entries.inc(record.entry_count)
+                yield beam.pvalue.TaggedOutput(FETCH_LOG, record)
 
 
 class ParseFeeds(beam.PTransform):
