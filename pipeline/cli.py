@@ -239,11 +239,13 @@ def output_lease(run_config, args: argparse.Namespace, beam_args: Sequence[str])
     config = dataclasses.replace(run_config, run_id=holder if mode != EVERY else "",
                                  lease=lease.handle(), release_lease=on_dataflow and mode == BATCH)
     if on_dataflow:
+        submitted = False
         try:
             yield config
-        except BaseException:
-            lease.release()  # the job was not submitted
-            raise
+            submitted = True
+        finally:
+            if not submitted:
+                lease.release()  # no job was submitted to hold it
         return
     with Heartbeat(lease):
         yield config
@@ -374,11 +376,23 @@ def main(argv: Optional[List[str]] = None) -> int:
             if args.every is not None:
                 return run_every(leased, beam_args, args.every)
             if leased.streaming is not None:
-                return _report(lambda: run_streaming(leased, beam_args))
-            return _one_cycle(leased, beam_args, replace_run=args.run_id is not None)
+                code = _report(lambda: run_streaming(leased, beam_args))
+            else:
+                code = _one_cycle(leased, beam_args, replace_run=args.run_id is not None)
+            if code != EXIT_OK:
+                raise _RunFailed(code)  # tells output_lease that no job holds the lease
+            return code
+    except _RunFailed as failed:
+        return failed.code
     except LeaseHeld as exc:
         print(f"newswatch: {exc}", file=sys.stderr)
         return EXIT_LEASE_HELD
+
+
+class _RunFailed(Exception):
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
 
 
 def _one_cycle(run_config, beam_args, replace_run: bool = False) -> int:
