@@ -235,7 +235,7 @@ def output_lease(run_config, args: argparse.Namespace, beam_args: Sequence[str])
     mode = STREAMING if run_config.streaming else EVERY if args.every is not None else BATCH
     holder = run_config.run_id or default_run_id()
     ttl = lease_ttl(args.lease_ttl, mode, on_dataflow, run_config.streaming)
-    lease = Lease(run_config.output, holder, mode, ttl).acquire(args.wait_for_lease)
+    lease = Lease(run_config.output, holder, mode, ttl, local=not on_dataflow).acquire(args.wait_for_lease)
     config = dataclasses.replace(run_config, run_id=holder if mode != EVERY else "",
                                  lease=lease.handle(), release_lease=on_dataflow and mode == BATCH)
     if on_dataflow:
@@ -316,9 +316,11 @@ def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
     started_at = datetime.now(timezone.utc)
     run_id = run_config.run_id or default_run_id(started_at)
     store = StateStore(run_config.output)
-    recovered = recover_interrupted(store, run_id, started_at, run_config.lookback)
+    template = _writes_template(beam_args)  # a job description only: no lease, nothing runs
+    recovered = [] if template else recover_interrupted(store, run_id, started_at, run_config.lookback)
     feed_states, report = store.load_feed_states(run_id)
-    store.open_run(run_id, started_at)
+    if not template:
+        store.open_run(run_id, started_at)
     config = dataclasses.replace(run_config, run_id=run_id, started_at=started_at,
                                  feed_states=tuple(sorted(feed_states.items())))
     options = PipelineOptions(list(beam_args))
@@ -329,7 +331,7 @@ def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
             "the DirectRunner writes nothing until a streaming run ends: give --duration, "
             "or use --every to keep watching locally (README)")
     summary = _run_pipeline(build_streaming_pipeline, config, options)
-    if not summary.submitted:
+    if not summary.submitted and not template:
         store.close_run(run_id)  # every window it wrote is committed
     summary.notes = [r.note() for r in recovered] + report.notes() + summary.notes
     return summary
@@ -378,15 +380,38 @@ def main(argv: Optional[List[str]] = None) -> int:
             if leased.streaming is not None:
                 code = _report(lambda: run_streaming(leased, beam_args))
             else:
+                if args.run_id is not None:
+                    _check_rerun(leased)
                 code = _one_cycle(leased, beam_args, replace_run=args.run_id is not None)
             if code != EXIT_OK:
                 raise _RunFailed(code)  # tells output_lease that no job holds the lease
             return code
     except _RunFailed as failed:
         return failed.code
+    except cfg.ConfigError as exc:
+        print(f"newswatch: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except LeaseHeld as exc:
         print(f"newswatch: {exc}", file=sys.stderr)
         return EXIT_LEASE_HELD
+    except Exception as exc:  # the lease could not be read or written: storage trouble
+        logging.getLogger("newswatch").exception("run failed")
+        print(f"newswatch: run failed: {first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def _check_rerun(run_config) -> None:
+    """A re-run replaces run X's files. That is safe while no later run has
+    committed: later runs skip the stories X wrote (and store the feeds'
+    newer validators), so deleting X's files after them could lose stories
+    for good. Raises ConfigError. Called while holding the lease."""
+    from transforms.state.store import StateStore
+
+    later = StateStore(run_config.output).later_commits(run_config.run_id)
+    if later:
+        shown = ", ".join(later[:3]) + (f" and {len(later) - 3} more" if len(later) > 3 else "")
+        raise cfg.ConfigError(f"--run-id {run_config.run_id}: runs committed after it ({shown}) rely on "
+                              f"the stories it wrote; re-running it could lose them: use a new run id")
 
 
 class _RunFailed(Exception):
@@ -414,7 +439,10 @@ def run_every(run_config, beam_args, every: float) -> int:
     """Local repeated mode: a batch cycle every `every` seconds (start to
     start; at once if a cycle took longer), state carried between cycles.
     Ctrl-C (or SIGTERM) lets the current cycle finish, then stops; a second
-    Ctrl-C aborts."""
+    Ctrl-C aborts. Stops with exit code 75 if the process lost the output's
+    lease (it was frozen past its TTL and another run took over)."""
+    from transforms.state.lease import LeaseLost
+
     stop = _StopRequest()
     worst = EXIT_OK
     cycle = 0
@@ -422,6 +450,12 @@ def run_every(run_config, beam_args, every: float) -> int:
         while True:
             cycle += 1
             began = time.monotonic()
+            if run_config.lease is not None:
+                try:
+                    run_config.lease.lease().check()
+                except LeaseLost as exc:
+                    print(f"newswatch: stopping: {exc}", file=sys.stderr, flush=True)
+                    return EXIT_LEASE_HELD
             print(f"newswatch: cycle {cycle} starting", flush=True)
             code = _one_cycle(run_config, beam_args)
             worst = max(worst, code)
@@ -490,6 +524,9 @@ def _check_dataflow_options(args: argparse.Namespace, beam_args: Sequence[str]) 
     options = PipelineOptions(list(beam_args))
     if "dataflow" not in str(options.view_as(StandardOptions).runner or "").lower():
         return
+    if args.every is not None:
+        raise cfg.ConfigError("--every repeats local runs; on Dataflow schedule the Flex Template "
+                              "instead (docs/operations.md)")
     if FileSystems.get_scheme(args.output) in (None, "file"):
         raise cfg.ConfigError(f"--output {args.output} is a local path: Dataflow workers cannot write to "
                               "this machine's disk; give a gs:// folder")

@@ -119,11 +119,11 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
         dead_letters = dead_letters | "ErrorWindows" >> arrival_windows(streaming.window_s)
     written = {
         "stories": stories | "WriteStories" >> WritePartitions(
-            config.output, STORIES, config.run_id, config.shards),
+            config.output, STORIES, config.run_id, config.shards, lease=config.lease),
         "fetches": fetch_log | "WriteFetches" >> WritePartitions(
-            config.output, FETCHES, config.run_id),
+            config.output, FETCHES, config.run_id, lease=config.lease),
         "errors": dead_letters | "WriteErrors" >> WritePartitions(
-            config.output, ERRORS, config.run_id),
+            config.output, ERRORS, config.run_id, lease=config.lease),
     }
     refresh = fresh[REFRESH]
     if streaming:

@@ -80,13 +80,25 @@ def feedparser_input(body: bytes, headers: dict) -> Tuple[bytes, dict]:
     return convert_to_utf8(result["headers"], body, result), result
 
 
+_CARRIED_ATTRIBUTES = frozenset({"base", "lang"})
+
+
+class _CarriesOver(Exception):
+    """An element inside the feed sets state feedparser carries to later entries."""
+
+
 def item_spans(prolog: bytes, document: bytes, rest: int) -> Optional["Spans"]:
     """Byte spans (start, end) in `document` of the feed's items, in order:
     `item` or `entry` elements (any case, as feedparser lower-cases names)
     that are children of the root or of a `channel` child of the root. Expat,
     set up as xml.sax sets it up for feedparser, reads `prolog` and then
     `document` from offset `rest` on (the prolog stands for document[:rest]).
-    None when it finds the document not well-formed."""
+    None when it finds the document not well-formed, or when an element below
+    the root and its channel declares a namespace or carries xml:base or
+    xml:lang (or base, lang): feedparser keeps those from one entry to the
+    next (a base or language set in one entry applies to later ones, and a
+    prefix declared in one names the elements of later ones), so pieces
+    would not read as the whole document does."""
     parser = expat.ParserCreate(None, " ", intern={})
     parser.namespace_prefixes = 1
     # As xml.sax's expat reader: external entities are not read (feedparser
@@ -105,8 +117,21 @@ def item_spans(prolog: bytes, document: bytes, rest: int) -> Optional["Spans"]:
     def is_item(name: str, depth: int) -> bool:
         return name in _ITEM_NAMES and (depth == 1 or (depth == 2 and path[1] == "channel"))
 
+    def scoped(here: str) -> bool:
+        # The root and its channel: their start tags are in every piece's prolog.
+        return len(path) == 0 or (len(path) == 1 and here == "channel")
+
+    def declared(prefix, uri):
+        declarations.append(len(path))
+
     def start(name, attrs):
         here = local(name)
+        if not scoped(here):
+            if declarations and declarations[-1] == len(path):
+                raise _CarriesOver()
+            if any(local(attr) in _CARRIED_ATTRIBUTES for attr in attrs):
+                raise _CarriesOver()
+        declarations.clear()
         if is_item(here, len(path)):
             opened[0] = parser.CurrentByteIndex - shift
         path.append(here)
@@ -117,6 +142,8 @@ def item_spans(prolog: bytes, document: bytes, rest: int) -> Optional["Spans"]:
             # At an end tag expat points at its "<"; for <item/>, at the start tag.
             spans.add(opened[0], document.index(b">", parser.CurrentByteIndex - shift) + 1)
 
+    declarations: List[int] = []  # depths of namespace declarations not yet applied
+    parser.StartNamespaceDeclHandler = declared
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     try:
@@ -125,7 +152,7 @@ def item_spans(prolog: bytes, document: bytes, rest: int) -> Optional["Spans"]:
         for offset in range(rest, len(document), _EXPAT_BLOCK):
             parser.Parse(bytes(view[offset:offset + _EXPAT_BLOCK]), False)
         parser.Parse(b"", True)
-    except (expat.ExpatError, ValueError):
+    except (expat.ExpatError, ValueError, _CarriesOver):
         return None
     if spans.starts and min(spans.starts) < rest:
         return None

@@ -21,7 +21,7 @@ import re
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Iterable, List, Tuple
+from typing import Callable, Iterable, List, Optional, Tuple
 
 import apache_beam as beam
 import pyarrow as pa
@@ -33,6 +33,7 @@ from transforms import metrics, phases
 from transforms import schema as schemas
 from transforms.paths import delete_files, list_files
 from transforms.records import Story
+from transforms.state.lease import LeaseFence, LeaseHandle
 
 
 @dataclass(frozen=True)
@@ -129,10 +130,12 @@ def shard_of(record, kind: OutputKind, shards: int) -> int:
 
 
 class _WritePartitionFn(beam.DoFn):
-    def __init__(self, output: str, kind: OutputKind, run_id: str):
+    def __init__(self, output: str, kind: OutputKind, run_id: str, lease: Optional[LeaseHandle] = None):
         self.output = output
         self.kind = kind
         self.run_id = run_id
+        self.lease = lease
+        self._fence = LeaseFence(lease)
         self.rows = metrics.counter(f"rows_written_{kind.name}")
         self.files = metrics.counter(f"files_written_{kind.name}")
 
@@ -146,6 +149,9 @@ class _WritePartitionFn(beam.DoFn):
                                      schema=self.kind.schema)
         path = FileSystems.join(partition_dir(self.output, self.kind.name, date),
                                 file_name(self.run_id, int(shard), tag))
+        # A run that lost its lease (taken over while it was frozen) must not
+        # add visible files: the new holder has already recovered its writes.
+        self._fence.check()
         write_parquet_atomically(path, table)
         if self.kind.name == STORIES.name:
             phases.reached(phases.WRITE)
@@ -162,10 +168,12 @@ class WritePartitions(beam.PTransform):
     sorted, so the same input always gives the same files.
     """
 
-    def __init__(self, output: str, kind: OutputKind, run_id: str, shards: int = 1):
+    def __init__(self, output: str, kind: OutputKind, run_id: str, shards: int = 1,
+                 lease: Optional[LeaseHandle] = None):
         super().__init__()
         self.output, self.kind, self.run_id = output, kind, run_id
         self.shards = shards
+        self.lease = lease
 
     def expand(self, records):
         kind, shards = self.kind, self.shards
@@ -175,5 +183,5 @@ class WritePartitions(beam.PTransform):
                 lambda r: (f"{schemas.partition_date(kind.date_of(r))}|{shard_of(r, kind, shards)}", r))
             .with_output_types(Tuple[str, object])
             | "Group" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(_WritePartitionFn(self.output, kind, self.run_id))
+            | "Write" >> beam.ParDo(_WritePartitionFn(self.output, kind, self.run_id, self.lease))
         )

@@ -228,3 +228,11 @@ def test_dataflow_without_an_image_or_setup_file_is_refused(capsys):
     err = capsys.readouterr().err
     assert code == 2 and len(err.splitlines()) == 1
     assert "give --sdk_container_image" in err and "--setup_file" in err
+
+
+def test_every_on_dataflow_is_refused(capsys):
+    code = main(["run", "--feeds", "seeds/feeds.opml", "--topics", "seeds/topics.yaml",
+                 "--output", "gs://bucket/news", "--runner", "DataflowRunner",
+                 f"--sdk_container_image={IMAGE}", "--every", "900"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and "--every repeats local runs" in err

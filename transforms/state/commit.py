@@ -24,6 +24,9 @@ class _CommitStateFn(beam.DoFn):
 
     def process(self, _, seen, feeds, *written):
         lease = self.lease.lease() if self.lease is not None else None
+        if lease is not None and self.release_lease and lease.released_by_us():
+            yield self.run_id  # a retry of this stage: it committed, then released the lease
+            return
         if lease is not None:
             lease.check()  # a run whose lease was taken over must not commit
         StateStore(self.output).commit(self.run_id, datetime.now(timezone.utc), seen, feeds,
@@ -39,9 +42,10 @@ class CommitState(beam.PTransform):
     Runs as the last stage of the pipeline, after every PCollection in `after`
     (the files written) is complete: side inputs make the runner finish them
     first. Being a pipeline stage, it also commits on Dataflow, where the
-    launcher that built the job does not wait for it. Retried, it rewrites
-    the same files. With a `lease`, it commits only while the lease is still
-    this run's (transforms.state.lease), and releases it if `release_lease`.
+    launcher that built the job does not wait for it. With a `lease`, it
+    commits only while the lease is still this run's (transforms.state.lease),
+    and releases it if `release_lease`; retried, it rewrites the same files,
+    or, once it has released the lease, finds its commit done.
     """
 
     def __init__(self, output: str, run_id: str, as_of: datetime, lookback: timedelta,
@@ -104,7 +108,8 @@ class CommitWindows(beam.PTransform):
     its end on every input, so only after the window's files are written.
     The commit is one unit per window pane (`window_unit`), readable at once
     by other runs and jobs; a job that stops mid-window has committed
-    nothing of that window, and written none of its files.
+    nothing of that window (the files of it that it wrote are recovered by
+    the next run: transforms.state.recovery).
     """
 
     def __init__(self, output: str, run_id: str, lookback: timedelta,

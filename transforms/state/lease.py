@@ -43,7 +43,6 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import metrics
-from transforms.sink import make_folder
 from transforms.state import conditional
 
 _log = logging.getLogger(__name__)
@@ -82,7 +81,12 @@ class LeaseBody:
         """None for a body that is not a lease (treated as free: it names no holder)."""
         try:
             fields = json.loads(data.decode("utf-8"))
-            return cls(**{name: fields[name] for name in cls.__dataclass_fields__ if name in fields})
+            body = cls(**{name: fields[name] for name in cls.__dataclass_fields__ if name in fields})
+            if not (all(isinstance(getattr(body, name), str) for name in _TEXT_FIELDS)
+                    and type(body.pid) is int and isinstance(body.released, bool)):
+                return None
+            _parse(body.expires_at)
+            return body
         except (ValueError, TypeError, KeyError, AttributeError):
             return None
 
@@ -95,8 +99,9 @@ class LeaseBody:
     def holder_died(self) -> bool:
         """True when the holder ran on this host and its process is gone (a
         killed cron run): its lease is free at once, not after the TTL. A
-        reused pid only makes us wait for the expiry."""
-        if self.host != socket.gethostname() or self.pid == os.getpid():
+        reused pid only makes us wait for the expiry. A job on a remote
+        runner (pid 0) has no local process to look for."""
+        if self.pid <= 0 or self.host != socket.gethostname() or self.pid == os.getpid():
             return False
         try:
             os.kill(self.pid, 0)
@@ -109,6 +114,9 @@ class LeaseBody:
     def describe(self) -> str:
         return (f"run {self.holder} ({self.mode}, host {self.host}, pid {self.pid}, "
                 f"heartbeat {self.heartbeat_at}, expires {self.expires_at})")
+
+
+_TEXT_FIELDS = ("holder", "token", "mode", "host", "acquired_at", "heartbeat_at", "expires_at")
 
 
 class LeaseHeld(Exception):
@@ -132,8 +140,12 @@ class Lease:
     """
 
     def __init__(self, output: str, run_id: str, mode: str = BATCH, ttl_s: float = DEFAULT_TTL_S,
-                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+                 local: bool = True):
         self.output, self.run_id, self.mode, self.ttl_s = output, run_id, mode, ttl_s
+        # A job handed to a remote runner: the launching process exits while
+        # the job holds the lease, so the lease names no process (pid 0).
+        self.local = local
         self.path = lease_path(output)
         self.token = uuid.uuid4().hex
         self.clock = clock
@@ -141,17 +153,21 @@ class Lease:
         self.body: Optional[LeaseBody] = None
         self.taken_over: Optional[LeaseBody] = None   # the expired holder we replaced, if any
 
-    def _new_body(self, acquired_at: Optional[str] = None) -> LeaseBody:
+    def _new_body(self, held: Optional[LeaseBody] = None) -> LeaseBody:
+        """A body for this holder, now; a renewal keeps what the acquirer
+        wrote (a worker's pid must not stand for the run)."""
         now = self.clock()
         return LeaseBody(holder=self.run_id, token=self.token, mode=self.mode,
-                         host=socket.gethostname(), pid=os.getpid(),
-                         acquired_at=acquired_at or _iso(now), heartbeat_at=_iso(now),
+                         host=held.host if held else socket.gethostname(),
+                         pid=held.pid if held else (os.getpid() if self.local else 0),
+                         acquired_at=held.acquired_at if held else _iso(now), heartbeat_at=_iso(now),
                          expires_at=_iso(now + timedelta(seconds=self.ttl_s)))
 
     def acquire(self, wait_s: float = 0.0, poll_s: float = 1.0) -> "Lease":
         """Takes the lease, waiting up to `wait_s` seconds for its holder to
         release it or for it to expire. Raises LeaseHeld."""
         deadline = time.monotonic() + max(0.0, wait_s)
+        from transforms.sink import make_folder  # sink imports this module
         make_folder(self.path.rsplit("/", 1)[0])  # local disk needs the _state folder
         while True:
             current = conditional.read(self.path)
@@ -190,7 +206,7 @@ class Lease:
         """The heartbeat: pushes the expiry ttl_s ahead. Raises LeaseLost."""
         for _ in range(5):
             current, held = self._ours()
-            body = self._new_body(acquired_at=held.acquired_at)
+            body = self._new_body(held)
             version = conditional.replace(self.path, body.to_bytes(), current.version)
             if version is not None:
                 self.version, self.body = version, body
@@ -198,6 +214,13 @@ class Lease:
             # Changed between our read and write: by another renewer of ours
             # (a worker of the same run), or by a takeover; read again.
         raise LeaseLost(f"the lease on {self.output} keeps changing under run {self.run_id}")
+
+    def released_by_us(self) -> bool:
+        """True when this holder has released the lease (a retried commit
+        stage finds its commit done)."""
+        current = conditional.read(self.path)
+        held = LeaseBody.from_bytes(current.data) if current is not None else None
+        return held is not None and held.token == self.token and held.released
 
     def check(self) -> None:
         """Raises LeaseLost unless the lease is ours and unexpired: a commit's fence."""
@@ -238,6 +261,25 @@ class LeaseHandle:
         return lease
 
 
+class LeaseFence:
+    """Checks, before a write becomes visible, that the run still holds its
+    lease: at most once per renewal interval of wall-clock time, so a process
+    that was frozen past its TTL (a suspended laptop) checks again before its
+    next file appears. Raises LeaseLost."""
+
+    def __init__(self, handle: Optional[LeaseHandle]):
+        self.handle = handle
+        self._checked_at = float("-inf")
+
+    def check(self) -> None:
+        if self.handle is None:
+            return
+        if time.time() - self._checked_at < self.handle.ttl_s / RENEWALS_PER_TTL:
+            return
+        self.handle.lease().check()
+        self._checked_at = time.time()
+
+
 class Heartbeat:
     """A thread that renews a lease every ttl / RENEWALS_PER_TTL seconds while
     a local run works, then releases it. A lost lease is logged and kept in
@@ -253,11 +295,15 @@ class Heartbeat:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *_exc) -> None:
         self._stop.set()
         self._thread.join()
         if self.release:
-            self.lease.release()
+            try:
+                self.lease.release()
+            except Exception as exc:  # the run's result stands; the lease lapses at its expiry
+                _log.warning("could not release the lease on %s (%s); it expires at its TTL",
+                             self.lease.output, exc)
 
     def _beat(self) -> None:
         interval = self.lease.ttl_s / RENEWALS_PER_TTL

@@ -153,7 +153,7 @@ class StateStore:
         return runs
 
     # -- reading ----------------------------------------------------------------
-    def read(self, kind: str) -> Tuple[Optional[pa.Table], List[UnreadableFile], int]:
+    def read(self, kind: str, move_aside: bool = True) -> Tuple[Optional[pa.Table], List[UnreadableFile], int]:
         """All rows of one folder (or None), the unreadable files, the file count.
 
         An unreadable file (not Parquet, wrong schema) is moved to _state/corrupt/
@@ -182,9 +182,10 @@ class StateStore:
                     tables.append(_parse_table(data, schema))
                 except (pa.ArrowException, ValueError, KeyError, EOFError) as exc:
                     reason = first_line(exc, limit=200)
-                    _log.warning("state file %s is unreadable (%s); moving it aside", meta.path, reason)
-                    self._move_aside(meta.path)
                     unreadable.append(UnreadableFile(meta.path, reason))
+                    if move_aside:
+                        _log.warning("state file %s is unreadable (%s); moving it aside", meta.path, reason)
+                        self._move_aside(meta.path)
             if not vanished:
                 table = pa.concat_tables(tables) if tables else None
                 return table, unreadable, len(metas)
@@ -228,6 +229,19 @@ class StateStore:
         table = table.filter(pc.and_(pc.is_valid(table["key"]),
                                      pc.greater_equal(table["seen_at"], pa.scalar(cutoff, _TS))))
         return SeenIndex.from_table(table, unreadable)
+
+    def later_commits(self, run_id: str) -> List[str]:
+        """The run ids committed after `run_id`'s latest commit (none if it never committed).
+        Unreadable files stay where they are, for the run's own reading to report."""
+        table, _, _ = self.read(SEEN, move_aside=False)
+        if table is None:
+            return []
+        ours = table.filter(pc.equal(table["run_id"], run_id))
+        if ours.num_rows == 0:
+            return []
+        latest = pc.max(ours["committed_at"])
+        later = table.filter(pc.greater(table["committed_at"], latest))
+        return sorted(set(later["run_id"].to_pylist()) - {run_id})
 
     # -- writing ----------------------------------------------------------------
     def commit(self, run_id: str, committed_at: datetime, seen: Iterable[SeenRecord],

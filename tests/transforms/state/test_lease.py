@@ -11,7 +11,7 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms.sink import make_folder
 from transforms.state import conditional
-from transforms.state.lease import Heartbeat, Lease, LeaseBody, LeaseHeld, LeaseLost, lease_path
+from transforms.state.lease import Heartbeat, Lease, LeaseBody, LeaseFence, LeaseHeld, LeaseLost, lease_path
 
 
 @pytest.fixture(params=["local", "gs", "s3"])
@@ -172,3 +172,52 @@ def test_a_killed_holder_on_this_host_frees_the_lease_at_once(tmp_path):
     assert taker.taken_over.holder == "killed" and held_body(output).holder == "next"
     with pytest.raises(LeaseLost):
         killed.check()
+
+
+def test_a_job_on_a_remote_runner_names_no_process_so_its_lease_is_not_freed_early(tmp_path):
+    """A Dataflow launcher exits once the job is submitted: its pid being gone
+    must not free the job's lease."""
+    output = str(tmp_path / "out")
+    job = Lease(output, "dataflow-job", ttl_s=3600, local=False).acquire()
+    assert held_body(output).pid == 0
+    with pytest.raises(LeaseHeld):
+        Lease(output, "next").acquire()
+    job.renew()
+    assert held_body(output).pid == 0
+
+
+def test_a_renewal_keeps_the_acquirers_host_and_pid(tmp_path):
+    output = str(tmp_path / "out")
+    lease = Lease(output, "run").acquire()
+    current = conditional.read(lease_path(output))
+    body = LeaseBody.from_bytes(current.data)
+    conditional.replace(lease_path(output), LeaseBody(**{**body.__dict__, "pid": 1}).to_bytes(),
+                        current.version)
+    lease.renew()   # as a worker process of the run would
+    assert held_body(output).pid == 1
+
+
+@pytest.mark.parametrize("body", [b'{"holder": "x", "token": "t", "mode": "batch", "host": "h", "pid": "7", '
+                                  b'"acquired_at": "2026-01-01T00:00:00Z", "heartbeat_at": "2026-01-01T00:00:00Z", '
+                                  b'"expires_at": "2999-01-01T00:00:00Z"}',
+                                  b'{"holder": "x", "token": "t", "mode": "batch", "host": "h", "pid": 7, '
+                                  b'"acquired_at": "a", "heartbeat_at": "b", "expires_at": "soon"}',
+                                  b'[1, 2]'], ids=["pid-as-text", "bad-expiry", "not-an-object"])
+def test_a_malformed_lease_names_no_holder(body, tmp_path):
+    assert LeaseBody.from_bytes(body) is None
+    output = str(tmp_path / "out")
+    make_folder(str(tmp_path / "out" / "_state"))
+    conditional.create(lease_path(output), body)
+    Lease(output, "fresh").acquire()
+    assert held_body(output).holder == "fresh"
+
+
+def test_the_write_fence_stops_a_run_whose_lease_was_taken_over(tmp_path):
+    output = str(tmp_path / "out")
+    frozen = Lease(output, "frozen", ttl_s=1).acquire()
+    fence = LeaseFence(frozen.handle())
+    fence.check()                      # held: writes go ahead
+    threading.Event().wait(1.2)        # no heartbeat: frozen past its TTL
+    Lease(output, "next").acquire()
+    with pytest.raises(LeaseLost):     # its cached check is older than a renewal interval
+        fence.check()
