@@ -153,7 +153,6 @@ def open_feed(body: bytes, headers: Optional[dict] = None,
         split = split_feed(document, result)
     except Exception:  # anything feedparser raises on the outline: the whole document decides
         split = None
-    del document
     if split is None:
         parsed = _whole_document(body, headers)
         return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []))
