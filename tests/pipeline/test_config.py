@@ -4,13 +4,13 @@ import pty
 import socket
 import subprocess
 import sys
-import threading
 
 import pandas as pd
 import pytest
 
 from pipeline.config import ConfigError, check_output_writable, load_feed_list, load_topic_definitions, load_topics
 from tests.support.paths import ROOT, SEEDS
+from tests.support.watchdog import returns_within
 from transforms.topics import Topic
 
 OPML = """<?xml version="1.0" encoding="UTF-8"?>
@@ -320,35 +320,12 @@ def test_a_file_that_is_not_utf8_names_its_line(tmp_path, load, what):
 
 # ---------------------------------------------------------------- special files and standard input
 
-def _returns_within(seconds, call, fifo=None):
-    """call() in a thread; fails (rather than hanging the suite) when it does
-    not return in time, after releasing a reader blocked on `fifo`."""
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = call()
-        except BaseException as exc:  # handed to the test below
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        if fifo is not None:  # a writer that goes away: the blocked reader sees end of file
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        pytest.fail(f"{call} did not return within {seconds} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome.get("value")
-
-
 @pytest.mark.parametrize("load, what", [(load_feed_list, "feed list"), (load_topics, "topics file")])
 def test_a_fifo_is_refused_without_opening_it(tmp_path, load, what):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     with pytest.raises(ConfigError) as err:
-        _returns_within(20, lambda: load(str(fifo)), fifo)
+        returns_within(20, lambda: load(str(fifo)), fifo)
     hint = "; give - to read the feed list from standard input" if what == "feed list" else ""
     assert str(err.value) == f"{what} {fifo} is a named pipe (FIFO), not a regular file{hint}"
 
@@ -361,7 +338,7 @@ def test_directories_devices_and_sockets_are_refused(tmp_path, load, what):
         for path, kind in [(tmp_path, "a directory"), ("/dev/null", "a character device"),
                            ("/dev/zero", "a character device"), (tmp_path / "sock", "a socket")]:
             with pytest.raises(ConfigError) as err:
-                _returns_within(20, lambda: load(str(path)))
+                returns_within(20, lambda: load(str(path)))
             assert str(err.value).startswith(f"{what} {path} is {kind}, not a regular file")
     finally:
         server.close()
@@ -409,7 +386,7 @@ def test_a_terminal_on_standard_input_is_refused_not_waited_for(monkeypatch):
     monkeypatch.setattr(sys, "stdin", terminal)
     try:
         with pytest.raises(ConfigError) as err:
-            _returns_within(20, lambda: load_feed_list("-"))
+            returns_within(20, lambda: load_feed_list("-"))
         assert str(err.value).startswith("feed list (standard input) is a terminal: pipe the feed list in")
     finally:
         terminal.close()

@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow.fs
 import pytest
 
-from tests.support.sample import ASIA, TOPICS, WIRE, run
+from tests.support.sample import ASIA, WIRE, run, serve_sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,12 +58,7 @@ class Place:
 
 
 def run_sequence(place, feed_server, tmp_path, capsys):
-    feed_server.add("/wire.xml", WIRE)
-    feed_server.add("/asia.atom", ASIA, etag='"asia-v1"', headers={"Content-Type": "application/atom+xml"})
-    feeds = tmp_path / "feeds.txt"
-    feeds.write_text(f"{feed_server.url('/wire.xml')}\n{feed_server.url('/asia.atom')}\n")
-    topics = tmp_path / "topics.yaml"
-    topics.write_text(TOPICS)
+    feeds, topics = serve_sample(feed_server, tmp_path)
     not_ours = f"{place.sibling}/stories/date=2021-09-28/daily-000.parquet"
     place.put(not_ours, b"another folder's file")
 

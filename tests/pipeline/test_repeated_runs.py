@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from tests.support.paths import ROOT
-from tests.support.sample import ASIA, TOPICS, WIRE, run
+from tests.support.sample import ASIA, WIRE, run, serve_sample
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ITEM = """<item><title>{title}</title><link>https://wire.example.org/{slug}</link><guid>{guid}</guid>
@@ -38,13 +38,7 @@ def files_of(out, kind):
 
 @pytest.fixture
 def setup(feed_server, tmp_path):
-    # wire: no validators (a full 200 every time); asia: ETag, so it can answer 304
-    feed_server.add("/wire.xml", WIRE)
-    feed_server.add("/asia.atom", ASIA, etag='"asia-v1"', headers={"Content-Type": "application/atom+xml"})
-    feeds = tmp_path / "feeds.txt"
-    feeds.write_text(f"{feed_server.url('/wire.xml')}\n{feed_server.url('/asia.atom')}\n")
-    topics = tmp_path / "topics.yaml"
-    topics.write_text(TOPICS)
+    feeds, topics = serve_sample(feed_server, tmp_path)
     return feeds, topics, tmp_path / "out"
 
 

@@ -5,8 +5,6 @@ story; a two-member gzip body gives all its entries; a FIFO, a directory
 and a device in the feed list are dead letters and the run goes on. Real
 HTTP on 127.0.0.1, real Parquet read back with pandas."""
 import os
-import stat
-import threading
 
 import pandas as pd
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from tests.support.faultserver import (TOPIC, cut_short, gzip_members, halves, numbered_feed,
                                        without_last_chunk)
 from tests.support.sample import run
+from tests.support.watchdog import returns_within
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ETAG = '"whole-v1"'
@@ -105,7 +104,7 @@ def test_special_files_in_the_feed_list_are_dead_letters_and_the_run_goes_on(tmp
     feeds = feed_list(tmp_path, fifo, folder, "/dev/null", regular)
     out = tmp_path / "out"
 
-    code = run_within(lambda: run(feeds, topics, out), fifo, seconds=180)
+    code = returns_within(180, lambda: run(feeds, topics, out), fifo)
 
     assert code == 0
     errors = read(out, "errors").set_index("feed_url")
@@ -116,17 +115,3 @@ def test_special_files_in_the_feed_list_are_dead_letters_and_the_run_goes_on(tmp
     assert len(read(out, "stories")) == 3
 
 
-def run_within(func, fifo, seconds):
-    """func() on a thread; if it is still running after `seconds` (a fetch
-    blocked opening the FIFO), a writer that comes and goes releases it and
-    the test fails instead of hanging."""
-    box = {}
-    worker = threading.Thread(target=lambda: box.update(code=func()), daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        if stat.S_ISFIFO(os.stat(fifo).st_mode):
-            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-        worker.join(30)
-        pytest.fail(f"the run was still going after {seconds}s: blocked on {fifo}?")
-    return box["code"]

@@ -45,3 +45,16 @@ def run(feeds, topics, out, *extra):
     # The test server is on 127.0.0.1, which the address guard refuses by default.
     return main(["run", "--feeds", str(feeds), "--topics", str(topics), "--output", str(out),
                  "--runner", "DirectRunner", "--allow-private-addresses", *extra])
+
+
+def serve_sample(feed_server, folder):
+    """The sample's two feeds on `feed_server` (wire without validators, a full
+    200 every time; asia with an ETag, so it can answer 304), and its feed
+    list and topics written into `folder`: (feeds, topics)."""
+    feed_server.add("/wire.xml", WIRE)
+    feed_server.add("/asia.atom", ASIA, etag='"asia-v1"', headers={"Content-Type": "application/atom+xml"})
+    feeds = folder / "feeds.txt"
+    feeds.write_text(f"{feed_server.url('/wire.xml')}\n{feed_server.url('/asia.atom')}\n")
+    topics = folder / "topics.yaml"
+    topics.write_text(TOPICS)
+    return feeds, topics

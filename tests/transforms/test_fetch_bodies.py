@@ -6,8 +6,6 @@ that is not a regular file is refused without being opened. Real HTTP on
 import gzip
 import os
 import socket
-import stat
-import threading
 import tracemalloc
 import zlib
 from datetime import datetime, timezone
@@ -16,6 +14,7 @@ import pytest
 
 from tests.support.faultserver import (cut_short, gzip_members, halves, numbered_feed,
                                        without_last_chunk)
+from tests.support.watchdog import returns_within
 from transforms.feedstate import FeedState, next_state
 from transforms.fetch import FetchSettings, fetch_feed
 from transforms.parse import parse_fetch
@@ -209,19 +208,8 @@ def test_deflate_is_still_one_stream(feed_server):
 
 
 def fetch_within(path: str, seconds: float = 10.0):
-    """fetch_feed(path) on a thread: a fetch that blocks fails the test
-    instead of hanging it (a FIFO opened for reading waits for a writer)."""
-    box = {}
-    worker = threading.Thread(target=lambda: box.update(result=fetch(path)), daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        if stat.S_ISFIFO(os.stat(path).st_mode):
-            # A writer that comes and goes wakes the blocked reader with an EOF.
-            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
-        worker.join(5)
-        pytest.fail(f"fetching {path} blocked for {seconds}s")
-    return box["result"]
+    """fetch_feed(path), failing the test if it blocks (a FIFO opened for reading)."""
+    return returns_within(seconds, lambda: fetch(path), path)
 
 
 def test_a_fifo_in_the_feed_list_is_refused_without_being_opened(tmp_path):
