@@ -149,8 +149,6 @@ class Lease:
         self.path = lease_path(output)
         self.token = uuid.uuid4().hex
         self.clock = clock
-        self.version: Optional[str] = None
-        self.body: Optional[LeaseBody] = None
         self.taken_over: Optional[LeaseBody] = None   # the expired holder we replaced, if any
 
     def _new_body(self, held: Optional[LeaseBody] = None) -> LeaseBody:
@@ -172,18 +170,12 @@ class Lease:
         while True:
             current = conditional.read(self.path)
             if current is None:
-                body = self._new_body()
-                version = conditional.create(self.path, body.to_bytes())
-                if version is not None:
-                    self.version, self.body = version, body
+                if conditional.create(self.path, self._new_body().to_bytes()) is not None:
                     return self
                 continue  # created meanwhile by another run: look again
             held = LeaseBody.from_bytes(current.data)
             if held is None or held.free_at(self.clock()):
-                body = self._new_body()
-                version = conditional.replace(self.path, body.to_bytes(), current.version)
-                if version is not None:
-                    self.version, self.body = version, body
+                if conditional.replace(self.path, self._new_body().to_bytes(), current.version) is not None:
                     self.taken_over = held if held is not None and not held.released else None
                     return self
                 continue  # another run took it first: look again
@@ -206,10 +198,7 @@ class Lease:
         """The heartbeat: pushes the expiry ttl_s ahead. Raises LeaseLost."""
         for _ in range(5):
             current, held = self._ours()
-            body = self._new_body(held)
-            version = conditional.replace(self.path, body.to_bytes(), current.version)
-            if version is not None:
-                self.version, self.body = version, body
+            if conditional.replace(self.path, self._new_body(held).to_bytes(), current.version) is not None:
                 return
             # Changed between our read and write: by another renewer of ours
             # (a worker of the same run), or by a takeover; read again.
