@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     option("--run-id", help="id carried by the output files; re-running an id replaces its "
                             "files (default: from the start time)")
     option("--shards", type=int, default=1, help="files per date partition (default 1)")
+    option("--no-clusters", dest="clusters", action="store_false",
+           help="do not group reprints into syndication clusters (cluster_id and cluster_size stay null)")
     option("--fetch-timeout", type=float, default=20.0,
            help="seconds to wait for a server to send data (default 20)")
     option("--max-feed-bytes", type=int, default=10 * 1024 * 1024,
@@ -157,7 +159,8 @@ def prepare(args: argparse.Namespace):
                              allow_private_addresses=allow_all, allowed_networks=networks)
     return RunConfig(feeds=tuple(feeds), topics=tuple(topics), output=output,
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,
-                     lookback=timedelta(days=args.lookback_days), streaming=streaming)
+                     lookback=timedelta(days=args.lookback_days), streaming=streaming,
+                     clusters=args.clusters)
 
 
 def _streaming_settings(args: argparse.Namespace):

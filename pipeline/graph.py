@@ -19,6 +19,7 @@ from apache_beam.transforms import window
 from apache_beam.utils.timestamp import MAX_TIMESTAMP
 
 from transforms import phases
+from transforms.cluster import AssignClusters, cluster_records
 from transforms.dedup import DedupAcrossPolls, DedupStories, OncePerTTL
 from transforms.feedstate import FeedState, Politeness
 from transforms.fetch import FetchFeeds, FetchSettings
@@ -67,11 +68,13 @@ class RunConfig:
     # renewed on streaming ticks, released by the commit when nobody waits.
     lease: Optional[LeaseHandle] = None
     release_lease: bool = False
+    # Syndication clusters (transforms/cluster.py); off: cluster_id and cluster_size are null.
+    clusters: bool = True
 
 
 def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:
     """Parse -> Tag topics -> Dedup -> Seen before [-> Dedup across polls] ->
-    Keep matched -> Language -> Parquet; then the state of what was written,
+    Keep matched -> Language -> Clusters -> Parquet; then the state of what was written,
     committed once every file it vouches for is written: once at the end in
     batch, for every window in streaming.
 
@@ -117,6 +120,12 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
         stories = stories | "StoryWindows" >> arrival_windows(streaming.window_s)
         fetch_log = fetch_log | "FetchWindows" >> arrival_windows(streaming.window_s)
         dead_letters = dead_letters | "ErrorWindows" >> arrival_windows(streaming.window_s)
+    if config.clusters:
+        stories = stories | "Clusters" >> AssignClusters(
+            config.output, config.run_id, config.started_at, config.lookback,
+            ttl_s=streaming.dedup_ttl_s if streaming else None)
+        if streaming:  # clustered in the global window, after the job's earlier windows
+            stories = stories | "ClusteredWindows" >> arrival_windows(streaming.window_s)
     written = {
         "stories": stories | "WriteStories" >> WritePartitions(
             config.output, STORIES, config.run_id, config.shards, lease=config.lease),
@@ -140,13 +149,14 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
         | "AllSeenRecords" >> beam.Flatten()
     )
     feed_states = fetched | "FeedStates" >> beam.Map(lambda r: (r.feed_url, r.feed_state))
+    clusters = stories | "ClusterRecords" >> beam.FlatMap(cluster_records)
     if streaming:
-        written["state"] = (remembered, feed_states) | "CommitWindows" >> CommitWindows(
+        written["state"] = (remembered, feed_states, clusters) | "CommitWindows" >> CommitWindows(
             config.output, config.run_id, config.lookback,
             windowing=arrival_windows(streaming.window_s), after=list(written.values()),
             lease=config.lease)
         return written
-    written["state"] = (remembered, feed_states) | "CommitState" >> CommitState(
+    written["state"] = (remembered, feed_states, clusters) | "CommitState" >> CommitState(
         config.output, config.run_id, config.started_at, config.lookback,
         after=list(written.values()), lease=config.lease, release_lease=config.release_lease)
     return written

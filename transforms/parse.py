@@ -19,8 +19,13 @@ Hostile input is handled here, before and around feedparser:
 
 A body of SPLIT_ABOVE bytes or more is read a few hundred items at a time
 (transforms.feed_split), with the same entries as the whole document, and
-every story leaves as soon as its entry is read (iter_parse_fetch): a
-200,000-item feed is never held as all its entries or a list of stories.
+stories leave SKETCH_BATCH at a time (iter_parse_fetch): a 200,000-item
+feed is never held as all its entries or a list of stories.
+
+Each story gets the sketch of its lead for the cluster stage
+(transforms.cluster.sketch_stories), made here because only here are a feed
+document's items together: what recurs across them is the outlet's
+boilerplate, left out of every sketch.
 """
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ import apache_beam as beam
 import feedparser
 
 from transforms import identity, metrics
+from transforms.cluster import sketch_stories
 from transforms.dates import parse_date
 from transforms.entity_guard import as_feedparser_reads, entity_hazard
 from transforms.errors import dead_letter, excerpt
@@ -48,6 +54,9 @@ DEAD_LETTERS = "dead_letters"
 # Bodies of this many bytes or more are read in pieces (open_feed): below it
 # feedparser on the whole document costs no more than a few MB.
 SPLIT_ABOVE = 8 * 1024 * 1024
+# Stories are sketched this many at a time, each batch's boilerplate found
+# among its own items: a whole feed of the usual size, a huge feed in parts.
+SKETCH_BATCH = 200
 
 # ---------------------------------------------------------------- reading a body
 
@@ -262,11 +271,12 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
 
 def iter_parse_fetch(fetched: FetchResult, run_id: str = "",
                      split_above: Optional[int] = None) -> Iterator[Union[Story, DeadLetter, FetchLogRow]]:
-    """parse_fetch's records one at a time, each story as soon as its entry is
-    read (a 200,000-item feed is never a list of stories): stories and dead
-    letters in feed order, then the fetch-log row, last. `split_above`: see open_feed."""
+    """parse_fetch's records, stories SKETCH_BATCH at a time (a 200,000-item
+    feed is never a list of stories): stories in feed order, each dead letter
+    as its entry is read, then the fetch-log row, last. `split_above`: see open_feed."""
     error = fetched.error
     entries = 0
+    batch: List[Story] = []
     # 304 (not modified) and a feed that was not due carry no body to parse.
     if fetched.ok and fetched.status != 304 and fetched.skipped_until is None:
         try:
@@ -291,7 +301,10 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "",
                         entry_key=excerpt(str(entry.get("id") or entry.get("link") or index), 200),
                         occurred_at=fetched.fetched_at)
                 else:
-                    yield story
+                    batch.append(story)
+                    if len(batch) == SKETCH_BATCH:
+                        yield from sketch_stories(batch)
+                        batch = []
         except UnreadableFeed as exc:
             error = str(exc)
             yield dead_letter("parse", fetched.feed_url, error, fetched.body,
@@ -299,6 +312,7 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "",
     elif not fetched.ok:
         yield dead_letter("fetch", fetched.feed_url, fetched.error or "fetch failed",
                           fetched.body, run_id=run_id, occurred_at=fetched.fetched_at)
+    yield from sketch_stories(batch)
     yield FetchLogRow(
         feed_url=fetched.feed_url,
         final_url=fetched.final_url,

@@ -89,12 +89,17 @@ class Story:
     topics_version: Optional[str] = None
     content_hash: str = ""
     run_id: str = ""
+    cluster_id: Optional[str] = None     # transforms/cluster.py
+    cluster_size: Optional[int] = None
     # Position of the entry in its feed: a tie-breaker for deterministic dedup.
     # Not written to Parquet.
     entry_index: int = 0
     # Names of the text fields cut to their cap (transforms.html_text.FIELD_CAPS),
     # for the `fields_truncated` counter. Not written to Parquet.
     truncated: tuple = ()
+    # The sketch of its lead (transforms.sketch.Sketch, or None when too
+    # short), made at parse time for the cluster stage. Not written to Parquet.
+    sketch: Optional[tuple] = None
 
     def replace(self, **changes) -> "Story":
         return dataclasses.replace(self, **changes)

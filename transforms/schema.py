@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 STRINGS = pa.list_(pa.string())
 MATCHES = pa.list_(pa.struct([
@@ -49,11 +49,13 @@ STORIES_SCHEMA = _schema([
     pa.field("topics_version", pa.string()),
     pa.field("content_hash", pa.string()),
     pa.field("run_id", pa.string()),
+    pa.field("cluster_id", pa.string()),
+    pa.field("cluster_size", pa.int32()),
 ], "stories")
 
 # For readers: the stories columns plus the `date` partition. A folder that
-# also holds files written before a column existed (schema version 1 had no
-# `matches`/`topics_version`) reads whole with it; without it pyarrow takes
+# also holds files written before a column existed (version 1 had no
+# `matches`/`topics_version`, version 2 no `cluster_id`/`cluster_size`) reads whole with it; without it pyarrow takes
 # the columns of whichever file it opens first.
 STORIES_DATASET_SCHEMA = STORIES_SCHEMA.append(pa.field("date", pa.string()))
 

@@ -22,7 +22,7 @@ class _CommitStateFn(beam.DoFn):
         self.output, self.run_id, self.as_of, self.lookback = output, run_id, as_of, lookback
         self.lease, self.release_lease = lease, release_lease
 
-    def process(self, _, seen, feeds, *written):
+    def process(self, _, seen, feeds, clusters, *written):
         lease = self.lease.lease() if self.lease is not None else None
         if lease is not None and self.release_lease and lease.released_by_us():
             yield self.run_id  # a retry of this stage: it committed, then released the lease
@@ -30,14 +30,15 @@ class _CommitStateFn(beam.DoFn):
         if lease is not None:
             lease.check()  # a run whose lease was taken over must not commit
         StateStore(self.output).commit(self.run_id, datetime.now(timezone.utc), seen, feeds,
-                                       self.as_of, self.lookback)
+                                       self.as_of, self.lookback, clusters)
         if lease is not None and self.release_lease:
             lease.release()  # nobody waits for a Dataflow batch job to end
         yield self.run_id
 
 
 class CommitState(beam.PTransform):
-    """(PCollection[SeenRecord], PCollection[(feed_url, FeedState)]) -> the run id, once.
+    """(PCollection[SeenRecord], PCollection[(feed_url, FeedState)],
+    PCollection[ClusterRecord]) -> the run id, once.
 
     Runs as the last stage of the pipeline, after every PCollection in `after`
     (the files written) is complete: side inputs make the runner finish them
@@ -56,14 +57,14 @@ class CommitState(beam.PTransform):
         self.lease, self.release_lease = lease, release_lease
 
     def expand(self, inputs):
-        seen, feeds = inputs
+        seen, feeds, clusters = inputs
         return (
             seen.pipeline
             | "Once" >> beam.Create([None])
             | "Commit" >> beam.ParDo(
                 _CommitStateFn(self.output, self.run_id, self.as_of, self.lookback,
                                self.lease, self.release_lease),
-                beam.pvalue.AsList(seen), beam.pvalue.AsList(feeds),
+                beam.pvalue.AsList(seen), beam.pvalue.AsList(feeds), beam.pvalue.AsList(clusters),
                 *[beam.pvalue.AsList(done) for done in self.after])
         )
 
@@ -90,17 +91,18 @@ class _CommitWindowFn(beam.DoFn):
         # No marker is opened for a unit: it appears whole at once (seen rows,
         # then feed rows; see transforms/state/__init__.py), so it is
         # readable as soon as it is written, while the job keeps running.
-        StateStore(self.output).commit(unit, now, parts[_SEEN], parts[_FEEDS], now, self.lookback)
+        StateStore(self.output).commit(unit, now, parts[_SEEN], parts[_FEEDS], now, self.lookback,
+                                       parts[_CLUSTERS])
         self.windows.inc()
         yield unit
 
 
-_SEEN, _FEEDS, _WRITTEN = "seen", "feeds", "written"
+_SEEN, _FEEDS, _CLUSTERS, _WRITTEN = "seen", "feeds", "clusters", "written"
 
 
 class CommitWindows(beam.PTransform):
-    """Streaming: (PCollection[SeenRecord], PCollection[(feed_url, FeedState)])
-    -> PCollection[str], the committed unit of each window pane.
+    """Streaming: (PCollection[SeenRecord], PCollection[(feed_url, FeedState)],
+    PCollection[ClusterRecord]) -> PCollection[str], the committed unit of each window pane.
 
     Every input, and every PCollection in `after` (the files written), is
     re-windowed into `windowing` (the arrival windows of the output files) and
@@ -120,9 +122,9 @@ class CommitWindows(beam.PTransform):
         self.after = list(after)
 
     def expand(self, inputs):
-        seen, feeds = inputs
+        seen, feeds, clusters = inputs
         written = (tuple(self.after) | "AllWritten" >> beam.Flatten()) if self.after else None
-        parts = {_SEEN: seen, _FEEDS: feeds}
+        parts = {_SEEN: seen, _FEEDS: feeds, _CLUSTERS: clusters}
         if written is not None:
             parts[_WRITTEN] = written
         keyed = {

@@ -26,12 +26,14 @@ from transforms.errors import first_line
 from transforms.feedstate import FeedState
 from transforms.paths import delete_files, file_metadata
 from transforms.sink import make_folder, write_parquet_atomically
+from transforms.sketch import NUM_PERM
+from transforms.state.cluster_index import ClusterIndex, ClusterRecord
 from transforms.state.seen_index import SeenIndex
 
 _log = logging.getLogger(__name__)
 
 STATE_DIR = "_state"
-FEEDS, SEEN, RUNS, CORRUPT = "feeds", "seen", "runs", "corrupt"
+FEEDS, SEEN, CLUSTERS, RUNS, CORRUPT = "feeds", "seen", "clusters", "runs", "corrupt"
 COMPACT_AFTER = 32
 DEFAULT_LOOKBACK_DAYS = 30
 _TS = pa.timestamp("us", tz="UTC")
@@ -58,7 +60,18 @@ SEEN_SCHEMA = pa.schema([
     pa.field("run_id", pa.string(), nullable=False),
     pa.field("committed_at", _TS, nullable=False),
 ])
-SCHEMAS = {FEEDS: FEED_STATE_SCHEMA, SEEN: SEEN_SCHEMA}
+# One row per written story that has a sketch (transforms/sketch.py); a null
+# story_id marks the commit itself, as in SEEN_SCHEMA.
+CLUSTER_STATE_SCHEMA = pa.schema([
+    pa.field("story_id", pa.string()),
+    pa.field("cluster_id", pa.string()),
+    pa.field("signature", pa.binary(4 * NUM_PERM)),
+    pa.field("shingles", pa.int32()),
+    pa.field("seen_at", _TS, nullable=False),
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("committed_at", _TS, nullable=False),
+])
+SCHEMAS = {FEEDS: FEED_STATE_SCHEMA, SEEN: SEEN_SCHEMA, CLUSTERS: CLUSTER_STATE_SCHEMA}
 
 
 def key_digest(identity: str) -> bytes:
@@ -230,6 +243,19 @@ class StateStore:
                                      pc.greater_equal(table["seen_at"], pa.scalar(cutoff, _TS))))
         return SeenIndex.from_table(table, unreadable)
 
+    def load_clusters(self, run_id: str, as_of: datetime, lookback: timedelta) -> ClusterIndex:
+        """The sketches and clusters of stories written by committed runs
+        within the lookback, leaving out `run_id` and its streaming units
+        (a streaming job remembers those in keyed state)."""
+        table, _, _ = self.read(CLUSTERS)
+        if table is None:
+            return ClusterIndex.empty()
+        table = current_rows(table, set(self.open_runs()) | {run_id})
+        own = pc.starts_with(table["run_id"], f"{run_id}-w")
+        table = table.filter(pc.and_(pc.invert(own),
+                                     pc.greater_equal(table["seen_at"], pa.scalar(as_of - lookback, _TS))))
+        return ClusterIndex.from_table(table)
+
     def later_commits(self, run_id: str) -> List[str]:
         """The run ids committed after `run_id`'s latest commit (none if it never committed).
         Unreadable files stay where they are, for the run's own reading to report."""
@@ -245,9 +271,22 @@ class StateStore:
 
     # -- writing ----------------------------------------------------------------
     def commit(self, run_id: str, committed_at: datetime, seen: Iterable[SeenRecord],
-               feeds: Iterable[Tuple[str, FeedState]], as_of: datetime, lookback: timedelta) -> None:
+               feeds: Iterable[Tuple[str, FeedState]], as_of: datetime, lookback: timedelta,
+               clusters: Iterable[ClusterRecord] = ()) -> None:
         """Writes the run's state files, then removes its marker (the commit
-        point), then compacts folders that grew past COMPACT_AFTER files."""
+        point), then compacts folders that grew past COMPACT_AFTER files.
+        Clusters first, seen next, feeds last: a streaming unit (no marker)
+        cut off between two of them lacks what only later files hold."""
+        clusters = sorted(clusters, key=lambda r: r.story_id)
+        cluster_table = pa.table({
+            "story_id": [r.story_id for r in clusters] + [None],
+            "cluster_id": [r.cluster_id for r in clusters] + [None],
+            "signature": [r.signature for r in clusters] + [None],
+            "shingles": [r.shingles for r in clusters] + [None],
+            "seen_at": [r.seen_at for r in clusters] + [committed_at],
+            "run_id": [run_id] * (len(clusters) + 1),
+            "committed_at": [committed_at] * (len(clusters) + 1),
+        }, schema=CLUSTER_STATE_SCHEMA)
         seen = sorted(seen, key=lambda r: r.key)
         seen_table = pa.table({
             "key": [r.key for r in seen] + [None],
@@ -259,11 +298,12 @@ class StateStore:
         feed_rows = [dict(feed_url=url, **_feed_state_row(state), run_id=run_id,
                           committed_at=committed_at) for url, state in sorted(feeds, key=lambda p: p[0])]
         feed_table = pa.Table.from_pylist(feed_rows, schema=FEED_STATE_SCHEMA)
+        write_parquet_atomically(FileSystems.join(self._dir(CLUSTERS), f"{run_id}.parquet"), cluster_table)
         write_parquet_atomically(FileSystems.join(self._dir(SEEN), f"{run_id}.parquet"), seen_table)
         phases.reached(phases.COMMIT)
         write_parquet_atomically(FileSystems.join(self._dir(FEEDS), f"{run_id}.parquet"), feed_table)
         self.close_run(run_id)
-        for kind in (SEEN, FEEDS):
+        for kind in (CLUSTERS, SEEN, FEEDS):
             if len(self._parquet_files(kind)) > COMPACT_AFTER:
                 self.compact(kind, as_of, lookback)
 
@@ -277,7 +317,7 @@ class StateStore:
             return None
         table = current_rows(table, set())
         cutoff = pa.scalar(as_of - lookback, _TS)
-        if kind == SEEN:
+        if kind in (SEEN, CLUSTERS):
             table = table.filter(pc.greater_equal(table["seen_at"], cutoff))
         else:
             table = table.filter(pc.greater_equal(table["last_fetched_at"], cutoff))

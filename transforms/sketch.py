@@ -1,0 +1,198 @@
+"""Story sketches for syndication clusters: what two reprints of one wire
+story share, in 256 bytes (pure functions; transforms/cluster.py uses them).
+
+A reprint keeps the lead of the wire story and changes the rest: another
+headline, a dateline or byline in front, paragraphs cut from the bottom, the
+outlet's footer added, a word fixed here and there. So a story is sketched by
+its LEAD, not its whole text:
+
+1. The text is the body: `content` where the feed carries it, else `summary`
+   (a lead-only summary is then the beginning of another outlet's full text).
+   The headline is left out: outlets rewrite it, and a short headline would
+   let unrelated stories match.
+2. Tokens: casefolded words; in Chinese, Japanese and Korean each character
+   is a token of its own (their words are not separated by spaces, or in
+   Korean not reliably). Only the first MAX_TOKENS are read: a story longer
+   than that is sketched by its first part and still clusters.
+3. Shingles: every run of SHINGLE consecutive tokens, hashed to 64 bits.
+   Word 5-shingles rarely recur between texts written independently, even
+   about one event with the same names, so two outlets' own reports of one
+   event share almost none.
+4. Boilerplate out: a shingle found in many items of one feed document
+   (bylines, "Read more", newsletter pitches, footers) is dropped from that
+   document's sketches (`boilerplate`), so that stories of one outlet are
+   not linked by what the outlet adds to all of them.
+5. The lead: the first LEAD_SHINGLES distinct shingles left. Cutting the
+   bottom changes nothing here unless it cuts into the lead; a dateline
+   shifts the window by a few shingles.
+6. MinHash of the lead: NUM_PERM minimums of multiply-shift hashes. Fewer
+   than MIN_SHINGLES shingles (empty, one-word or all-boilerplate texts):
+   no sketch, and the story never clusters.
+
+Two sketches are the same story when the shorter lead is mostly CONTAINED in
+the longer (`same_story`): containment, not Jaccard, because a summary that
+is the first two sentences of another outlet's full text is a reprint with a
+Jaccard of ~0.4. The containment is estimated from the MinHash Jaccard and
+the two set sizes, so it is the same whether the other sketch was made in
+this run or read back from _state/ a week later.
+"""
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+import zlib
+from typing import List, NamedTuple, Optional, Sequence, Tuple
+
+import numpy as np
+
+SHINGLE = 5             # tokens per shingle
+MAX_TOKENS = 160        # tokens read from the start of a body: the size cap
+LEAD_SHINGLES = 40      # distinct shingles in a sketch, at most
+MIN_SHINGLES = 8        # fewer: no sketch (the story is its own cluster)
+NUM_PERM = 64           # MinHash functions (bytes per sketch: 4 * NUM_PERM)
+BANDS, ROWS = 32, 2     # LSH: a candidate shares all ROWS values of some band
+# A reprint: at least half of the shorter lead is in the longer, and at least
+# this many shingles are shared (a bound on the estimate's noise).
+MIN_CONTAINMENT = 0.5
+MIN_SHARED = 6.0
+# Boilerplate: a shingle in at least this many items of one feed document,
+# and in at least this share of them.
+BOILERPLATE_MIN_ITEMS = 3
+BOILERPLATE_SHARE = 0.1
+
+assert BANDS * ROWS == NUM_PERM
+
+# Han, Hiragana, Katakana, Hangul (syllables and jamo), CJK compatibility forms.
+_CJK = ("\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u31f0-\u31ff\u3400-\u4dbf"
+        "\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff")
+_TOKEN = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
+_MASK64 = (1 << 64) - 1
+
+# Fixed, seeded hash functions: sketches must compare across runs and hosts.
+_rng = np.random.Generator(np.random.PCG64(20261203))
+_PERM_A = _rng.integers(1, 2**63, NUM_PERM, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_PERM_B = _rng.integers(0, 2**63, NUM_PERM, dtype=np.uint64)
+_POSITION = _rng.integers(1, 2**63, SHINGLE, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_BAND_MIX = np.uint64(0x9E3779B97F4A7C15)
+del _rng
+
+
+class Sketch(NamedTuple):
+    """A story's lead, summarised: MinHash signature and its set size."""
+
+    signature: bytes    # NUM_PERM little-endian uint32 minimums
+    shingles: int       # distinct shingles it summarises
+
+    def values(self) -> np.ndarray:
+        return np.frombuffer(self.signature, dtype="<u4")
+
+
+def clustering_text(summary: Optional[str], content: Optional[str]) -> str:
+    """The body a story is sketched by: its full text if it has one, else its summary."""
+    return content or summary or ""
+
+
+def tokens(text: str) -> List[str]:
+    """The first MAX_TOKENS tokens: casefolded words, CJK characters one by one."""
+    # NFKC first: full-width Latin and half-width katakana become their usual forms.
+    head = unicodedata.normalize("NFKC", text[: MAX_TOKENS * 24]).casefold()
+    found = []
+    for match in _TOKEN.finditer(head):
+        found.append(match.group())
+        if len(found) == MAX_TOKENS:
+            break
+    return found
+
+
+def shingles(text: str) -> np.ndarray:
+    """64-bit hashes of the text's shingles, in text order (with repeats)."""
+    words = tokens(text)
+    if len(words) < SHINGLE:
+        return np.zeros(0, dtype=np.uint64)
+    ids = np.fromiter((zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in words),
+                      dtype=np.uint64, count=len(words))
+    n = len(words) - SHINGLE + 1
+    with np.errstate(over="ignore"):
+        mixed = np.zeros(n, dtype=np.uint64)
+        for k in range(SHINGLE):
+            mixed += ids[k:k + n] * _POSITION[k]
+        return _finalise(mixed)
+
+
+def _finalise(x: np.ndarray) -> np.ndarray:
+    # splitmix64's finaliser: every input bit reaches every output bit.
+    with np.errstate(over="ignore"):
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return x ^ (x >> np.uint64(31))
+
+
+def boilerplate(documents: Sequence[np.ndarray]) -> np.ndarray:
+    """The shingles (sorted) that recur across the items of one feed document:
+    in at least BOILERPLATE_MIN_ITEMS items and BOILERPLATE_SHARE of them."""
+    present = [np.unique(d) for d in documents if len(d)]
+    if len(present) < BOILERPLATE_MIN_ITEMS:
+        return np.zeros(0, dtype=np.uint64)
+    values, counts = np.unique(np.concatenate(present), return_counts=True)
+    floor = max(BOILERPLATE_MIN_ITEMS, math.ceil(BOILERPLATE_SHARE * len(documents)))
+    return values[counts >= floor]
+
+
+def sketch(shingle_hashes: np.ndarray, dropped: Optional[np.ndarray] = None) -> Optional[Sketch]:
+    """The sketch of one text's shingles, leaving out `dropped` (boilerplate);
+    None when fewer than MIN_SHINGLES remain."""
+    if dropped is not None and len(dropped) and len(shingle_hashes):
+        shingle_hashes = shingle_hashes[~np.isin(shingle_hashes, dropped)]
+    if len(shingle_hashes) < MIN_SHINGLES:
+        return None
+    _, first = np.unique(shingle_hashes, return_index=True)
+    lead = shingle_hashes[np.sort(first)[:LEAD_SHINGLES]]
+    if len(lead) < MIN_SHINGLES:
+        return None
+    with np.errstate(over="ignore"):
+        hashed = lead[:, None] * _PERM_A[None, :] + _PERM_B[None, :]
+    minimums = (hashed >> np.uint64(32)).min(axis=0).astype("<u4")
+    return Sketch(minimums.tobytes(), int(len(lead)))
+
+
+def document_sketches(texts: Sequence[str]) -> List[Optional[Sketch]]:
+    """Sketches of the bodies of one feed document's items, its boilerplate left out."""
+    hashed = [shingles(t) for t in texts]
+    dropped = boilerplate(hashed)
+    return [sketch(h, dropped) for h in hashed]
+
+
+def band_keys(signatures: np.ndarray) -> np.ndarray:
+    """(n, NUM_PERM) uint32 signatures -> (n, BANDS) uint64 LSH keys: one per
+    band of ROWS values. Two sketches are candidates when a band's keys agree."""
+    sig = np.ascontiguousarray(signatures, dtype=np.uint64).reshape(len(signatures), BANDS, ROWS)
+    with np.errstate(over="ignore"):
+        keys = sig[:, :, 0]
+        for r in range(1, ROWS):
+            keys = keys * _BAND_MIX + sig[:, :, r]
+    return _finalise(keys)
+
+
+def similarity(a: Sketch, b: Sketch) -> Tuple[float, float]:
+    """(containment of the smaller lead in the larger, shared shingles), estimated."""
+    return estimate(float(np.count_nonzero(a.values() == b.values())) / NUM_PERM,
+                    a.shingles, b.shingles)
+
+
+def estimate(jaccard: float, size_a: int, size_b: int) -> Tuple[float, float]:
+    """Containment and intersection size from a Jaccard estimate and set sizes:
+    |A & B| = J (|A| + |B|) / (1 + J)."""
+    shared = jaccard * (size_a + size_b) / (1.0 + jaccard)
+    return min(1.0, shared / max(1, min(size_a, size_b))), shared
+
+
+def is_reprint(containment: float, shared: float) -> bool:
+    return containment >= MIN_CONTAINMENT and shared >= MIN_SHARED
+
+
+def same_story(a: Optional[Sketch], b: Optional[Sketch]) -> bool:
+    """Whether two sketched stories are copies of one text (see the module doc)."""
+    if a is None or b is None:
+        return False
+    return is_reprint(*similarity(a, b))
