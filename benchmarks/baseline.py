@@ -4,7 +4,9 @@ would write it without Beam.
 Same feed list, same fetch code (a thread pool of the same size, since nobody
 fetches thousands of feeds one at a time), the same parsing, identity and dedup
 rules (dedup_stories is the in-memory twin of DedupStories), the same topic
-matcher, langdetect on the kept stories only, and one pyarrow write.
+matcher, langdetect on the kept stories only, the same syndication clusters
+(sketched at parse, assign_clusters is the in-memory twin of AssignClusters),
+and one pyarrow write.
 
     python -m benchmarks.baseline --feeds FEEDS --topics TOPICS --output OUT
 
@@ -23,6 +25,7 @@ import pyarrow.parquet as pq
 
 from benchmarks import local
 from pipeline.config import load_feed_list, load_topic_definitions
+from transforms.cluster import assign_clusters
 from transforms.dedup import dedup_stories
 from transforms.fetch import fetch_feed
 from transforms.language import detect_language, language_text, load_detector_factory
@@ -55,13 +58,14 @@ def run(feeds_path: str, topics_path: str, output: str, run_id: str = "baseline"
     def detect(story):
         return detect_language(language_text(story), factory)
 
-    rows = []
+    matched = []
     for story in kept:
         # As MatchTopics: rules with `language:` conditions may detect early.
         tagged = tag_story(story, matcher, detect if matcher.needs_language else None)
         if tagged is not None:
             tagged.language = tagged.language or detect(tagged)
-            rows.append(to_row(tagged, STORIES_SCHEMA))
+            matched.append(tagged)
+    rows = [to_row(story, STORIES_SCHEMA) for story in assign_clusters(matched)]
     os.makedirs(output, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=STORIES_SCHEMA),
                    os.path.join(output, "stories.parquet"), compression="zstd")

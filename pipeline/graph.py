@@ -84,7 +84,7 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
     streaming = config.streaming
     if phases.pause_requested(phases.FETCH):
         fetched = fetched | "PauseAfterFetch" >> beam.Map(phases.passing(phases.FETCH))
-    parsed = fetched | "Parse" >> ParseFeeds(config.run_id)
+    parsed = fetched | "Parse" >> ParseFeeds(config.run_id, sketch=config.clusters)
     # Tagged before dedup so unmatched stories cross dedup without their text
     # (topics.without_text); dropped after it, so which copy of a story is
     # kept, and the counts by reason, are as if matching came after dedup.

@@ -269,11 +269,13 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
     return ParsedFeed(stories, dead, log, log.error is None)
 
 
-def iter_parse_fetch(fetched: FetchResult, run_id: str = "",
-                     split_above: Optional[int] = None) -> Iterator[Union[Story, DeadLetter, FetchLogRow]]:
+def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Optional[int] = None,
+                     sketch: bool = True) -> Iterator[Union[Story, DeadLetter, FetchLogRow]]:
     """parse_fetch's records, stories SKETCH_BATCH at a time (a 200,000-item
     feed is never a list of stories): stories in feed order, each dead letter
-    as its entry is read, then the fetch-log row, last. `split_above`: see open_feed."""
+    as its entry is read, then the fetch-log row, last. `split_above`: see open_feed.
+    `sketch` False (clusters off): no sketches, each story as its entry is read."""
+    batch_size = SKETCH_BATCH if sketch else 1
     error = fetched.error
     entries = 0
     batch: List[Story] = []
@@ -302,8 +304,8 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "",
                         occurred_at=fetched.fetched_at)
                 else:
                     batch.append(story)
-                    if len(batch) == SKETCH_BATCH:
-                        yield from sketch_stories(batch)
+                    if len(batch) == batch_size:
+                        yield from (sketch_stories(batch) if sketch else batch)
                         batch = []
         except UnreadableFeed as exc:
             error = str(exc)
@@ -312,7 +314,7 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "",
     elif not fetched.ok:
         yield dead_letter("fetch", fetched.feed_url, fetched.error or "fetch failed",
                           fetched.body, run_id=run_id, occurred_at=fetched.fetched_at)
-    yield from sketch_stories(batch)
+    yield from (sketch_stories(batch) if sketch else batch)
     yield FetchLogRow(
         feed_url=fetched.feed_url,
         final_url=fetched.final_url,
@@ -330,8 +332,8 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "",
 # ---------------------------------------------------------------- Beam
 
 class _ParseFeedFn(beam.DoFn):
-    def __init__(self, run_id: str):
-        self.run_id = run_id
+    def __init__(self, run_id: str, sketch: bool):
+        self.run_id, self.sketch = run_id, sketch
         self.feeds_ok = metrics.counter("feeds_ok")
         self.feeds_failed = metrics.counter("feeds_failed")
         self.entries = metrics.counter("entries")
@@ -340,7 +342,7 @@ class _ParseFeedFn(beam.DoFn):
 
     def process(self, fetched: FetchResult):
         # Stories leave as their entries are read, before the feed's end.
-        for record in iter_parse_fetch(fetched, self.run_id):
+        for record in iter_parse_fetch(fetched, self.run_id, sketch=self.sketch):
             if isinstance(record, Story):
                 if record.truncated:
                     self.truncated.inc(len(record.truncated))
@@ -359,16 +361,17 @@ class _ParseFeedFn(beam.DoFn):
 class ParseFeeds(beam.PTransform):
     """PCollection[FetchResult] -> DoOutputsTuple with
 
-    - main output: PCollection[Story], one per entry
+    - main output: PCollection[Story], one per entry, with the sketch of its
+      lead (transforms.cluster.sketch_stories) unless `sketch` is False
     - `fetch_log`: PCollection[FetchLogRow], one per fetch attempt
     - `dead_letters`: PCollection[DeadLetter] for failed fetches, bodies that
       are not feeds and entries that could not be converted.
     """
 
-    def __init__(self, run_id: str = ""):
+    def __init__(self, run_id: str = "", sketch: bool = True):
         super().__init__()
-        self.run_id = run_id
+        self.run_id, self.sketch = run_id, sketch
 
     def expand(self, fetched):
-        return fetched | "Parse" >> beam.ParDo(_ParseFeedFn(self.run_id)).with_outputs(
+        return fetched | "Parse" >> beam.ParDo(_ParseFeedFn(self.run_id, self.sketch)).with_outputs(
             FETCH_LOG, DEAD_LETTERS, main="stories")

@@ -48,6 +48,7 @@ import numpy as np
 
 SHINGLE = 5             # tokens per shingle
 MAX_TOKENS = 160        # tokens read from the start of a body: the size cap
+MAX_SCAN = 100_000      # characters looked at for them, at most
 LEAD_SHINGLES = 40      # distinct shingles in a sketch, at most
 MIN_SHINGLES = 8        # fewer: no sketch (the story is its own cluster)
 NUM_PERM = 64           # MinHash functions (bytes per sketch: 4 * NUM_PERM)
@@ -95,14 +96,17 @@ def clustering_text(summary: Optional[str], content: Optional[str]) -> str:
 
 def tokens(text: str) -> List[str]:
     """The first MAX_TOKENS tokens: casefolded words, CJK characters one by one."""
-    # NFKC first: full-width Latin and half-width katakana become their usual forms.
-    head = unicodedata.normalize("NFKC", text[: MAX_TOKENS * 24]).casefold()
-    found = []
-    for match in _TOKEN.finditer(head):
-        found.append(match.group())
-        if len(found) == MAX_TOKENS:
-            break
-    return found
+    # Read a slice that usually holds MAX_TOKENS tokens, and more only when it
+    # does not (long words, runs of punctuation): a 1 MB body costs no more
+    # than its first part.
+    limit = MAX_TOKENS * 8
+    while True:
+        # NFKC first: full-width Latin and half-width katakana become their usual forms.
+        head = unicodedata.normalize("NFKC", text[:limit]).casefold()
+        found = _TOKEN.findall(head, 0, len(head))
+        if len(found) > MAX_TOKENS or limit >= min(len(text), MAX_SCAN):
+            return found[:MAX_TOKENS]
+        limit *= 4
 
 
 def shingles(text: str) -> np.ndarray:
@@ -146,10 +150,10 @@ def sketch(shingle_hashes: np.ndarray, dropped: Optional[np.ndarray] = None) -> 
         shingle_hashes = shingle_hashes[~np.isin(shingle_hashes, dropped)]
     if len(shingle_hashes) < MIN_SHINGLES:
         return None
-    _, first = np.unique(shingle_hashes, return_index=True)
-    lead = shingle_hashes[np.sort(first)[:LEAD_SHINGLES]]
-    if len(lead) < MIN_SHINGLES:
+    distinct = list(dict.fromkeys(shingle_hashes.tolist()))[:LEAD_SHINGLES]   # first-seen order
+    if len(distinct) < MIN_SHINGLES:
         return None
+    lead = np.array(distinct, dtype=np.uint64)
     with np.errstate(over="ignore"):
         hashed = lead[:, None] * _PERM_A[None, :] + _PERM_B[None, :]
     minimums = (hashed >> np.uint64(32)).min(axis=0).astype("<u4")

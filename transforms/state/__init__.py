@@ -6,8 +6,9 @@ FileSystems (local disk, gs://, s3://):
     _state/runs/<run_id>.json       "open" marker: the run started and has not committed
     _state/feeds/<run_id>.parquet   the run's FeedState of every feed it handled
     _state/seen/<run_id>.parquet    identities of the stories the run wrote (+ one commit row)
-    _state/{feeds,seen}/<run_id>-w<start>-p<pane>.parquet   the same, for one window pane of a streaming job
-    _state/{feeds,seen}/compacted-<uuid>.parquet   many runs' rows merged and pruned
+    _state/clusters/<run_id>.parquet   sketch and cluster of each story the run wrote (+ one commit row)
+    _state/{feeds,seen,clusters}/<run_id>-w<start>-p<pane>.parquet   the same, for one window pane of a streaming job
+    _state/{feeds,seen,clusters}/compacted-<uuid>.parquet   many runs' rows merged and pruned
     _state/corrupt/...              unreadable state files, moved aside for inspection
 
 One run writes at a time: a run holds the lease (lease.py) from before its
@@ -24,7 +25,7 @@ committed_at; a reader
 - keeps, per run id, only the rows of its latest commit (a re-run supersedes
   the earlier attempt, even after compaction merged it);
 - for feeds, takes the most recently fetched row per feed; for stories, the
-  union of keys.
+  union of keys; for clusters, the newest row per story.
 
 Units of commit. A batch run commits once, under its run id, and its marker
 is what keeps its rows out of sight until then (written at start by the
@@ -33,7 +34,7 @@ own run id; its marker stays open while it runs (so a job that dies is
 recovered) and it commits every output window pane as a unit of its own, run id `<run_id>-w<window start>-p<pane>` (the tag of the
 pane's output files; transforms.state.commit.CommitWindows), once that pane's
 story, fetch and error files are written. A unit has no marker because it
-needs none: its seen file is renamed into place whole, then its feeds file
+needs none: its clusters file, then its seen file are renamed into place whole, then its feeds file
 (a unit cut off between the two lacks only that window's validators: the
 next job sends older ones, or none, and fetches in full what changed since), so every reader sees a unit's rows as soon as they exist,
 while the job keeps running. A job stopped mid-window has written neither
@@ -47,6 +48,7 @@ The package, by concern (import from the modules themselves):
 
     store.py        StateStore: the files above, their schemas and records, compaction
     seen_index.py   SeenIndex: the remembered story identities, in memory, for lookups
+    cluster_index.py  ClusterIndex: the remembered stories' sketches and clusters, for the cluster stage
     commit.py       CommitState: the batch pipeline's last stage, which commits a run's state;
                     CommitWindows: a streaming job's commit of each window pane
     lease.py        Lease: one writer per output, its heartbeat and the commit fence

@@ -16,7 +16,10 @@ finished, with no feed state. So
 - no row is hidden or lost: removing its files instead would lose the stories
   that have since left their feeds, and hide the rest until refetched;
 - the feeds it fetched are fetched again from the validators of the last
-  committed run, so whatever it did not get to write comes back as new.
+  committed run, so whatever it did not get to write comes back as new;
+- the clusters of its stories are remembered too, with sketches made again
+  from the rows' text (each feed's rows as one document), so tomorrow's
+  reprint still joins them.
 
 A streaming job's files carry window units (`<run_id>-w<start>-p<pane>`): the
 units it committed are left alone and only the others are folded in.
@@ -36,12 +39,14 @@ from apache_beam.io.filesystems import FileSystems
 
 from transforms import identity
 from transforms.paths import list_files
+from transforms.sketch import clustering_text, document_sketches
+from transforms.state.cluster_index import ClusterRecord
 from transforms.state.store import SEEN, SeenRecord, StateStore, key_digest
 
 _log = logging.getLogger(__name__)
 
 _IDENTITY_COLUMNS = ["story_id", "canonical_url", "feed_url", "guid", "title", "summary", "content",
-                     "content_hash", "fetched_at"]
+                     "content_hash", "fetched_at", "cluster_id"]
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,28 @@ def story_seen_records(rows: Iterable[dict]) -> List[SeenRecord]:
     return records
 
 
+def story_cluster_records(rows: Iterable[dict]) -> List[ClusterRecord]:
+    """The cluster records of written story rows that carry a cluster_id
+    (files of schema version 3 or later), each feed's rows sketched together."""
+    by_feed = {}
+    for row in rows:
+        if row.get("cluster_id"):
+            by_feed.setdefault(row["feed_url"], []).append(row)
+    records = []
+    for feed_rows in by_feed.values():
+        made = document_sketches([clustering_text(r["summary"], r["content"]) for r in feed_rows])
+        records.extend(ClusterRecord(r["story_id"], r["cluster_id"], m.signature, m.shingles, r["fetched_at"])
+                       for r, m in zip(feed_rows, made) if m is not None)
+    return records
+
+
+def _read_rows(path: str) -> List[dict]:
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        parquet = pq.ParquetFile(handle)
+        columns = [c for c in _IDENTITY_COLUMNS if c in parquet.schema_arrow.names]
+        return parquet.read(columns=columns).to_pylist()
+
+
 def recover_interrupted(store: StateStore, own_run_id: str, now: datetime,
                         lookback: timedelta) -> List[RecoveredRun]:
     """Rolls forward every run with an open marker other than `own_run_id`
@@ -97,9 +124,9 @@ def recover_interrupted(store: StateStore, own_run_id: str, now: datetime,
                  if unit_of(p) == run_id or unit_of(p) not in committed]
         rows = []
         for path in files:
-            with FileSystems.open(path, compression_type="uncompressed") as handle:
-                rows.extend(pq.read_table(handle, columns=_IDENTITY_COLUMNS).to_pylist())
-        store.commit(run_id, now, story_seen_records(rows), [], now, lookback)
+            rows.extend(_read_rows(path))
+        store.commit(run_id, now, story_seen_records(rows), [], now, lookback,
+                     story_cluster_records(rows))
         _log.warning("recovered interrupted run %s: %d stories in %d files", run_id, len(rows), len(files))
         recovered.append(RecoveredRun(run_id, len(files), len(rows)))
     return recovered

@@ -9,10 +9,12 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from transforms.feedstate import FeedState
+from transforms.state.cluster_index import ClusterRecord
 from transforms.state.commit import CommitState
 from transforms.state.store import SeenRecord, StateStore, key_digest
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+SIGNATURE = bytes(range(256))
 LOOKBACK = timedelta(days=30)
 
 
@@ -29,13 +31,15 @@ def test_commit_state_writes_the_run_once_after_its_outputs(tmp_path):
         feeds = p | "Feeds" >> beam.Create([("http://f", FeedState(etag='"1"', last_fetched_at=NOW))])
         # stands for the files written: the commit must wait for it
         written = p | "Files" >> beam.Create([seen_file]) | "Write" >> beam.Map(_committed_yet)
-        committed = (seen, feeds) | CommitState(out, "r1", NOW, LOOKBACK, after=[written])
+        clusters = p | "Clusters" >> beam.Create([ClusterRecord("id-a", "id-a", SIGNATURE, 12, NOW)])
+        committed = (seen, feeds, clusters) | CommitState(out, "r1", NOW, LOOKBACK, after=[written])
         assert_that(written, equal_to([False]), label="before")
         assert_that(committed, equal_to(["r1"]), label="once")
     store = StateStore(out)
     assert store.open_runs() == {}
     assert store.load_seen("reader", NOW, LOOKBACK).last_seen(key_digest("url:a")) == NOW
     assert store.load_feed_states("reader").states["http://f"].etag == '"1"'
+    assert len(store.load_clusters("reader", NOW, LOOKBACK)) == 1
 
 
 # ---------------------------------------------------------------- streaming
@@ -63,9 +67,9 @@ def test_commit_windows_commits_each_window_once_after_its_files_as_a_readable_u
     # one TestStream (the DirectRunner runs one per pipeline): (part, value) per window
     per_window = [
         [(0, SeenRecord(key_digest("url:a"), "id-a", w0)), (1, ("http://f", FeedState(etag='"1"', last_fetched_at=w0))),
-         (2, seen_files[0])],
+         (2, seen_files[0]), (3, ClusterRecord("id-a", "id-a", SIGNATURE, 12, w0))],
         [(0, SeenRecord(key_digest("url:b"), "id-b", w1)), (1, ("http://f", FeedState(etag='"2"', last_fetched_at=w1))),
-         (2, seen_files[1])],
+         (2, seen_files[1]), (3, ClusterRecord("id-b", "id-a", SIGNATURE, 12, w1))],
     ]
     stream = TestStream().advance_watermark_to(to_timestamp(NOW - timedelta(seconds=1)))
     for when, elements in zip((w0, w1), per_window):
@@ -76,11 +80,11 @@ def test_commit_windows_commits_each_window_once_after_its_files_as_a_readable_u
     options = PipelineOptions(["--runner=DirectRunner"])
     options.view_as(StandardOptions).streaming = True
     with beam.Pipeline(options=options) as p:
-        parts = p | stream | beam.Partition(lambda e, n: e[0], 3)
-        seen, feeds, files = (part | f"Values{i}" >> beam.Map(lambda e: e[1]) for i, part in enumerate(parts))
+        parts = p | stream | beam.Partition(lambda e, n: e[0], 4)
+        seen, feeds, files, clusters = (part | f"Values{i}" >> beam.Map(lambda e: e[1]) for i, part in enumerate(parts))
         # stands for each window's files: the window's commit must wait for them
         written = files | arrival_windows(60) | "Write" >> beam.Map(_committed_yet)
-        committed = (seen, feeds) | CommitWindows(out, "stream", LOOKBACK, arrival_windows(60),
+        committed = (seen, feeds, clusters) | CommitWindows(out, "stream", LOOKBACK, arrival_windows(60),
                                                   after=[written])
         # (assert_that sees an empty first pane under TestStream: record outcomes as files)
         written | "Before" >> beam.Map(lambda was: (tmp_path / "log" / f"before-{was}-{uuid.uuid4().hex}").touch())
@@ -93,3 +97,6 @@ def test_commit_windows_commits_each_window_once_after_its_files_as_a_readable_u
     index = store.load_seen("reader", NOW, LOOKBACK)
     assert index.last_seen(key_digest("url:a")) == w0 and index.last_seen(key_digest("url:b")) == w1
     assert store.load_feed_states("reader").states["http://f"].etag == '"2"'
+    remembered = store.load_clusters("reader", NOW, LOOKBACK)
+    assert len(remembered) == 2 and remembered.sizes.tolist() == [2]
+    assert len(store.load_clusters("stream", NOW, LOOKBACK)) == 0   # the job's own units: in keyed state
