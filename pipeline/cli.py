@@ -49,7 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     option("--run-id", help="id carried by the output files; re-running an id replaces its "
                             "files (default: from the start time)")
     option("--shards", type=int, default=1, help="files per date partition (default 1)")
-    option("--no-clusters", dest="clusters", action="store_false",
+    option("--no-clusters", nargs="?", const=True, default=False, type=_yes_no, metavar="true|false",
            help="do not group reprints into syndication clusters (cluster_id and cluster_size stay null)")
     option("--fetch-timeout", type=float, default=20.0,
            help="seconds to wait for a server to send data (default 20)")
@@ -160,7 +160,7 @@ def prepare(args: argparse.Namespace):
     return RunConfig(feeds=tuple(feeds), topics=tuple(topics), output=output,
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,
                      lookback=timedelta(days=args.lookback_days), streaming=streaming,
-                     clusters=args.clusters)
+                     clusters=not args.no_clusters)
 
 
 def _streaming_settings(args: argparse.Namespace):

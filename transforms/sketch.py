@@ -170,11 +170,17 @@ def document_sketches(texts: Sequence[str]) -> List[Optional[Sketch]]:
 def band_keys(signatures: np.ndarray) -> np.ndarray:
     """(n, NUM_PERM) uint32 signatures -> (n, BANDS) uint64 LSH keys: one per
     band of ROWS values. Two sketches are candidates when a band's keys agree."""
-    sig = np.ascontiguousarray(signatures, dtype=np.uint64).reshape(len(signatures), BANDS, ROWS)
+    sig = np.ascontiguousarray(signatures).reshape(len(signatures), BANDS, ROWS)
+    return band_keys_of_band(sig)
+
+
+def band_keys_of_band(values: np.ndarray) -> np.ndarray:
+    """The key of each band from its ROWS values (the last axis)."""
+    values = values.astype(np.uint64)
     with np.errstate(over="ignore"):
-        keys = sig[:, :, 0]
+        keys = values[..., 0]
         for r in range(1, ROWS):
-            keys = keys * _BAND_MIX + sig[:, :, r]
+            keys = keys * _BAND_MIX + values[..., r]
     return _finalise(keys)
 
 

@@ -3,10 +3,11 @@ cluster, for the cluster stage (transforms/cluster.py) to find the cluster
 a new reprint joins (StateStore.load_clusters).
 
 Held in numpy arrays: per story its MinHash signature (4 * NUM_PERM bytes),
-its set size and its cluster's number; per LSH band a sorted array of band
-keys with the story each belongs to. About 0.5 KB a story: 1,000,000
-remembered stories take ~520 MB (benchmarks/cluster_bench.py measures it).
-Cluster ids are stored once per cluster, not once per story.
+its set size and its cluster's number; per LSH band a sorted array of 32-bit
+band keys with the story each belongs to (8 bytes a story a band). About
+0.5 KB a story: 1,000,000 remembered stories take ~520 MB
+(benchmarks/cluster_bench.py measures it). Cluster ids are stored once per
+cluster, not once per story.
 """
 from __future__ import annotations
 
@@ -17,11 +18,17 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from transforms.sketch import BANDS, NUM_PERM, band_keys
+from transforms.sketch import BANDS, NUM_PERM, ROWS, band_keys_of_band
 
 # A band key shared by more stories than this is not a useful lead (the
 # newest of them are checked): it keeps one lookup's cost bounded.
 MAX_BUCKET = 64
+
+
+def _band_column(signatures: np.ndarray, band: int) -> np.ndarray:
+    """The low 32 bits of every story's key in one band (as band_keys computes it)."""
+    part = signatures[:, band * ROWS:(band + 1) * ROWS]
+    return (band_keys_of_band(part) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
 
 
 class ClusterRecord(NamedTuple):
@@ -52,10 +59,19 @@ class ClusterIndex:
         self.shingles = shingles                # (n,) int32
         self.cluster_of = cluster_of            # (n,) int32: index into cluster_ids
         self.cluster_ids = cluster_ids          # distinct cluster ids (pyarrow strings)
-        self.sizes = np.bincount(cluster_of, minlength=len(cluster_ids)).astype(np.int64)
-        keys = band_keys(signatures) if len(signatures) else np.zeros((0, BANDS), np.uint64)
-        self.order = np.argsort(keys, axis=0, kind="stable").T.astype(np.uint32)   # (BANDS, n)
-        self.keys = np.take_along_axis(keys.T, self.order.astype(np.int64), axis=1)  # (BANDS, n)
+        self.sizes = np.bincount(cluster_of, minlength=len(cluster_ids)).astype(np.int32)
+        n = len(signatures)
+        # Per band: the stories' band keys, sorted, and which story each is.
+        # 32-bit keys: a chance collision only adds a candidate that the
+        # signature comparison then turns away. Built band by band, so the
+        # peak while loading is one band's temporaries, not all of them.
+        self.keys = np.empty((BANDS, n), dtype=np.uint32)
+        self.order = np.empty((BANDS, n), dtype=np.uint32)
+        for band in range(BANDS):
+            keys = _band_column(signatures, band)
+            order = np.argsort(keys, kind="stable")
+            self.keys[band] = keys[order]
+            self.order[band] = order
 
     @classmethod
     def empty(cls) -> "ClusterIndex":
@@ -70,18 +86,12 @@ class ClusterIndex:
         table = table.filter(pc.is_valid(table["story_id"]))
         if table.num_rows == 0:
             return cls.empty()
-        # One row per story: a story re-recorded (a re-run) keeps its newest row.
-        table = table.sort_by([("story_id", "ascending"), ("seen_at", "descending")])
-        story = table["story_id"].combine_chunks()
-        first = np.ones(len(story), dtype=bool)
-        if len(story) > 1:
-            first[1:] = pc.not_equal(story[1:], story[:-1]).to_numpy(zero_copy_only=False)
-        table = table.filter(pa.array(first))
         raw = table["signature"].combine_chunks()
+        # A view of Arrow's buffer, not a copy: at a million stories that is 256 MB.
         signatures = np.frombuffer(raw.buffers()[1], dtype="<u4")[
             raw.offset * NUM_PERM:(raw.offset + len(raw)) * NUM_PERM].reshape(len(raw), NUM_PERM)
         clusters = pc.dictionary_encode(table["cluster_id"].combine_chunks())
-        return cls(signatures.astype(np.uint32), table["shingles"].to_numpy().astype(np.int32),
+        return cls(signatures, table["shingles"].to_numpy().astype(np.int32),
                    clusters.indices.to_numpy().astype(np.int32), clusters.dictionary)
 
     def __len__(self) -> int:
@@ -98,10 +108,11 @@ class ClusterIndex:
         if not len(self):
             return []
         found = set()
+        short = (keys & np.uint64(0xFFFFFFFF)).astype(np.uint32)
         for band in range(BANDS):
             row = self.keys[band]
-            lo = int(np.searchsorted(row, keys[band], side="left"))
-            hi = int(np.searchsorted(row, keys[band], side="right"))
+            lo = int(np.searchsorted(row, short[band], side="left"))
+            hi = int(np.searchsorted(row, short[band], side="right"))
             if hi > lo:
                 found.update(self.order[band, max(lo, hi - MAX_BUCKET):hi].tolist())
         if not found:
