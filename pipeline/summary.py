@@ -23,6 +23,7 @@ ROWS = [
     ("topics", "unmatched", "unmatched dropped"),
     ("topics", "matched", "matched"),
     ("topics", "rules_language_detections", "language needed by rules"),
+    ("cluster", "cluster_reprints", "reprints joined a cluster"),
     ("write", "rows_written_stories", "stories written"),
     ("write", "rows_written_fetches", "fetch rows written"),
     ("write", "rows_written_errors", "dead letters written"),

@@ -1,11 +1,20 @@
 """The bundled sample: its topic rules cover North Korea in the languages
 the news is written in, and `make run` on it gives a meaningful summary."""
 
+import contextlib
+import io
+import itertools
+
 import pandas as pd
 import pytest
 
 from pipeline.cli import main
 from pipeline.config import load_topics
+from transforms import sketch
+from transforms.cluster import assign_clusters
+from transforms.fetch import fetch_feed
+from transforms.parse import parse_fetch
+from transforms.records import FeedSource
 from transforms.topics import TopicMatcher
 
 # Every test once with each scan of the matcher (tests/conftest.py).
@@ -84,18 +93,98 @@ def test_a_passing_mention_is_a_mention_not_a_story_about_north_korea(matcher):
         "dprk", "dprk_mentions"]
 
 
+# `make run` on the sample, once per matcher engine (the tests below share it).
+_RUNS = {}
+
+
+@pytest.fixture
+def seed_run(matcher_engine, tmp_path_factory):
+    """(exit code, printed summary, stories read back) of a run on the sample."""
+    if matcher_engine not in _RUNS:
+        out = tmp_path_factory.mktemp(f"seeds-{matcher_engine}") / "out"
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = main(["run", "--feeds", str(SEEDS / "feeds.opml"), "--topics", str(SEEDS / "topics.yaml"),
+                         "--output", str(out), "--run-id", "seeds", "--runner", "DirectRunner"])
+        stories = pd.read_parquet(out / "stories") if code == 0 else None
+        _RUNS[matcher_engine] = (code, printed.getvalue(), stories)
+    return _RUNS[matcher_engine]
+
+
 @pytest.mark.slow
-def test_make_run_on_the_sample_gives_a_meaningful_summary(tmp_path, capsys):
-    code = main(["run", "--feeds", str(SEEDS / "feeds.opml"), "--topics", str(SEEDS / "topics.yaml"),
-                 "--output", str(tmp_path / "out"), "--run-id", "seeds", "--runner", "DirectRunner"])
-    summary = capsys.readouterr().out
+def test_make_run_on_the_sample_gives_a_meaningful_summary(seed_run):
+    code, summary, stories = seed_run
     assert code == 0, summary
-    assert ("reconcile: entries 27 = duplicates 3 + seen before 0 + unmatched 9 + written 15 + "
+    assert ("reconcile: entries 32 = duplicates 3 + seen before 0 + unmatched 11 + written 18 + "
             "dead-lettered 0 -> ok") in summary
     counts = {line.split()[2]: int(line.split()[-1]) for line in summary.splitlines()
               if line.startswith("topics   topic ")}
-    assert counts == {"dprk": 14, "dprk_mentions": 14, "dprk_missile_tests": 10, "missile_tests": 11}
-    stories = pd.read_parquet(tmp_path / "out" / "stories")
+    assert counts == {"dprk": 17, "dprk_mentions": 17, "dprk_missile_tests": 12, "missile_tests": 13}
     assert sorted(stories["language"].unique()) == ["en", "fr", "ja", "ko"]
     assert stories["topics_version"].nunique() == 1
     assert all(len(m) > 0 for m in stories["matches"])
+
+
+GALLO = "North Korea Dismisses US Calls for Talks"
+LEDGER = "https://ledger.example.net/"
+LEDGER_REPRINT = "Kim Jong Un Rebuffs Washington, Holds Door Open to Seoul"
+
+
+@pytest.mark.slow
+def test_the_sample_run_clusters_the_edited_reprint_with_the_voa_story(seed_run):
+    code, summary, stories = seed_run
+    assert code == 0, summary
+    (original,) = stories[stories["title"] == GALLO].itertuples()      # VOA and GlobalSecurity: one kept
+    (reprint,) = stories[stories["title"] == LEDGER_REPRINT].itertuples()
+    # The earlier story is the first member: the cluster is named after it.
+    assert original.published_at < reprint.published_at
+    assert (original.cluster_id, original.cluster_size) == (original.story_id, 1)
+    assert (reprint.cluster_id, reprint.cluster_size) == (original.story_id, 2)
+    # A reprint is kept as a story of its own and matches what the original matches.
+    assert reprint.story_id != original.story_id
+    assert list(reprint.topics) == list(original.topics)
+    # That is the sample's only cluster: other outlets' reports of the same
+    # events (hypersonic test, Kim's speech, in four languages) stay apart.
+    sizes = stories.groupby("cluster_id").size()
+    assert sizes.to_dict() == {**{c: 1 for c in stories["cluster_id"] if c != original.story_id},
+                               original.story_id: 2}
+    assert stories["cluster_id"].notna().all() and stories["cluster_size"].notna().all()
+    # README's recipe: stories per topic and day, each cluster counted once.
+    per_topic = stories.explode("topics").groupby(["date", "topics"], observed=True)
+    by_cluster, by_row = per_topic["cluster_id"].nunique(), per_topic.size()
+    assert (by_cluster["2021-09-29", "dprk"], by_row["2021-09-29", "dprk"]) == (4, 5)
+    assert (by_cluster.drop("2021-09-29") == by_row.drop("2021-09-29")).all()
+
+
+@pytest.mark.slow
+def test_the_outlets_own_stories_sharing_its_footer_stay_apart(seed_run):
+    code, summary, stories = seed_run
+    assert code == 0, summary
+    ledger = stories[stories["url"].str.startswith(LEDGER)]
+    # Of its five items, the reprint and two North Korea stories match the topics;
+    # the Singapore and Australian market items do not.
+    assert sorted(ledger["title"]) == [
+        LEDGER_REPRINT,
+        "Pyongyang\u2019s parliament meets as Kim prepares a policy speech",
+        "Tokyo protests North Korea\u2019s latest launch, says missile fell outside its waters"]
+    own = ledger[ledger["title"] != LEDGER_REPRINT]
+    assert (own["cluster_id"] == own["story_id"]).all() and (own["cluster_size"] == 1).all()
+
+
+def test_the_outlets_footer_would_link_its_stories_if_it_were_not_boilerplate():
+    """What the sample's footer tests: the Pacific Ledger's four short items end
+    with the same 38-word newsletter pitch, which is most of each one's lead.
+    Sketched alone, every pair of them passes for a reprint; sketched as the
+    feed document they came in (its boilerplate left out), none does."""
+    fetched = fetch_feed(FeedSource(str(SEEDS / "pacific_ledger.xml")))
+    stories = parse_fetch(fetched).stories
+    assert len(stories) == 5 and stories[0].title == LEDGER_REPRINT
+    own = stories[1:]
+    alone = [sketch.sketch(sketch.shingles(sketch.clustering_text(s.summary, s.content))) for s in own]
+    assert all(sketch.same_story(a, b) for a, b in itertools.combinations(alone, 2))
+    assert not any(sketch.same_story(a.sketch, b.sketch) for a, b in itertools.combinations(own, 2))
+    clustered = assign_clusters(own)
+    assert [s.cluster_size for s in clustered] == [1, 1, 1, 1]
+    assert len({s.cluster_id for s in clustered}) == 4
+    # The reprint's own lead is untouched by the footer removal.
+    assert stories[0].sketch is not None and stories[0].sketch.shingles == sketch.LEAD_SHINGLES
