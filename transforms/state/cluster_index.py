@@ -54,7 +54,7 @@ class ClusterIndex:
     """Remembered sketches, looked up by LSH band (immutable once built)."""
 
     def __init__(self, signatures: np.ndarray, shingles: np.ndarray, cluster_of: np.ndarray,
-                 cluster_ids: pa.Array):
+                 cluster_ids: pa.Array, seen: Optional[np.ndarray] = None):
         self.signatures = signatures            # (n, NUM_PERM) uint32
         self.shingles = shingles                # (n,) int32
         self.cluster_of = cluster_of            # (n,) int32: index into cluster_ids
@@ -67,9 +67,15 @@ class ClusterIndex:
         # peak while loading is one band's temporaries, not all of them.
         self.keys = np.empty((BANDS, n), dtype=np.uint32)
         self.order = np.empty((BANDS, n), dtype=np.uint32)
+        # Among equal keys, oldest first (`seen`: when each was written), so
+        # that a crowded bucket's bounded lookup takes its newest members.
+        by_seen = np.argsort(seen, kind="stable") if seen is not None else None
         for band in range(BANDS):
             keys = _band_column(signatures, band)
-            order = np.argsort(keys, kind="stable")
+            if by_seen is None:
+                order = np.argsort(keys, kind="stable")
+            else:
+                order = by_seen[np.argsort(keys[by_seen], kind="stable")]
             self.keys[band] = keys[order]
             self.order[band] = order
 
@@ -91,8 +97,9 @@ class ClusterIndex:
         signatures = np.frombuffer(raw.buffers()[1], dtype="<u4")[
             raw.offset * NUM_PERM:(raw.offset + len(raw)) * NUM_PERM].reshape(len(raw), NUM_PERM)
         clusters = pc.dictionary_encode(table["cluster_id"].combine_chunks())
+        seen = pc.cast(table["seen_at"], pa.int64()).combine_chunks().to_numpy()
         return cls(signatures, table["shingles"].to_numpy().astype(np.int32),
-                   clusters.indices.to_numpy().astype(np.int32), clusters.dictionary)
+                   clusters.indices.to_numpy().astype(np.int32), clusters.dictionary, seen)
 
     def __len__(self) -> int:
         return len(self.shingles)

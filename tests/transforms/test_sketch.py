@@ -1,0 +1,195 @@
+"""Story sketches (transforms/sketch.py): which texts are copies of one wire
+story, whatever each outlet did to it, and which are not.
+
+Every text here is made up for these tests (tests/support/reprints.py).
+"""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.paths import ROOT
+from tests.support.reprints import (CHINESE, FOOTER, JAPANESE, KOREAN, KOREAN_OTHER, MUSEUM,
+                                    MUSEUM_OWN_REPORT, SHIP, SHIP_OWN_REPORT, alone, lead, linked_pairs,
+                                    reprint, unrelated_stories)
+from transforms.sketch import MAX_TOKENS, clustering_text, document_sketches, same_story, tokens
+
+# -- tokens ------------------------------------------------------------------
+@pytest.mark.parametrize("text,expected", [
+    ("북한이 미사일을 발사했다", ["북", "한", "이", "미", "사", "일", "을", "발", "사", "했", "다"]),
+    ("北朝鮮がミサイルを発射", ["北", "朝", "鮮", "が", "ミ", "サ", "イ", "ル", "を", "発", "射"]),
+    ("朝鲜发射弹道导弹", ["朝", "鲜", "发", "射", "弹", "道", "导", "弹"]),
+    # Latin words in CJK text stay words
+    ("G7 정상회의, Tokyo에서", ["g7", "정", "상", "회", "의", "tokyo", "에", "서"]),
+])
+def test_korean_japanese_and_chinese_are_tokenised_by_characters(text, expected):
+    assert tokens(text) == expected
+
+
+def test_latin_text_is_tokenised_by_casefolded_words():
+    assert tokens("The Coast-Guard said: 19 crew, all SAFE.") == ["the", "coast", "guard", "said", "19",
+                                                                 "crew", "all", "safe"]
+
+
+def test_full_width_and_half_width_forms_tokenise_alike():
+    assert tokens("ＰＹＯＮＧＹＡＮＧ　ｆｉｒｅｄ　２　ﾐｻｲﾙｽﾞ") == tokens("Pyongyang fired 2 ミサイルズ")
+    assert tokens("ｶﾞｿﾘﾝ価格") == tokens("ガソリン価格") == ["ガ", "ソ", "リ", "ン", "価", "格"]
+    wide = SHIP.translate({c: c + 0xFEE0 for c in range(0x21, 0x7F)}).replace(" ", "\u3000")
+    assert wide != SHIP and same_story(alone(wide), alone(SHIP))
+
+
+def test_chinese_text_without_spaces_has_a_sketch():
+    # split on spaces it would be one token: no shingle at all
+    assert " " not in CHINESE and alone(CHINESE) is not None and alone(JAPANESE) is not None
+
+
+# -- bad input ---------------------------------------------------------------
+@pytest.mark.parametrize("text", ["", "   ", "Pyongyang", "Pyongyang.", "— ... —", "북한", "<p></p>"])
+def test_empty_and_one_word_texts_have_no_sketch(text):
+    assert alone(text) is None
+    assert document_sketches([text, text, SHIP])[:2] == [None, None]
+
+
+def test_empty_and_one_word_texts_never_cluster():
+    assert not same_story(alone(""), alone(""))
+    assert not same_story(alone("Pyongyang"), alone("Pyongyang"))
+    assert not same_story(None, alone(SHIP))
+
+
+def test_a_story_longer_than_the_size_cap_is_sketched_by_its_first_part_and_still_clusters():
+    filler = " ".join(unrelated_stories(400, seed=5))
+    huge = (SHIP + " " + filler)[:50_000]
+    assert len(huge) == 50_000
+    assert len(tokens(huge)) == MAX_TOKENS                    # the cap: only the first part is read
+    assert tokens(huge) == tokens(huge[:5_000])
+    assert alone(huge) == alone(huge[:5_000])
+    # its lead-only reprint (a summary-only feed, with a dateline) is the same story
+    assert same_story(alone(huge), alone(reprint(lead(SHIP), keep=1.0, footer="")))
+    # and so is a full copy whose tail differs after the first paragraphs
+    other_tail = (SHIP + " " + " ".join(unrelated_stories(400, seed=6)))[:60_000]
+    assert same_story(alone(huge), alone(other_tail))
+
+
+def test_a_body_is_looked_at_only_as_far_as_the_scan_limit():
+    # no words in the first MAX_SCAN characters: no sketch, and no scan of the megabytes behind them
+    assert tokens("." * 2_000_000 + SHIP) == []
+
+
+# -- boilerplate -------------------------------------------------------------
+def test_fifty_unrelated_stories_with_one_footer_stay_apart():
+    stories = unrelated_stories(50)
+    assert all(19 <= len(s.split()) <= 34 for s in stories)
+    assert len(FOOTER.split()) == 40
+    in_feed = [f"{s} {FOOTER}" for s in stories]
+
+    sketches = document_sketches(in_feed)                     # one feed document
+    assert all(s is not None for s in sketches)               # each still has its own text
+    assert linked_pairs(sketches) == []
+    # Control: sketched one by one, without the document's boilerplate step,
+    # the footer links them (this test can fail).
+    assert len(linked_pairs([alone(t) for t in in_feed])) >= 5
+    # ... and without the footer they were apart to begin with
+    assert linked_pairs([alone(t) for t in stories]) == []
+
+
+def test_a_shared_byline_and_newsletter_pitch_in_front_does_not_link_stories():
+    header = ("By the Coastal Times staff | Updated five minutes ago | Read more: sign up for our morning "
+              "newsletter and get the news that matters in your inbox before breakfast.")
+    in_feed = [f"{header} {s}" for s in unrelated_stories(20, seed=1)]
+    assert linked_pairs(document_sketches(in_feed)) == []
+    assert len(linked_pairs([alone(t) for t in in_feed])) >= 100     # control: every pair
+
+
+def test_a_feed_repeating_one_text_under_500_ids_links_no_unrelated_items():
+    # A broken feed: 500 ids, each a different short item with the same long
+    # story pasted behind it.
+    intros = unrelated_stories(500, seed=3)
+    assert len(set(intros)) == 500
+    in_feed = [f"{intro} {SHIP}" for intro in intros]
+    assert linked_pairs(document_sketches(in_feed)) == []
+    # Control: sketched alone, the pasted story chains them into big groups.
+    assert len(linked_pairs([alone(t) for t in in_feed])) >= 500
+
+
+def test_boilerplate_is_found_per_feed_document_not_across_unrelated_feeds():
+    # The wire story in a document of otherwise different stories is not boilerplate
+    docs = document_sketches([SHIP] + unrelated_stories(30, seed=2))
+    assert same_story(docs[0], alone(reprint(SHIP)))
+
+
+# -- reprints and non-reprints -----------------------------------------------
+@pytest.mark.parametrize("keep", [0.3, 0.5, 0.7, 0.9])
+@pytest.mark.parametrize("original", [SHIP, MUSEUM], ids=["ship", "museum"])
+def test_an_edited_reprint_is_the_same_story(original, keep):
+    copy = reprint(original, keep=keep)
+    assert copy.split()[:5] == ["VELLMAR,", "Nov.", "4", "(Coastal", "Times)"]
+    assert not copy.startswith(original[:40]) and "sandbar" in copy
+    assert same_story(alone(original), alone(copy))
+    assert same_story(alone(copy), alone(original))               # symmetric
+
+
+def test_a_reprint_with_a_byline_a_dateline_and_two_edits_in_its_lead_is_the_same_story():
+    copy = reprint(MUSEUM, keep=0.4, dateline="By Lena Marsh, Northern Courier. ESTERBY, Sweden -",
+                   edits=((17, "3"), (34, "roof window")))
+    assert "escaped with 3 small" in copy and "through a roof window above" in copy
+    assert same_story(alone(MUSEUM), alone(copy))
+
+
+def test_a_lead_only_summary_and_the_full_text_are_the_same_story():
+    for full in (SHIP, MUSEUM):
+        summary = lead(full)
+        assert 30 <= len(summary.split()) <= 60 and len(summary) < len(full) / 2
+        assert same_story(alone(summary), alone(full))
+        assert same_story(alone(lead(full, sentences=1)), alone(full))
+
+
+def test_a_summary_cut_after_twenty_words_is_contained_in_the_full_text():
+    # Many feeds cut the summary after so many characters: containment, not
+    # Jaccard (16 shingles of the full text's 40 would be a Jaccard of 0.4).
+    for full in (SHIP, MUSEUM):
+        short = " ".join(full.split()[:20]) + " […]"
+        assert same_story(alone(short), alone(full))
+        assert same_story(alone(reprint(short, keep=1.0, edits=())), alone(full))
+
+
+def test_two_reports_of_one_event_by_different_outlets_are_not_the_same_story():
+    assert not same_story(alone(SHIP), alone(SHIP_OWN_REPORT))
+    assert not same_story(alone(MUSEUM), alone(MUSEUM_OWN_REPORT))
+    # nor is one outlet's lead with the other's full text
+    assert not same_story(alone(lead(SHIP_OWN_REPORT)), alone(SHIP))
+    # different stories altogether
+    assert not same_story(alone(SHIP), alone(MUSEUM))
+
+
+def test_the_headline_is_not_part_of_the_sketched_text():
+    assert clustering_text("the summary", "the full text") == "the full text"
+    assert clustering_text("the summary", "") == "the summary"
+    assert clustering_text(None, None) == ""
+
+
+def test_korean_reprint_with_a_prefix_and_a_trim_is_the_same_story():
+    copy = ("[서울=한빛통신] 김민수 기자 = " + KOREAN[:len(KOREAN) // 2].replace("강풍에", "태풍에")
+            + " <저작권자 한빛통신 무단 전재 및 재배포 금지>")
+    assert same_story(alone(KOREAN), alone(copy))
+    assert not same_story(alone(KOREAN), alone(KOREAN_OTHER))
+
+
+def test_japanese_and_chinese_reprints_are_the_same_story():
+    assert same_story(alone(JAPANESE), alone("【東京】" + JAPANESE[:70] + "（共同）"))
+    assert same_story(alone(CHINESE), alone("新华社北京电 " + CHINESE[:60] + " 责任编辑：王明"))
+    assert not same_story(alone(JAPANESE), alone(CHINESE))
+
+
+def test_sketches_are_the_same_in_every_process():
+    # Sketches are compared with ones read back from _state/, made by other
+    # runs on other hosts: no per-process salt (Python's hash() has one).
+    code = ("import sys; from transforms.sketch import shingles, sketch; "
+            "sys.stdout.write(sketch(shingles(sys.stdin.read())).signature.hex())")
+    made = alone(SHIP)
+    for seed in ("1", "2"):
+        proc = subprocess.run([sys.executable, "-c", code], input=SHIP, capture_output=True, text=True,
+                              cwd=ROOT, env=dict(os.environ, PYTHONHASHSEED=seed, PYTHONPATH=str(ROOT)),
+                              timeout=120)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert proc.stdout == made.signature.hex()
