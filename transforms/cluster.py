@@ -43,13 +43,25 @@ from transforms.state.cluster_index import MAX_BUCKET, Candidate, ClusterIndex, 
 from transforms.state.store import StateStore
 
 
+class DocumentSketcher:
+    """Sketches one feed document's stories, a batch at a time: what was
+    boilerplate in its earlier batches stays boilerplate in later ones, so
+    the last few items of a long feed are not sketched with their footer."""
+
+    def __init__(self):
+        self.known = None
+
+    def __call__(self, stories: List[Story]) -> List[Story]:
+        found, self.known = sketches.sketch_document(
+            [sketches.clustering_text(s.summary, s.content) for s in stories], self.known)
+        for story, made in zip(stories, found):
+            story.sketch = made
+        return stories
+
+
 def sketch_stories(stories: List[Story]) -> List[Story]:
     """One feed document's stories with their sketches (its boilerplate left out)."""
-    found = sketches.document_sketches(
-        [sketches.clustering_text(s.summary, s.content) for s in stories])
-    for story, made in zip(stories, found):
-        story.sketch = made
-    return stories
+    return DocumentSketcher()(stories)
 
 
 class ClusterMemory:

@@ -23,7 +23,7 @@ stories leave SKETCH_BATCH at a time (iter_parse_fetch): a 200,000-item
 feed is never held as all its entries or a list of stories.
 
 Each story gets the sketch of its lead for the cluster stage
-(transforms.cluster.sketch_stories), made here because only here are a feed
+(transforms.cluster.DocumentSketcher), made here because only here are a feed
 document's items together: what recurs across them is the outlet's
 boilerplate, left out of every sketch.
 """
@@ -39,7 +39,7 @@ import apache_beam as beam
 import feedparser
 
 from transforms import identity, metrics
-from transforms.cluster import sketch_stories
+from transforms.cluster import DocumentSketcher
 from transforms.dates import parse_date
 from transforms.entity_guard import as_feedparser_reads, entity_hazard
 from transforms.errors import dead_letter, excerpt
@@ -54,8 +54,9 @@ DEAD_LETTERS = "dead_letters"
 # Bodies of this many bytes or more are read in pieces (open_feed): below it
 # feedparser on the whole document costs no more than a few MB.
 SPLIT_ABOVE = 8 * 1024 * 1024
-# Stories are sketched this many at a time, each batch's boilerplate found
-# among its own items: a whole feed of the usual size, a huge feed in parts.
+# Stories are sketched this many at a time (a whole feed of the usual size,
+# a huge feed in parts), each batch's boilerplate found among its own items
+# and those of the batches before it.
 SKETCH_BATCH = 200
 
 # ---------------------------------------------------------------- reading a body
@@ -276,6 +277,7 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Option
     as its entry is read, then the fetch-log row, last. `split_above`: see open_feed.
     `sketch` False (clusters off): no sketches, each story as its entry is read."""
     batch_size = SKETCH_BATCH if sketch else 1
+    sketcher = DocumentSketcher() if sketch else list
     error = fetched.error
     entries = 0
     batch: List[Story] = []
@@ -305,7 +307,7 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Option
                 else:
                     batch.append(story)
                     if len(batch) == batch_size:
-                        yield from (sketch_stories(batch) if sketch else batch)
+                        yield from sketcher(batch)
                         batch = []
         except UnreadableFeed as exc:
             error = str(exc)
@@ -314,7 +316,7 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Option
     elif not fetched.ok:
         yield dead_letter("fetch", fetched.feed_url, fetched.error or "fetch failed",
                           fetched.body, run_id=run_id, occurred_at=fetched.fetched_at)
-    yield from (sketch_stories(batch) if sketch else batch)
+    yield from sketcher(batch)
     yield FetchLogRow(
         feed_url=fetched.feed_url,
         final_url=fetched.final_url,
@@ -362,7 +364,7 @@ class ParseFeeds(beam.PTransform):
     """PCollection[FetchResult] -> DoOutputsTuple with
 
     - main output: PCollection[Story], one per entry, with the sketch of its
-      lead (transforms.cluster.sketch_stories) unless `sketch` is False
+      lead (transforms.cluster.DocumentSketcher) unless `sketch` is False
     - `fetch_log`: PCollection[FetchLogRow], one per fetch attempt
     - `dead_letters`: PCollection[DeadLetter] for failed fetches, bodies that
       are not feeds and entries that could not be converted.

@@ -162,9 +162,19 @@ def sketch(shingle_hashes: np.ndarray, dropped: Optional[np.ndarray] = None) -> 
 
 def document_sketches(texts: Sequence[str]) -> List[Optional[Sketch]]:
     """Sketches of the bodies of one feed document's items, its boilerplate left out."""
+    return sketch_document(texts)[0]
+
+
+def sketch_document(texts: Sequence[str], known: Optional[np.ndarray] = None
+                    ) -> Tuple[List[Optional[Sketch]], np.ndarray]:
+    """document_sketches for one part of a document, also leaving out the
+    boilerplate `known` from its earlier parts; returns the sketches and the
+    boilerplate so far (for the next part)."""
     hashed = [shingles(t) for t in texts]
     dropped = boilerplate(hashed)
-    return [sketch(h, dropped) for h in hashed]
+    if known is not None and len(known):
+        dropped = np.union1d(dropped, known)
+    return [sketch(h, dropped) for h in hashed], dropped
 
 
 def band_keys(signatures: np.ndarray) -> np.ndarray:

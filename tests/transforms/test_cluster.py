@@ -12,11 +12,11 @@ from xml.sax.saxutils import escape
 from transforms.cluster import ClusterMemory, assign_clusters, cluster_records, sketch_stories
 from transforms.parse import iter_parse_fetch
 from transforms.records import FetchResult, Story
-from transforms.sketch import band_keys
+from transforms.sketch import band_keys, document_sketches
 from transforms.state.cluster_index import MAX_BUCKET, ClusterRecord
 from transforms.state.store import StateStore
-from tests.support.reprints import (KOREAN, MUSEUM, MUSEUM_OWN_REPORT, SHIP, SHIP_OWN_REPORT, lead,
-                                          reprint, unrelated_stories)
+from tests.support.reprints import (FOOTER, KOREAN, MUSEUM, MUSEUM_OWN_REPORT, SHIP, SHIP_OWN_REPORT, lead,
+                                    linked_pairs, reprint, unrelated_stories)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 LOOKBACK = timedelta(days=30)
@@ -115,6 +115,25 @@ def test_a_feed_repeating_one_text_under_500_ids_makes_no_giant_cluster():
     assert len(stories) == 500 and all(s.sketch is not None for s in stories)
     sizes = collections.Counter(s.cluster_id for s in assign_clusters(stories))
     assert sizes.most_common(1)[0][1] == 1
+
+
+def test_the_last_items_of_a_long_feed_are_sketched_without_the_footer_found_in_earlier_batches():
+    """202 items: the last two form a batch of their own (SKETCH_BATCH 200),
+    too small to find a footer in; what the first batch found still counts."""
+    last_two = ["The council of Kavlo approved the plan for a new bridge on Monday after a long debate.",
+                "Fishermen of Dorvin celebrated a record catch of herring in the old harbour last week."]
+    texts = [t + " " + FOOTER for t in unrelated_stories(200, seed=5) + last_two]
+    items = "".join(f"<item><title>Brief {n}</title><link>https://brief.example/{n}</link>"
+                    f"<description>{escape(text)}</description></item>" for n, text in enumerate(texts))
+    body = f'<?xml version="1.0"?><rss version="2.0"><channel><title>Briefs</title>{items}</channel></rss>'
+    fetched = FetchResult(feed_url="https://brief.example/rss", final_url="https://brief.example/rss", status=200,
+                          headers={"content-type": "application/rss+xml"}, body=body.encode(), elapsed_s=0.1,
+                          fetched_at=T0)
+    stories = [r for r in iter_parse_fetch(fetched) if isinstance(r, Story)]
+    assert len(stories) == 202 and all(s.sketch is not None for s in stories)
+    assert linked_pairs([s.sketch for s in stories]) == []
+    # sketched as a document of their own, the last two are linked by the footer
+    assert linked_pairs(document_sketches(texts[200:])) == [(0, 1)]
 
 
 # -- across runs: the cluster index from _state/clusters ------------------------
