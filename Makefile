@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 OUT    ?= output
 BENCH_SCALE ?= default
 
-.PHONY: run test test-fast install install-test bench bench-fetch bench-topics bench-streaming bench-huge same-rows clean
+.PHONY: run test test-fast install install-test bench bench-fetch bench-topics bench-clusters bench-streaming bench-huge same-rows clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,14 @@ bench-fetch: $(VENV)/.installed-test
 
 bench-topics: $(VENV)/.installed-test
 	$(PY) -m benchmarks.topics_bench
+
+# Syndication clusters scored on a labelled set built from ../shared/corpora
+# (real feeds and edited reprints of them) against exact dedup and plain
+# MinHash-LSH; writes benchmarks/results/clusters.json (shown in
+# docs/performance.md). The index at 1M stories: python -m benchmarks.cluster_bench
+bench-clusters: $(VENV)/.installed-test
+	$(PY) -m benchmarks.cluster_eval; status=$$?; \
+	$(PY) -m benchmarks.docs_table && exit $$status
 
 # One 200,000-item feed (120 MB, generated in a temporary folder) through
 # newswatch run: wall time and peak RSS. HUGE_ITEMS=20000 for a quick look.

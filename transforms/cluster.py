@@ -52,8 +52,9 @@ class DocumentSketcher:
         self.known = None
 
     def __call__(self, stories: List[Story]) -> List[Story]:
+        texts = [sketches.clustering_text(s.summary, s.content) for s in stories]
         found, self.known = sketches.sketch_document(
-            [sketches.clustering_text(s.summary, s.content) for s in stories], self.known)
+            texts, self.known, items=[(s.title, text) for s, text in zip(stories, texts)])
         for story, made in zip(stories, found):
             story.sketch = made
         return stories

@@ -12,10 +12,10 @@ from xml.sax.saxutils import escape
 from transforms.cluster import ClusterMemory, assign_clusters, cluster_records, sketch_stories
 from transforms.parse import iter_parse_fetch
 from transforms.records import FetchResult, Story
-from transforms.sketch import band_keys, document_sketches
+from transforms.sketch import band_keys
 from transforms.state.cluster_index import MAX_BUCKET, ClusterRecord
 from transforms.state.store import StateStore
-from tests.support.reprints import (FOOTER, KOREAN, MUSEUM, MUSEUM_OWN_REPORT, SHIP, SHIP_OWN_REPORT, lead,
+from tests.support.reprints import (FOOTER, KOREAN, MUSEUM, MUSEUM_OWN_REPORT, SHIP, SHIP_OWN_REPORT, alone, lead,
                                     linked_pairs, reprint, unrelated_stories)
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
@@ -132,8 +132,21 @@ def test_the_last_items_of_a_long_feed_are_sketched_without_the_footer_found_in_
     stories = [r for r in iter_parse_fetch(fetched) if isinstance(r, Story)]
     assert len(stories) == 202 and all(s.sketch is not None for s in stories)
     assert linked_pairs([s.sketch for s in stories]) == []
-    # sketched as a document of their own, the last two are linked by the footer
-    assert linked_pairs(document_sketches(texts[200:])) == [(0, 1)]
+    # sketched alone, the last two are linked by the footer
+    assert linked_pairs([alone(t) for t in texts[200:]]) == [(0, 1)]
+
+
+def test_a_story_the_feed_repeats_keeps_its_sketch_and_its_reprints_join_it():
+    """A feed serving one story four times (other guids, same headline and
+    text): counted once, its text is not taken for the outlet's boilerplate."""
+    repeated = [story(f"again-{n}", SHIP, title="Ship aground", feed="repeats.example") for n in range(4)]
+    others = [story(f"other-{n}", text, feed="repeats.example")
+              for n, text in enumerate(unrelated_stories(5, seed=9))]
+    feed = sketch_stories(repeated + others)
+    assert all(s.sketch is not None for s in feed)
+    joined = assign_clusters(feed[:1] + sketched(story("reprint", reprint(SHIP, keep=0.6), T0 + timedelta(hours=1),
+                                                       feed="elsewhere.example")))
+    assert clusters(joined)["reprint"] == ("again-0", 2)
 
 
 # -- across runs: the cluster index from _state/clusters ------------------------
