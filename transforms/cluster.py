@@ -111,8 +111,8 @@ class ClusterMemory:
                     band[key] = kept
                 else:
                     del band[key]
-        alive = {member[2] for member in self.members.values()}
-        self.sizes = {c: size for c, size in self.sizes.items() if c in alive}
+        # Sizes stay (an int a cluster): a cluster the index also holds must
+        # go on counting from what this job added, never back from the index's.
         return len(old)
 
 

@@ -58,13 +58,7 @@ BANDS, ROWS = 32, 2     # LSH: a candidate shares all ROWS values of some band
 MIN_CONTAINMENT = 0.5
 MIN_SHARED = 6.0
 # Boilerplate: a shingle in at least this many items of one feed document,
-# and in at least this share of them. Two items are enough: different
-# stories of one outlet that share a phrase share it through the outlet
-# (related-links lists, a series blurb, a template, a recurring listing);
-# at 3 items and 10 %, five such pairs merged in the real feeds of
-# benchmarks/cluster_eval.py. The price: two copies of one story in one
-# feed (an aggregator's) lose the text they share, and cluster only if
-# enough of their own is left.
+# and in at least this share of them (why 2: docs/clusters.md).
 BOILERPLATE_MIN_ITEMS = 2
 BOILERPLATE_SHARE = 0.01
 
@@ -108,7 +102,7 @@ def tokens(text: str) -> List[str]:
     limit = MAX_TOKENS * 8
     while True:
         # NFKC first: full-width Latin and half-width katakana become their usual forms.
-        head = unicodedata.normalize("NFKC", text[:limit]).casefold()
+        head = unicodedata.normalize("NFKC", text[:min(limit, MAX_SCAN)]).casefold()
         found = _TOKEN.findall(head, 0, len(head))
         if len(found) > MAX_TOKENS or limit >= min(len(text), MAX_SCAN):
             return found[:MAX_TOKENS]
@@ -153,7 +147,10 @@ def sketch(shingle_hashes: np.ndarray, dropped: Optional[np.ndarray] = None) -> 
     """The sketch of one text's shingles, leaving out `dropped` (boilerplate);
     None when fewer than MIN_SHINGLES remain."""
     if dropped is not None and len(dropped) and len(shingle_hashes):
-        shingle_hashes = shingle_hashes[~np.isin(shingle_hashes, dropped)]
+        # `dropped` is sorted (boilerplate(), np.union1d): a binary search per
+        # shingle, not a sort of the whole set per story as np.isin would do.
+        at = np.minimum(np.searchsorted(dropped, shingle_hashes), len(dropped) - 1)
+        shingle_hashes = shingle_hashes[dropped[at] != shingle_hashes]
     if len(shingle_hashes) < MIN_SHINGLES:
         return None
     distinct = list(dict.fromkeys(shingle_hashes.tolist()))[:LEAD_SHINGLES]   # first-seen order

@@ -202,8 +202,9 @@ def test_multi_processing_gives_the_same_clusters(world, tmp_path):
 def test_a_reprint_in_tomorrows_run_joins_yesterdays_cluster(feed_server, tmp_path):
     feed_server.add("/wire.xml", rss("Wire", WIRE_SHIP, WIRE_MUSEUM))
     feed_server.add("/coast.xml", rss("Coastal Times"))
+    feed_server.add("/harbour.xml", rss("Harbour News"))
     feeds = tmp_path / "feeds.txt"
-    feeds.write_text(f"{feed_server.url('/wire.xml')}\n{feed_server.url('/coast.xml')}\n")
+    feeds.write_text("".join(f"{feed_server.url(p)}\n" for p in ("/wire.xml", "/coast.xml", "/harbour.xml")))
     topics = tmp_path / "topics.yaml"
     topics.write_text(TOPICS)
     out = tmp_path / "out"
@@ -211,14 +212,17 @@ def test_a_reprint_in_tomorrows_run_joins_yesterdays_cluster(feed_server, tmp_pa
     first_files = {p: pd.read_parquet(p) for p in (out / "stories").rglob("*.parquet")}
     assert by_guid(stories(out)) == {"wire-ship": ("wire-ship", 1), "wire-museum": ("wire-museum", 1)}
 
-    # the next day the outlet runs the wire story, edited, and a copy of its lead
+    # the next day one outlet runs the wire story, edited, and another a copy of its lead
+    # (in one feed document the two would share their lead, taken for that feed's boilerplate)
     tomorrow = DAY + timedelta(days=1)
     feed_server.add("/coast.xml", rss(
         "Coastal Times",
         item("coast-1", "Grain freighter stranded near Vellmar", reprint(SHIP, keep=0.4), tomorrow,
-             "coast.example"),
-        item("coast-3", "Freighter: what we know", lead(SHIP, sentences=1), tomorrow + timedelta(hours=1),
              "coast.example")))
+    feed_server.add("/harbour.xml", rss(
+        "Harbour News",
+        item("coast-3", "Freighter: what we know", lead(SHIP, sentences=1), tomorrow + timedelta(hours=1),
+             "harbour.example")))
     run(args(feeds, topics, out, "--run-id", "day2"))
     df = stories(out)
     assert by_guid(df[df["run_id"] == "day2"], df) == {"coast-1": ("wire-ship", 2), "coast-3": ("wire-ship", 3)}

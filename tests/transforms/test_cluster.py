@@ -196,8 +196,8 @@ def test_rows_of_open_runs_and_of_the_run_itself_are_ignored(tmp_path):
     store = StateStore(str(tmp_path))
     commit(store, "done", assign_clusters(sketched(story("ship", SHIP))), T0)
     commit(store, "again", assign_clusters(sketched(story("museum", MUSEUM))), T0)
-    # a streaming unit of "now"
-    commit(store, "now-w0001", assign_clusters(sketched(story("korean", KOREAN))), T0)
+    # a streaming unit "now" committed since it started (at T0 + 2 h): in its keyed state
+    commit(store, "now-w0001", assign_clusters(sketched(story("korean", KOREAN))), T0 + timedelta(hours=3))
     store.open_run("again", T0 + timedelta(hours=1))      # being re-run: its rows count for nobody yet
     index = store.load_clusters("now", T0 + timedelta(hours=2), LOOKBACK)
     assert len(index) == 1
@@ -231,7 +231,8 @@ def test_memory_carries_clusters_between_windows_and_forgets_old_members():
     assert clusters(later) == {"ship-again": ("ship", 3), "museum-copy": ("museum", 2)}
 
     assert memory.forget_before(int((T0 + 3 * day).timestamp() * 1e6)) == 4
-    assert len(memory) == 0 and memory.sizes == {}
+    # sizes stay: a cluster the index also holds goes on from this job's count
+    assert len(memory) == 0 and memory.sizes == {"ship": 3, "museum": 2}
     assert clusters(assign_clusters(sketched(story("late", reprint(SHIP), T0 + 3 * day)), memory=memory)) == {
         "late": ("late", 1)}
 
@@ -300,3 +301,25 @@ def test_a_giant_bucket_in_the_index_checks_its_newest_members(tmp_path):
     values = made.values()
     found = index.candidates(band_keys(values[None, :])[0], values)
     assert "a-newest" in {c.cluster_id for c in found}
+
+
+def test_a_streaming_job_restarted_under_its_run_id_finds_the_clusters_of_its_earlier_start(tmp_path):
+    store = StateStore(str(tmp_path))
+    commit(store, "job-w20260302T090000Z-p0", assign_clusters(sketched(story("ship", SHIP))), T0)
+    restarted = T0 + timedelta(days=1)
+    assert len(store.load_clusters("job", restarted, LOOKBACK)) == 1     # before this start: from the state
+    assert len(store.load_clusters("job", T0, LOOKBACK)) == 0            # from this start on: in keyed state
+    joined = assign_clusters(sketched(story("copy", reprint(SHIP), restarted, feed="b.example")),
+                             store.load_clusters("job", restarted, LOOKBACK))
+    assert clusters(joined) == {"copy": ("ship", 2)}
+
+
+def test_a_story_recorded_twice_counts_once(tmp_path):
+    """A unit cut off between its clusters and seen files is folded in again by recovery."""
+    store = StateStore(str(tmp_path))
+    first = assign_clusters(sketched(story("ship", SHIP), story("copy", reprint(SHIP), T0 + timedelta(hours=1),
+                                                                 feed="b.example")))
+    commit(store, "job-w20260302T090000Z-p0", first, T0 + timedelta(hours=2))
+    commit(store, "job", first, T0 + timedelta(hours=3))
+    index = store.load_clusters("next", T0 + timedelta(days=1), LOOKBACK)
+    assert len(index) == 2 and index.sizes.tolist() == [2]

@@ -92,6 +92,14 @@ class ClusterIndex:
         table = table.filter(pc.is_valid(table["story_id"]))
         if table.num_rows == 0:
             return cls.empty()
+        if pc.count_distinct(table["story_id"]).as_py() < table.num_rows:
+            # A story recorded twice (a streaming unit cut off between its
+            # clusters and seen files, then recovered) counts once: its newest row.
+            table = table.sort_by([("story_id", "ascending"), ("committed_at", "descending")])
+            story = table["story_id"].combine_chunks()
+            first = np.ones(len(story), dtype=bool)
+            first[1:] = pc.not_equal(story[1:], story[:-1]).to_numpy(zero_copy_only=False)
+            table = table.filter(pa.array(first))
         raw = table["signature"].combine_chunks()
         # A view of Arrow's buffer, not a copy: at a million stories that is 256 MB.
         signatures = np.frombuffer(raw.buffers()[1], dtype="<u4")[

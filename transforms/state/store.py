@@ -251,7 +251,10 @@ class StateStore:
         if table is None:
             return ClusterIndex.empty()
         table = current_rows(table, set(self.open_runs()) | {run_id})
-        own = pc.starts_with(table["run_id"], f"{run_id}-w")
+        # The job's own units from this start on are in its keyed state; those
+        # of an earlier start under the same run id are not.
+        own = pc.and_(pc.starts_with(table["run_id"], f"{run_id}-w"),
+                      pc.greater_equal(table["committed_at"], pa.scalar(as_of, _TS)))
         table = table.filter(pc.and_(pc.invert(own),
                                      pc.greater_equal(table["seen_at"], pa.scalar(as_of - lookback, _TS))))
         return ClusterIndex.from_table(table)
