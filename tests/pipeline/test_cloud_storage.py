@@ -46,5 +46,6 @@ def test_feeds_topics_and_output_on_object_storage(scheme, request, feed_server,
     assert second.loc[feed_server.url("/asia.atom"), "status"] == 304
     assert second.loc[f"{root}/config/wire.xml", "status"] == 200
     state = [m.path.rsplit("/", 2)[-2:] for m in FileSystems.match([f"{root}/out/_state/*/*"])[0].metadata_list]
-    assert sorted(state) == [["feeds", "first.parquet"], ["feeds", "second.parquet"],
+    assert sorted(state) == [["clusters", "first.parquet"], ["clusters", "second.parquet"],
+                             ["feeds", "first.parquet"], ["feeds", "second.parquet"],
                              ["seen", "first.parquet"], ["seen", "second.parquet"]]
