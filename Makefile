@@ -59,8 +59,12 @@ bench-fetch: $(VENV)/.installed-test
 	$(PY) -m benchmarks.parse_guards
 	$(PY) -m benchmarks.seen_lookup
 
+# Matching speed, then rule quality on Korean, Japanese and Chinese news
+# (old and new rules; skipped with a message when the evaluation texts of
+# benchmarks/topics_eval have not been rebuilt on this machine).
 bench-topics: $(VENV)/.installed-test
 	$(PY) -m benchmarks.topics_bench
+	$(PY) -m benchmarks.topics_quality
 
 # Syndication clusters scored on a labelled set built from ../shared/corpora
 # (real feeds and edited reprints of them) against exact dedup and plain

@@ -33,8 +33,8 @@ import time
 from typing import Callable, Dict, List, Sequence, Tuple
 
 from transforms.topics import Topic, TopicMatcher, fold_accents, normalize, parse_query
-from transforms.topics.query import And, Near, Node, Not, Or, Term, TEXT_FIELDS
-from transforms.topics.text import is_unspaced
+from transforms.topics.query import And, Near, Node, Not, Or, Term, TEXT_FIELDS, piece_core, piece_edges
+from transforms.topics.text import UNSPACED_RE, is_unspaced
 
 TARGET_SPEEDUP = 10.0
 TARGET_STORIES_PER_S = 5000.0
@@ -196,8 +196,13 @@ def _piece_pattern(piece: str) -> str:
 
 
 def _key_pattern(pieces: Sequence[str]) -> str:
+    if len(pieces) == 1 and is_unspaced(pieces[0]):
+        # substring, as CJK has no spaces; word edges (<북>): no such letter beside it
+        must_start, must_end = piece_edges(pieces[0])
+        return ((f"(?<!{UNSPACED_RE.pattern})" if must_start else "") + re.escape(piece_core(pieces[0]))
+                + (f"(?!{UNSPACED_RE.pattern})" if must_end else ""))
     if any(is_unspaced(p) for p in pieces):
-        return _SEP.join(re.escape(p) for p in pieces)  # substring, as CJK has no spaces
+        return _SEP.join(re.escape(p) for p in pieces)
     return rf"(?<!{_W})" + _SEP.join(_piece_pattern(p) for p in pieces) + rf"(?!{_W})"
 
 

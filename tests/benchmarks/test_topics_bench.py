@@ -43,7 +43,8 @@ def test_baseline_understands_the_query_language():
     baseline = topics_bench.RegexPerTermBaseline([
         Topic("phrase", '"north korea"'), Topic("wild", "missil*"), Topic("near", "missile NEAR/2 test"),
         Topic("title", "title:dprk"), Topic("folded", "Corée", fold_accents=True),
-        Topic("korean", "북한 NOT 남한")])
+        Topic("korean", "북한 NOT 남한"), Topic("edges", "<北>")])
     assert baseline.match("DPRK", "North-Korea: missiles in Coree", "a missile, then a test") == [
         "folded", "near", "phrase", "title", "wild"]
     assert baseline.match("북한의", "", "dprk") == ["korean"]
+    assert baseline.match("北, 발사", "", "") == ["edges"] and baseline.match("北京", "", "") == []

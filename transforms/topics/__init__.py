@@ -28,6 +28,7 @@ from transforms.topics.matcher import TopicMatcher
 from transforms.topics.query import (
     And,
     AtLeast,
+    Except,
     LanguageIs,
     Near,
     Node,
@@ -51,7 +52,7 @@ from transforms.topics.rules import (
 from transforms.topics.text import fold_accents, normalize, tokenize
 
 __all__ = [
-    "And", "AtLeast", "KeepMatched", "LanguageIs", "Match", "MatchTopics", "Near", "Node", "Not", "Or",
+    "And", "AtLeast", "Except", "KeepMatched", "LanguageIs", "Match", "MatchTopics", "Near", "Node", "Not", "Or",
     "QuerySyntaxError", "SourceIs", "TagTopics", "Term", "Topic", "TopicError", "TopicMatcher", "TopicRef",
     "compile_rules", "compile_topics", "fold_accents", "normalize", "parse_query", "tag_story",
     "tokenize", "topics_version", "without_text",

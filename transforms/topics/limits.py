@@ -19,8 +19,11 @@ A literal is one form of a term the scans look for: one per spelling
 (query.term_keys: "Kim Jong-un" has two, accent-folding topics fold them),
 doubled at each place where a phrase goes from Korean, Japanese, Chinese or
 Thai words to others or back, which text may write with or without a space
-("DPRK는", "DPRK 는"). Pure functions; the callers turn LimitExceeded into
-their own errors, with a position or a topic name.
+("DPRK는", "DPRK 는"). The guards of issue 18 add no literals of their own:
+a word with edges (`<북>`) is one literal, its `<` and `>` counted in its
+length as written, and the longer words after EXCEPT are terms like any
+other, counted in the totals. Pure functions; the callers turn
+LimitExceeded into their own errors, with a position or a topic name.
 """
 from __future__ import annotations
 

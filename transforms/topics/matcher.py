@@ -14,10 +14,11 @@ text only for the matches reported.
 from __future__ import annotations
 
 import bisect
+import itertools
 from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from transforms.records import Match
-from transforms.topics.query import TEXT_FIELDS, And, AtLeast, Key, Near, Node, Or, Term
+from transforms.topics.query import TEXT_FIELDS, And, AtLeast, Except, Key, Near, Node, Or, Term
 from transforms.topics.rules import CompiledTopic, TopicDef, compile_rules, topics_version
 from transforms.topics.scan import FieldScan, FieldScanner
 from transforms.topics.text import normalize
@@ -59,15 +60,48 @@ class _StoryScan:
         scan = self.scans[field]
         return scan.original_offset(min(scan.first_start(k) for k in present))
 
-    def _term_occurrences(self, terms: Sequence[Term], field: str) -> list:
+    def original_offset(self, field: str, place) -> int:
+        """Offset in the field's own text of a place of its scan."""
+        return self.scans[field].original_offset(place)
+
+    def _term_occurrences(self, terms: Sequence[Union[Term, Except]], field: str) -> list:
         scan = self.scans[field]
+        found = scan.found
         out = []
         for term in terms:
-            if field in term.fields:
+            if type(term) is Except:
+                if not found.isdisjoint(term.keys):
+                    out.extend(self.surviving(term, field))
+            elif field in term.fields:
                 for key in term.keys:
-                    if key in scan.found:
+                    if key in found:
                         out.extend((start, end, term.text) for start, end in scan.occurrences(key))
         return out
+
+    def surviving(self, node: Except, field: str) -> list:
+        """(start, end, term) of the occurrences of `node`'s terms in a field
+        that are not part of an occurrence of its longer words, in text
+        order. Places of one field scan order like the text, so "part of"
+        is start and end inside a longer occurrence's: one sort and a
+        bisection each, whichever scan read the field."""
+        memo_key = ("except", id(node), field)
+        if memo_key in self._memo:
+            return self._memo[memo_key]
+        scan = self.scans[field]
+        kept: list = []
+        if scan is not None:
+            kept = sorted(self._term_occurrences(node.left_terms, field))
+            longer = sorted(occ for term in node.right_terms for key in term.keys
+                            if key in scan.found for occ in scan.occurrences(key))
+            if kept and longer:
+                starts = [start for start, _ in longer]
+                # the furthest end of the longer occurrences starting at or before each
+                reach = list(itertools.accumulate((end for _, end in longer), max))
+                inside = bisect.bisect_right
+                kept = [occ for occ in kept
+                        if (i := inside(starts, occ[0]) - 1) < 0 or reach[i] < occ[1]]
+        self._memo[memo_key] = kept
+        return kept
 
     def near(self, node: Near) -> Optional[list]:
         """Evidence of a pair of occurrences within the distance, or None.
@@ -140,6 +174,8 @@ def _triggers(node: Node) -> Optional[frozenset]:
         return min(_triggers(node.left), _triggers(node.right), key=len)
     if isinstance(node, AtLeast):
         return _triggers(node.operand)
+    if isinstance(node, Except):  # the longer words alone never make it true
+        return _triggers(node.left)
     return None  # Not, SourceIs, LanguageIs
 
 

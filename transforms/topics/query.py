@@ -5,15 +5,18 @@ Grammar (operators in upper case only; `and`, `or`, `near` are plain words)::
     query    := or_expr EOF
     or_expr  := and_expr ("OR" and_expr)*
     and_expr := not_expr (["AND"] not_expr)*        -- juxtaposition is AND
-    not_expr := "NOT" not_expr | "ATLEAST/n" scoped | near
-    near     := scoped ["NEAR/n" scoped]            -- operands: terms or OR-groups of terms
+    not_expr := "NOT" not_expr | "ATLEAST/n" except | near
+    near     := except ["NEAR/n" except]            -- operands: terms or OR-groups of terms
+    except   := scoped ["EXCEPT" scoped]            -- both sides: terms or OR-groups of terms
     scoped   := FIELD ":" scoped | "topic:" NAME | primary
     primary  := WORD | PHRASE | "(" or_expr ")"
 
 FIELD is title, summary, content (text fields), source or language (values).
-A WORD may end in `*` (prefix wildcard); so may each word of a PHRASE.
+A WORD may end in `*` (prefix wildcard); so may each word of a PHRASE. A
+WORD of Korean, Japanese, Chinese or Thai may start with `<` and end with
+`>`: word edges (`<북>`: 북 as a word of its own, not inside 북쪽 or 노트북).
 
-Precedence, loosest first: OR, AND, NOT/ATLEAST, NEAR, field scope. Each
+Precedence, loosest first: OR, AND, NOT/ATLEAST, NEAR, EXCEPT, field scope. Each
 node answers: is it true for a story (evaluate), which found terms make it so
 (evidence), and which terms it contains (terms, for the matcher's index).
 `ctx` is the matcher's per-story scan (matcher._StoryScan); it answers from
@@ -47,6 +50,21 @@ class Key(NamedTuple):
 
     folded: bool               # accent-folded (the topic folds accents): match folded words
     pieces: Tuple[str, ...]    # normalised words; one ending in "*" is a prefix
+
+
+# Word edges of a one-word unspaced key, kept in its piece as the written
+# `<` and `>` (as a prefix keeps its `*`): normalised words never hold them.
+START_EDGE, END_EDGE = "<", ">"
+
+
+def piece_edges(piece: str) -> Tuple[bool, bool]:
+    """(must start a word, must end a word) for a key's piece."""
+    return piece.startswith(START_EDGE), piece.endswith(END_EDGE)
+
+
+def piece_core(piece: str) -> str:
+    """A key's piece without its markers: the text the scans look for."""
+    return piece.strip(START_EDGE + END_EDGE + "*")
 
 
 def piece_matches(piece: str, word: str) -> bool:
@@ -113,7 +131,8 @@ def _bare(text: str) -> bool:
     return (
         bool(text)
         and not any(ch.isspace() or ch in '()"' for ch in text)
-        and text not in ("AND", "OR", "NOT", "NEAR", "ATLEAST")
+        and text not in ("AND", "OR", "NOT", "NEAR", "ATLEAST", "EXCEPT")
+        and not text.startswith(START_EDGE) and not text.endswith(END_EDGE)
         and not _OPERATOR_RE.fullmatch(text)
         and not _SCOPE_RE.match(text)
     )
@@ -190,8 +209,13 @@ class Term(Node):
     def scoped(self, fields, position):
         return _narrowed(self, fields, position)
 
+    @property
+    def edged(self) -> bool:
+        """Whether the term was written with word edges (<북>)."""
+        return piece_edges(self.keys[0].pieces[0]) != (False, False)
+
     def __str__(self) -> str:
-        body = self.text if _bare(self.text) else f'"{self.text}"'
+        body = self.text if self.edged or _bare(self.text) else f'"{self.text}"'
         return _scope_prefix(self.fields) + body
 
 
@@ -319,15 +343,16 @@ class Not(Node):
         return f"NOT {_wrap(self.child)}"
 
 
-def operand_terms(node: Node) -> Optional[Tuple[Term, ...]]:
-    """The terms of a NEAR/ATLEAST operand: a term or an OR of terms; None
-    for anything else."""
-    if isinstance(node, Term):
+def operand_terms(node: Node, plain: bool = False) -> Optional[Tuple["Term | Except", ...]]:
+    """The terms of a NEAR/ATLEAST operand: a term, a `term EXCEPT longer`
+    (unless `plain`: EXCEPT's own operands) or an OR of them; None for
+    anything else."""
+    if isinstance(node, Term) or (isinstance(node, Except) and not plain):
         return (node,)
     if isinstance(node, Or):
         out: list = []
         for c in node.children:
-            sub = operand_terms(c)
+            sub = operand_terms(c, plain)
             if sub is None:
                 return None
             out.extend(sub)
@@ -335,12 +360,43 @@ def operand_terms(node: Node) -> Optional[Tuple[Term, ...]]:
     return None
 
 
-def _check_operand(node: Node, operator: str, position: int) -> Tuple[Term, ...]:
-    terms = operand_terms(node)
+def _check_operand(node: Node, operator: str, position: int) -> Tuple["Term | Except", ...]:
+    terms = operand_terms(node, plain=operator == "EXCEPT")
     if terms is None:
         raise QuerySyntaxError(
             f"{operator} works on terms, phrases or (a OR b) groups of them", position)
     return terms
+
+
+def _flat(key: Key) -> str:
+    """A key's letters, without spaces, markers or accents: what a key
+    that contains it has somewhere in its own (check_except)."""
+    return "".join(fold_accents(piece_core(p)) for p in key.pieces)
+
+
+def check_except(node: "Except") -> None:
+    """Raise QuerySyntaxError for an EXCEPT whose sides are not terms or
+    OR-groups of them, whose longer words have a field scope, or one of
+    whose longer words cannot contain any term before it (it could never
+    exclude anything: a typo, or the sides swapped)."""
+    if isinstance(node.left, Except):
+        raise QuerySyntaxError("EXCEPT takes one list of longer words; join them with OR: "
+                               "a EXCEPT (b OR c)", node.position)
+    left = _check_operand(node.left, "EXCEPT", node.position)
+    right = _check_operand(node.right, "EXCEPT", node.position)
+    for longer in right:
+        if longer.fields != TEXT_FIELDS:
+            raise QuerySyntaxError(
+                "the words after EXCEPT take no field scope: they are looked for where the "
+                "term before EXCEPT is found", longer.position)
+        if any(p.endswith("*") for key in longer.keys for p in key.pieces):
+            continue  # a prefix may run on to contain anything: no telling
+        if not any(_flat(short) in _flat(key) for key in longer.keys
+                   for term in left for short in term.keys):
+            shorter = " or ".join(repr(t.text) for t in left)
+            raise QuerySyntaxError(
+                f"{longer.text!r} does not contain {shorter}: EXCEPT drops the occurrences of a "
+                "term that are part of a longer word or phrase (평양 EXCEPT 태평양)", longer.position)
 
 
 @dataclass(frozen=True)
@@ -405,13 +461,32 @@ class AtLeast(Node):
     def operand_terms(self) -> Tuple[Term, ...]:
         return _check_operand(self.operand, "ATLEAST", self.position)
 
+    @cached_property
+    def _terms_by_key(self) -> Tuple[frozenset, dict]:
+        """(the keys of the operand's terms, key -> indices of its terms)."""
+        by_key: dict = {}
+        for i, t in enumerate(self.operand_terms):
+            for key in t.keys:
+                by_key.setdefault(key, []).append(i)
+        return frozenset(by_key), by_key
+
+    def _present(self, ctx) -> list:
+        """The operand's terms with a key found in the story, in order: a
+        rule's mentions topic may have hundreds of terms, a story a few."""
+        keys, by_key = self._terms_by_key
+        chosen: set = set()
+        for key in keys.intersection(ctx.found_any):
+            chosen.update(by_key[key])
+        terms = self.operand_terms
+        return [terms[i] for i in sorted(chosen)]
+
     def evaluate(self, ctx):
-        return ctx.count(self.operand_terms, self.count) >= self.count
+        return ctx.count(self._present(ctx), self.count) >= self.count
 
     def evidence(self, ctx, value=True):
         if not value:
             return []
-        return [e for t in self.operand_terms for e in t.evidence(ctx, True)]
+        return [e for t in self._present(ctx) for e in t.evidence(ctx, True)]
 
     def terms(self):
         return self.operand.terms()
@@ -424,6 +499,75 @@ class AtLeast(Node):
 
     def __str__(self):
         return f"ATLEAST/{self.count} {_wrap(self.operand, near=True)}"
+
+
+@dataclass(frozen=True)
+class Except(Node):
+    """`term EXCEPT longer`: the occurrences of `left` (a term or an OR of
+    terms) that are not part of an occurrence of one of the `right` terms,
+    the longer words that contain it (평양 EXCEPT 태평양), in the same field.
+    True when at least one occurrence is left; NEAR and ATLEAST see only
+    those (ctx.surviving works them out)."""
+
+    left: Node
+    right: Node
+    position: int = field(default=0, compare=False, repr=False)
+
+    @cached_property
+    def left_terms(self) -> Tuple[Term, ...]:
+        return _check_operand(self.left, "EXCEPT", self.position)
+
+    @cached_property
+    def right_terms(self) -> Tuple[Term, ...]:
+        return _check_operand(self.right, "EXCEPT", self.position)
+
+    @cached_property
+    def keys(self) -> Tuple[Key, ...]:
+        """The keys of the terms before EXCEPT: one must be found for it to
+        be true (NEAR's quick test, the matcher's triggers)."""
+        return tuple(dict.fromkeys(k for t in self.left_terms for k in t.keys))
+
+    @cached_property
+    def _key_sets(self) -> Tuple[frozenset, frozenset]:
+        return (frozenset(self.keys),
+                frozenset(k for t in self.right_terms for k in t.keys))
+
+    def evaluate(self, ctx):
+        left, right = self._key_sets
+        if left.isdisjoint(ctx.found_any):
+            return False
+        if right.isdisjoint(ctx.found_any):  # nothing longer anywhere: as the terms alone
+            return any(t.evaluate(ctx) for t in self.left_terms)
+        return any(ctx.surviving(self, f) for f in TEXT_FIELDS)
+
+    def evidence(self, ctx, value=True):
+        if not value:
+            return []
+        left, right = self._key_sets
+        if right.isdisjoint(ctx.found_any):
+            return [e for t in self.left_terms for e in t.evidence(ctx, True)]
+        out = []
+        for f in TEXT_FIELDS:
+            first: dict = {}  # term -> its first occurrence left in this field
+            for start, _, text in ctx.surviving(self, f):
+                if text not in first or start < first[text]:
+                    first[text] = start
+            out.extend((text, f, ctx.original_offset(f, start)) for text, start in first.items())
+        return out
+
+    def terms(self):
+        yield from self.left.terms()
+        yield from self.right.terms()
+
+    def children_nodes(self):
+        return (self.left, self.right)
+
+    def scoped(self, fields, position):
+        # The longer words are looked for wherever the term is found.
+        return replace(self, left=self.left.scoped(fields, position))
+
+    def __str__(self):
+        return f"{_wrap(self.left, near=True)} EXCEPT {_wrap(self.right, near=True)}"
 
 
 @dataclass(frozen=True)
@@ -501,7 +645,7 @@ class TopicRef(Node):
 
 
 def _wrap(node: Node, near: bool = False) -> str:
-    grouped = (And, Or, Near, AtLeast) if near else (And, Or)
+    grouped = (And, Or, Near, AtLeast, Except) if near else (And, Or)
     return f"({node})" if isinstance(node, grouped) else str(node)
 
 
@@ -581,6 +725,31 @@ def term_keys(text: str, fold: bool, position: int = 0) -> Tuple[Key, ...]:
     return tuple(keys)
 
 
+def edged_term_keys(word: str, position: int = 0) -> Tuple[Key, ...]:
+    """The key of a bare word written with word edges: `<북>` (a word of
+    its own), `<탈북` (starts a word), `북>` (ends a word). Only for one
+    word of a script written without spaces: elsewhere every term is a
+    whole word already."""
+    start, end = word.startswith(START_EDGE), word.endswith(END_EDGE)
+    core = word[len(START_EDGE) if start else 0:len(word) - (len(END_EDGE) if end else 0)]
+    if "*" in core:
+        raise QuerySyntaxError("a term with word edges (< >) cannot have a wildcard", position)
+    keys = term_keys(core, False, position + start)
+    pieces = keys[0].pieces
+    if len(keys) != 1 or len(pieces) != 1 or not is_unspaced(pieces[0]):
+        raise QuerySyntaxError(
+            "< and > mark the edges of one Korean, Japanese, Chinese or Thai word (<북>); other "
+            "words match as whole words already (quote the term to search for < or >)", position)
+    piece = (START_EDGE if start else "") + pieces[0] + (END_EDGE if end else "")
+    _within_limits(limits.check_term, [(piece,)], position)
+    return (Key(False, (piece,)),)
+
+
+def _edged(word: str) -> bool:
+    """Whether a bare word is written with word edges (a lone < or > is not)."""
+    return len(word) > 1 and (word.startswith(START_EDGE) or word.endswith(END_EDGE))
+
+
 def _within_limits(check, value, position: int) -> None:
     try:
         check(value)
@@ -599,7 +768,7 @@ _SCOPE_RE = re.compile(r"([A-Za-z]+):")
 
 @dataclass(frozen=True)
 class _Tok:
-    kind: str  # WORD PHRASE AND OR NOT NEAR ATLEAST SCOPE ( ) EOF
+    kind: str  # WORD PHRASE AND OR NOT NEAR ATLEAST EXCEPT SCOPE ( ) EOF
     text: str
     pos: int
     number: int = 0  # NEAR/n, ATLEAST/n
@@ -649,7 +818,7 @@ def _lex(text: str) -> List[_Tok]:
 
 
 def _word_token(word: str, start: int, end: int) -> _Tok:
-    if word in ("AND", "OR", "NOT"):
+    if word in ("AND", "OR", "NOT", "EXCEPT"):
         return _Tok(word, word, start, end=end)
     op = _OPERATOR_RE.fullmatch(word)
     if op:
@@ -735,7 +904,7 @@ class _Parser:
                 self.next()
                 self.no_operator_in_values(tok)
                 self.expect(_TERM_START, tok)
-                operand = self.parse_scoped()
+                operand = self.parse_except()
                 node = AtLeast(operand, tok.number, tok.pos)
                 if not _has_ref(operand):  # references are checked once resolved
                     _check_operand(operand, "ATLEAST", tok.pos)
@@ -745,13 +914,13 @@ class _Parser:
             self.depth -= 1
 
     def parse_near(self) -> Node:
-        left = self.parse_scoped()
+        left = self.parse_except()
         if self.peek().kind != "NEAR":
             return left
         op = self.next()
         self.no_operator_in_values(op)
         self.expect(_TERM_START, op)
-        right = self.parse_scoped()
+        right = self.parse_except()
         if self.peek().kind == "NEAR":
             raise QuerySyntaxError("NEAR joins two operands; combine more with AND: "
                                    "(a NEAR/3 b) AND (b NEAR/3 c)", self.peek().pos)
@@ -759,6 +928,22 @@ class _Parser:
         if not (_has_ref(left) or _has_ref(right)):
             _check_operand(left, "NEAR", op.pos)
             _check_operand(right, "NEAR", op.pos)
+        return node
+
+    def parse_except(self) -> Node:
+        left = self.parse_scoped()
+        if self.peek().kind != "EXCEPT":
+            return left
+        op = self.next()
+        self.no_operator_in_values(op)
+        self.expect(_TERM_START, op)
+        right = self.parse_scoped()
+        if self.peek().kind == "EXCEPT":
+            raise QuerySyntaxError("EXCEPT takes one list of longer words; join them with OR: "
+                                   "a EXCEPT (b OR c)", self.peek().pos)
+        node = Except(left, right, op.pos)
+        if not (_has_ref(left) or _has_ref(right)):  # references are checked once resolved
+            check_except(node)
         return node
 
     def no_operator_in_values(self, op: _Tok) -> None:
@@ -802,6 +987,8 @@ class _Parser:
                 return _value_leaf(self.value_field, tok)
             if tok.kind == "PHRASE" and not tok.text.strip():
                 raise QuerySyntaxError("empty phrase", tok.pos)
+            if tok.kind == "WORD" and _edged(tok.text):
+                return Term(tok.text, edged_term_keys(tok.text, tok.pos), TEXT_FIELDS, tok.pos)
             offset = 1 if tok.kind == "PHRASE" else 0
             return Term(tok.text.strip() if offset else tok.text,
                         term_keys(tok.text, self.fold, tok.pos + offset), TEXT_FIELDS, tok.pos)
@@ -815,7 +1002,7 @@ class _Parser:
                 raise QuerySyntaxError("unbalanced parenthesis", tok.pos)
             self.next()
             return node
-        if tok.kind in ("AND", "OR", "NEAR"):
+        if tok.kind in ("AND", "OR", "NEAR", "EXCEPT"):
             raise QuerySyntaxError(f"expected a term before {tok.text}", tok.pos)
         if tok.kind == ")":
             raise QuerySyntaxError("unexpected ')'", tok.pos)

@@ -17,6 +17,7 @@ from transforms.topics import limits
 from transforms.topics.query import (
     And,
     AtLeast,
+    Except,
     Near,
     Node,
     Not,
@@ -26,13 +27,14 @@ from transforms.topics.query import (
     Term,
     TopicRef,
     _check_operand,
+    check_except,
     parse_query,
     walk,
 )
 
 # Bump when the same rules would match differently (normalisation, syntax
 # meaning), so topics_version tells such results apart too.
-MATCHER_VERSION = "2"
+MATCHER_VERSION = "3"  # 3: word edges (<북>) and EXCEPT
 MAX_TERMS = 50_000           # terms in one topic once its references are expanded
 MAX_RESOLVED_DEPTH = 200     # nesting once references are expanded (recursion stays bounded)
 
@@ -208,6 +210,10 @@ class _Resolver:
             _check_operand(near.left, "NEAR", near.position)
             _check_operand(near.right, "NEAR", near.position)
             return near
+        if isinstance(node, Except):
+            except_ = replace(node, left=self._substitute(node.left), right=self._substitute(node.right))
+            check_except(except_)
+            return except_
         if isinstance(node, AtLeast):
             at_least = replace(node, operand=self._substitute(node.operand))
             _check_operand(at_least.operand, "ATLEAST", at_least.position)

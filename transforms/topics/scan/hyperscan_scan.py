@@ -17,8 +17,9 @@ field this scan does not read (it raises FieldNotScannable).
   form, mapped back to the text only for the matches reported.
 - Any other field (Korean, Japanese, Cyrillic ...) is scanned as UTF-8:
   one-word terms as literals (unspaced ones match inside words), checked to
-  be whole words at their Latin edges; several-word terms in a collapsed
-  copy, checked word by word against the text's own words.
+  be whole words at their Latin edges, and at the edges of their run of
+  unspaced text where a term asks for it (<북>); several-word terms in a
+  collapsed copy, checked word by word against the text's own words.
 
 Patterns are literals, for Hyperscan's literal compiler (it takes ~10,000
 in well under a second, where phrases as regexes with gaps between their
@@ -40,9 +41,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from transforms.topics.query import Key, piece_matches
+from transforms.topics.query import Key, piece_core, piece_edges, piece_matches
 from transforms.topics.text import (
     TOKEN_RE,
+    UNSPACED_RE,
     bmp_classes,
     bmp_word_re,
     char_class,
@@ -66,9 +68,14 @@ except ImportError:  # pragma: no cover - depends on the platform's wheels
 AVAILABLE = hyperscan is not None
 
 # What follows a pattern's last word.
-_FREE = 0         # unspaced text: terms match inside words
+_FREE = 0         # unspaced text: terms match inside words (0: collect tests it as false)
 _END_WORD = 1     # a Latin word: the next character must not be a word character
 _EXTEND = 2       # a wildcard: the match goes on to the end of the word
+_END_RUN = 3      # an unspaced term ending its word (北>): the next character is not unspaced
+# What precedes a pattern's first character (_WordPattern.check_start).
+_ANY = 0          # unspaced text: anything
+_LATIN_START = 1  # a Latin word: the character before must not be a word character
+_RUN_START = 2    # an unspaced term starting its word (<北): the character before is not unspaced
 
 
 @functools.lru_cache(maxsize=1)
@@ -149,6 +156,13 @@ def _is_word_char(form: str, i: int) -> bool:
     return _regexes()["word"].match(ch) is not None
 
 
+def _in_run(form: str, i: int) -> bool:
+    """Whether character i is of a script written without spaces: the run
+    of such characters is one word (text.TOKEN_RE), so an unspaced term
+    with word edges may not touch one."""
+    return UNSPACED_RE.match(form, i) is not None
+
+
 # ------------------------------------------------------------------ patterns
 # (literals where they can be; see the module docstring)
 
@@ -184,9 +198,9 @@ class _WordPattern:
     """A one-word term in UTF-8 text (_Utf8Patterns.singles)."""
 
     key: Key
-    length: int         # characters of the word, less a trailing "*"
-    check_start: bool   # a Latin word: the character before it must not be a word character
-    tail: int           # what follows its last character: _FREE, _END_WORD or _EXTEND
+    length: int         # characters of the word, less a trailing "*" and word edges
+    check_start: int    # what precedes its first character: _ANY, _LATIN_START or _RUN_START
+    tail: int           # what follows its last character: _FREE, _END_WORD, _EXTEND or _END_RUN
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,9 +321,14 @@ class _Utf8Patterns:
         entries = []
         for key in singles:
             piece = key.pieces[0]
-            core = piece.rstrip("*")
-            tail = _EXTEND if piece.endswith("*") else _FREE if is_unspaced(core) else _END_WORD
-            entries.append((core.encode("utf-8"), _WordPattern(key, len(core), not is_unspaced(core), tail)))
+            core = piece_core(piece)
+            if is_unspaced(core):
+                must_start, must_end = piece_edges(piece)
+                start = _RUN_START if must_start else _ANY
+                tail = _END_RUN if must_end else _FREE
+            else:
+                start, tail = _LATIN_START, _EXTEND if piece.endswith("*") else _END_WORD
+            entries.append((core.encode("utf-8"), _WordPattern(key, len(core), start, tail)))
         self.singles = _Patterns(entries, literal=True)
         entries = []
         for key in phrases:
@@ -343,14 +362,19 @@ class _Utf8Patterns:
                 if to_char is not None:
                     b = to_char[b]
                 a = b - pattern.length
-                if pattern.check_start and a and _is_word_char(form, a - 1):
+                check = pattern.check_start
+                if check and a and (_is_word_char(form, a - 1) if check == _LATIN_START
+                                    else _in_run(form, a - 1)):
                     continue
                 tail = pattern.tail
-                if tail == _END_WORD:
-                    if b < n and _is_word_char(form, b):
+                if tail:  # not _FREE (most unspaced terms): one test for them
+                    if tail == _END_WORD:
+                        if b < n and _is_word_char(form, b):
+                            continue
+                    elif tail == _EXTEND:
+                        b = _word_end(form, b)
+                    elif b < n and _in_run(form, b):  # _END_RUN
                         continue
-                elif tail == _EXTEND:
-                    b = _word_end(form, b)
                 _add(occurrences, pattern.key, a, b)
         if self.phrases.db is None and self.wild_phrases.db is None:
             return

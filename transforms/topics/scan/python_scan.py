@@ -16,6 +16,8 @@ not with the number of rules:
   words leave the few words to look up in tables built from all topics'
   terms once; only the chunks holding such a word are read one by one;
 - Korean, Japanese, Chinese and Thai terms are found with a character trie;
+  those with word edges (<북>) are the trie's hits that start or end their
+  word (a run of those scripts' characters), settled once per new word;
 - a phrase is followed past its first word only when the next word can
   continue it (one dict lookup).
 
@@ -35,7 +37,7 @@ import operator
 import re
 from typing import TYPE_CHECKING, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from transforms.topics.query import Key, piece_matches
+from transforms.topics.query import Key, piece_core, piece_edges, piece_matches
 from transforms.topics.text import (
     UNSPACED_RE,
     find_words,
@@ -49,7 +51,7 @@ from transforms.topics.text import (
 if TYPE_CHECKING:  # for annotations: scan/__init__.py imports this module
     from transforms.topics.scan import Occurrence, Place
 
-_END = ""                 # trie marker; no character key is empty
+_END = ""                 # trie marker (its value: the keys ending there); no character key is empty
 _CACHE_LIMIT = 200_000    # distinct chunks remembered per matcher (some tens of MB)
 # Words of unspaced scripts, among words joined by newlines.
 _UNSPACED_WORD_RE = re.compile(f"^{UNSPACED_RE.pattern}[^\n]*", re.M)
@@ -67,7 +69,7 @@ class _Chunk:
         self.phrases: Tuple[Tuple[int, "_PhraseStarts"], ...] = phrases  # (word index, phrases)
         # (key, word index, start, end) of unspaced one-piece terms inside a word
         self.unspaced_hits: Tuple[Tuple[Key, int, int, int], ...] = unspaced_hits
-        self.unspaced = unspaced  # has unspaced words (for several-word unspaced terms)
+        self.unspaced = unspaced  # has a word that may start a several-word unspaced term
 
 
 @functools.lru_cache(maxsize=4096)
@@ -114,7 +116,8 @@ class _Trie:
         node = self.root
         for ch in text:
             node = node.setdefault(ch, {})
-        node[_END] = key
+        # Several keys may share a text: 북, <북> and 북> all end at 북.
+        node[_END] = node.get(_END, ()) + (key,)
 
     def freeze(self) -> "_Trie":
         # The trie as one regex in a lookahead: a C-level scan stops only
@@ -135,8 +138,7 @@ class _Trie:
                 if node is None:
                     break
                 j += 1
-                key = node.get(_END)
-                if key is not None:
+                for key in node.get(_END, ()):
                     yield key, start, j
 
 
@@ -151,10 +153,27 @@ class PythonTermIndex:
         # One-piece unspaced terms are found inside a word (cached with its
         # chunk); several pieces ("김정은 위원장") in a field's joined words.
         self.trie_word, self.trie_words = _Trie(), _Trie()
+        # key -> (must start its word, must end it), for keys with word edges
+        self.edges: Dict[Key, Tuple[bool, bool]] = {}
+        # The first pieces of several-word unspaced terms: a field is read
+        # for those only if one of its words holds one (an unspaced piece
+        # may end a longer word: 배우 김정은 in "여배우 김정은"), or is one
+        # (a Latin piece is a whole word: "e 북").
+        join_starts, self._join_latin = _Trie(), set()
         for key in keys:
             mode, pieces = key
             if any(is_unspaced(p) for p in pieces):
-                (self.trie_word if len(pieces) == 1 else self.trie_words).add(" ".join(pieces), key)
+                if len(pieces) == 1:
+                    self.trie_word.add(piece_core(pieces[0]), key)
+                    edges = piece_edges(pieces[0])
+                    if edges != (False, False):
+                        self.edges[key] = edges
+                else:  # edges are one-word only (query.edged_term_keys)
+                    self.trie_words.add(" ".join(pieces), key)
+                    if is_unspaced(pieces[0]):
+                        join_starts.add(pieces[0], True)
+                    else:
+                        self._join_latin.add(pieces[0])
                 continue
             first = pieces[0]
             table = prefix[mode] if first.endswith("*") else exact[mode]
@@ -165,6 +184,9 @@ class PythonTermIndex:
         self.folding = bool(self.exact[True] or self.prefix[True])
         self.trie_word.freeze()
         self.trie_words.freeze()
+        # The lines (words) holding a first piece, among words joined by newlines.
+        self._join_start_re = (re.compile(f"^[^\n]*?{_trie_pattern(join_starts.root)}[^\n]*", re.M)
+                               if join_starts.root else None)
         # C-speed filters for new words: a superset of the words with
         # something in them, which _lookup then settles one by one.
         self._exact_words = frozenset(self.exact[False]).union(self.exact[True])
@@ -179,7 +201,7 @@ class PythonTermIndex:
         self.chunks: Dict[str, _Chunk] = {}           # the chunks with something in them
         self.interesting: set = set()                  # their keys, for one set intersection
         self.seen_words: set = set()                   # every word seen
-        self.unspaced_words: set = set()               # those of unspaced scripts
+        self.join_words: set = set()                   # those that may start a several-word unspaced term
         # what a word holds, for the words with something in them:
         # (one-word keys, phrases that may start, unspaced terms inside it)
         self.word_hits: Dict[str, Tuple[tuple, Optional[_PhraseStarts], tuple]] = {}
@@ -198,26 +220,28 @@ class PythonTermIndex:
         if fresh:
             self._learn_words(fresh)
         found = self.word_hits.keys() & present
-        joinable = self.trie_words.start_re is not None and not self.unspaced_words.isdisjoint(present)
-        if not (found or joinable):
+        starts = self.join_words & present  # a several-word unspaced term may start here
+        if not (found or starts):
             return  # most fields: nothing new in them
         lines = joined.split("\n")
-        if joinable:  # a several-word unspaced term may start in any chunk
-            todo: Iterable[int] = range(len(raws))
-        else:
-            # the chunks holding a found word, by where it occurs in `joined`
-            ends = list(map(operator.add, itertools.accumulate(map(len, lines)), itertools.count()))
-            todo = set()
-            for word in found:
-                at = joined.find(word)
-                while at >= 0:
-                    todo.add(bisect.bisect_right(ends, at))
-                    at = joined.find(word, at + 1)
+        # One regex for every line: word_re(joined) finds what word_re(line) would.
+        words_in = word_re(joined).findall
+        if starts:  # the field's words will be joined (PythonFieldScan._find_joined)
+            for raw, line in zip(raws, lines):
+                self.words[raw] = tuple(words_in(line))
+        # the chunks holding a found word, by where it occurs in `joined`
+        ends = list(map(operator.add, itertools.accumulate(map(len, lines)), itertools.count()))
+        todo = set()
+        for word in found | starts:
+            at = joined.find(word)
+            while at >= 0:
+                todo.add(bisect.bisect_right(ends, at))
+                at = joined.find(word, at + 1)
         word_hits = self.word_hits
         for i in todo:
             raw = raws[i]
-            words = self.words[raw] = tuple(find_words(lines[i]))
-            unspaced = joinable and not self.unspaced_words.isdisjoint(words)
+            words = self.words[raw] = tuple(words_in(lines[i]))
+            unspaced = bool(starts) and not starts.isdisjoint(words)
             singles, phrases, unspaced_hits = [], [], []
             for j, word in enumerate(words):
                 hits = word_hits.get(word)
@@ -237,18 +261,27 @@ class PythonTermIndex:
         check = fresh & self._exact_words
         if self._prefix_re is not None:
             check.update(self._prefix_re.findall(joined))
+        if self._join_latin:
+            self.join_words.update(fresh & self._join_latin)
         if not joined.isascii():
             unspaced = _UNSPACED_WORD_RE.findall(joined)  # runs of Korean, Japanese, ...
-            self.unspaced_words.update(unspaced)
+            if self._join_start_re is not None and unspaced:
+                self.join_words.update(self._join_start_re.findall("\n".join(unspaced)))
             if self.trie_word.start_re is not None and unspaced:
                 # One scan over them all (no term holds a newline).
                 text = "\n".join(unspaced)
                 ends = list(map(operator.add, itertools.accumulate(map(len, unspaced)), itertools.count()))
                 inside: Dict[int, list] = {}
+                edges = self.edges
                 for key, a, b in self.trie_word.scan(text):
                     i = bisect.bisect_right(ends, a)
                     start = ends[i] - len(unspaced[i])
-                    inside.setdefault(i, []).append((key, a - start, b - start))
+                    a, b = a - start, b - start
+                    if key in edges:  # each of these words is a whole run of its script
+                        must_start, must_end = edges[key]
+                        if (must_start and a) or (must_end and b != len(unspaced[i])):
+                            continue
+                    inside.setdefault(i, []).append((key, a, b))
                 for i, hits in inside.items():
                     self.word_hits[unspaced[i]] = ((), None, tuple(hits))
             if self.folding:  # their accent-folded forms may be terms
@@ -264,7 +297,7 @@ class PythonTermIndex:
         scan relies on its chunks staying known."""
         if len(self.seen) >= _CACHE_LIMIT:
             for table in (self.seen, self.words, self.chunks, self.interesting, self.seen_words,
-                          self.unspaced_words, self.word_hits):
+                          self.join_words, self.word_hits):
                 table.clear()
 
     def _lookup(self, word: str) -> Tuple[tuple, Optional[_PhraseStarts]]:

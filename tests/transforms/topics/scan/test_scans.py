@@ -2,7 +2,7 @@
 (topic, term, field, offset) on texts built to catch them apart: words of the
 rules glued to punctuation, to non-ASCII separators and to Korean, inside
 longer words, with accents, ligatures, combining marks, full-width letters
-and characters beyond U+FFFF."""
+and characters beyond U+FFFF, and the guards of issue 18 (word edges, EXCEPT)."""
 import random
 from tests.support.paths import CORPORA, SEEDS
 
@@ -27,6 +27,10 @@ RULES = [
     Topic("cyrillic", "ким OR ракета"),
     # where an occurrence ends matters to NEAR and to ATLEAST's overlaps
     Topic("ends", '("kim jong*" NEAR/1 ракета) OR ATLEAST/3 ("kim jong*" OR jongun OR un)'),
+    # the guards (test_guards.py): word edges of unspaced words, settled by
+    # each scan on its own, and EXCEPT, which compares places of one scan
+    Topic("guards", '<북> OR <北> OR 평양 EXCEPT 태평양 OR korea EXCEPT "south korea" '
+                    'OR ((평양 EXCEPT 태평양) OR <北>) NEAR/2 미사일', fold_accents=True),
 ]
 
 WORDS = ["north", "korea", "dprk", "pyongyang", "kim", "jong", "un", "jongun", "missile", "missiles",
@@ -35,7 +39,8 @@ WORDS = ["north", "korea", "dprk", "pyongyang", "kim", "jong", "un", "jongun", "
          "北朝鮮", "朝鲜", "北韓", "북한", "북한은", "북한의", "김정은", "위원장", "위원장은", "g7", "정상",
          "미사일", "발사", "ミサイル", "Северная", "Корея", "КНДР", "ракета", "ракеты", "ким",
          "ab", "cd", "ef", "abcd", "kimchi", "unkorea", "nordkorea", "Nordkoreas", "KOREA", "Korea's",
-         "ＤＰＲＫ", "ﬁ", "ǅ", "e\u0301", "\u0301", "K\u0327", "½", "𝐀", "😀", "Ø", "ø", "ł", "ő"]
+         "ＤＰＲＫ", "ﬁ", "ǅ", "e\u0301", "\u0301", "K\u0327", "½", "𝐀", "😀", "Ø", "ø", "ł", "ő",
+         "북", "北", "北京", "평양", "태평양", "노트북", "south", "、"]
 JOINS = [" ", " ", " ", "  ", ", ", ". ", "-", "’", "'", " — ", "«", "»", "\u00a0", "_", "\n", "",
          "\u3000", "/", "(", ")"]
 
