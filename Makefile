@@ -64,7 +64,8 @@ bench-fetch: $(VENV)/.installed-test
 # benchmarks/topics_eval have not been rebuilt on this machine).
 bench-topics: $(VENV)/.installed-test
 	$(PY) -m benchmarks.topics_bench
-	$(PY) -m benchmarks.topics_quality
+	$(PY) -m benchmarks.topics_quality --save benchmarks/results/topics_quality.json
+	$(PY) -m benchmarks.docs_table
 
 # Syndication clusters scored on a labelled set built from ../shared/corpora
 # (real feeds and edited reprints of them) against exact dedup and plain

@@ -24,8 +24,16 @@ set and language:
 
 "old" is the rules as they were before issue 18 (RULES_BEFORE, below: the
 Korean, Japanese and Chinese terms of seeds/topics.yaml then); "new" is
-benchmarks/topics_eval/draft_topics.yaml while it exists, else
-seeds/topics.yaml. English is measured by tests/seeds/test_dprk_rule.py.
+seeds/topics.yaml (or --new). English is measured by
+tests/seeds/test_dprk_rule.py.
+
+Three rounds of the set are scored apart (LABELLING.md, "Three rounds"):
+"tuning" (labels.tsv), the items the new rules were written against;
+"review" (review.tsv), drawn after the first rules, whose mistakes on it
+changed them; and "heldout" (heldout.tsv), drawn after the final rules and
+never used to change them. The held-out figures are the ones to trust. The
+Chinese archive had no story about North Korea left after the first round,
+so the later Chinese rounds only show what the rules leave alone.
 """
 from __future__ import annotations
 
@@ -40,7 +48,6 @@ from transforms.topics import Topic, TopicMatcher
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-DRAFT = os.path.join(HERE, "topics_eval", "draft_topics.yaml")
 SEEDS = os.path.join(ROOT, "seeds", "topics.yaml")
 LANGS = ("ko", "ja", "zh")
 TARGET_PRECISION, TARGET_RECALL = 0.97, 0.92  # issue 18, per language, dprk
@@ -117,22 +124,19 @@ def score(rules: Sequence[Topic], items) -> Dict[str, Score]:
     }
 
 
-def new_rules_path() -> str:
-    return DRAFT if os.path.exists(DRAFT) else SEEDS
-
-
 def measure(new_path: Optional[str] = None, random_only: bool = False,
-            cache: Optional[str] = None) -> Optional[dict]:
-    """{lang: {"old": figures, "new": figures, "items": n}}, or None without
-    the texts (`cache`: where they are, if not where build.py puts them)."""
+            cache: Optional[str] = None, split: str = "tuning") -> Optional[dict]:
+    """{lang: {"old": figures, "new": figures, "items": n}} for one split, or
+    None without the texts (`cache`: where they are, if not where build.py
+    puts them)."""
     from benchmarks.topics_eval import CACHE, CacheMissing, load
     from pipeline.config import load_topics
 
-    new = load_topics(new_path or new_rules_path())
+    new = load_topics(new_path or SEEDS)
     out = {}
     for lang in LANGS:
         try:
-            items = load(lang, cache=cache or CACHE)
+            items = load(lang, cache=cache or CACHE, split=split)
         except CacheMissing as exc:
             print(f"topics quality: skipped, the evaluation texts are not on this machine: {exc}")
             return None
@@ -142,25 +146,80 @@ def measure(new_path: Optional[str] = None, random_only: bool = False,
     return out
 
 
+SPLITS = ("tuning", "review", "heldout")
+SPLIT_TITLES = {
+    "tuning": "tuning round (labels.tsv: the rules were written against it)",
+    "review": "review round (review.tsv: drawn after the first rules; their mistakes on it changed them)",
+    "heldout": "held-out round (heldout.tsv: drawn after the final rules, never used to change them)",
+}
+
+
+def to_json(results: Dict[str, dict]) -> dict:
+    """{split: {lang: {"items": n, "old"/"new": {figure: [tp, fp, fn]}}}}."""
+    return {split: {lang: {"items": r["items"],
+                           **{side: {fig: [sc.true_positives, sc.false_positives, sc.false_negatives]
+                                     for fig, sc in r[side].items()} for side in ("old", "new")}}
+                    for lang, r in by_lang.items()}
+            for split, by_lang in results.items()}
+
+
+def from_json(data: dict) -> Dict[str, dict]:
+    return {split: {lang: {"items": r["items"],
+                           **{side: {fig: Score(*counts) for fig, counts in r[side].items()}
+                              for side in ("old", "new")}}
+                    for lang, r in by_lang.items()}
+            for split, by_lang in data.items()}
+
+
+def render(results: Dict[str, dict], rules: str = "seeds/topics.yaml") -> str:
+    """The figures of every split, as `make bench-topics` prints them."""
+    lines = [f"new rules: {rules}; old: the rules before issue 18; "
+             f"target for dprk: P >= {TARGET_PRECISION}, R >= {TARGET_RECALL}"]
+    for split, by_lang in results.items():
+        lines.append("")
+        lines.append(SPLIT_TITLES.get(split, split))
+        for lang, r in by_lang.items():
+            lines.append(f"  {lang} ({r['items']:,} items)")
+            for figure in r["old"]:
+                old, new = r["old"][figure], r["new"][figure]
+                lines.append(f"    {figure:<21} old {old}  |  new {new}")
+    return "\n".join(lines)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--new", help=f"the new rules (default: {os.path.relpath(new_rules_path(), ROOT)})")
+    parser.add_argument("--new", help="the new rules (default: seeds/topics.yaml)")
     parser.add_argument("--random-only", action="store_true",
                         help="only the random part of the set (not the items added for being likely "
                              "hits or traps): figures closer to the feeds as they are")
+    parser.add_argument("--save", metavar="JSON",
+                        help="also write the figures there (make bench-topics: benchmarks/results/"
+                             "topics_quality.json, shown in docs/performance.md)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR, force=True)
-    results = measure(args.new, args.random_only)
-    if results is None:
-        return 0
-    part = "random part of the set" if args.random_only else "whole set"
-    print(f"topics quality ({part}; new rules: {os.path.relpath(args.new or new_rules_path(), ROOT)}; "
-          f"target for dprk: P >= {TARGET_PRECISION}, R >= {TARGET_RECALL}):")
-    for lang, r in results.items():
-        for figure in r["old"]:
-            old, new = r["old"][figure], r["new"][figure]
-            print(f"topics quality: {lang} {figure:<21} old {old}  |  new {new}")
-        print(f"topics quality: {lang} ({r['items']:,} items)")
+    results = {}
+    from benchmarks.topics_eval import SPLITS as FILES
+
+    for split in SPLITS:
+        if not os.path.exists(FILES[split]):
+            continue
+        figures = measure(args.new, args.random_only, split=split)
+        if figures is None:
+            return 0
+        results[split] = figures
+    part = " (random part of the set)" if args.random_only else ""
+    rules = os.path.relpath(args.new or SEEDS, ROOT)
+    text = render(results, rules)
+    print(f"topics quality{part}:")
+    print("\n".join("topics quality: " + line if line else "" for line in text.splitlines()))
+    if args.save:
+        import json
+        from datetime import datetime, timezone
+        payload = {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "rules": rules,
+                   "random_only": args.random_only, "splits": to_json(results)}
+        with open(args.save, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, indent=1, ensure_ascii=False)
+            fh.write("\n")
     return 0
 
 

@@ -2,10 +2,11 @@
 
     from benchmarks.topics_eval import load
     items = load("ko")          # or "ja", "zh", or None for all
+    held = load("ko", split="heldout")
     items[0].title, items[0].lead, items[0].label   # label: about / mentions / not
 
-labels.tsv (committed) says which items belong to the set and how each was
-labelled by reading; the texts are the publishers' and are not committed.
+labels.tsv, review.tsv and heldout.tsv (committed) say which items belong to the set and
+how each was labelled by reading; the texts are the publishers' and are not committed.
 They are rebuilt from the public archives into .cache/items.jsonl by
 
     python -m benchmarks.topics_eval.build --source ko=PATH --source ja=PATH --source zh=PATH
@@ -23,6 +24,12 @@ from typing import List, Optional
 _HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE = os.path.join(_HERE, ".cache", "items.jsonl")
 LABELS = os.path.join(_HERE, "labels.tsv")
+REVIEW = os.path.join(_HERE, "review.tsv")
+HELDOUT = os.path.join(_HERE, "heldout.tsv")
+# "tuning": the items the rules were written against; "review": drawn after
+# the first rules, whose mistakes on it changed them; "heldout": drawn after
+# the final rules, never used to change one (LABELLING.md, "Three rounds").
+SPLITS = {"tuning": LABELS, "review": REVIEW, "heldout": HELDOUT}
 
 LANGS = ("ko", "ja", "zh")
 LABEL_VALUES = ("about", "mentions", "not")
@@ -61,12 +68,17 @@ class LabelledItem:
         return f"{self.title}\n{self.lead}" if self.lead else self.title
 
 
-def load(lang: Optional[str] = None, cache: str = CACHE, labels: str = LABELS) -> List[LabelledItem]:
-    """Every item of the set (or of one language), in labels.tsv order."""
+def load(lang: Optional[str] = None, cache: str = CACHE, labels: Optional[str] = None,
+         split: str = "tuning") -> List[LabelledItem]:
+    """Every item of one split of the set (or of one language of it), in the
+    order of its labels file (`labels`, when given, names the file)."""
     from .build import read_labels  # imported here: `python -m ...build` must not find it loaded
 
     if lang is not None and lang not in LANGS:
         raise ValueError(f"lang must be one of {LANGS} or None, not {lang!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {tuple(SPLITS)}, not {split!r}")
+    labels = labels or SPLITS[split]
     wanted = [lang] if lang else list(LANGS)
     if not os.path.exists(cache):
         raise CacheMissing(f"{cache} is missing: the texts are rebuilt from public archives with\n  {BUILD_HINT}")

@@ -38,6 +38,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 CACHE_DIR = os.path.join(HERE, ".cache")
 CACHE = os.path.join(CACHE_DIR, "items.jsonl")
 LABELS = os.path.join(HERE, "labels.tsv")
+REVIEW = os.path.join(HERE, "review.tsv")
+HELDOUT = os.path.join(HERE, "heldout.tsv")
 
 SEED = 18  # issue 18
 
@@ -105,6 +107,47 @@ def select(lang: str, items: Sequence[Item]) -> List[Tuple[Item, str]]:
     return chosen
 
 
+# Later rounds, each drawn from the same archives leaving out every item and
+# title of the rounds before it, and labelled before the rules were run on it:
+# review.tsv after the first rules (their mistakes on it changed the rules),
+# heldout.tsv after the final ones (never used to change them).
+LATER_ROUNDS = ("review", "heldout")
+LATER_QUOTAS: Dict[str, Tuple[int, int, int]] = {  # random, enriched-nk, enriched-trap
+    "ko": (600, 150, 50), "ja": (250, 120, 30), "zh": (200, 160, 40)}
+# The random stream of each round ("heldout" is the review round's: it was
+# drawn as the held-out part before its use changed the rules).
+_ROUND_STREAM = {"review": "heldout", "heldout": "heldout-2"}
+
+
+def select_later(lang: str, items: Sequence[Item], labelled: Iterable[str],
+                 round_name: str) -> List[Tuple[Item, str]]:
+    """A later round's draw: like select(), with its own random stream, over
+    the items whose id and title are in no earlier round (`labelled` ids)."""
+    labelled = set(labelled)
+    by_id = {i.id: i for i in items}
+    titles = {by_id[i].title for i in labelled if i in by_id}
+    rng = random.Random(f"{SEED}-{lang}-{_ROUND_STREAM[round_name]}")
+    pool: List[Item] = []
+    for item in sorted(items, key=lambda i: (i.date, i.id)):
+        if item.id in labelled or (lang == "ko" and not item.lead):
+            continue
+        if not item.title or item.title in titles:
+            continue
+        titles.add(item.title)
+        pool.append(item)
+    n_random, n_nk, n_trap = LATER_QUOTAS[lang]
+    chosen = [(item, "random") for item in rng.sample(pool, min(n_random, len(pool)))]
+    taken = {item.id for item, _ in chosen}
+    rest = [i for i in pool if i.id not in taken]
+    kinds = {i.id: screen.enrich(lang, i.title + " " + i.lead) for i in rest}
+    for kind, n in (("nk", n_nk), ("trap", n_trap)):
+        group = [i for i in rest if kinds[i.id] == kind]
+        for item in rng.sample(group, min(n, len(group))):
+            chosen.append((item, f"enriched-{kind}"))
+    chosen.sort(key=lambda pair: (pair[1] != "random", pair[0].date, pair[0].id))
+    return chosen
+
+
 # ------------------------------------------------------------------ labels.tsv
 
 def read_labels(path: str = LABELS) -> List[Dict[str, str]]:
@@ -124,8 +167,9 @@ def read_labels(path: str = LABELS) -> List[Dict[str, str]]:
     return rows
 
 
-def build(sources: Dict[str, str], labels_path: str = LABELS, cache: str = CACHE) -> Dict[str, int]:
-    labels = read_labels(labels_path)
+def build(sources: Dict[str, str], labels_paths: Sequence[str] = (LABELS, REVIEW, HELDOUT),
+          cache: str = CACHE) -> Dict[str, int]:
+    labels = [row for path in labels_paths if os.path.exists(path) for row in read_labels(path)]
     wanted: Dict[str, Dict[str, Dict[str, str]]] = defaultdict(dict)
     for row in labels:
         wanted[row["lang"]][row["id"]] = row
@@ -173,6 +217,8 @@ def main(argv: Sequence[str] = None) -> int:
     ap.add_argument("--source", action="append", default=[], metavar="LANG=PATH",
                     help="git directory of the archive for LANG (ko, ja, zh); repeatable")
     ap.add_argument("--select", action="store_true", help="draw the candidate list instead of building")
+    ap.add_argument("--select-later", choices=LATER_ROUNDS,
+                    help="draw that later round's candidate list (with texts, for labelling) instead of building")
     ap.add_argument("--out", default=os.path.join(CACHE_DIR, "candidates.tsv"),
                     help="where --select writes its list")
     args = ap.parse_args(argv)
@@ -180,6 +226,27 @@ def main(argv: Sequence[str] = None) -> int:
     if not sources:
         ap.error("give at least one --source LANG=PATH")
     try:
+        if args.select_later:
+            out = (args.out if args.out != ap.get_default("out")
+                   else os.path.join(CACHE_DIR, f"{args.select_later}_candidates.jsonl"))
+            earlier = (LABELS, REVIEW, HELDOUT)[:1 + LATER_ROUNDS.index(args.select_later)]
+            labelled = defaultdict(set)
+            for path in earlier:
+                for row in read_labels(path):
+                    labelled[row["lang"]].add(row["id"])
+            os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+            with open(out, "w", encoding="utf-8") as fh:
+                for lang, path in sources.items():
+                    chosen = select_later(lang, read(lang, path), labelled[lang], args.select_later)
+                    for item, stratum in chosen:
+                        rec = item.to_json()
+                        rec["stratum"] = stratum
+                        rec["screen"] = "hit" if screen.broad(lang, item.title + " " + item.lead) else "miss"
+                        fh.write(json.dumps(rec, ensure_ascii=False, sort_keys=True) + "\n")
+                    c = Counter(s for _, s in chosen)
+                    print(f"{lang}: {len(chosen)} items {dict(c)}")
+            print(f"wrote {out}")
+            return 0
         if args.select:
             os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
             with open(args.out, "w", encoding="utf-8") as fh:

@@ -64,3 +64,35 @@ def test_old_and_new_rules_in_one_run(tmp_path, capsys):
         # every item is titled "北, 미사일 발사": only the new rules know 北 as a word
         assert r[lang]["old"]["dprk_mentions"].true_positives == 0
         assert r[lang]["new"]["dprk_mentions"].false_negatives == 0
+
+
+def test_the_held_out_split_is_scored_apart_and_shares_no_item_with_the_tuning_set(tmp_path):
+    from benchmarks.topics_eval import HELDOUT, LABELS
+    from benchmarks.topics_eval.build import read_labels
+
+    tuning, heldout = read_labels(LABELS), read_labels(HELDOUT)
+    assert {(r["lang"], r["id"]) for r in tuning}.isdisjoint({(r["lang"], r["id"]) for r in heldout})
+    # a cache whose held-out items all read "北, 미사일 발사" and tuning items "날씨"
+    held_ids = {(r["lang"], r["id"]) for r in heldout}
+    cache = tmp_path / "items.jsonl"
+    with open(cache, "w", encoding="utf-8") as fh:
+        for row in tuning + heldout:
+            title = "北, 미사일 발사" if (row["lang"], row["id"]) in held_ids else "날씨"
+            fh.write(json.dumps({"lang": row["lang"], "id": row["id"], "url": "", "date": "", "section": "",
+                                 "publisher": "", "title": title, "lead": ""}, ensure_ascii=False) + "\n")
+    tuned = topics_quality.measure(cache=str(cache), split="tuning")
+    held = topics_quality.measure(cache=str(cache), split="heldout")
+    for lang in ("ko", "ja"):
+        assert tuned[lang]["items"] == sum(r["lang"] == lang for r in tuning)
+        assert held[lang]["items"] == sum(r["lang"] == lang for r in heldout)
+        assert tuned[lang]["new"]["dprk_mentions"].true_positives == 0           # nothing named
+        assert held[lang]["new"]["dprk_mentions"].false_negatives == 0            # everything named
+
+
+def test_the_saved_figures_render_as_printed():
+    items = [item("북한 미사일 발사", "about"), item("北京 여행", "not"), item("정부 발표", "about")]
+    results = {"tuning": {"ko": {"items": 3, "old": topics_quality.score(RULES, items),
+                                 "new": topics_quality.score(RULES, items)}}}
+    data = json.loads(json.dumps(topics_quality.to_json(results)))
+    assert topics_quality.render(topics_quality.from_json(data)) == topics_quality.render(results)
+    assert "dprk, strict          old P 1.000 R 0.500 (1 hits, 0 wrong, 1 missed)" in topics_quality.render(results)
