@@ -53,11 +53,15 @@ STORIES_SCHEMA = _schema([
     pa.field("cluster_size", pa.int32()),
 ], "stories")
 
-# For readers: the stories columns plus the `date` partition. A folder that
-# also holds files written before a column existed (version 1 had no
-# `matches`/`topics_version`, version 2 no `cluster_id`/`cluster_size`) reads whole with it; without it pyarrow takes
-# the columns of whichever file it opens first.
-STORIES_DATASET_SCHEMA = STORIES_SCHEMA.append(pa.field("date", pa.string()))
+# The Hive partition `date=YYYY-MM-DD` of every output folder, read as a date.
+PARTITION_SCHEMA = pa.schema([pa.field("date", pa.date32())])
+
+# For readers (pipeline.dataset): the stories columns plus the `date`
+# partition. A folder that also holds files written before a column existed
+# (version 1 had no `matches`/`topics_version`, version 2 no
+# `cluster_id`/`cluster_size`) reads whole with it, older rows with nulls;
+# without it pyarrow takes the columns of whichever file it opens first.
+STORIES_DATASET_SCHEMA = STORIES_SCHEMA.append(PARTITION_SCHEMA.field("date"))
 
 FETCHES_SCHEMA = _schema([
     pa.field("feed_url", pa.string()),
@@ -81,6 +85,10 @@ ERRORS_SCHEMA = _schema([
     pa.field("occurred_at", TIMESTAMP),
     pa.field("run_id", pa.string()),
 ], "errors")
+
+
+FETCHES_DATASET_SCHEMA = FETCHES_SCHEMA.append(PARTITION_SCHEMA.field("date"))
+ERRORS_DATASET_SCHEMA = ERRORS_SCHEMA.append(PARTITION_SCHEMA.field("date"))
 
 
 def partition_date(when: datetime) -> str:

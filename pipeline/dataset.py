@@ -1,0 +1,337 @@
+"""Reading an output folder into pandas: stories, fetches, errors, and why
+each story matched. Importing this module does not import Beam; reading a
+gs:// or s3:// output does (its filesystems), to reach the store as the
+pipeline does.
+
+    from pipeline import dataset
+    stories = dataset.read_stories("output", since="2021-09-01", topics=["dprk"])
+    why = dataset.read_matches("output", run_id=dataset.LAST_RUN)
+
+Every reader returns the same columns with the same dtypes whatever it
+finds, also when the folder does not exist yet:
+
+- the full schema of transforms/schema.py, files of older schema versions
+  included (their missing columns read as nulls);
+- `date` as datetime.date, timestamps as tz-aware UTC, lists as arrays,
+  integer columns as pandas' nullable integers (Int32, Int64), so a column
+  with nulls stays an integer column.
+
+Time ranges are pushed down to pyarrow: the `date` partitions outside the
+range are not opened, then the timestamps are compared.
+"""
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from transforms.schema import (ERRORS_DATASET_SCHEMA, FETCHES_DATASET_SCHEMA, MATCHES, PARTITION_SCHEMA,
+                               STORIES_DATASET_SCHEMA)
+
+# The state files last_run reads (laid out in transforms/state/__init__.py;
+# the names are store.SEEN and store.RUNS, which this module does not
+# import: the state store imports Beam).
+STATE_SEEN = "_state/seen"
+STATE_RUNS = "_state/runs"
+
+ON_PUBLISHED, ON_RUN = "published_at", "run"
+MATCH_COLUMNS = [field.name for field in MATCHES.value_type]
+# A streaming job commits each window pane as `<run_id>-w<start>-p<pane>`;
+# its rows carry the job's run_id.
+_WINDOW_UNIT = re.compile(r"^(?P<run_id>.+)-w\d{8}T\d{6}Z-p\d+$")
+
+Bound = Union[None, str, date, datetime]
+RunIds = Union[None, str, Iterable[str], "_LastRun"]
+
+
+class _LastRun:
+    def __repr__(self):
+        return "LAST_RUN"
+
+
+# run_id=LAST_RUN: the rows of the latest committed run (see last_run); no
+# rows when no run has committed yet.
+LAST_RUN = _LastRun()
+
+
+# --------------------------------------------------------------------------- the readers
+
+
+def read_stories(output, since: Bound = None, until: Bound = None, on: str = ON_PUBLISHED,
+                 topics: Optional[Iterable[str]] = None, columns: Optional[Sequence[str]] = None,
+                 run_id: RunIds = None, filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
+    """OUT/stories as one DataFrame, a row per story.
+
+    since, until: the time range, `since` included, `until` excluded; a
+      date (or "YYYY-MM-DD") is a whole UTC day at either end, so
+      since="2021-09-01", until="2021-09-30" keeps 1 to 30 September.
+      Naive datetimes are UTC.
+    on: "published_at" compares the story's time, published_at, or
+      fetched_at when the feed gave no date (the time its `date` partition
+      is of): only the partitions in range are read. "run" compares
+      fetched_at, when the run fetched it: every partition is read.
+    topics: keep stories that matched any of these topics.
+    columns: only these columns, in this order (default: all, `date` last).
+    run_id: one run id, several, or LAST_RUN.
+    filesystem: a pyarrow filesystem for OUT (default: local disk, or Beam's
+      filesystems for gs:// and s3://, configured as for the pipeline).
+    """
+    if on not in (ON_PUBLISHED, ON_RUN):
+        raise ValueError(f"on must be {ON_PUBLISHED!r} or {ON_RUN!r}, not {on!r}")
+    columns = _columns(STORIES_DATASET_SCHEMA, columns)
+    table = _read_stories_table(output, since, until, on, topics, columns, run_id, filesystem)
+    return _frame(table.select(columns))
+
+
+def read_matches(output, since: Bound = None, until: Bound = None, on: str = ON_PUBLISHED,
+                 topics: Optional[Iterable[str]] = None, columns: Sequence[str] = (),
+                 run_id: RunIds = None, filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
+    """Why the stories matched: one row per element of their `matches`,
+    columns story_id, topic, term, field, offset, then the story `columns`
+    asked for (title, date ...). A story without matches (schema version 1)
+    has no rows. With `topics`, only the matches of those topics. The other
+    arguments select stories as in read_stories."""
+    if on not in (ON_PUBLISHED, ON_RUN):
+        raise ValueError(f"on must be {ON_PUBLISHED!r} or {ON_RUN!r}, not {on!r}")
+    extra = [name for name in _columns(STORIES_DATASET_SCHEMA, list(columns) or ["story_id"])
+             if name not in ("story_id", "matches")]
+    table = _read_stories_table(output, since, until, on, None, ["story_id", "matches", *extra],
+                                run_id, filesystem)
+    matches = table.column("matches").combine_chunks()
+    parents = pc.list_parent_indices(matches)
+    flat = pc.list_flatten(matches)
+    out = {"story_id": table.column("story_id").take(parents)}
+    for name in MATCH_COLUMNS:
+        out[name] = pc.struct_field(flat, name)
+    for name in extra:
+        out[name] = table.column(name).take(parents)
+    result = pa.table(out, schema=_matches_schema(extra))
+    if topics is not None:
+        result = result.filter(pc.is_in(result.column("topic"), pa.array(_names(topics), pa.string())))
+    return _frame(result)
+
+
+def read_fetches(output, since: Bound = None, until: Bound = None, run_id: RunIds = None,
+                 columns: Optional[Sequence[str]] = None,
+                 filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
+    """OUT/fetches, a row per feed and run; since/until on fetched_at (the
+    partitions' time, so only those in range are read), as in read_stories."""
+    return _frame(_read(output, "fetches", FETCHES_DATASET_SCHEMA, _columns(FETCHES_DATASET_SCHEMA, columns),
+                        _in_range(since, until, ("fetched_at",), by_partition=True), run_id, filesystem))
+
+
+def read_errors(output, since: Bound = None, until: Bound = None, run_id: RunIds = None,
+                columns: Optional[Sequence[str]] = None,
+                filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
+    """OUT/errors (dead letters); since/until on occurred_at, as in read_fetches.
+    A healthy output has no errors/ folder: then the frame is empty."""
+    return _frame(_read(output, "errors", ERRORS_DATASET_SCHEMA, _columns(ERRORS_DATASET_SCHEMA, columns),
+                        _in_range(since, until, ("occurred_at",), by_partition=True), run_id, filesystem))
+
+
+def last_run(output, filesystem: Optional[pafs.FileSystem] = None) -> Optional[str]:
+    """The run id of the latest committed run, or None.
+
+    A run commits as its last step (transforms/state/store.py): it writes
+    _state/seen/<run_id>.parquet, whose rows carry committed_at, and removes
+    its marker _state/runs/<run_id>.json. A run whose marker is still there
+    is running or died, and is not counted. A streaming job commits each
+    window pane; its latest pane gives the job's run id (its rows carry it).
+    """
+    fs, root = _resolve(output, filesystem)
+    open_runs = {info.base_name[: -len(".json")]
+                 for info in _listing(fs, f"{root}/{STATE_RUNS}") if info.base_name.endswith(".json")}
+    latest: Tuple[Optional[int], Optional[str]] = (None, None)
+    for info in _listing(fs, f"{root}/{STATE_SEEN}"):
+        if not info.base_name.endswith(".parquet") or info.base_name.startswith((".", "_")):
+            continue
+        try:
+            table = pq.read_table(info.path, filesystem=fs, columns=["run_id", "committed_at"])
+        except (pa.ArrowException, OSError):
+            continue  # unreadable: the next run moves it to _state/corrupt/
+        table = table.filter(pc.invert(pc.is_in(table.column("run_id"), pa.array(sorted(open_runs),
+                                                                                   pa.string()))))
+        if table.num_rows == 0:
+            continue
+        at = pc.cast(table.column("committed_at"), pa.int64()).to_numpy()
+        newest = int(at.argmax())
+        if latest[0] is None or at[newest] > latest[0]:
+            latest = (int(at[newest]), table.column("run_id")[newest].as_py())
+    if latest[1] is None:
+        return None
+    unit = _WINDOW_UNIT.match(latest[1])
+    return unit.group("run_id") if unit else latest[1]
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _read_stories_table(output, since, until, on, topics, columns, run_id, filesystem) -> pa.Table:
+    wanted = list(columns)
+    if topics is not None and "topics" not in wanted:
+        wanted.append("topics")
+    if on == ON_PUBLISHED:
+        in_range = _in_range(since, until, ("published_at", "fetched_at"), by_partition=True)
+    else:
+        in_range = _in_range(since, until, ("fetched_at",), by_partition=False)
+    table = _read(output, "stories", STORIES_DATASET_SCHEMA, wanted, in_range, run_id, filesystem)
+    if topics is not None:
+        table = table.filter(_has_any(table.column("topics"), _names(topics)))
+    return table
+
+
+def _read(output, kind: str, schema: pa.Schema, columns: List[str], conditions: List[ds.Expression],
+          run_id: RunIds, filesystem) -> pa.Table:
+    """The rows of OUT/<kind> that meet every condition and are of `run_id`,
+    as a table of `columns`: the conditions on the partition prune folders
+    before any file is opened, the others go down to the Parquet reader."""
+    fs, root = _resolve(output, filesystem)
+    runs = _run_ids(output, run_id, filesystem)
+    conditions = list(conditions)
+    if runs is not None:
+        conditions.append(ds.field("run_id").isin(pa.array(sorted(runs), pa.string())))
+    folder = f"{root}/{kind}"
+    if (runs is not None and not runs) or fs.get_file_info(folder).type == pafs.FileType.NotFound:
+        return schema.empty_table().select(columns)
+    dataset = ds.dataset(folder, schema=schema, format="parquet", filesystem=fs,
+                         partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"))
+    where = None
+    for condition in conditions:
+        where = condition if where is None else where & condition
+    return dataset.to_table(columns=columns, filter=where)
+
+
+def _in_range(since: Bound, until: Bound, times: Sequence[str], by_partition: bool) -> List[ds.Expression]:
+    """Conditions that keep rows whose time is in [since, until): the first of
+    `times` that is not null. With `by_partition`, the `date` partition is
+    the UTC date of that same time, and is checked first."""
+    start, end = _bound(since, is_end=False), _bound(until, is_end=True)
+    if start is None and end is None:
+        return []
+    conditions = _partition_range(start, end) if by_partition else []
+    in_range, earlier_null = None, None
+    for name in times:
+        here = _time_range(ds.field(name), start, end)
+        if earlier_null is not None:
+            here = earlier_null & here
+        in_range = here if in_range is None else in_range | here
+        earlier_null = ds.field(name).is_null() if earlier_null is None else earlier_null & ds.field(name).is_null()
+    return conditions + [in_range]
+
+
+def _partition_range(start: Optional[datetime], end: Optional[datetime]) -> list:
+    conditions = []
+    if start is not None:
+        conditions.append(ds.field("date") >= start.date())
+    if end is not None:
+        conditions.append(ds.field("date") <= (end - timedelta(microseconds=1)).date())
+    return conditions
+
+
+def _time_range(field: ds.Expression, start: Optional[datetime], end: Optional[datetime]) -> ds.Expression:
+    timestamp = STORIES_DATASET_SCHEMA.field("published_at").type
+    condition = None
+    if start is not None:
+        condition = field >= pa.scalar(start, timestamp)
+    if end is not None:
+        before = field < pa.scalar(end, timestamp)
+        condition = before if condition is None else condition & before
+    return condition
+
+
+def _has_any(lists: pa.ChunkedArray, names: List[str]) -> pa.Array:
+    """For each list, whether it holds any of `names`."""
+    lists = lists.combine_chunks()
+    hits = pc.filter(pc.list_parent_indices(lists),
+                     pc.is_in(pc.list_flatten(lists), pa.array(names, pa.string())))
+    keep = np.zeros(len(lists), dtype=bool)
+    keep[hits.to_numpy()] = True
+    return pa.array(keep)
+
+
+def _run_ids(output, run_id: RunIds, filesystem) -> Optional[set]:
+    if run_id is None:
+        return None
+    if run_id is LAST_RUN:
+        latest = last_run(output, filesystem)
+        return {latest} if latest is not None else set()
+    return {run_id} if isinstance(run_id, str) else set(run_id)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _resolve(output, filesystem: Optional[pafs.FileSystem]) -> Tuple[pafs.FileSystem, str]:
+    """(pyarrow filesystem, OUT as a path on it)."""
+    output = os.fspath(output)
+    scheme, _, rest = output.partition("://") if "://" in output else ("", "", output)
+    if filesystem is not None:
+        return filesystem, (rest if scheme else output).rstrip("/")
+    if not scheme or scheme == "file":
+        return pafs.LocalFileSystem(), os.path.abspath(rest if scheme else output)
+    from transforms.arrow_filesystem import beam_filesystem  # imports Beam: only for object stores
+
+    return beam_filesystem(scheme), rest.rstrip("/")
+
+
+def _listing(fs: pafs.FileSystem, folder: str) -> List[pafs.FileInfo]:
+    infos = fs.get_file_info(pafs.FileSelector(folder, allow_not_found=True))
+    return sorted((i for i in infos if i.type == pafs.FileType.File), key=lambda i: i.path)
+
+
+def _bound(value: Bound, is_end: bool) -> Optional[datetime]:
+    """A since/until value as a UTC datetime; a date is its whole day."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value) if len(value) == 10 else datetime.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"not a date or time: {value!r} (use YYYY-MM-DD or ISO 8601)") from None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if isinstance(value, date):
+        day = datetime.combine(value, time(), tzinfo=timezone.utc)
+        return day + timedelta(days=1) if is_end else day
+    raise TypeError(f"since/until must be a date, a datetime or a string, not {type(value).__name__}")
+
+
+def _columns(schema: pa.Schema, columns: Optional[Sequence[str]]) -> List[str]:
+    if columns is None:
+        return list(schema.names)
+    if isinstance(columns, str):
+        columns = [columns]
+    unknown = [name for name in columns if name not in schema.names]
+    if unknown:
+        raise ValueError(f"no column {', '.join(map(repr, unknown))}; the columns are "
+                         f"{', '.join(schema.names)}")
+    return list(columns)
+
+
+def _names(topics: Iterable[str]) -> List[str]:
+    return [topics] if isinstance(topics, str) else list(topics)
+
+
+def _matches_schema(extra: List[str]) -> pa.Schema:
+    fields = [STORIES_DATASET_SCHEMA.field("story_id").with_nullable(True)]
+    fields += list(MATCHES.value_type)
+    fields += [STORIES_DATASET_SCHEMA.field(name) for name in extra]
+    return pa.schema(fields)
+
+
+_NULLABLE_INTEGERS = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+                      pa.int64(): pd.Int64Dtype()}
+
+
+def _frame(table: pa.Table) -> pd.DataFrame:
+    # Nullable integers: the same dtype whether or not a column holds nulls.
+    return table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get)
