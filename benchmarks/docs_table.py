@@ -105,7 +105,7 @@ def render_cluster_eval(_data: dict, path: Path = CLUSTER_RESULTS) -> str:
 def render_topics_quality(_data: dict, path: Path = TOPICS_QUALITY_RESULTS) -> str:
     """The quality of the North Korea rules in Korean, Japanese and Chinese
     as `make bench-topics` printed it (benchmarks/topics_quality.py)."""
-    from benchmarks.topics_quality import from_json, render
+    from benchmarks.topics_quality import cost_line, from_json, render
 
     result = json.loads(Path(path).read_text())
     return "\n".join([
@@ -113,7 +113,7 @@ def render_topics_quality(_data: dict, path: Path = TOPICS_QUALITY_RESULTS) -> s
         f"(`python -m benchmarks.topics_quality --save {path.relative_to(ROOT)}`).",
         "",
         "```text",
-        render(from_json(result["splits"]), result["rules"]),
+        render(from_json(result["splits"]), result["rules"]) + cost_line(result.get("match_cost")),
         "```",
     ])
 

@@ -38,7 +38,8 @@ BUILD_HINT = (
     "python -m benchmarks.topics_eval.build "
     "--source ko=<git dir of github.com/terajh/tera-rss, gh-pages history> "
     "--source ja=<git dir of github.com/groundcobra009/japan-news-frontpage-index> "
-    "--source zh=<git dir of github.com/agora0/2511>"
+    "--source zh=<git dir of github.com/agora0/2511> "
+    "--source zh-2411=<git dir of github.com/agora0/2411>"
 )
 
 

@@ -1,16 +1,18 @@
 """Rebuild the texts of the Korean / Japanese / Chinese evaluation set.
 
-    python -m benchmarks.topics_eval.build --source ko=PATH --source ja=PATH --source zh=PATH
+    python -m benchmarks.topics_eval.build --source ko=PATH --source ja=PATH --source zh=PATH \
+        --source zh-2411=PATH
 
 PATH is a git directory holding the public archive (a bare mirror or a clone):
 
-    ko  https://github.com/terajh/tera-rss                     (branch gh-pages, with its history)
-    ja  https://github.com/groundcobra009/japan-news-frontpage-index
-    zh  https://github.com/agora0/2511
+    ko       https://github.com/terajh/tera-rss                (branch gh-pages, with its history)
+    ja       https://github.com/groundcobra009/japan-news-frontpage-index
+    zh       https://github.com/agora0/2511
+    zh-2411  https://github.com/agora0/2411                    (the Chinese items of the held-out round)
 
 e.g. `git clone --bare --branch gh-pages https://github.com/terajh/tera-rss ko.git`.
 Each archive is read at the commit pinned in sources.ARCHIVES; the build
-fails with a clear message when that commit is not in PATH. Languages left out
+fails with a clear message when that commit is not in PATH. Archives left out
 are skipped (an existing cache for them is kept). The texts go to
 benchmarks/topics_eval/.cache/items.jsonl (git-ignored); labels.tsv says which
 items belong to the set and how each was labelled, and must match exactly.
@@ -170,27 +172,29 @@ def read_labels(path: str = LABELS) -> List[Dict[str, str]]:
 def build(sources: Dict[str, str], labels_paths: Sequence[str] = (LABELS, REVIEW, HELDOUT),
           cache: str = CACHE) -> Dict[str, int]:
     labels = [row for path in labels_paths if os.path.exists(path) for row in read_labels(path)]
+    # by archive (the `source` column), whose items each label names
     wanted: Dict[str, Dict[str, Dict[str, str]]] = defaultdict(dict)
     for row in labels:
-        wanted[row["lang"]][row["id"]] = row
+        wanted[row["source"]][row["id"]] = row
+    rebuilt = {ARCHIVES[key].key for key in sources}
     kept: Dict[Tuple[str, str], dict] = {}
-    if os.path.exists(cache):  # languages not rebuilt now keep their cached rows
+    if os.path.exists(cache):  # archives not rebuilt now keep their cached rows
         with open(cache, encoding="utf-8") as fh:
             for line in fh:
                 rec = json.loads(line)
-                if rec["lang"] not in sources:
+                if rec["source"] not in rebuilt:
                     kept[(rec["lang"], rec["id"])] = rec
     counts = {}
-    for lang, path in sources.items():
-        items = {i.id: i for i in read(lang, path)}
-        missing = [i for i in wanted[lang] if i not in items]
+    for key, path in sources.items():
+        archive = ARCHIVES[key]
+        items = {i.id: i for i in read(key, path)}
+        missing = [i for i in wanted[archive.key] if i not in items]
         if missing:
-            raise SourceError(f"{lang}: {len(missing)} labelled items are not in {path} "
+            raise SourceError(f"{key}: {len(missing)} labelled items are not in {path} "
                               f"(first: {missing[0]})")
-        for item_id, row in wanted[lang].items():
-            rec = items[item_id].to_json()
-            kept[(lang, item_id)] = rec
-        counts[lang] = len(wanted[lang])
+        for item_id in wanted[archive.key]:
+            kept[(archive.lang, item_id)] = items[item_id].to_json()
+        counts[key] = len(wanted[archive.key])
     os.makedirs(os.path.dirname(cache), exist_ok=True)
     order = {(r["lang"], r["id"]): n for n, r in enumerate(labels)}
     tmp = cache + ".tmp"
@@ -206,7 +210,7 @@ def _parse_sources(values: Iterable[str]) -> Dict[str, str]:
     for value in values:
         lang, sep, path = value.partition("=")
         if not sep or lang not in ARCHIVES:
-            raise SystemExit(f"--source wants LANG=PATH with LANG one of {', '.join(ARCHIVES)}: {value!r}")
+            raise SystemExit(f"--source wants ARCHIVE=PATH with ARCHIVE one of {', '.join(ARCHIVES)}: {value!r}")
         out[lang] = path
     return out
 
@@ -236,8 +240,9 @@ def main(argv: Sequence[str] = None) -> int:
                     labelled[row["lang"]].add(row["id"])
             os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
             with open(out, "w", encoding="utf-8") as fh:
-                for lang, path in sources.items():
-                    chosen = select_later(lang, read(lang, path), labelled[lang], args.select_later)
+                for key, path in sources.items():
+                    lang = ARCHIVES[key].lang
+                    chosen = select_later(lang, read(key, path), labelled[lang], args.select_later)
                     for item, stratum in chosen:
                         rec = item.to_json()
                         rec["stratum"] = stratum
@@ -252,6 +257,8 @@ def main(argv: Sequence[str] = None) -> int:
             with open(args.out, "w", encoding="utf-8") as fh:
                 fh.write("lang\tsource\tid\tstratum\tscreen\tsection\n")
                 for lang, path in sources.items():
+                    if ARCHIVES[lang].lang != lang:
+                        continue  # the first round was drawn from each language's first archive
                     chosen = select(lang, read(lang, path))
                     for item, stratum in chosen:
                         hit = "hit" if screen.broad(lang, item.title + " " + item.lead) else "miss"

@@ -67,6 +67,11 @@ ARCHIVES: Dict[str, Archive] = {
     "zh": Archive("agora0-2511", "zh", "agora0/2511", "HEAD",
                   "1565bc51662e64ee8b132a9df1e33e16750e3fc4",
                   "no licence file (all rights reserved by default); texts are the publishers'"),
+    # The same aggregator a year earlier (November 2024): the Chinese items of
+    # the held-out round, as the first archive had no North Korea story left.
+    "zh-2411": Archive("agora0-2411", "zh", "agora0/2411", "HEAD",
+                       "6e703f524e060a9a79526549fea30edd74b033c4",
+                       "no licence file (all rights reserved by default); texts are the publishers'"),
 }
 
 LEAD_CHARS = 300
@@ -267,7 +272,7 @@ def read_ja(gitdir: str, archive: Archive = ARCHIVES["ja"]) -> Iterator[Item]:
 
 ZH_PUBLISHERS = {"AJ": "半岛电视台中文网", "BBC": "BBC中文", "CHOSUN": "朝鲜日报中文网",
                  "CNA": "中央社", "DW": "德国之声中文网", "KYODO": "共同网中文", "NYT": "纽约时报中文网",
-                 "RTHK": "香港电台"}
+                 "RTHK": "香港电台", "NHK": "NHK中文", "RFA": "自由亚洲电台"}
 # CNA puts its desk in the URL: /news/<code>/…
 CNA_DESKS = {"aipl": "politics", "aopl": "world", "acn": "china", "asoc": "society", "aspt": "sports",
              "afe": "economy", "ait": "it", "ahel": "health", "acul": "culture", "aloc": "local",
@@ -348,5 +353,8 @@ def read_zh(gitdir: str, archive: Archive = ARCHIVES["zh"]) -> Iterator[Item]:
 READERS = {"ko": read_ko, "ja": read_ja, "zh": read_zh}
 
 
-def read(lang: str, gitdir: str) -> List[Item]:
-    return list(READERS[lang](resolve_gitdir(gitdir), ARCHIVES[lang]))
+def read(key: str, gitdir: str) -> List[Item]:
+    """Every item of the archive ARCHIVES[key] (a language code names its
+    first archive), read from `gitdir` at the pinned commit."""
+    archive = ARCHIVES[key]
+    return list(READERS[archive.lang](resolve_gitdir(gitdir), archive))

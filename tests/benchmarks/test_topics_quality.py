@@ -66,27 +66,31 @@ def test_old_and_new_rules_in_one_run(tmp_path, capsys):
         assert r[lang]["new"]["dprk_mentions"].false_negatives == 0
 
 
-def test_the_held_out_split_is_scored_apart_and_shares_no_item_with_the_tuning_set(tmp_path):
-    from benchmarks.topics_eval import HELDOUT, LABELS
+def test_the_three_rounds_share_no_item_and_are_scored_apart(tmp_path):
+    from benchmarks.topics_eval import SPLITS
     from benchmarks.topics_eval.build import read_labels
 
-    tuning, heldout = read_labels(LABELS), read_labels(HELDOUT)
-    assert {(r["lang"], r["id"]) for r in tuning}.isdisjoint({(r["lang"], r["id"]) for r in heldout})
-    # a cache whose held-out items all read "北, 미사일 발사" and tuning items "날씨"
-    held_ids = {(r["lang"], r["id"]) for r in heldout}
+    rounds = {name: read_labels(path) for name, path in SPLITS.items()}
+    keys = {name: {(r["lang"], r["id"]) for r in rows} for name, rows in rounds.items()}
+    assert keys["tuning"].isdisjoint(keys["review"]) and keys["tuning"].isdisjoint(keys["heldout"])
+    assert keys["review"].isdisjoint(keys["heldout"])
+    # a cache whose held-out items all read "北, 미사일 발사" and the others "날씨"
     cache = tmp_path / "items.jsonl"
     with open(cache, "w", encoding="utf-8") as fh:
-        for row in tuning + heldout:
-            title = "北, 미사일 발사" if (row["lang"], row["id"]) in held_ids else "날씨"
-            fh.write(json.dumps({"lang": row["lang"], "id": row["id"], "url": "", "date": "", "section": "",
-                                 "publisher": "", "title": title, "lead": ""}, ensure_ascii=False) + "\n")
-    tuned = topics_quality.measure(cache=str(cache), split="tuning")
-    held = topics_quality.measure(cache=str(cache), split="heldout")
-    for lang in ("ko", "ja"):
-        assert tuned[lang]["items"] == sum(r["lang"] == lang for r in tuning)
-        assert held[lang]["items"] == sum(r["lang"] == lang for r in heldout)
-        assert tuned[lang]["new"]["dprk_mentions"].true_positives == 0           # nothing named
-        assert held[lang]["new"]["dprk_mentions"].false_negatives == 0            # everything named
+        for rows in rounds.values():
+            for row in rows:
+                title = "北, 미사일 발사" if (row["lang"], row["id"]) in keys["heldout"] else "날씨"
+                fh.write(json.dumps({"lang": row["lang"], "id": row["id"], "url": "", "date": "", "section": "",
+                                     "publisher": "", "title": title, "lead": ""}, ensure_ascii=False) + "\n")
+    for name, rows in rounds.items():
+        figures = topics_quality.measure(cache=str(cache), split=name)
+        for lang in ("ko", "ja", "zh"):
+            assert figures[lang]["items"] == sum(r["lang"] == lang for r in rows)
+            mentions = figures[lang]["new"]["dprk_mentions"]
+            if name == "heldout":
+                assert mentions.false_negatives == 0 and mentions.true_positives > 0   # everything named
+            else:
+                assert mentions.true_positives == 0 and mentions.false_positives == 0  # nothing named
 
 
 def test_the_saved_figures_render_as_printed():
@@ -96,3 +100,24 @@ def test_the_saved_figures_render_as_printed():
     data = json.loads(json.dumps(topics_quality.to_json(results)))
     assert topics_quality.render(topics_quality.from_json(data)) == topics_quality.render(results)
     assert "dprk, strict          old P 1.000 R 0.500 (1 hits, 0 wrong, 1 missed)" in topics_quality.render(results)
+
+
+def test_a_later_round_leaves_out_every_earlier_item_and_headline_and_draws_the_same_again():
+    from benchmarks.topics_eval.build import select_later
+    from benchmarks.topics_eval.sources import Item
+
+    def made(n, title, lead="리드"):
+        return Item(lang="ko", source="test", id=f"id{n}", url="", date=f"2026-01-{1 + n % 28:02d}",
+                    section="politics", raw_section="politics", publisher="test", title=title, lead=lead)
+
+    items = [made(n, f"제목 {n}" + (" 북한" if n % 5 == 0 else "")) for n in range(3000)]
+    items.append(made(3000, "제목 7"))              # the headline of an earlier item, under another id
+    items.append(made(3001, "리드 없는 제목", lead=""))  # Korean items need a lead
+    earlier = {f"id{n}" for n in range(0, 3000, 3)}
+    first = select_later("ko", items, earlier, "heldout")
+    ids = [item.id for item, _ in first]
+    assert len(ids) == len(set(ids)) == 600 + 150 + 0   # random, North Korea words, no look-alike here
+    assert not set(ids) & earlier
+    assert "id3000" not in ids and "id3001" not in ids
+    assert [item.id for item, _ in select_later("ko", items, earlier, "heldout")] == ids
+    assert [item.id for item, _ in select_later("ko", items, earlier, "review")] != ids  # its own stream
