@@ -145,7 +145,9 @@ def last_run(output, filesystem: Optional[pafs.FileSystem] = None) -> Optional[s
     _state/seen/<run_id>.parquet, whose rows carry committed_at, and removes
     its marker _state/runs/<run_id>.json. A run whose marker is still there
     is running or died, and is not counted. A streaming job commits each
-    window pane; its latest pane gives the job's run id (its rows carry it).
+    window pane while its marker stays; its latest pane gives the job's run
+    id, whose rows are everything the job has written so far (its rows carry
+    the job's id, not the pane's).
     """
     fs, root = _resolve(output, filesystem)
     open_runs = {info.base_name[: -len(".json")]
@@ -277,7 +279,12 @@ def _resolve(output, filesystem: Optional[pafs.FileSystem]) -> Tuple[pafs.FileSy
     if filesystem is not None:
         return filesystem, (rest if scheme else output).rstrip("/")
     if not scheme or scheme == "file":
-        return pafs.LocalFileSystem(), os.path.abspath(rest if scheme else output)
+        root = os.path.abspath(os.path.expanduser(rest if scheme else output))
+        # A folder not written yet reads as empty; the output itself missing
+        # is a wrong path, not an empty dataset.
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"no output folder at {root}")
+        return pafs.LocalFileSystem(), root
     from transforms.arrow_filesystem import beam_filesystem  # imports Beam: only for object stores
 
     return beam_filesystem(scheme), rest.rstrip("/")
@@ -301,6 +308,8 @@ def _bound(value: Bound, is_end: bool) -> Optional[datetime]:
         return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
     if isinstance(value, date):
         day = datetime.combine(value, time(), tzinfo=timezone.utc)
+        if is_end and value >= date.max:
+            return None  # the end of time: no bound
         return day + timedelta(days=1) if is_end else day
     raise TypeError(f"since/until must be a date, a datetime or a string, not {type(value).__name__}")
 

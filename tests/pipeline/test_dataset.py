@@ -176,6 +176,7 @@ def test_a_run_that_has_not_committed_is_not_the_last_run(world, tmp_path):
     pq.write_table(unit, out / "_state" / "seen" / "job7-w20261203T101500Z-p0.parquet")
     assert last_run(out) == "job7"
     # nothing committed yet: no run, and no rows for LAST_RUN
+    (tmp_path / "nothing").mkdir()
     assert last_run(tmp_path / "nothing") is None
     assert len(read_stories(tmp_path / "nothing", run_id=LAST_RUN)) == 0
 
@@ -238,6 +239,7 @@ def test_fetches_and_errors_of_a_run_with_a_failing_feed(world):
 
 def test_folders_that_do_not_exist_give_empty_frames_of_the_same_columns_and_dtypes(world, tmp_path):
     assert not (world["healthy"] / "errors").exists() or len(read_errors(world["healthy"])) == 0
+    (tmp_path / "none").mkdir()  # an output folder nothing has been written to yet
     cases = [(read_errors, world["healthy"]), (read_errors, tmp_path / "none"),
              (read_stories, tmp_path / "none"), (read_fetches, tmp_path / "none"),
              (read_matches, tmp_path / "none")]
@@ -247,6 +249,21 @@ def test_folders_that_do_not_exist_give_empty_frames_of_the_same_columns_and_dty
         assert dict(empty.dtypes) == dict(full.dtypes), read.__name__
     # the same when nothing is in range
     assert dict(read_stories(world["out"], until="2000-01-01").dtypes) == dict(read_stories(world["out"]).dtypes)
+
+
+def test_a_wrong_output_path_is_an_error_not_an_empty_dataset(world, tmp_path, monkeypatch):
+    for read in (read_stories, read_fetches, read_errors, read_matches, last_run):
+        with pytest.raises(FileNotFoundError, match="no output folder"):
+            read(tmp_path / "typo")
+    # ~ is the user's home, as in a shell
+    monkeypatch.setenv("HOME", str(world["out"].parent))
+    assert len(read_stories(f"~/{world['out'].name}")) == len(read_stories(world["out"]))
+
+
+def test_an_open_ended_range_reads_everything(world):
+    everything = read_stories(world["out"])
+    assert len(read_stories(world["out"], since=date.min, until=date.max)) == len(everything)
+    assert len(read_stories(world["out"], until="9999-12-31")) == len(everything)
 
 
 # --------------------------------------------------------------------------- schema versions
