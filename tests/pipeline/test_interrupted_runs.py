@@ -23,7 +23,10 @@ from transforms import phases
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FEEDS, ITEMS, DATES = 240, 5, 40   # 1,200 stories on 40 dates: 40 story files to write
-LEASE = ["--lease-ttl", "2", "--wait-for-lease", "30"]
+# A short lease, so the next run takes over a killed one soon; not shorter:
+# on a loaded 2-core machine a 2 s lease can lapse before its heartbeat
+# renews it, and the run then stops before the phase it is to be killed in.
+LEASE = ["--lease-ttl", "5", "--wait-for-lease", "60"]
 # What differs between two runs of the same feeds: the run, and the clock.
 RUN_COLUMNS = ["run_id", "fetched_at"]
 
