@@ -67,6 +67,18 @@ def _stratum_key(item: Item) -> str:
     return item.raw_section if item.lang == "zh" else item.section
 
 
+def _enriched(lang: str, rest: Sequence[Item], rng: random.Random, n_nk: int,
+              n_trap: int) -> List[Tuple[Item, str]]:
+    """The enriched part of a draw: `n_nk` items of `rest` with a North Korea
+    word, then `n_trap` with a look-alike (screen.enrich)."""
+    kinds = {i.id: screen.enrich(lang, i.title + " " + i.lead) for i in rest}
+    chosen = []
+    for kind, n in (("nk", n_nk), ("trap", n_trap)):
+        group = [i for i in rest if kinds[i.id] == kind]
+        chosen += [(item, f"enriched-{kind}") for item in rng.sample(group, min(n, len(group)))]
+    return chosen
+
+
 def select(lang: str, items: Sequence[Item]) -> List[Tuple[Item, str]]:
     """The seeded draw: (item, stratum) with stratum 'random' or 'enriched-nk' /
     'enriched-trap'. Korean items without a lead are not eligible (the set is
@@ -94,15 +106,11 @@ def select(lang: str, items: Sequence[Item]) -> List[Tuple[Item, str]]:
             taken.add(item.id)
     n_nk, n_trap = ENRICH[lang]
     rest = [i for i in pool if i.id not in taken]
-    kinds = {i.id: screen.enrich(lang, i.title + " " + i.lead) for i in rest}
-    for kind, n in (("nk", n_nk), ("trap", n_trap)):
-        group = [i for i in rest if kinds[i.id] == kind]
-        for item in rng.sample(group, min(n, len(group))):
-            chosen.append((item, f"enriched-{kind}"))
+    chosen += _enriched(lang, rest, rng, n_nk, n_trap)
     if ENRICH_MORE.get(lang):
         more_rng = random.Random(f"{SEED}-{lang}-more")
         taken = {item.id for item, _ in chosen}
-        group = [i for i in rest if kinds[i.id] == "nk" and i.id not in taken]
+        group = [i for i in rest if screen.enrich(lang, i.title + " " + i.lead) == "nk" and i.id not in taken]
         for item in more_rng.sample(group, min(ENRICH_MORE[lang], len(group))):
             chosen.append((item, "enriched-nk"))
     chosen.sort(key=lambda pair: (pair[1] != "random", pair[0].date, pair[0].id))
@@ -141,11 +149,7 @@ def select_later(lang: str, items: Sequence[Item], labelled: Iterable[str],
     chosen = [(item, "random") for item in rng.sample(pool, min(n_random, len(pool)))]
     taken = {item.id for item, _ in chosen}
     rest = [i for i in pool if i.id not in taken]
-    kinds = {i.id: screen.enrich(lang, i.title + " " + i.lead) for i in rest}
-    for kind, n in (("nk", n_nk), ("trap", n_trap)):
-        group = [i for i in rest if kinds[i.id] == kind]
-        for item in rng.sample(group, min(n, len(group))):
-            chosen.append((item, f"enriched-{kind}"))
+    chosen += _enriched(lang, rest, rng, n_nk, n_trap)
     chosen.sort(key=lambda pair: (pair[1] != "random", pair[0].date, pair[0].id))
     return chosen
 
