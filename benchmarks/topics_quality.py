@@ -92,7 +92,10 @@ class Score:
         return self.true_positives / wanted if wanted else float("nan")
 
     def __str__(self) -> str:
-        return (f"P {self.precision:.3f} R {self.recall:.3f} "
+        def figure(value: float) -> str:
+            return "n/a" if value != value else f"{value:.3f}"  # nan: nothing taken, or nothing wanted
+
+        return (f"P {figure(self.precision)} R {figure(self.recall)} "
                 f"({self.true_positives} hits, {self.false_positives} wrong, {self.false_negatives} missed)")
 
 
