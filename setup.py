@@ -9,8 +9,6 @@ INSTALL_REQUIRES = [
     "langdetect==1.0.9",
     "pyarrow>=20,<26",
     "PyYAML>=6,<7",
-    # The reader for analysts (pipeline/dataset.py) returns DataFrames.
-    "pandas>=2.2,<3.2",
     # The topic matcher's scan (transforms/topics/scan/hyperscan_scan.py). Its
     # wheels bundle the library for Linux on x86_64 and aarch64; elsewhere
     # the matcher's pure-Python scan finds the same matches, slower.
@@ -24,6 +22,7 @@ EXTRAS = {
     "aws": ["apache-beam[aws]==2.77.0"],
     "test": [
         "pytest>=8,<10",
+        "pandas>=2.2,<3.2",
         # The tests run the pipeline against real object stores on 127.0.0.1
         # and build a Dataflow job offline: both need Beam's gcp and aws extras.
         "apache-beam[gcp,aws]==2.77.0",
