@@ -28,6 +28,7 @@ from transforms.paths import delete_files, file_metadata
 from transforms.sink import make_folder, write_parquet_atomically
 from transforms.sketch import NUM_PERM
 from transforms.state.cluster_index import ClusterIndex, ClusterRecord
+from transforms.state import seen_digests, seen_files
 from transforms.state.seen_index import SeenIndex
 
 _log = logging.getLogger(__name__)
@@ -233,15 +234,30 @@ class StateStore:
         return LoadedFeedStates(states, report)
 
     def load_seen(self, run_id: str, as_of: datetime, lookback: timedelta) -> SeenIndex:
-        """The identities of stories written by committed runs within the lookback."""
-        table, unreadable, _ = self.read(SEEN)
-        if table is None:
-            return SeenIndex.empty(unreadable)
-        table = current_rows(table, set(self.open_runs()) | {run_id})
-        cutoff = as_of - lookback
-        table = table.filter(pc.and_(pc.is_valid(table["key"]),
-                                     pc.greater_equal(table["seen_at"], pa.scalar(cutoff, _TS))))
-        return SeenIndex.from_table(table, unreadable)
+        """The identities of stories written by committed runs within the lookback.
+
+        Read row group by row group, only the digest columns (seen_files.py);
+        a compaction's digests are memory-mapped from its digest file when it
+        has a valid one. An unreadable file is moved aside and reported, as read() does."""
+        hidden = set(self.open_runs()) | {run_id}
+        cutoff_us = (as_of - lookback - _EPOCH) // timedelta(microseconds=1)
+        unreadable: List[UnreadableFile] = []
+        for _ in range(20):
+            metas = self._parquet_files(SEEN)
+            paths = [m.path for m in metas if m.path not in {u.path for u in unreadable}]
+            digests = {m.path: m.size_in_bytes for m in _list(self._dir(SEEN), "*" + seen_digests.SUFFIX)}
+            try:
+                index = seen_files.load_index(paths, digests, hidden, cutoff_us, SEEN_SCHEMA)
+            except seen_files.Vanished:
+                continue  # merged by a concurrent compaction: list again
+            except seen_files.Unreadable as bad:
+                unreadable.append(UnreadableFile(bad.path, bad.reason))
+                _log.warning("state file %s is unreadable (%s); moving it aside", bad.path, bad.reason)
+                self._move_aside(bad.path)
+                continue
+            index.unreadable = unreadable
+            return index
+        raise IOError(f"state folder {self._dir(SEEN)} keeps changing while being read")
 
     def load_clusters(self, run_id: str, as_of: datetime, lookback: timedelta) -> ClusterIndex:
         """The sketches and clusters of stories written by committed runs
@@ -314,6 +330,8 @@ class StateStore:
         """Merges the folder into one file: superseded commits and rows older
         than the lookback dropped; for feeds, one row per feed (plus rows of
         open runs, which may yet be superseded). Returns the new file."""
+        if kind == SEEN:
+            return self._compact_seen(as_of, lookback)
         before = self._file_stamps(kind)
         table, _, _ = self.read(kind)
         if table is None:
@@ -330,10 +348,44 @@ class StateStore:
         # Delete only inputs still as we read them: a re-run may have replaced one.
         now = self._file_stamps(kind)
         _delete_quietly([p for p, stamp in before.items() if now.get(p) == stamp])
+        self._close_forgotten_runs(as_of, lookback)
+        return path
+
+    def _compact_seen(self, as_of: datetime, lookback: timedelta) -> Optional[str]:
+        """compact() of the seen folder, file by file and row group by row group
+        (seen_files.compact), also writing the new file's digest file."""
+        cutoff_us = (as_of - lookback - _EPOCH) // timedelta(microseconds=1)
+        path = FileSystems.join(self._dir(SEEN), f"compacted-{uuid.uuid4().hex}.parquet")
+        unreadable = set()
+        for _ in range(20):
+            before = {p: stamp for p, stamp in self._file_stamps(SEEN).items() if p not in unreadable}
+            if not before:
+                return None
+            try:
+                make_folder(self._dir(SEEN))
+                seen_files.compact(sorted(before), path, cutoff_us, SEEN_SCHEMA)
+                break
+            except seen_files.Vanished:
+                continue
+            except seen_files.Unreadable as bad:
+                _log.warning("state file %s is unreadable (%s); moving it aside", bad.path, bad.reason)
+                unreadable.add(bad.path)
+                self._move_aside(bad.path)
+        else:
+            raise IOError(f"state folder {self._dir(SEEN)} keeps changing while being compacted")
+        # Delete only inputs still as we read them: a re-run may have replaced one.
+        now = self._file_stamps(SEEN)
+        gone = [p for p, stamp in before.items() if now.get(p) == stamp]
+        _delete_quietly(gone)
+        _delete_quietly([seen_digests.digests_path(p) for p in gone
+                         if p.rsplit("/", 1)[-1].startswith("compacted-")])
+        self._close_forgotten_runs(as_of, lookback)
+        return path
+
+    def _close_forgotten_runs(self, as_of: datetime, lookback: timedelta) -> None:
         for run_id, started in self.open_runs().items():
             if started and _parse_iso(started) < as_of - lookback:
                 self.close_run(run_id)  # forgotten long ago: its rows are pruned anyway
-        return path
 
 
 def current_rows(table: pa.Table, open_runs: set) -> pa.Table:
