@@ -81,6 +81,14 @@ def load_index(paths: Sequence[str], digest_sizes: Dict[str, int], hidden: Set[s
         return _index(files, hidden, cutoff_us, schema)
 
 
+def latest_commits(paths: Sequence[str], digest_sizes: Dict[str, int], schema: pa.Schema) -> Dict[str, int]:
+    """Run id -> its latest committed_at (µs) in the seen files `paths`: two
+    columns read, or the header of a valid digest file. Raises as load_index."""
+    with _OpenFiles() as files:
+        files.extend(_open(path, schema, digest_sizes) for path in paths)
+        return _latest_commits(files, set())
+
+
 def _index(files: List[_SeenFile], hidden: Set[str], cutoff_us: int, schema: pa.Schema) -> SeenIndex:
     latest = _latest_commits(files, hidden)
     segments = []

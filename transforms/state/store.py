@@ -241,22 +241,37 @@ class StateStore:
         has a valid one. An unreadable file is moved aside and reported, as read() does."""
         hidden = set(self.open_runs()) | {run_id}
         cutoff_us = (as_of - lookback - _EPOCH) // timedelta(microseconds=1)
+        index, unreadable = self._read_seen(
+            lambda paths, digests: seen_files.load_index(paths, digests, hidden, cutoff_us, SEEN_SCHEMA))
+        index.unreadable = unreadable
+        return index
+
+    def seen_commits(self, move_aside: bool = True) -> Dict[str, int]:
+        """Run id -> its latest committed_at (µs since 1970) in _state/seen,
+        every run that has a row there (only those two columns are read)."""
+        commits, _ = self._read_seen(
+            lambda paths, digests: seen_files.latest_commits(paths, digests, SEEN_SCHEMA), move_aside)
+        return commits
+
+    def _read_seen(self, read, move_aside: bool = True):
+        """(read(paths, digest file sizes) over the seen folder's Parquet files,
+        the unreadable files), as read() does it: a file that vanished (merged
+        by a concurrent compaction) makes us list again; an unreadable one is
+        left out, moved aside unless `move_aside` is false, and reported."""
         unreadable: List[UnreadableFile] = []
         for _ in range(20):
-            metas = self._parquet_files(SEEN)
-            paths = [m.path for m in metas if m.path not in {u.path for u in unreadable}]
+            bad_paths = {u.path for u in unreadable}
+            paths = [m.path for m in self._parquet_files(SEEN) if m.path not in bad_paths]
             digests = {m.path: m.size_in_bytes for m in _list(self._dir(SEEN), "*" + seen_digests.SUFFIX)}
             try:
-                index = seen_files.load_index(paths, digests, hidden, cutoff_us, SEEN_SCHEMA)
+                return read(paths, digests), unreadable
             except seen_files.Vanished:
-                continue  # merged by a concurrent compaction: list again
+                continue
             except seen_files.Unreadable as bad:
                 unreadable.append(UnreadableFile(bad.path, bad.reason))
-                _log.warning("state file %s is unreadable (%s); moving it aside", bad.path, bad.reason)
-                self._move_aside(bad.path)
-                continue
-            index.unreadable = unreadable
-            return index
+                if move_aside:
+                    _log.warning("state file %s is unreadable (%s); moving it aside", bad.path, bad.reason)
+                    self._move_aside(bad.path)
         raise IOError(f"state folder {self._dir(SEEN)} keeps changing while being read")
 
     def load_clusters(self, run_id: str, as_of: datetime, lookback: timedelta) -> ClusterIndex:
@@ -278,15 +293,10 @@ class StateStore:
     def later_commits(self, run_id: str) -> List[str]:
         """The run ids committed after `run_id`'s latest commit (none if it never committed).
         Unreadable files stay where they are, for the run's own reading to report."""
-        table, _, _ = self.read(SEEN, move_aside=False)
-        if table is None:
+        commits = self.seen_commits(move_aside=False)
+        if run_id not in commits:
             return []
-        ours = table.filter(pc.equal(table["run_id"], run_id))
-        if ours.num_rows == 0:
-            return []
-        latest = pc.max(ours["committed_at"])
-        later = table.filter(pc.greater(table["committed_at"], latest))
-        return sorted(set(later["run_id"].to_pylist()) - {run_id})
+        return sorted(r for r, committed in commits.items() if committed > commits[run_id] and r != run_id)
 
     # -- writing ----------------------------------------------------------------
     def commit(self, run_id: str, committed_at: datetime, seen: Iterable[SeenRecord],

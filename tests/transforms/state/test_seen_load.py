@@ -69,7 +69,7 @@ def busy_store(root):
     """Several runs and streaming units, a re-run, an old run past the
     lookback, a compaction in the middle, runs after it, one still open."""
     store = StateStore(root)
-    commit(store, "old", "abc", NOW - timedelta(days=40))               # past the lookback
+    commit(store, "old", "abu", NOW - timedelta(days=35))               # past the reader's lookback
     commit(store, "r1", "abcd", NOW - timedelta(days=20))
     commit(store, "r2", "defg", NOW - timedelta(days=10))
     commit(store, "job-w1-p0", "ghi", NOW - timedelta(days=9), open_marker=False)   # streaming unit
@@ -98,7 +98,7 @@ def test_the_index_holds_what_a_whole_read_gives_with_the_mapped_digests(tmp_pat
     assert mapped(index), "the compaction's digest file is mapped"
     want = expected(store, reader, as_of)
     assert want and contents(index) == want
-    for name in "abcdefghijklmnopqrs":
+    for name in "abcdefghijklmnopqrsu":
         key = key_digest(f"url:{name}")
         got = index.last_seen(key)
         assert (None if got is None else (got - EPOCH) // timedelta(microseconds=1)) == want.get(key)
@@ -236,3 +236,23 @@ def test_on_object_storage_the_digest_file_is_cached_once_and_mapped(scheme, req
     FileSystems.delete([name])
     index = StateStore(root).load_seen("reader", NOW, LOOKBACK)
     assert not mapped(index) and contents(index) == expected(store, "reader")
+
+
+@pytest.mark.parametrize("digests", ["mapped", "removed"])
+def test_latest_commits_and_later_runs_are_what_a_whole_read_gives(tmp_path, digests):
+    store = busy_store(str(tmp_path))
+    if digests == "removed":
+        for name in digest_files(tmp_path):
+            os.remove(tmp_path / "_state" / "seen" / name)
+    table, _, _ = store.read(st.SEEN, move_aside=False)
+    want = {}
+    for run_id, committed in zip(table["run_id"].to_pylist(), pc.cast(table["committed_at"], pa.int64()).to_pylist()):
+        want[run_id] = max(committed, want.get(run_id, committed))
+    assert store.seen_commits() == want and "old" in want and "running" in want
+    # a run's later commits: those of runs committed after its latest commit
+    assert store.later_commits("r2") == ["job-w1-p0", "r3", "rerun", "running"]
+    assert store.later_commits("r3") == ["running"]
+    assert store.later_commits("never") == []
+    (tmp_path / "_state" / "seen" / "r3.parquet").write_bytes(b"not parquet")
+    assert store.later_commits("r2") == ["job-w1-p0", "rerun", "running"]   # left where it is
+    assert (tmp_path / "_state" / "seen" / "r3.parquet").exists()
