@@ -199,8 +199,14 @@ def _compact(files: List[_SeenFile], target: str, cutoff_us: int, schema: pa.Sch
                             continue
                         batch = batch.filter(pa.array(keep))
                         runs = batch["run_id"]
-                        for value in runs.dictionary.to_pylist():
-                            codes.setdefault(value, len(codes))
+                        # The codes of the runs left in the batch: a filtered
+                        # dictionary array keeps every value of its dictionary.
+                        indices = runs.indices.to_numpy(zero_copy_only=False)
+                        present = np.unique(indices)
+                        values = runs.dictionary.to_pylist()
+                        to_code = np.zeros(len(values), np.uint32)
+                        for i in present.tolist():
+                            to_code[i] = codes.setdefault(values[i], len(codes))
                         out = batch.set_column(batch.schema.get_field_index("run_id"), "run_id",
                                                runs.dictionary.take(runs.indices))
                         writer.write_batch(out.cast(schema), row_group_size=_ROW_GROUP_ROWS)
@@ -210,8 +216,7 @@ def _compact(files: List[_SeenFile], target: str, cutoff_us: int, schema: pa.Sch
                         bhi, blo = _halves(batch["key"])
                         hi[n:n + k], lo[n:n + k] = bhi[has_key], blo[has_key]
                         seen[n:n + k] = _micros(batch["seen_at"])[has_key]
-                        to_code = np.array([codes[v] for v in runs.dictionary.to_pylist()], np.uint32)
-                        run[n:n + k] = to_code[runs.indices.to_numpy(zero_copy_only=False)][has_key]
+                        run[n:n + k] = to_code[indices][has_key]
                         n += k
         by_code = sorted(codes, key=codes.get)
         seen_digests.write(seen_digests.digests_path(target), name, rows, hi[:n], lo[:n], seen[:n],
@@ -303,6 +308,12 @@ def _batches(f: _SeenFile, columns: List[str], schema: Optional[pa.Schema]) -> I
             yield pa.RecordBatch.from_arrays(arrays, names=columns)
     except _UNREADABLE as exc:
         _unreadable_or_vanished(f.path, exc)
+    except Exception:
+        # A storage error partway through a file that a concurrent compaction
+        # deleted (gs://, s3://): list again. Otherwise the run fails.
+        if not FileSystems.exists(f.path):
+            raise Vanished(f.path)
+        raise
 
 
 def _dictionary(column: pa.Array) -> pa.DictionaryArray:

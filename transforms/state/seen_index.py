@@ -59,14 +59,21 @@ class Segment:
             return False
         return self.hidden_runs is None or not self.hidden_runs[self.run[at]]
 
-    def counted(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(hi, lo, seen_us) of the entries a lookup counts, as arrays."""
+    def counts(self) -> Optional[np.ndarray]:
+        """Which entries a lookup counts (None: all of them)."""
+        if self.min_seen_us is None and self.hidden_runs is None:
+            return None
         keep = np.ones(len(self.hi), dtype=bool)
         if self.min_seen_us is not None:
             keep &= self.seen_us >= self.min_seen_us
         if self.hidden_runs is not None:
             keep &= ~self.hidden_runs[self.run]
-        if keep.all():
+        return keep
+
+    def counted(self) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(hi, lo, seen_us) of the entries a lookup counts, as arrays."""
+        keep = self.counts()
+        if keep is None or keep.all():
             return self.hi, self.lo, self.seen_us
         return self.hi[keep], self.lo[keep], self.seen_us[keep]
 
@@ -119,8 +126,38 @@ class SeenIndex:
         return cls.from_arrays(raw[0::2], raw[1::2], seen)
 
     def __len__(self) -> int:
-        """Entries held (a mapped segment's include those a lookup does not count)."""
-        return sum(len(s) for s in self.segments)
+        """Identities a lookup finds: each once, however many segments or
+        runs hold it, none past the lookback or of a hidden run. Only the
+        entries sharing their high half with another are compared whole (a
+        few, where an identity repeats), so no segment is copied."""
+        counts = [s.counts() for s in self.segments]
+        total = sum(len(s) if keep is None else int(np.count_nonzero(keep))
+                    for s, keep in zip(self.segments, counts))
+        shared = [[] for _ in self.segments]   # per segment: positions whose hi is not unique
+        for i, s in enumerate(self.segments):
+            repeat = np.flatnonzero(s.hi[1:] == s.hi[:-1])
+            shared[i] += [repeat, repeat + 1]
+            for j in range(i + 1, len(self.segments)):
+                # The smaller segment's highs looked up in the larger one.
+                small, big = (i, j) if len(s) <= len(self.segments[j]) else (j, i)
+                his, within = self.segments[small].hi, self.segments[big].hi
+                left, right = within.searchsorted(his, "left"), within.searchsorted(his, "right")
+                hit = np.flatnonzero(right > left)
+                shared[small].append(hit)
+                width = (right - left)[hit]
+                starts = np.repeat(left[hit] - np.r_[0, np.cumsum(width)[:-1]], width)
+                shared[big].append(starts + np.arange(int(width.sum())))
+        his, los = [], []
+        for s, keep, parts in zip(self.segments, counts, shared):
+            at = np.unique(np.concatenate(parts)) if parts else np.zeros(0, np.intp)
+            if keep is not None:
+                at = at[keep[at]]
+            his.append(s.hi[at])
+            los.append(s.lo[at])
+        if not his:
+            return total
+        pairs = np.stack([np.concatenate(his), np.concatenate(los)], axis=1)
+        return total - len(pairs) + len(np.unique(pairs, axis=0))
 
     @property
     def nbytes(self) -> int:

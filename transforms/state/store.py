@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -36,6 +37,10 @@ _log = logging.getLogger(__name__)
 STATE_DIR = "_state"
 FEEDS, SEEN, CLUSTERS, RUNS, CORRUPT = "feeds", "seen", "clusters", "runs", "corrupt"
 COMPACT_AFTER = 32
+# A compaction writes its digest file, then renames its Parquet file into
+# place (a copy on gs:// and s3://, minutes for a large file): a digest file
+# without its Parquet file is left over only once it is older than this.
+ORPHAN_DIGEST_SECONDS = 3600
 DEFAULT_LOOKBACK_DAYS = 30
 _TS = pa.timestamp("us", tz="UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -211,7 +216,13 @@ class StateStore:
             make_folder(self._dir(CORRUPT))
             FileSystems.rename([path], [target])
         except Exception:  # another reader moved it first
-            pass
+            return
+        digests = seen_digests.digests_path(path) if path.endswith(".parquet") else None
+        if digests and FileSystems.exists(digests):   # made from the file moved: of no use without it
+            try:
+                FileSystems.rename([digests], [seen_digests.digests_path(target)])
+            except Exception:
+                pass
 
     def load_feed_states(self, run_id: str) -> LoadedFeedStates:
         """The FeedState to start from for every feed known to committed runs
@@ -259,14 +270,15 @@ class StateStore:
         by a concurrent compaction) makes us list again; an unreadable one is
         left out, moved aside unless `move_aside` is false, and reported."""
         unreadable: List[UnreadableFile] = []
-        for _ in range(20):
+        changes = 0   # an unreadable file is left out for good: only vanished ones count
+        while changes < 20:
             bad_paths = {u.path for u in unreadable}
             paths = [m.path for m in self._parquet_files(SEEN) if m.path not in bad_paths]
             digests = {m.path: m.size_in_bytes for m in _list(self._dir(SEEN), "*" + seen_digests.SUFFIX)}
             try:
                 return read(paths, digests), unreadable
             except seen_files.Vanished:
-                continue
+                changes += 1
             except seen_files.Unreadable as bad:
                 unreadable.append(UnreadableFile(bad.path, bad.reason))
                 if move_aside:
@@ -367,7 +379,10 @@ class StateStore:
         cutoff_us = (as_of - lookback - _EPOCH) // timedelta(microseconds=1)
         path = FileSystems.join(self._dir(SEEN), f"compacted-{uuid.uuid4().hex}.parquet")
         unreadable = set()
-        for _ in range(20):
+        changes = 0   # an unreadable file is left out for good: only vanished ones count
+        while True:
+            if changes == 20:
+                raise IOError(f"state folder {self._dir(SEEN)} keeps changing while being compacted")
             before = {p: stamp for p, stamp in self._file_stamps(SEEN).items() if p not in unreadable}
             if not before:
                 return None
@@ -376,21 +391,32 @@ class StateStore:
                 seen_files.compact(sorted(before), path, cutoff_us, SEEN_SCHEMA)
                 break
             except seen_files.Vanished:
-                continue
+                changes += 1
             except seen_files.Unreadable as bad:
                 _log.warning("state file %s is unreadable (%s); moving it aside", bad.path, bad.reason)
                 unreadable.add(bad.path)
                 self._move_aside(bad.path)
-        else:
-            raise IOError(f"state folder {self._dir(SEEN)} keeps changing while being compacted")
         # Delete only inputs still as we read them: a re-run may have replaced one.
         now = self._file_stamps(SEEN)
         gone = [p for p, stamp in before.items() if now.get(p) == stamp]
         _delete_quietly(gone)
         _delete_quietly([seen_digests.digests_path(p) for p in gone
                          if p.rsplit("/", 1)[-1].startswith("compacted-")])
+        self._delete_orphan_digests()
         self._close_forgotten_runs(as_of, lookback)
         return path
+
+    def _delete_orphan_digests(self) -> None:
+        """Deletes digest files without their Parquet file (left by a
+        compaction cut off partway) once ORPHAN_DIGEST_SECONDS old: a
+        compaction under way writes its digest file before renaming its
+        Parquet file into place."""
+        parquet = {m.path for m in self._parquet_files(SEEN)}
+        now = time.time()
+        _delete_quietly([
+            m.path for m in _list(self._dir(SEEN), "compacted-*" + seen_digests.SUFFIX)
+            if m.path[: -len(seen_digests.SUFFIX)] + ".parquet" not in parquet
+            and now - (m.last_updated_in_seconds or now) >= ORPHAN_DIGEST_SECONDS])
 
     def _close_forgotten_runs(self, as_of: datetime, lookback: timedelta) -> None:
         for run_id, started in self.open_runs().items():

@@ -4,9 +4,13 @@ index must hold exactly what the rule of transforms/state/__init__.py gives
 when every file is read whole (`expected` below: store.read + current_rows,
 the reading the loader replaced), with or without a usable digest file.
 Real Parquet files on disk, gs:// (gcp-storage-emulator) and s3:// (moto)."""
+import fcntl
+import hashlib
 import logging
 import mmap
 import os
+import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -98,6 +102,7 @@ def test_the_index_holds_what_a_whole_read_gives_with_the_mapped_digests(tmp_pat
     assert mapped(index), "the compaction's digest file is mapped"
     want = expected(store, reader, as_of)
     assert want and contents(index) == want
+    assert len(index) == len(want)   # each identity once, none hidden or past the lookback
     for name in "abcdefghijklmnopqrsu":
         key = key_digest(f"url:{name}")
         got = index.last_seen(key)
@@ -114,7 +119,8 @@ def test_the_index_is_the_same_without_the_digest_file(tmp_path):
     assert contents(index) == with_digests == expected(store, "reader")
 
 
-@pytest.mark.parametrize("damage", ["truncated", "garbage", "another compaction's", "unsorted"])
+@pytest.mark.parametrize("damage", ["truncated", "garbage", "another compaction's", "unsorted", "lo bits",
+                                    "one seen time"])
 def test_a_damaged_or_foreign_digest_file_is_ignored(tmp_path, damage, caplog):
     store = busy_store(str(tmp_path))
     folder = tmp_path / "_state" / "seen"
@@ -131,11 +137,20 @@ def test_a_damaged_or_foreign_digest_file_is_ignored(tmp_path, damage, caplog):
         other.compact(st.SEEN, NOW, LOOKBACK)
         (foreign,) = digest_files(tmp_path / "other")
         path.write_bytes((tmp_path / "other" / "_state" / "seen" / foreign).read_bytes())
-    else:   # the right header over a body in the wrong order
+    else:
         header = 16 + int.from_bytes(body[8:16], "little")
         rows = (len(body) - header) // 28
-        hi = np.frombuffer(body, "<u8", rows, header)[::-1].copy()
-        path.write_bytes(body[:header] + hi.tobytes() + body[header + 8 * rows:])
+        if damage == "unsorted":   # the right header over a body in the wrong order
+            hi = np.frombuffer(body, "<u8", rows, header)[::-1].copy()
+            path.write_bytes(body[:header] + hi.tobytes() + body[header + 8 * rows:])
+        elif damage == "lo bits":   # one bit of every low half flipped: sorted, codes in range
+            lo = np.frombuffer(body, "<u8", rows, header + 8 * rows) ^ np.uint64(1)
+            path.write_bytes(body[:header] + body[header:header + 8 * rows] + lo.tobytes()
+                             + body[header + 16 * rows:])
+        else:   # the last entry's seen time a day earlier
+            at = header + 24 * rows - 8
+            seen = int.from_bytes(body[at:at + 8], "little", signed=True) - 86_400_000_000
+            path.write_bytes(body[:at] + seen.to_bytes(8, "little", signed=True) + body[at + 8:])
     with caplog.at_level(logging.WARNING):
         index = store.load_seen("reader", NOW, LOOKBACK)
     assert not mapped(index)
@@ -213,7 +228,7 @@ def test_a_later_compaction_removes_the_earlier_digest_file(tmp_path):
 
 @pytest.mark.integration
 @pytest.mark.parametrize("scheme", ["gs", "s3"])
-def test_on_object_storage_the_digest_file_is_cached_once_and_mapped(scheme, request, monkeypatch, tmp_path):
+def test_on_object_storage_the_digest_file_is_checked_cached_once_per_machine_and_mapped(scheme, request, monkeypatch, tmp_path):
     store_server = request.getfixturevalue({"gs": "gcs", "s3": "s3"}[scheme])
     monkeypatch.setattr(FileSystems, "_pipeline_options", FileSystems._pipeline_options)
     if scheme == "gs":
@@ -223,16 +238,42 @@ def test_on_object_storage_the_digest_file_is_cached_once_and_mapped(scheme, req
     monkeypatch.setattr(seen_digests, "_cached", {})
     root = f"{scheme}://{store_server.bucket}/{uuid.uuid4().hex}"
     store = busy_store(root)
-    index = store.load_seen("reader", NOW, LOOKBACK)
-    assert mapped(index) and contents(index) == expected(store, "reader")
-    (cached,) = os.listdir(tmp_path / "cache")
-    assert cached.endswith(".digests")
-    stamp = os.stat(tmp_path / "cache" / cached).st_mtime_ns
-    again = StateStore(root).load_seen("r3", NOW, LOOKBACK)   # the same process: no new download
-    assert os.stat(tmp_path / "cache" / cached).st_mtime_ns == stamp
-    assert mapped(again) and contents(again) == expected(store, "r3")
-    # Without it (deleted from the store), the Parquet files answer alone.
     (name,) = [m.path for m in FileSystems.match([f"{root}/_state/seen/*.digests"])[0].metadata_list]
+    cache = tmp_path / "cache"
+    os.makedirs(cache)
+    folder = name.rsplit("/", 1)[0]
+    local = cache / f"{hashlib.sha256(folder.encode()).hexdigest()[:16]}-{name.rsplit('/', 1)[1]}"
+    # Another process of this machine downloading it (holding the lock): a
+    # loader waits for it and maps its copy instead of downloading its own.
+    loaded = {}
+    with open(f"{local}.lock", "a+b") as lock:
+        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+        loader = threading.Thread(target=lambda: loaded.update(index=store.load_seen("reader", NOW, LOOKBACK)))
+        loader.start()
+        loader.join(timeout=2)
+        assert loader.is_alive(), "the loader waits for the lock"
+        seen_digests._download_checked(name, str(local))
+    loader.join(timeout=60)
+    index = loaded["index"]
+    assert mapped(index) and contents(index) == expected(store, "reader")
+    assert [n for n in os.listdir(cache) if n.endswith(".digests")] == [local.name]
+    inode = os.stat(local).st_ino
+    again = StateStore(root).load_seen("r3", NOW, LOOKBACK)   # the same process: no new download
+    assert os.stat(local).st_ino == inode
+    assert mapped(again) and contents(again) == expected(store, "r3")
+    # Damaged in the store (one low half, size kept): the download is checked, no copy kept.
+    with FileSystems.open(name, compression_type="uncompressed") as handle:
+        body = handle.read()
+    header = 16 + int.from_bytes(body[8:16], "little")
+    at = header + 8 * ((len(body) - header) // 28)
+    with FileSystems.create(name) as handle:
+        handle.write(body[:at] + bytes([body[at] ^ 1]) + body[at + 1:])
+    os.remove(local)
+    seen_digests._cached.clear()
+    index = StateStore(root).load_seen("reader", NOW, LOOKBACK)
+    assert not mapped(index) and contents(index) == expected(store, "reader")
+    assert [n for n in os.listdir(cache) if not n.endswith(".lock")] == []
+    # Without it (deleted from the store), the Parquet files answer alone.
     FileSystems.delete([name])
     index = StateStore(root).load_seen("reader", NOW, LOOKBACK)
     assert not mapped(index) and contents(index) == expected(store, "reader")
@@ -256,3 +297,104 @@ def test_latest_commits_and_later_runs_are_what_a_whole_read_gives(tmp_path, dig
     (tmp_path / "_state" / "seen" / "r3.parquet").write_bytes(b"not parquet")
     assert store.later_commits("r2") == ["job-w1-p0", "rerun", "running"]   # left where it is
     assert (tmp_path / "_state" / "seen" / "r3.parquet").exists()
+
+
+def test_a_local_digest_file_is_checked_once_per_process(tmp_path):
+    store = busy_store(str(tmp_path))
+    assert mapped(store.load_seen("reader", NOW, LOOKBACK))
+    (name,) = digest_files(tmp_path)
+    path = tmp_path / "_state" / "seen" / name
+    body, stamp = path.read_bytes(), os.stat(path)
+    # Damaged in place, size and time kept: this process checked it already and maps it ...
+    header = 16 + int.from_bytes(body[8:16], "little")
+    at = header + 8 * ((len(body) - header) // 28)   # the first low half
+    path.write_bytes(body[:at] + bytes([body[at] ^ 1]) + body[at + 1:])
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
+    assert mapped(store.load_seen("reader", NOW, LOOKBACK))
+    # ... a rewritten file (a new time) is checked again.
+    os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns + 1_000_000_000))
+    assert not mapped(store.load_seen("reader", NOW, LOOKBACK))
+
+
+def test_a_compaction_lists_only_the_runs_its_file_holds(tmp_path):
+    """A file written before digest files (one row group of several runs),
+    compacted when one of its runs is past the lookback: the digest header
+    lists the runs of the new file only, as its rows say."""
+    folder = tmp_path / "_state" / "seen"
+    os.makedirs(folder)
+    old_at, new_at = NOW - timedelta(days=40), NOW - timedelta(days=2)
+    keys = [key_digest(f"url:{n}") for n in "abcd"]
+    table = pa.table({
+        "key": keys[:2] + [None] + keys[2:] + [None],
+        "story_id": ["a", "b", None, "c", "d", None],
+        "seen_at": pa.array([old_at] * 3 + [new_at] * 3, st._TS),
+        "run_id": ["old"] * 3 + ["new"] * 3,
+        "committed_at": pa.array([old_at] * 3 + [new_at] * 3, st._TS),
+    }, schema=SEEN_SCHEMA)
+    pq.write_table(table, folder / f"compacted-{uuid.uuid4().hex}.parquet")
+    store = StateStore(str(tmp_path))
+    path = store.compact(st.SEEN, NOW, LOOKBACK)
+    assert set(pq.read_table(path)["run_id"].to_pylist()) == {"new"}
+    digests = seen_digests.open_mapped(seen_digests.digests_path(path), 0, os.path.basename(path),
+                                       pq.read_metadata(path).num_rows)
+    assert [r for r, _ in digests.runs] == ["new"]
+    assert list(store.seen_commits()) == ["new"]
+    assert store.later_commits("old") == []       # as without the digest file
+    os.remove(seen_digests.digests_path(path))
+    assert list(store.seen_commits()) == ["new"]
+
+
+def test_many_unreadable_files_are_all_moved_aside_in_one_load_and_compaction(tmp_path):
+    store = busy_store(str(tmp_path))
+    folder = tmp_path / "_state" / "seen"
+    for i in range(21):
+        (folder / f"junk-{i:02}.parquet").write_bytes(b"not parquet")
+    index = store.load_seen("reader", NOW, LOOKBACK)
+    assert len(index.unreadable) == 21 and contents(index) == expected(store, "reader")
+    assert len(os.listdir(tmp_path / "_state" / "corrupt")) == 21
+    for i in range(21):
+        (folder / f"more-{i:02}.parquet").write_bytes(b"not parquet")
+    want = expected(store, "reader")
+    path = store.compact(st.SEEN, NOW, LOOKBACK)
+    assert path and len(os.listdir(tmp_path / "_state" / "corrupt")) == 42
+    assert contents(store.load_seen("reader", NOW, LOOKBACK)) == want
+
+
+def test_orphan_digest_files_go_at_the_next_compaction_once_old(tmp_path):
+    store = busy_store(str(tmp_path))
+    folder = tmp_path / "_state" / "seen"
+    (current,) = digest_files(tmp_path)
+    old = time.time() - st.ORPHAN_DIGEST_SECONDS - 60
+    for name in ("compacted-killed.digests", "compacted-gone.digests"):   # cut-off compactions
+        (folder / name).write_bytes((folder / current).read_bytes())
+        os.utime(folder / name, (old, old))
+    (folder / "compacted-underway.digests").write_bytes(b"a compaction under way")   # recent: kept
+    commit(store, "r4", "t", NOW - timedelta(hours=5))
+    path = store.compact(st.SEEN, NOW, LOOKBACK)
+    assert digest_files(tmp_path) == sorted(["compacted-underway.digests",
+                                             os.path.basename(seen_digests.digests_path(path))])
+
+
+def test_a_compacted_file_moved_aside_takes_its_digest_file_along(tmp_path):
+    store = busy_store(str(tmp_path))
+    folder = tmp_path / "_state" / "seen"
+    (name,) = digest_files(tmp_path)
+    parquet = folder / name.replace(".digests", ".parquet")
+    parquet.write_bytes(b"PAR1 damaged")
+    index = store.load_seen("reader", NOW, LOOKBACK)
+    assert [os.path.basename(u.path) for u in index.unreadable] == [parquet.name]
+    assert digest_files(tmp_path) == []
+    assert sorted(n.split("-", 1)[1] for n in os.listdir(tmp_path / "_state" / "corrupt")) == sorted(
+        [parquet.name, name])
+
+
+def test_a_cached_copy_of_an_earlier_compaction_goes_only_when_unused_for_a_while(tmp_path, monkeypatch):
+    monkeypatch.setattr(seen_digests, "CACHE_DIR", str(tmp_path))
+    prefix = "0123456789abcdef"
+    keep, recent, stale = (tmp_path / f"{prefix}-compacted-{n}.digests" for n in ("new", "recent", "stale"))
+    for p in (keep, recent, stale):
+        p.write_bytes(b"x")
+    old = time.time() - seen_digests.STALE_COPY_SECONDS - 1
+    os.utime(stale, (old, old))
+    seen_digests._forget_older_copies(prefix, str(keep))
+    assert keep.exists() and recent.exists() and not stale.exists()
