@@ -11,8 +11,10 @@ FileSystems (local disk, gs://, s3://):
     _state/{feeds,seen,clusters}/compacted-<uuid>.parquet   many runs' rows merged and pruned
     _state/seen/compacted-<uuid>.digests   that compaction's identities, sorted, fixed-width, for
                                     memory-mapping (layout: seen_digests.py); written before its
-                                    Parquet file, deleted with it, never the truth: a reader whose
-                                    digest file is missing or does not match reads the Parquet file
+                                    Parquet file, deleted or moved aside with it (an orphan goes at
+                                    a later seen compaction once ORPHAN_DIGEST_SECONDS old), never
+                                    the truth: a reader whose digest file is missing, damaged (its
+                                    body's checksum) or made from another file reads the Parquet file
     _state/corrupt/...              unreadable state files, moved aside for inspection
 
 One run writes at a time: a run holds the lease (lease.py) from before its

@@ -119,8 +119,8 @@ def open_mapped(path: str, size: int, parquet_name: str, parquet_rows: int) -> O
         with open(local, "rb") as handle:
             stamp = (os.fstat(handle.fileno()).st_size, os.fstat(handle.fileno()).st_mtime_ns)
             mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-        digests = _columns(mapped, parquet_name, parquet_rows, path, check_body=not checked
-                           and _checked.get(local) != stamp)
+            check = None if checked or _checked.get(local) == stamp else handle
+            digests = _columns(mapped, parquet_name, parquet_rows, path, check)
         _checked[local] = stamp
         return digests
     except Exception as exc:
@@ -146,7 +146,10 @@ def _header(prefix: bytes) -> Optional[Tuple[dict, int]]:
 
 
 def _columns(mapped: mmap.mmap, parquet_name: str, parquet_rows: int, path: str,
-             check_body: bool = True) -> DigestFile:
+             check_body=None) -> DigestFile:
+    """The columns of the mapped file; `check_body`: the open file, to check
+    its body against the checksum (read, not through the mapping, so its
+    pages do not count in this process's resident memory)."""
     parsed = _header(mapped[:1 << 16])
     if parsed is None:   # a header of many runs
         parsed = _header(mapped[:])
@@ -162,10 +165,14 @@ def _columns(mapped: mmap.mmap, parquet_name: str, parquet_rows: int, path: str,
     for _, dtype in _COLUMNS:
         columns.append(np.frombuffer(mapped, dtype=dtype, count=rows, offset=offset))
         offset += rows * np.dtype(dtype).itemsize
-    if check_body:
+    if check_body is not None:
         checksum = hashlib.blake2b(digest_size=32)
-        for at in range(body, len(mapped), 1 << 24):
-            checksum.update(memoryview(mapped)[at:at + (1 << 24)])
+        check_body.seek(body)
+        while True:
+            block = check_body.read(1 << 23)
+            if not block:
+                break
+            checksum.update(block)
         if checksum.hexdigest() != header["blake2b"]:
             raise ValueError("body does not match its checksum")
     runs = [(str(r), int(c)) for r, c in header["runs"]]
