@@ -73,7 +73,7 @@ def render_targets(data: dict) -> str:
     from benchmarks.run import _target_size, targets
 
     results = _results(data)
-    rows = targets(results, data.get("fetch"), data.get("seed"), data.get("huge"))
+    rows = targets(results, data.get("fetch"), data.get("seed"), data.get("huge"), data.get("components"))
     if not rows:
         return f"The run of {data['context']['date']} measured none of the targets."
     lines = [f"At {_target_size(results):,} entries, in the run of {data['context']['date']}:", "",

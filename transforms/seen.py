@@ -8,7 +8,9 @@ but whose URL or text did not is not written again.
 Each worker loads the remembered identities once (per process, shared by its
 threads) as a SeenIndex: sorted 128-bit digests, ~24 bytes an identity, so a
 million stories (~3 million identities) take ~72 MB and a lookup is a binary
-search. We chose this over a CoGroupByKey join of the stored keys against the
+search; the last compaction's digests are memory-mapped from its digest
+file, so the worker processes of one machine share them
+(transforms/state/seen_files.py). We chose this over a CoGroupByKey join of the stored keys against the
 run's stories because the lookback bounds the state, while a join would
 shuffle every remembered key on every run to answer a few thousand lookups.
 """

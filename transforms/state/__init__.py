@@ -9,6 +9,12 @@ FileSystems (local disk, gs://, s3://):
     _state/clusters/<run_id>.parquet   sketch and cluster of each story the run wrote (+ one commit row)
     _state/{feeds,seen,clusters}/<run_id>-w<start>-p<pane>.parquet   the same, for one window pane of a streaming job
     _state/{feeds,seen,clusters}/compacted-<uuid>.parquet   many runs' rows merged and pruned
+    _state/seen/compacted-<uuid>.digests   that compaction's identities, sorted, fixed-width, for
+                                    memory-mapping (layout: seen_digests.py); written before its
+                                    Parquet file, deleted or moved aside with it (an orphan goes at
+                                    a later seen compaction once ORPHAN_DIGEST_SECONDS old), never
+                                    the truth: a reader whose digest file is missing, damaged (its
+                                    body's checksum) or made from another file reads the Parquet file
     _state/corrupt/...              unreadable state files, moved aside for inspection
 
 One run writes at a time: a run holds the lease (lease.py) from before its
@@ -43,11 +49,16 @@ that window's files nor its unit; a unit id, like a run id, is never reused.
 Compaction merges a folder when it holds more than COMPACT_AFTER files: it writes
 the merged file first and only then deletes its inputs (those still unchanged),
 so a reader that lists the folder at any moment finds every row at least once.
+A seen compaction keeps the rows of open runs (they may yet be superseded) and
+records each row's run and commit in its digest file, so a reader applies the
+rules above to mapped digests at lookup (seen_index.Segment) without copying them.
 
 The package, by concern (import from the modules themselves):
 
     store.py        StateStore: the files above, their schemas and records, compaction
-    seen_index.py   SeenIndex: the remembered story identities, in memory, for lookups
+    seen_index.py   SeenIndex: the remembered story identities, mapped or in memory, for lookups
+    seen_files.py   reading and compacting _state/seen row group by row group, digest columns only
+    seen_digests.py the digest file of a seen compaction: its layout, writing, mapping, local cache
     cluster_index.py  ClusterIndex: the remembered stories' sketches and clusters, for the cluster stage
     commit.py       CommitState: the batch pipeline's last stage, which commits a run's state;
                     CommitWindows: a streaming job's commit of each window pane

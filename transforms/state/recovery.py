@@ -41,7 +41,7 @@ from transforms import identity
 from transforms.paths import list_files
 from transforms.sketch import clustering_text, document_sketches
 from transforms.state.cluster_index import ClusterRecord
-from transforms.state.store import SEEN, SeenRecord, StateStore, key_digest
+from transforms.state.store import SeenRecord, StateStore, key_digest
 
 _log = logging.getLogger(__name__)
 
@@ -116,8 +116,7 @@ def recover_interrupted(store: StateStore, own_run_id: str, now: datetime,
     interrupted = sorted(r for r in store.open_runs() if r != own_run_id)
     if not interrupted:
         return []
-    table, _, _ = store.read(SEEN)
-    committed: Set[str] = set(table.column("run_id").unique().to_pylist()) if table is not None else set()
+    committed: Set[str] = set(store.seen_commits())
     recovered = []
     for run_id in interrupted:
         files = [p for p in run_story_files(store.output, run_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -28,6 +29,7 @@ from transforms.paths import delete_files, file_metadata
 from transforms.sink import make_folder, write_parquet_atomically
 from transforms.sketch import NUM_PERM
 from transforms.state.cluster_index import ClusterIndex, ClusterRecord
+from transforms.state import seen_digests, seen_files
 from transforms.state.seen_index import SeenIndex
 
 _log = logging.getLogger(__name__)
@@ -35,6 +37,10 @@ _log = logging.getLogger(__name__)
 STATE_DIR = "_state"
 FEEDS, SEEN, CLUSTERS, RUNS, CORRUPT = "feeds", "seen", "clusters", "runs", "corrupt"
 COMPACT_AFTER = 32
+# A compaction writes its digest file, then renames its Parquet file into
+# place (a copy on gs:// and s3://, minutes for a large file): a digest file
+# without its Parquet file is left over only once it is older than this.
+ORPHAN_DIGEST_SECONDS = 3600
 DEFAULT_LOOKBACK_DAYS = 30
 _TS = pa.timestamp("us", tz="UTC")
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -210,7 +216,13 @@ class StateStore:
             make_folder(self._dir(CORRUPT))
             FileSystems.rename([path], [target])
         except Exception:  # another reader moved it first
-            pass
+            return
+        digests = seen_digests.digests_path(path) if path.endswith(".parquet") else None
+        if digests and FileSystems.exists(digests):   # made from the file moved: of no use without it
+            try:
+                FileSystems.rename([digests], [seen_digests.digests_path(target)])
+            except Exception:
+                pass
 
     def load_feed_states(self, run_id: str) -> LoadedFeedStates:
         """The FeedState to start from for every feed known to committed runs
@@ -233,15 +245,46 @@ class StateStore:
         return LoadedFeedStates(states, report)
 
     def load_seen(self, run_id: str, as_of: datetime, lookback: timedelta) -> SeenIndex:
-        """The identities of stories written by committed runs within the lookback."""
-        table, unreadable, _ = self.read(SEEN)
-        if table is None:
-            return SeenIndex.empty(unreadable)
-        table = current_rows(table, set(self.open_runs()) | {run_id})
-        cutoff = as_of - lookback
-        table = table.filter(pc.and_(pc.is_valid(table["key"]),
-                                     pc.greater_equal(table["seen_at"], pa.scalar(cutoff, _TS))))
-        return SeenIndex.from_table(table, unreadable)
+        """The identities of stories written by committed runs within the lookback.
+
+        Read row group by row group, only the digest columns (seen_files.py);
+        a compaction's digests are memory-mapped from its digest file when it
+        has a valid one. An unreadable file is moved aside and reported, as read() does."""
+        hidden = set(self.open_runs()) | {run_id}
+        cutoff_us = (as_of - lookback - _EPOCH) // timedelta(microseconds=1)
+        index, unreadable = self._read_seen(
+            lambda paths, digests: seen_files.load_index(paths, digests, hidden, cutoff_us, SEEN_SCHEMA))
+        index.unreadable = unreadable
+        return index
+
+    def seen_commits(self, move_aside: bool = True) -> Dict[str, int]:
+        """Run id -> its latest committed_at (µs since 1970) in _state/seen,
+        every run that has a row there (only those two columns are read)."""
+        commits, _ = self._read_seen(
+            lambda paths, digests: seen_files.latest_commits(paths, digests, SEEN_SCHEMA), move_aside)
+        return commits
+
+    def _read_seen(self, read, move_aside: bool = True):
+        """(read(paths, digest file sizes) over the seen folder's Parquet files,
+        the unreadable files), as read() does it: a file that vanished (merged
+        by a concurrent compaction) makes us list again; an unreadable one is
+        left out, moved aside unless `move_aside` is false, and reported."""
+        unreadable: List[UnreadableFile] = []
+        changes = 0   # an unreadable file is left out for good: only vanished ones count
+        while changes < 20:
+            bad_paths = {u.path for u in unreadable}
+            paths = [m.path for m in self._parquet_files(SEEN) if m.path not in bad_paths]
+            digests = {m.path: m.size_in_bytes for m in _list(self._dir(SEEN), "*" + seen_digests.SUFFIX)}
+            try:
+                return read(paths, digests), unreadable
+            except seen_files.Vanished:
+                changes += 1
+            except seen_files.Unreadable as bad:
+                unreadable.append(UnreadableFile(bad.path, bad.reason))
+                if move_aside:
+                    _log.warning("state file %s is unreadable (%s); moving it aside", bad.path, bad.reason)
+                    self._move_aside(bad.path)
+        raise IOError(f"state folder {self._dir(SEEN)} keeps changing while being read")
 
     def load_clusters(self, run_id: str, as_of: datetime, lookback: timedelta) -> ClusterIndex:
         """The sketches and clusters of stories written by committed runs
@@ -262,15 +305,10 @@ class StateStore:
     def later_commits(self, run_id: str) -> List[str]:
         """The run ids committed after `run_id`'s latest commit (none if it never committed).
         Unreadable files stay where they are, for the run's own reading to report."""
-        table, _, _ = self.read(SEEN, move_aside=False)
-        if table is None:
+        commits = self.seen_commits(move_aside=False)
+        if run_id not in commits:
             return []
-        ours = table.filter(pc.equal(table["run_id"], run_id))
-        if ours.num_rows == 0:
-            return []
-        latest = pc.max(ours["committed_at"])
-        later = table.filter(pc.greater(table["committed_at"], latest))
-        return sorted(set(later["run_id"].to_pylist()) - {run_id})
+        return sorted(r for r, committed in commits.items() if committed > commits[run_id] and r != run_id)
 
     # -- writing ----------------------------------------------------------------
     def commit(self, run_id: str, committed_at: datetime, seen: Iterable[SeenRecord],
@@ -314,6 +352,8 @@ class StateStore:
         """Merges the folder into one file: superseded commits and rows older
         than the lookback dropped; for feeds, one row per feed (plus rows of
         open runs, which may yet be superseded). Returns the new file."""
+        if kind == SEEN:
+            return self._compact_seen(as_of, lookback)
         before = self._file_stamps(kind)
         table, _, _ = self.read(kind)
         if table is None:
@@ -330,10 +370,58 @@ class StateStore:
         # Delete only inputs still as we read them: a re-run may have replaced one.
         now = self._file_stamps(kind)
         _delete_quietly([p for p, stamp in before.items() if now.get(p) == stamp])
+        self._close_forgotten_runs(as_of, lookback)
+        return path
+
+    def _compact_seen(self, as_of: datetime, lookback: timedelta) -> Optional[str]:
+        """compact() of the seen folder, file by file and row group by row group
+        (seen_files.compact), also writing the new file's digest file."""
+        cutoff_us = (as_of - lookback - _EPOCH) // timedelta(microseconds=1)
+        path = FileSystems.join(self._dir(SEEN), f"compacted-{uuid.uuid4().hex}.parquet")
+        unreadable = set()
+        changes = 0   # an unreadable file is left out for good: only vanished ones count
+        while True:
+            if changes == 20:
+                raise IOError(f"state folder {self._dir(SEEN)} keeps changing while being compacted")
+            before = {p: stamp for p, stamp in self._file_stamps(SEEN).items() if p not in unreadable}
+            if not before:
+                return None
+            try:
+                make_folder(self._dir(SEEN))
+                seen_files.compact(sorted(before), path, cutoff_us, SEEN_SCHEMA)
+                break
+            except seen_files.Vanished:
+                changes += 1
+            except seen_files.Unreadable as bad:
+                _log.warning("state file %s is unreadable (%s); moving it aside", bad.path, bad.reason)
+                unreadable.add(bad.path)
+                self._move_aside(bad.path)
+        # Delete only inputs still as we read them: a re-run may have replaced one.
+        now = self._file_stamps(SEEN)
+        gone = [p for p, stamp in before.items() if now.get(p) == stamp]
+        _delete_quietly(gone)
+        _delete_quietly([seen_digests.digests_path(p) for p in gone
+                         if p.rsplit("/", 1)[-1].startswith("compacted-")])
+        self._delete_orphan_digests()
+        self._close_forgotten_runs(as_of, lookback)
+        return path
+
+    def _delete_orphan_digests(self) -> None:
+        """Deletes digest files without their Parquet file (left by a
+        compaction cut off partway) once ORPHAN_DIGEST_SECONDS old: a
+        compaction under way writes its digest file before renaming its
+        Parquet file into place."""
+        parquet = {m.path for m in self._parquet_files(SEEN)}
+        now = time.time()
+        _delete_quietly([
+            m.path for m in _list(self._dir(SEEN), "compacted-*" + seen_digests.SUFFIX)
+            if m.path[: -len(seen_digests.SUFFIX)] + ".parquet" not in parquet
+            and now - (m.last_updated_in_seconds or now) >= ORPHAN_DIGEST_SECONDS])
+
+    def _close_forgotten_runs(self, as_of: datetime, lookback: timedelta) -> None:
         for run_id, started in self.open_runs().items():
             if started and _parse_iso(started) < as_of - lookback:
                 self.close_run(run_id)  # forgotten long ago: its rows are pruned anyway
-        return path
 
 
 def current_rows(table: pa.Table, open_runs: set) -> pa.Table:

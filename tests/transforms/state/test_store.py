@@ -63,7 +63,8 @@ def test_identities_older_than_the_lookback_are_forgotten_and_pruned(tmp_path):
     assert known(store) == {"b"}
     path = store.compact(st.SEEN, NOW, LOOKBACK)
     assert pq.read_table(path).num_rows == 2   # b and the commit row of "new"
-    assert os.listdir(tmp_path / "_state" / "seen") == [os.path.basename(path)]
+    stem = os.path.basename(path)[: -len(".parquet")]   # the merged file and its digest file
+    assert sorted(os.listdir(tmp_path / "_state" / "seen")) == [f"{stem}.digests", f"{stem}.parquet"]
 
 
 def test_feed_states_latest_fetch_wins_and_compaction_keeps_one_row_per_feed(tmp_path):
