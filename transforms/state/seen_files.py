@@ -310,7 +310,8 @@ def _batches(f: _SeenFile, columns: List[str], schema: Optional[pa.Schema]) -> I
         _unreadable_or_vanished(f.path, exc)
     except Exception:
         # A storage error partway through a file that a concurrent compaction
-        # deleted (gs://, s3://): list again. Otherwise the run fails.
+        # deleted (gs://: the next 16 MB range request; tested): list again.
+        # Otherwise the run fails.
         if not FileSystems.exists(f.path):
             raise Vanished(f.path)
         raise

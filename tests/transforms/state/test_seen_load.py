@@ -398,3 +398,38 @@ def test_a_cached_copy_of_an_earlier_compaction_goes_only_when_unused_for_a_whil
     os.utime(stale, (old, old))
     seen_digests._forget_older_copies(prefix, str(keep))
     assert keep.exists() and recent.exists() and not stale.exists()
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("scheme", ["gs", "s3"])
+def test_a_file_deleted_while_its_row_groups_are_read_counts_as_vanished(scheme, request, monkeypatch):
+    """A streaming job's compaction may delete a seen file while a worker
+    reads it. Beam's object-store readers fetch 16 MB at a time, so the
+    failure comes from a later row group, as a storage error, not a Parquet
+    one: the loader must still take it for a vanished file (and list again),
+    not fail the run."""
+    store_server = request.getfixturevalue({"gs": "gcs", "s3": "s3"}[scheme])
+    monkeypatch.setattr(FileSystems, "_pipeline_options", FileSystems._pipeline_options)
+    if scheme == "gs":
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{store_server.port}")
+    FileSystems.set_options(PipelineOptions(store_server.use_from_beam()))
+    path = f"{scheme}://{store_server.bucket}/{uuid.uuid4().hex}/_state/seen/big.parquet"
+    rows = 1_500_000   # random keys do not compress: ~30 MB, beyond one 16 MB read
+    rng = np.random.default_rng(7)
+    keys = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), rows, [None, pa.py_buffer(rng.bytes(16 * rows))])
+    seen = pa.array(np.full(rows, int(NOW.timestamp() * 1e6), np.int64)).cast(st._TS)
+    table = pa.table({"key": keys, "story_id": pa.nulls(rows, pa.string()), "seen_at": seen,
+                      "run_id": pa.array(["r1"] * rows), "committed_at": seen}, schema=SEEN_SCHEMA)
+    with FileSystems.create(path) as handle:
+        pq.write_table(table, handle, row_group_size=100_000)
+    f = seen_files._open(path, SEEN_SCHEMA, {})
+    batches = seen_files._batches(f, seen_files._INDEX_COLUMNS, SEEN_SCHEMA)
+    assert next(batches).num_rows == 100_000
+    FileSystems.delete([path])
+    if scheme == "gs":   # the next 16 MB range request meets a 404
+        with pytest.raises(seen_files.Vanished):
+            for _ in batches:
+                pass
+    else:   # Beam's S3 reader keeps one open download going: it reads on to the end
+        assert 100_000 + sum(batch.num_rows for batch in batches) == rows
+    f.handle.close()
