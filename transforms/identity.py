@@ -99,7 +99,11 @@ def content_hash(title: str, text: str) -> str:
 
 def story_id(canonical: Optional[str], feed_url: str, guid: Optional[str],
              content_digest: str) -> str:
-    """A stable id: from the canonical URL, else the feed's guid, else the text."""
+    """A stable id: from the canonical URL, else the feed's guid, else the text.
+
+    The canonical URL is that of the story's `url`, the publisher's link when
+    the feed links through a redirector (transforms.publisher), so copies
+    from the publisher's own feed and from a redirected one share an id."""
     if canonical:
         return _digest("url", canonical)
     if guid:
@@ -121,4 +125,20 @@ def dedup_keys(canonical: Optional[str], feed_url: str, guid: Optional[str],
         keys.append(("url", canonical))
     if has_text:
         keys.append(("text", content_digest))
+    return keys
+
+
+def remembered_keys(canonical: Optional[str], feed_link: Optional[str], feed_url: str,
+                    guid: Optional[str], has_text: bool,
+                    content_digest: str) -> List[Tuple[str, str]]:
+    """The identities under which a story is remembered across runs (the
+    seen index): its dedup_keys, and also the canonical URL of the link its
+    feed gave (`feed_link`) when that differs from `canonical`, as a "url"
+    identity. A story stored while its URL was still the redirector's link
+    (by a version that did not read the publisher's link, or from a feed
+    that drops feedburner:origLink again) is so recognised under either."""
+    keys = dedup_keys(canonical, feed_url, guid, has_text, content_digest)
+    given = canonical_url(feed_link)
+    if given and given != canonical:
+        keys.append(("url", given))
     return keys

@@ -38,7 +38,7 @@ from urllib.parse import urljoin
 import apache_beam as beam
 import feedparser
 
-from transforms import identity, metrics
+from transforms import identity, metrics, publisher
 from transforms.cluster import DocumentSketcher
 from transforms.dates import parse_date
 from transforms.entity_guard import as_feedparser_reads, entity_hazard
@@ -198,13 +198,32 @@ def _entry_link(entry, base: Optional[str]) -> Optional[str]:
     return urljoin(base, link) if base else link
 
 
+def _other_alternates(entry, link: Optional[str]) -> List[str]:
+    return [c["href"] for c in entry.get("links") or []
+            if c.get("href") and c.get("href") != link and c.get("rel", "alternate") == "alternate"]
+
+
+def _source(url: Optional[str], site: Optional[str]) -> Optional[str]:
+    # A link still on a redirector names the feed's site instead, which for
+    # such feeds is the publisher's home page (transforms.publisher).
+    if publisher.is_redirector(url) and site and not publisher.redirector_host(site):
+        return site
+    return identity.site_host(url) or site
+
+
 def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str],
                    site: Optional[str], base: Optional[str],
                    fetched_at: datetime, run_id: str) -> Story:
-    """One feedparser entry -> one Story (pure; raises only on broken input)."""
-    url = _entry_link(entry, base)
-    canonical = identity.canonical_url(url)
+    """One feedparser entry -> one Story (pure; raises only on broken input).
+
+    `url` is the publisher's link when the entry carries one beside a
+    redirector's (transforms.publisher), else the entry's link; `feed_link`
+    is the entry's link as the feed gave it."""
+    feed_link = _entry_link(entry, base)
     guid = collapse_whitespace(entry.get("id") or "") or None
+    url = publisher.publisher_link(feed_link, dict.get(entry, "feedburner_origlink"),
+                                   _other_alternates(entry, feed_link), guid) or feed_link
+    canonical = identity.canonical_url(url)
     title, title_cut = capped_text([entry.get("title")], FIELD_CAPS["title"])
     summary, summary_cut = capped_text([entry.get("summary")], FIELD_CAPS["summary"])
     content, content_cut = capped_text([c.get("value") for c in entry.get("content") or []],
@@ -237,7 +256,8 @@ def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str
         fetched_at=fetched_at,
         feed_url=feed_url,
         feed_title=feed_title,
-        source=identity.site_host(url) or site,
+        feed_link=feed_link,
+        source=_source(url, site),
         content_hash=digest,
         run_id=run_id,
         entry_index=index,

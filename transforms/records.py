@@ -81,6 +81,9 @@ class Story:
     fetched_at: Optional[datetime] = None
     feed_url: str = ""
     feed_title: Optional[str] = None
+    # The entry's link as the feed gave it; `url` is the publisher's link
+    # when the feed links through a redirector (transforms.publisher).
+    feed_link: Optional[str] = None
     source: Optional[str] = None
     language: Optional[str] = None
     topics: list = field(default_factory=list)

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "3"
+SCHEMA_VERSION = "4"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 STRINGS = pa.list_(pa.string())
 MATCHES = pa.list_(pa.struct([
@@ -30,6 +30,7 @@ STORIES_SCHEMA = _schema([
     pa.field("story_id", pa.string(), nullable=False),
     pa.field("url", pa.string()),
     pa.field("canonical_url", pa.string()),
+    pa.field("feed_link", pa.string()),
     pa.field("guid", pa.string()),
     pa.field("title", pa.string()),
     pa.field("summary", pa.string()),
@@ -59,7 +60,8 @@ PARTITION_SCHEMA = pa.schema([pa.field("date", pa.date32())])
 # For readers (pipeline.dataset): the stories columns plus the `date`
 # partition. A folder that also holds files written before a column existed
 # (version 1 had no `matches`/`topics_version`, version 2 no
-# `cluster_id`/`cluster_size`) reads whole with it, older rows with nulls;
+# `cluster_id`/`cluster_size`, version 3 no `feed_link`) reads whole with it,
+# older rows with nulls;
 # without it pyarrow takes the columns of whichever file it opens first.
 STORIES_DATASET_SCHEMA = STORIES_SCHEMA.append(PARTITION_SCHEMA.field("date"))
 

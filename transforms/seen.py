@@ -1,9 +1,11 @@
 """Seen-before stage: drops stories that an earlier run already wrote.
 
 A story was seen before when any of its dedup identities (guid within its
-feed, canonical URL, normalised title and text: transforms.dedup) is in the
+feed, canonical URL, normalised title and text: transforms.dedup), or the
+canonical URL of the link its feed gave (identity.remembered_keys), is in the
 state of committed runs within the lookback. So a story whose guid changed
-but whose URL or text did not is not written again.
+but whose URL or text did not is not written again, nor one stored under a
+redirector's link before its publisher's link was read.
 
 Each worker loads the remembered identities once (per process, shared by its
 threads) as a SeenIndex: sorted 128-bit digests, ~24 bytes an identity, so a
@@ -22,8 +24,7 @@ from typing import Iterator, List
 import apache_beam as beam
 from apache_beam.utils import shared
 
-from transforms import metrics
-from transforms.dedup import KEY_KINDS, dedup_key
+from transforms import identity, metrics
 from transforms.records import Story
 from transforms.state.seen_index import SeenIndex
 from transforms.state.store import SeenRecord, StateStore, key_digest
@@ -33,8 +34,10 @@ REFRESH = "refresh"
 
 def seen_keys(story: Story) -> List[bytes]:
     """The digests under which the story is remembered."""
-    keys = (dedup_key(story, kind) for kind in KEY_KINDS)
-    return [key_digest(key) for key in keys if key is not None]
+    keys = identity.remembered_keys(
+        story.canonical_url, story.feed_link, story.feed_url, story.guid,
+        bool(story.title or story.summary or story.content), story.content_hash)
+    return [key_digest(f"{kind}:{value}") for kind, value in keys]
 
 
 def seen_records(story: Story) -> List[SeenRecord]:

@@ -280,21 +280,25 @@ def _older(table, version, drop, run_id):
                             pa.array([run_id] * table.num_rows))
 
 
-def test_files_of_schema_versions_1_2_and_3_read_together(world, tmp_path):
+def test_files_of_schema_versions_1_to_4_read_together(world, tmp_path):
     out = tmp_path / "out"
     shutil.copytree(world["out"], out)
     partition = out / "stories" / "date=2021-09-25"
     current = pq.read_table(next(partition.glob("r1-*.parquet")))
     # named to sort first: pyarrow on its own would take the columns of version 1
-    pq.write_table(_older(current, "1", {"matches", "topics_version", "cluster_id", "cluster_size"}, "v1"),
-                   partition / "a-v1-000.parquet")
-    pq.write_table(_older(current, "2", {"cluster_id", "cluster_size"}, "v2"), partition / "a-v2-000.parquet")
+    pq.write_table(_older(current, "1", {"matches", "topics_version", "cluster_id", "cluster_size", "feed_link"},
+                          "v1"), partition / "a-v1-000.parquet")
+    pq.write_table(_older(current, "2", {"cluster_id", "cluster_size", "feed_link"}, "v2"),
+                   partition / "a-v2-000.parquet")
+    pq.write_table(_older(current, "3", {"feed_link"}, "v3"), partition / "a-v3-000.parquet")
     assert "matches" not in pd.read_parquet(out / "stories").columns   # the trap the reader avoids
 
     stories = read_stories(out).set_index("story_id")
     assert list(stories.columns) == STORIES_SCHEMA.names[1:] + ["date"]
-    assert len(stories) == len(read_stories(world["out"])) + 2 * current.num_rows
-    v1, v2 = stories.loc["v1-0"], stories.loc["v2-0"]
+    assert len(stories) == len(read_stories(world["out"])) + 3 * current.num_rows
+    v1, v2, v3 = stories.loc["v1-0"], stories.loc["v2-0"], stories.loc["v3-0"]
+    assert pd.isna(v1.feed_link) and pd.isna(v3.feed_link) and v3.cluster_size is not pd.NA
+    assert v3.url and stories[stories.run_id == "r1"].feed_link.notna().all()
     assert v1.matches is None and pd.isna(v1.topics_version) and v1.cluster_size is pd.NA
     assert len(v2.matches) > 0 and v2.topics_version and pd.isna(v2.cluster_id) and v2.cluster_size is pd.NA
     assert v1.title == v2.title and v1["date"] == date(2021, 9, 25)
@@ -302,7 +306,8 @@ def test_files_of_schema_versions_1_2_and_3_read_together(world, tmp_path):
     why = read_matches(out)
     assert len(why) == sum(len(m) for m in stories.matches if m is not None)
     assert "v1-0" not in set(why.story_id) and "v2-0" in set(why.story_id)
-    assert set(read_stories(out, run_id=["v1", "v2"], since="2021-09-25", until="2021-09-25").run_id) == {"v1", "v2"}
+    assert set(read_stories(out, run_id=["v1", "v2", "v3"], since="2021-09-25", until="2021-09-25").run_id) == \
+        {"v1", "v2", "v3"}
 
 
 # --------------------------------------------------------------------------- object stores

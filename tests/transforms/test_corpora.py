@@ -478,7 +478,7 @@ def _gofeed_expected(item: dict, field: str):
 
 
 def _ours(story, field: str):
-    return {"title": story.title or None, "link": story.url, "guid": story.guid,
+    return {"title": story.title or None, "link": story.feed_link, "guid": story.guid,
             "published": story.published_at}[field]
 
 

@@ -43,3 +43,39 @@ def test_seen_before_drops_any_shared_identity_and_refreshes_old_records(tmp_pat
         assert_that(out.new | "Ids" >> beam.Map(lambda s: s.story_id), equal_to(["s5"]), label="new")
         assert_that(out[REFRESH] | "Keys" >> beam.Map(lambda r: (r.key, r.story_id)),
                     equal_to([(k, "s4") for k in seen_keys(incoming[2])]), label="refresh")
+
+
+PROXY = "http://feedproxy.google.com/~r/desk/~3/AbC/"
+ARTICLE = "https://desk.example.org/2021/talks"
+
+
+def test_a_story_stored_under_its_redirector_link_is_seen_after_the_publishers_link_is_read(tmp_path):
+    """A story an earlier version stored with the redirector's link as its URL
+    (no feed_link then), read again with its publisher's link and, here, a new
+    guid and a revised text: only the feed link's URL identity ties the two."""
+    store = StateStore(str(tmp_path))
+    stored = story(0, "g1", PROXY, "Talks resume")
+    store.open_run("earlier", NOW)
+    store.commit("earlier", NOW, seen_records(stored), [], NOW, LOOKBACK)
+    later = NOW + timedelta(hours=1)
+    upgraded = story(1, "g1-reissued", ARTICLE, "Talks resume, officials say", later).replace(feed_link=PROXY)
+    unrelated = story(2, "g2", ARTICLE + "-2", "Other talks", later).replace(
+        feed_link="http://feedproxy.google.com/~r/desk/~3/XyZ/")
+    assert set(seen_keys(stored)).isdisjoint(seen_keys(upgraded.replace(feed_link=None)))  # nothing else matches
+    with TestPipeline(runner="DirectRunner") as p:
+        out = p | beam.Create([upgraded, unrelated]) | SeenBefore(str(tmp_path), "now", later, LOOKBACK)
+        assert_that(out.new | "Ids" >> beam.Map(lambda s: s.story_id), equal_to(["s2"]), label="new")
+
+
+def test_recovered_rows_are_remembered_under_the_keys_a_story_is():
+    """transforms/state/recovery.py reads written rows back: the same keys as
+    seen_keys, the feed link's URL included."""
+    from transforms.schema import STORIES_SCHEMA
+    from transforms.sink import to_row
+    from transforms.state.recovery import story_seen_records
+
+    stories = [story(0, "g1", ARTICLE, "Talks resume").replace(feed_link=PROXY),
+               story(1, None, "https://e.org/a", "Plain").replace(feed_link="https://e.org/a?utm_source=x")]
+    for s in stories:
+        assert [r.key for r in story_seen_records([to_row(s, STORIES_SCHEMA)])] == seen_keys(s)
+    assert len(seen_keys(stories[0])) == 4 and len(seen_keys(stories[1])) == 2

@@ -45,7 +45,7 @@ from transforms.state.store import SeenRecord, StateStore, key_digest
 
 _log = logging.getLogger(__name__)
 
-_IDENTITY_COLUMNS = ["story_id", "canonical_url", "feed_url", "guid", "title", "summary", "content",
+_IDENTITY_COLUMNS = ["story_id", "canonical_url", "feed_link", "feed_url", "guid", "title", "summary", "content",
                      "content_hash", "fetched_at", "cluster_id"]
 
 
@@ -81,8 +81,9 @@ def story_seen_records(rows: Iterable[dict]) -> List[SeenRecord]:
     records = []
     for row in rows:
         has_text = bool(row["title"] or row["summary"] or row["content"])
-        for kind, value in identity.dedup_keys(row["canonical_url"], row["feed_url"], row["guid"],
-                                               has_text, row["content_hash"]):
+        for kind, value in identity.remembered_keys(row["canonical_url"], row.get("feed_link"),
+                                                    row["feed_url"], row["guid"], has_text,
+                                                    row["content_hash"]):
             records.append(SeenRecord(key_digest(f"{kind}:{value}"), row["story_id"], row["fetched_at"]))
     return records
 
