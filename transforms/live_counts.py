@@ -71,7 +71,7 @@ def add(name: str, value: int) -> None:
             _file = Path(folder) / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.json"
         _tally[name] = _tally.get(name, 0) + int(value)
         _dirty = True
-        if _writer is None or not _writer.is_alive():
+        if _writer is None:  # one writer for the life of the process
             _writer = threading.Thread(target=_write_loop, name="newswatch-live-counts", daemon=True)
             _writer.start()
 
