@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import List, Optional, Sequence
 
 from pipeline import config as cfg
+from pipeline.progress import RunProgress, add_quiet_option
 from pipeline.summary import RunSummary
 from transforms.errors import first_line
 from transforms.state.store import DEFAULT_LOOKBACK_DAYS
@@ -93,11 +94,13 @@ def build_parser() -> argparse.ArgumentParser:
     option("--lease-ttl", type=float, metavar="SECONDS",
            help="how long the output's lease outlives its last heartbeat (default 120 for a local "
                 "process; a Dataflow job holds it longer: docs/operations.md)")
+    add_quiet_option(run)
     return parser
 
 
-# Options that make sense only for a local process, not in a Dataflow template.
-LOCAL_ONLY_OPTIONS = ("--every",)
+# Options that make sense only for a local process, not in a Dataflow template
+# (a launcher prints no progress lines to silence).
+LOCAL_ONLY_OPTIONS = ("--every", "--quiet")
 
 
 def _yes_no(value: str) -> bool:
@@ -254,7 +257,8 @@ def output_lease(run_config, args: argparse.Namespace, beam_args: Sequence[str])
         yield config
 
 
-def run_cycle(base_config, beam_args: Sequence[str], replace_run: bool = False) -> RunSummary:
+def run_cycle(base_config, beam_args: Sequence[str], replace_run: bool = False,
+              quiet: bool = False) -> RunSummary:
     """One batch run: recover interrupted runs, read the state, mark the run
     open, run the pipeline (whose last stage commits the state)."""
     from transforms import phases
@@ -278,13 +282,14 @@ def run_cycle(base_config, beam_args: Sequence[str], replace_run: bool = False) 
                                  feed_states=tuple(sorted(feed_states.items())))
     # Only a given --run-id can have run before; a fresh id has no files to
     # replace, and listing the whole output for them costs time on gs://.
-    summary = run_batch(config, beam_args, replace_run=replace_run)
+    summary = run_batch(config, beam_args, replace_run=replace_run, quiet=quiet)
     phases.reached(phases.COMMITTED)
     summary.notes = [r.note() for r in recovered] + report.notes() + summary.notes
     return summary
 
 
-def run_batch(run_config, beam_args: Sequence[str], replace_run: bool = True) -> RunSummary:
+def run_batch(run_config, beam_args: Sequence[str], replace_run: bool = True,
+              quiet: bool = False) -> RunSummary:
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipeline.graph import build_batch_pipeline
@@ -294,14 +299,14 @@ def run_batch(run_config, beam_args: Sequence[str], replace_run: bool = True) ->
     # A re-run of a run id (after a crash, say) first removes what the earlier
     # attempt wrote, so its files cannot leave duplicate or stale rows.
     removed = remove_run_files(run_config.output, run_config.run_id) if replace_run else []
-    summary = _run_pipeline(build_batch_pipeline, run_config, options)
+    summary = _run_pipeline(build_batch_pipeline, run_config, options, quiet=quiet)
     if removed:
         summary.notes.append(f"replaced run {run_config.run_id}: removed {len(removed)} files "
                              "of an earlier attempt before writing")
     return summary
 
 
-def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
+def run_streaming(run_config, beam_args: Sequence[str], quiet: bool = False) -> RunSummary:
     """A streaming job: polls until --duration has passed (or forever).
 
     It starts from the state committed under _state/ (feed validators here,
@@ -333,30 +338,40 @@ def run_streaming(run_config, beam_args: Sequence[str]) -> RunSummary:
         logging.getLogger("newswatch").warning(
             "the DirectRunner writes nothing until a streaming run ends: give --duration, "
             "or use --every to keep watching locally (README)")
-    summary = _run_pipeline(build_streaming_pipeline, config, options)
+    summary = _run_pipeline(build_streaming_pipeline, config, options, quiet=quiet)
     if not summary.submitted and not template:
         store.close_run(run_id)  # every window it wrote is committed
     summary.notes = [r.note() for r in recovered] + report.notes() + summary.notes
     return summary
 
 
-def _run_pipeline(build, config, options) -> RunSummary:
-    """Builds and runs the pipeline; waits for it, except on Dataflow."""
+def _run_pipeline(build, config, options, quiet: bool = False) -> RunSummary:
+    """Builds and runs the pipeline; waits for it, except on Dataflow.
+
+    A local run prints progress lines on stderr while it runs (unless
+    quiet): pipeline/progress.py. A Dataflow job shows the same counters as
+    Beam metrics in its console; its launcher prints none."""
     import apache_beam as beam
-    from apache_beam.options.pipeline_options import StandardOptions
+    from apache_beam.options.pipeline_options import GoogleCloudOptions, StandardOptions
 
     runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
     build(pipeline, config)
-    result = pipeline.run()
-    if "Dataflow" in runner:
-        # The job runs (and, in batch, commits its state) on Dataflow; a Flex
-        # Template launcher must not wait for it. Its counters are in the console.
-        return RunSummary({}, config.run_id, config.output, time.monotonic() - started,
-                          runner=runner, submitted=True)
-    result.wait_until_finish()
-    return RunSummary.from_result(result, config, time.monotonic() - started, runner=runner)
+    remote = "Dataflow" in runner or bool(options.view_as(GoogleCloudOptions).template_location)
+    # A batch run fetches each feed once; a streaming one polls them again and again.
+    total = len(config.feeds) if config.streaming is None else None
+    with RunProgress(total, quiet=quiet or remote) as progress:
+        result = pipeline.run()
+        if "Dataflow" in runner:
+            # The job runs (and, in batch, commits its state) on Dataflow; a Flex
+            # Template launcher must not wait for it. Its counters are in the console.
+            return RunSummary({}, config.run_id, config.output, time.monotonic() - started,
+                              runner=runner, submitted=True)
+        result.wait_until_finish()
+        summary = RunSummary.from_result(result, config, time.monotonic() - started, runner=runner)
+        progress.finish(summary.counters)
+    return summary
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -379,13 +394,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         with output_lease(run_config, args, beam_args) as leased:
             if args.every is not None:
-                return run_every(leased, beam_args, args.every)
+                return run_every(leased, beam_args, args.every, quiet=args.quiet)
             if leased.streaming is not None:
-                code = _report(lambda: run_streaming(leased, beam_args))
+                code = _report(lambda: run_streaming(leased, beam_args, quiet=args.quiet))
             else:
                 if args.run_id is not None:
                     _check_rerun(leased)
-                code = _one_cycle(leased, beam_args, replace_run=args.run_id is not None)
+                code = _one_cycle(leased, beam_args, replace_run=args.run_id is not None, quiet=args.quiet)
             if code != EXIT_OK:
                 raise _RunFailed(code)  # tells output_lease that no job holds the lease
             return code
@@ -423,8 +438,8 @@ class _RunFailed(Exception):
         self.code = code
 
 
-def _one_cycle(run_config, beam_args, replace_run: bool = False) -> int:
-    return _report(lambda: run_cycle(run_config, beam_args, replace_run))
+def _one_cycle(run_config, beam_args, replace_run: bool = False, quiet: bool = False) -> int:
+    return _report(lambda: run_cycle(run_config, beam_args, replace_run, quiet=quiet))
 
 
 def _report(run) -> int:
@@ -438,7 +453,7 @@ def _report(run) -> int:
     return EXIT_OK if summary.reconciles else EXIT_FAILED
 
 
-def run_every(run_config, beam_args, every: float) -> int:
+def run_every(run_config, beam_args, every: float, quiet: bool = False) -> int:
     """Local repeated mode: a batch cycle every `every` seconds (start to
     start; at once if a cycle took longer), state carried between cycles.
     Ctrl-C (or SIGTERM) lets the current cycle finish, then stops; a second
@@ -460,7 +475,7 @@ def run_every(run_config, beam_args, every: float) -> int:
                     print(f"newswatch: stopping: {exc}", file=sys.stderr, flush=True)
                     return EXIT_LEASE_HELD
             print(f"newswatch: cycle {cycle} starting", flush=True)
-            code = _one_cycle(run_config, beam_args)
+            code = _one_cycle(run_config, beam_args, quiet=quiet)
             worst = max(worst, code)
             if stop.wait(began + every - time.monotonic()):
                 break
