@@ -7,8 +7,8 @@ process that runs our DoFns (the launching process itself in the in-memory
 mode; each SDK worker subprocess in `--direct_running_mode=multi_processing`,
 which inherits the environment) keeps its own totals of the pipeline's
 counters and, while `NEWSWATCH_PROGRESS_DIR` names a folder, rewrites one small
-JSON file there (`<pid>-<token>.json`, replaced atomically) about once a
-second. The launching process sums the files (`read_totals`). Each file only
+JSON file there (`<pid>-<token>.json`, replaced atomically) every FLUSH_S
+seconds. The launching process sums the files (`read_totals`). Each file only
 grows, so the sums only grow. Without the variable (Dataflow workers, tests of
 single stages) nothing is kept or written: the Beam counters alone count.
 """
