@@ -383,8 +383,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     try:
         args, beam_args = parser.parse_known_args(argv)
         if args.command == "report":
-            if beam_args:
-                raise cfg.ConfigError(f"unrecognized arguments: {' '.join(beam_args)}")
+            if beam_args:  # Beam's filesystem options (--s3_endpoint_url ...) for a gs:// or s3:// OUT
+                _check_beam_options(beam_args)
             return report_command(args)
         if args.command != "run":
             raise cfg.ConfigError("expected a command: run or report")
