@@ -71,10 +71,13 @@ def build_tables(stories: pd.DataFrame, matches: pd.DataFrame, fetches: pd.DataF
 # --------------------------------------------------------------------------- stories
 
 
-def topic_rows(stories: pd.DataFrame) -> pd.DataFrame:
-    """One row per (story, topic) it matched; a story without topics has none."""
+def topic_rows(stories: pd.DataFrame, columns=None) -> pd.DataFrame:
+    """One row per (story, topic) it matched, with `columns` of the story
+    (default: all); a story without topics has none."""
+    if columns is not None:
+        stories = stories[[name for name in columns if name != "topics"] + ["topics"]]
     if stories.empty:
-        return stories.assign(topic=pd.Series(dtype="string")).iloc[0:0]
+        return stories.drop(columns="topics").assign(topic=pd.Series(dtype=object))
     exploded = stories.explode("topics").rename(columns={"topics": "topic"})
     return exploded[exploded["topic"].notna()].reset_index(drop=True)
 
@@ -82,7 +85,7 @@ def topic_rows(stories: pd.DataFrame) -> pd.DataFrame:
 def stories_per_topic_per_day(stories: pd.DataFrame) -> pd.DataFrame:
     """date, topic, stories: a row per day and topic with any story, days
     by the `date` partition (the UTC day of published_at, else fetched_at)."""
-    rows = topic_rows(stories)
+    rows = topic_rows(stories, ["date"])
     counts = rows.groupby(["date", "topic"], sort=True).size()
     return _counted(counts, ["date", "topic"])
 
@@ -90,7 +93,7 @@ def stories_per_topic_per_day(stories: pd.DataFrame) -> pd.DataFrame:
 def top_sources(stories: pd.DataFrame, top: int = 10) -> pd.DataFrame:
     """topic, rank, source, stories, share (of the topic's stories): each
     topic's `top` sources by stories; ties by source name."""
-    rows = topic_rows(stories)
+    rows = topic_rows(stories, ["source"])
     rows = rows.assign(source=rows["source"].fillna("(none)").astype(str))
     counts = _counted(rows.groupby(["topic", "source"]).size(), ["topic", "source"])
     totals = counts.groupby("topic")["stories"].transform("sum")
@@ -119,12 +122,17 @@ def newest_stories(stories: pd.DataFrame, matches: pd.DataFrame, newest: int = 1
     with the terms that matched them for that topic ("term (field)", in
     the order found). Title and URL are cut to SHOWN_CHARS."""
     columns = ["topic", "published_at", "title", "url", "source", "language", "why", "story_id"]
-    rows = topic_rows(stories)
+    # Sort and cut a narrow frame; the shown columns join the few rows kept.
+    stamped = pd.DataFrame({"row": np.arange(len(stories)), "story_id": stories["story_id"].to_numpy(),
+                            "topics": stories["topics"].to_numpy(),
+                            "when": stories["published_at"].fillna(stories["fetched_at"]).to_numpy()})
+    rows = topic_rows(stamped)
     if rows.empty:
         return pd.DataFrame({name: pd.Series(dtype=object) for name in columns})
-    rows = rows.assign(when=rows["published_at"].fillna(rows["fetched_at"]))
     rows = rows.sort_values(["topic", "when", "story_id"], ascending=[True, False, True])
-    rows = rows.groupby("topic", sort=True).head(newest)
+    rows = rows.groupby("topic", sort=True).head(newest).reset_index(drop=True)
+    shown = stories.drop(columns=["topics", "story_id"]).iloc[rows["row"].to_numpy()].reset_index(drop=True)
+    rows = pd.concat([rows, shown], axis=1)
     why = _why(matches, rows[["story_id", "topic"]])
     rows = rows.merge(why, on=["story_id", "topic"], how="left")
     rows["published_at"] = rows["when"]
@@ -170,7 +178,7 @@ def feed_health(fetches: pd.DataFrame, stories: pd.DataFrame, errors: pd.DataFra
     """
     fetches = with_fetch_columns(fetches)
     made = fetches[fetches["skipped_until"].isna()].sort_values("fetched_at", kind="stable")
-    feeds = pd.Index(sorted(set(fetches["feed_url"].dropna().astype(str))), name="feed_url")
+    feeds = pd.Index(sorted(str(url) for url in fetches["feed_url"].dropna().unique()), name="feed_url")
     by_feed = made.groupby("feed_url", sort=False)
     failed = made["error"].notna()
     out = pd.DataFrame(index=feeds)
@@ -224,7 +232,7 @@ def summary(stories: pd.DataFrame, fetches: pd.DataFrame, errors: pd.DataFrame, 
     days = stories["date"].dropna() if len(stories) else pd.Series([], dtype=object)
     rows = [
         ("stories", len(stories)),
-        ("topics", int(topic_rows(stories)["topic"].nunique())),
+        ("topics", int(topic_rows(stories, [])["topic"].nunique())),
         ("days", f"{min(days)} to {max(days)}" if len(days) else "none"),
         ("feeds", len(feeds)),
         ("fetches", len(made)),
