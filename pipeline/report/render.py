@@ -22,6 +22,8 @@ CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'n
 # A link only for an absolute http(s) URL, as written (no blanks or control
 # characters, which browsers strip or split on); it is escaped in the href.
 _WEB_URL = re.compile(r"^https?://[^\s\x00-\x1f\x7f]+$", re.IGNORECASE)
+# Free text from the feeds: wrapped anywhere, so one long word cannot widen the page.
+_TEXT_COLUMNS = frozenset({"title", "feed_title", "last_error", "why", "source", "value"})
 SECTIONS = (("summary", "Summary"), ("stories-per-day", "Stories per topic per day"),
             ("top-sources", "Top sources per topic"), ("languages", "Language mix"),
             ("newest", "Newest stories per topic"), ("feed-health", "Feed health"))
@@ -29,11 +31,12 @@ SECTIONS = (("summary", "Summary"), ("stories-per-day", "Stories per topic per d
 STYLE = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em auto; max-width: 1100px; color: #222; padding: 0 1em; }
 h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ccc; margin-top: 2em; } h3 { margin-bottom: .3em; }
-table { border-collapse: collapse; margin: .5em 0 1em; } td, th { border: 1px solid #ddd; padding: 3px 7px;
-  text-align: left; vertical-align: top; } th { background: #f3f3f3; } td.n { text-align: right; }
+table { border-collapse: collapse; margin: .5em 0 1em; max-width: 100%; }
+td, th { border: 1px solid #ddd; padding: 3px 7px; text-align: left; vertical-align: top; }
+td.text, td.url { overflow-wrap: anywhere; } td.t { white-space: nowrap; } th { background: #f3f3f3; } td.n { text-align: right; }
 td.why { color: #555; font-size: .92em; } tr.bad td { background: #fff1f0; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; } nav a { margin-right: 1em; }
-.note { color: #666; } .url { word-break: break-all; }
+.note { color: #666; } .wide { overflow-x: auto; } .url { word-break: break-all; }
 """
 
 
@@ -112,9 +115,10 @@ def _newest(tables: ReportTables) -> str:
         out.append(f"<h3>{_escape(topic)}</h3><table><tr><th>published</th><th>story</th><th>source</th>"
                    "<th>language</th><th>why it matched</th></tr>")
         for row in rows.itertuples(index=False):
-            out.append(f"<tr><td>{_escape(_time(row.published_at))}</td><td>{_link(row.url, row.title)}</td>"
-                       f"<td>{_escape(row.source)}</td><td>{_escape(row.language)}</td>"
-                       f'<td class="why">{_escape(row.why)}</td></tr>')
+            out.append(f'<tr><td class="t">{_escape(_time(row.published_at))}</td>'
+                       f'<td class="text">{_link(row.url, row.title)}</td>'
+                       f'<td class="text">{_escape(row.source)}</td><td>{_escape(row.language)}</td>'
+                       f'<td class="why text">{_escape(row.why)}</td></tr>')
         out.append("</table>")
     return "\n".join(out)
 
@@ -193,17 +197,19 @@ def _image(png: bytes, alt: str) -> str:
 
 
 def _table(frame: pd.DataFrame, columns: Sequence[str], bad: Optional[pd.Series] = None) -> str:
-    rows = ["<table><tr>" + "".join(f"<th>{_escape(c)}</th>" for c in columns) + "</tr>"]
+    rows = ['<div class="wide"><table><tr>' + "".join(f"<th>{_escape(c)}</th>" for c in columns) + "</tr>"]
     flags: Iterable[bool] = bad.tolist() if bad is not None else [False] * len(frame)
     for flag, (_, row) in zip(flags, frame[list(columns)].iterrows()):
         cells = []
         for column in columns:
             value = row[column]
             css = ' class="n"' if isinstance(value, (int, float)) and not isinstance(value, bool) else \
-                (' class="url"' if column.endswith("url") else "")
+                (' class="url"' if column.endswith("url") else
+                 ' class="text"' if column in _TEXT_COLUMNS else
+                 ' class="t"' if isinstance(value, (datetime, pd.Timestamp)) else "")
             cells.append(f"<td{css}>{_cell(column, value)}</td>")
         rows.append(("<tr class=\"bad\">" if flag else "<tr>") + "".join(cells) + "</tr>")
-    rows.append("</table>")
+    rows.append("</table></div>")
     return "".join(rows)
 
 

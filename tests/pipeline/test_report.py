@@ -279,6 +279,7 @@ def test_chromium_renders_every_section_and_image_and_runs_nothing(made, tmp_pat
         links = page.evaluate("[...document.links].map(a => a.protocol)")
         pwned = page.evaluate("typeof window.pwned")
         shown = page.evaluate("document.body.innerText")
+        fits = page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
         shot = page.screenshot(tmp_path / "report.png")
     assert len(images) == 2
     for complete, width, height, shown_width in images:
@@ -289,6 +290,7 @@ def test_chromium_renders_every_section_and_image_and_runs_nothing(made, tmp_pat
     assert set(links) <= {"http:", "https:", "file:"}    # file: the page's own #anchors
     assert pwned == "undefined"
     assert HOSTILE_TITLE in shown                        # the hostile title, as text
+    assert fits                                          # long words wrap: no sideways scrolling
     width, height = png_size(shot.read_bytes())
     assert width >= 1000 and height > 2000               # the whole page
 
