@@ -52,7 +52,7 @@ def render_html(tables: ReportTables, output: str, since: Optional[str] = None,
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>newswatch report: {e(output)}</title>",
         f"<style>{STYLE}</style></head><body>",
-        f"<h1>newswatch report</h1>",
+        "<h1>newswatch report</h1>",
         f'<p class="note">Output <code>{e(output)}</code>, {e(span)}'
         + (f"; made {e(_time(generated_at))}" if generated_at else "") + ".</p>",
         "<nav>" + "".join(f'<a href="#{key}">{e(title)}</a>' for key, title in SECTIONS) + "</nav>",
