@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import time
@@ -432,6 +433,10 @@ def report_command(args: argparse.Namespace) -> int:
         raise cfg.ConfigError("report: give --html FILE, --csv DIR or both")
     if args.silent_days < 0 or args.top < 1 or args.newest < 1:
         raise cfg.ConfigError("report: --silent-days must be 0 or more, --top and --newest 1 or more")
+    if args.html:
+        folder = os.path.dirname(os.path.abspath(args.html))
+        if not os.path.isdir(folder):
+            raise cfg.ConfigError(f"report: --html {args.html}: no folder {folder}")
     # pandas for the tables, matplotlib for the page's charts: the `report` extra
     needed = ["pandas"] + (["matplotlib"] if args.html else [])
     missing = [name for name in needed if importlib.util.find_spec(name) is None]
@@ -443,9 +448,15 @@ def report_command(args: argparse.Namespace) -> int:
     try:
         tables = report.build(args.output, since=args.since, until=args.until, silent_days=args.silent_days,
                               top=args.top, newest=args.newest)
-    except (FileNotFoundError, report.NothingToReport, ValueError) as exc:
-        raise cfg.ConfigError(f"report: {first_line(exc)}") from None
-    except Exception as exc:  # unreadable files, storage trouble
+    except Exception as exc:
+        import pyarrow
+
+        # A wrong path, an empty range or a bad --since is the caller's; a
+        # file pyarrow cannot read (ArrowInvalid is a ValueError) or storage
+        # trouble is not.
+        if isinstance(exc, (FileNotFoundError, report.NothingToReport, ValueError)) \
+                and not isinstance(exc, pyarrow.ArrowException):
+            raise cfg.ConfigError(f"report: {first_line(exc)}") from None
         logging.getLogger("newswatch").exception("report failed")
         print(f"newswatch: report failed: {first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED

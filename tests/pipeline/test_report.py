@@ -330,6 +330,7 @@ def test_a_range_without_data_and_bad_options_are_refused(world, tmp_path, capsy
     cases = [(["--since", "1999-01-01", "--until", "1999-01-31", "--html", "r.html"], "holds no stories"),
              (["--since", "last week", "--html", "r.html"], "not a date or time: 'last week'"),
              ([], "give --html FILE, --csv DIR or both"),
+             (["--html", str(tmp_path / "nowhere" / "r.html")], f"no folder {tmp_path / 'nowhere'}"),
              (["--html", "r.html", "--top", "0"], "--top and --newest 1 or more"),
              (["--html", "r.html", "--no-such-option"], "unknown option or argument '--no-such-option'")]
     for extra, said in cases:
@@ -347,3 +348,16 @@ def test_without_matplotlib_the_page_is_refused_in_one_line_and_csv_still_works(
                                 "pip install 'newswatch[report]'"]
     assert main(["report", "--output", str(world["out"]), "--csv", str(tmp_path / "csv")]) == 0
     assert (tmp_path / "csv" / "feed_health.csv").exists()
+
+
+def test_an_unreadable_file_in_range_fails_with_exit_1_and_says_so(world, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(world["out"], out)
+    (out / "stories" / "date=2021-09-28" / "zz-broken-000.parquet").write_bytes(b"not parquet at all")
+    assert main(["report", "--output", str(out), "--html", str(tmp_path / "r.html")]) == 1
+    assert capsys.readouterr().err.splitlines()[-1].startswith("newswatch: report failed:")
+    assert not (tmp_path / "r.html").exists()
+    # outside the range the broken file is not opened
+    assert main(["report", "--output", str(out), "--since", "2021-09-29", "--html", str(tmp_path / "r.html")]) == 0
