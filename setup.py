@@ -20,9 +20,13 @@ EXTRAS = {
     # gs:// and s3:// for OUT, feed lists and topics (Beam's own filesystems).
     "gcp": ["apache-beam[gcp]==2.77.0"],
     "aws": ["apache-beam[aws]==2.77.0"],
+    # `newswatch report`: tables in pandas, charts drawn by matplotlib.
+    "report": ["pandas>=2.2,<3.2", "matplotlib>=3.8,<4"],
     "test": [
         "pytest>=8,<10",
         "pandas>=2.2,<3.2",
+        # the report's tests (the `report` extra)
+        "matplotlib>=3.8,<4",
         # The tests run the pipeline against real object stores on 127.0.0.1
         # and build a Dataflow job offline: both need Beam's gcp and aws extras.
         "apache-beam[gcp,aws]==2.77.0",

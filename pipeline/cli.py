@@ -1,4 +1,5 @@
-"""Command line: `newswatch run --feeds FEEDS --topics TOPICS --output OUT [beam options]`.
+"""Command line: `newswatch run --feeds FEEDS --topics TOPICS --output OUT [beam options]`,
+and `newswatch report --output OUT --html FILE` (pipeline/report/).
 
 Exit codes: 0 success; 2 bad arguments or configuration (one line on stderr,
 before any fetch); 1 the run itself failed or its counts did not reconcile;
@@ -10,6 +11,7 @@ import argparse
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
 import time
@@ -95,7 +97,23 @@ def build_parser() -> argparse.ArgumentParser:
            help="how long the output's lease outlives its last heartbeat (default 120 for a local "
                 "process; a Dataflow job holds it longer: docs/operations.md)")
     add_quiet_option(run)
+    _add_report_parser(commands)
     return parser
+
+
+def _add_report_parser(commands) -> None:
+    report = commands.add_parser("report", help="an HTML page (and CSV tables) of what an output holds")
+    report.add_argument("--output", required=True, help="output folder to report on (local path, gs:// or s3://)")
+    report.add_argument("--since", help="first day or time (YYYY-MM-DD or ISO 8601, UTC), included")
+    report.add_argument("--until", help="last day (included) or time (excluded)")
+    report.add_argument("--html", metavar="FILE", help="write the report as one self-contained HTML file")
+    report.add_argument("--csv", metavar="DIR", help="write the report's tables as CSV files into DIR")
+    report.add_argument("--silent-days", type=float, default=3.0, metavar="DAYS",
+                        help="a feed without a story for DAYS is listed as silent (default 3)")
+    report.add_argument("--top", type=int, default=10, metavar="N", help="sources shown per topic (default 10)")
+    report.add_argument("--newest", type=int, default=10, metavar="N",
+                        help="newest stories shown per topic (default 10)")
+    add_quiet_option(report)
 
 
 # Options that make sense only for a local process, not in a Dataflow template
@@ -381,8 +399,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     try:
         args, beam_args = parser.parse_known_args(argv)
+        if args.command == "report":
+            if beam_args:  # Beam's filesystem options (--s3_endpoint_url ...) for a gs:// or s3:// OUT
+                _check_beam_options(beam_args)
+            return report_command(args)
         if args.command != "run":
-            raise cfg.ConfigError("expected a command: run")
+            raise cfg.ConfigError("expected a command: run or report")
         _check_beam_options(beam_args)
         _check_dataflow_options(args, beam_args)
         run_config = prepare(args)
@@ -416,6 +438,54 @@ def main(argv: Optional[List[str]] = None) -> int:
         logging.getLogger("newswatch").exception("run failed")
         print(f"newswatch: run failed: {first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def report_command(args: argparse.Namespace) -> int:
+    """`newswatch report`: 0 written; 2 bad options, a missing or empty
+    output, or matplotlib missing (one line on stderr)."""
+    import importlib.util
+
+    if not (args.html or args.csv):
+        raise cfg.ConfigError("report: give --html FILE, --csv DIR or both")
+    if args.silent_days < 0 or args.top < 1 or args.newest < 1:
+        raise cfg.ConfigError("report: --silent-days must be 0 or more, --top and --newest 1 or more")
+    if args.html:
+        folder = os.path.dirname(os.path.abspath(args.html))
+        if not os.path.isdir(folder):
+            raise cfg.ConfigError(f"report: --html {args.html}: no folder {folder}")
+    # pandas for the tables, matplotlib for the page's charts: the `report` extra
+    needed = ["pandas"] + (["matplotlib"] if args.html else [])
+    missing = [name for name in needed if importlib.util.find_spec(name) is None]
+    if missing:
+        raise cfg.ConfigError(f"report needs {' and '.join(missing)}, not installed here: "
+                              "pip install 'newswatch[report]'")
+    from pipeline import report
+
+    try:
+        tables = report.build(args.output, since=args.since, until=args.until, silent_days=args.silent_days,
+                              top=args.top, newest=args.newest)
+    except Exception as exc:
+        import pyarrow
+
+        # A wrong path, an empty range or a bad --since is the caller's; a
+        # file pyarrow cannot read (ArrowInvalid is a ValueError) or storage
+        # trouble is not.
+        if isinstance(exc, (FileNotFoundError, report.NothingToReport, ValueError)) \
+                and not isinstance(exc, pyarrow.ArrowException):
+            raise cfg.ConfigError(f"report: {first_line(exc)}") from None
+        logging.getLogger("newswatch").exception("report failed")
+        print(f"newswatch: report failed: {first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    written = []
+    if args.html:
+        written.append(report.write_html(tables, args.html, output=args.output, since=args.since, until=args.until))
+    if args.csv:
+        report.write_csv(tables, args.csv)
+        written.append(f"{args.csv} (CSV)")
+    stories = tables.summary.set_index("measure")["value"]
+    print(f"report on {args.output}: {stories['stories']} stories, {stories['feeds']} feeds; wrote "
+          + ", ".join(str(path) for path in written), flush=True)
+    return EXIT_OK
 
 
 def _check_rerun(run_config) -> None:
