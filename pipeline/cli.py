@@ -460,10 +460,17 @@ def report_command(args: argparse.Namespace) -> int:
         raise cfg.ConfigError(f"report needs {' and '.join(missing)}, not installed here: "
                               "pip install 'newswatch[report]'")
     from pipeline import report
+    from pipeline.progress import Progress
 
+    steps = len(report.BUILD_STEPS) + bool(args.html) + bool(args.csv)
+    with Progress("report", total=steps, fields=("steps",), quiet=args.quiet) as progress:
+        return _build_report(args, report, lambda step: progress.advance(steps=1))
+
+
+def _build_report(args: argparse.Namespace, report, step_done) -> int:
     try:
         tables = report.build(args.output, since=args.since, until=args.until, silent_days=args.silent_days,
-                              top=args.top, newest=args.newest)
+                              top=args.top, newest=args.newest, step_done=step_done)
     except Exception as exc:
         import pyarrow
 
@@ -479,9 +486,11 @@ def report_command(args: argparse.Namespace) -> int:
     written = []
     if args.html:
         written.append(report.write_html(tables, args.html, output=args.output, since=args.since, until=args.until))
+        step_done("html")
     if args.csv:
         report.write_csv(tables, args.csv)
         written.append(f"{args.csv} (CSV)")
+        step_done("csv")
     stories = tables.summary.set_index("measure")["value"]
     print(f"report on {args.output}: {stories['stories']} stories, {stories['feeds']} feeds; wrote "
           + ", ".join(str(path) for path in written), flush=True)

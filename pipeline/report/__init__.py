@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 from pipeline import dataset
 from pipeline.report.tables import ReportTables, build_tables
@@ -28,20 +28,31 @@ class NothingToReport(Exception):
     """The output holds no stories, fetches or dead letters in the range."""
 
 
+# The steps of build(), for a progress line (pipeline.progress).
+BUILD_STEPS = ("stories", "matches", "fetches", "errors", "tables")
+
+
 def build(output, since=None, until=None, silent_days: float = 3.0, top: int = 10,
-          newest: int = 10) -> ReportTables:
+          newest: int = 10, step_done: Callable[[str], None] = lambda step: None) -> ReportTables:
     """The report's tables for OUT, stories by published_at and fetches by
     fetched_at within [since, until). Raises FileNotFoundError for a missing
-    output, NothingToReport when it holds nothing in the range."""
+    output, NothingToReport when it holds nothing in the range. Calls
+    `step_done(name)` after each of BUILD_STEPS."""
     stories = dataset.read_stories(output, since=since, until=until, columns=STORY_COLUMNS)
+    step_done("stories")
     matches = dataset.read_matches(output, since=since, until=until)[MATCH_COLUMNS]
+    step_done("matches")
     fetches = dataset.read_fetches(output, since=since, until=until)
+    step_done("fetches")
     errors = dataset.read_errors(output, since=since, until=until, columns=["feed_url", "occurred_at"])
+    step_done("errors")
     if stories.empty and fetches.empty and errors.empty:
         raise NothingToReport(f"{output} holds no stories, fetches or dead letters"
                               + (f" from {since}" if since else "") + (f" until {until}" if until else ""))
     # "Silent for N days" counts back from the latest fetch or story read.
-    return build_tables(stories, matches, fetches, errors, silent_days=silent_days, top=top, newest=newest)
+    tables = build_tables(stories, matches, fetches, errors, silent_days=silent_days, top=top, newest=newest)
+    step_done("tables")
+    return tables
 
 
 def write_html(tables: ReportTables, path, output: str, since=None, until=None) -> Path:

@@ -361,3 +361,21 @@ def test_an_unreadable_file_in_range_fails_with_exit_1_and_says_so(world, tmp_pa
     assert not (tmp_path / "r.html").exists()
     # outside the range the broken file is not opened
     assert main(["report", "--output", str(out), "--since", "2021-09-29", "--html", str(tmp_path / "r.html")]) == 0
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_long_report_prints_progress_lines_unless_quiet(world, tmp_path, capsys, monkeypatch, quiet):
+    # A tiny interval stands in for a report that takes longer than the default 5 s.
+    monkeypatch.setenv("NEWSWATCH_PROGRESS_INTERVAL", "0.000001")
+    argv = ["report", "--output", str(world["out"]), "--html", str(tmp_path / "r.html"),
+            "--csv", str(tmp_path / "csv")] + (["--quiet"] if quiet else [])
+    assert main(argv) == 0
+    err, out = capsys.readouterr()[::-1]
+    lines = [line for line in err.splitlines() if line.startswith("newswatch report:")]
+    assert "report on" in out
+    if quiet:
+        assert lines == []
+        return
+    steps = [int(line.split("/")[0].rsplit(" ", 1)[1]) for line in lines]
+    assert steps == sorted(steps) and len(lines) >= 2
+    assert lines[-1].startswith("newswatch report: done: 7/7 steps"), lines[-1]
