@@ -1,4 +1,5 @@
-"""Command line: `newswatch run --feeds FEEDS --topics TOPICS --output OUT [beam options]`.
+"""Command line: `newswatch run --feeds FEEDS --topics TOPICS --output OUT [beam options]`,
+`newswatch compact --output OUT` (docs/compaction.md).
 
 Exit codes: 0 success; 2 bad arguments or configuration (one line on stderr,
 before any fetch); 1 the run itself failed or its counts did not reconcile;
@@ -93,7 +94,25 @@ def build_parser() -> argparse.ArgumentParser:
     option("--lease-ttl", type=float, metavar="SECONDS",
            help="how long the output's lease outlives its last heartbeat (default 120 for a local "
                 "process; a Dataflow job holds it longer: docs/operations.md)")
+    option("--compact", action="store_true",
+           help="after a batch run, compact the closed days of OUT (as `newswatch compact`)")
+    compact = commands.add_parser("compact", help="merge the small files of closed days into one "
+                                                  "file a day (stories) or a month (other kinds)")
+    compact.add_argument("--output", required=True, help="output folder (local path, gs:// or s3://)")
+    compact.add_argument("--force", action="store_true",
+                         help="compact even while a run holds the output's lease or a run marker is open")
+    compact.add_argument("--before", type=_day, metavar="YYYY-MM-DD",
+                         help="compact the days before this one (default: today, UTC)")
     return parser
+
+
+def _day(value: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 # Options that make sense only for a local process, not in a Dataflow template.
@@ -366,9 +385,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
     try:
         args, beam_args = parser.parse_known_args(argv)
-        if args.command != "run":
-            raise cfg.ConfigError("expected a command: run")
+        if args.command not in ("run", "compact"):
+            raise cfg.ConfigError("expected a command: run or compact")
         _check_beam_options(beam_args)
+        if args.command == "compact":
+            return run_compact(args.output, args.before, args.force)
+        if args.compact and (args.streaming or args.every is not None or _on_dataflow(beam_args)):
+            raise cfg.ConfigError("--compact follows a local batch run; schedule `newswatch compact` "
+                                  "for streaming, --every and Dataflow outputs")
         _check_dataflow_options(args, beam_args)
         run_config = prepare(args)
     except cfg.ConfigError as exc:
@@ -386,6 +410,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if args.run_id is not None:
                     _check_rerun(leased)
                 code = _one_cycle(leased, beam_args, replace_run=args.run_id is not None)
+                if code == EXIT_OK and args.compact:
+                    code = run_compact(leased.output, None, force=False, lease_held=True)
             if code != EXIT_OK:
                 raise _RunFailed(code)  # tells output_lease that no job holds the lease
             return code
@@ -401,6 +427,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         logging.getLogger("newswatch").exception("run failed")
         print(f"newswatch: run failed: {first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def run_compact(output: str, before, force: bool, lease_held: bool = False) -> int:
+    """`newswatch compact` (and `run --compact`, inside the run's lease): one
+    line of what it did; exit 2 if a run is open on OUT."""
+    from pipeline.compact import CompactRefused, compact
+
+    try:
+        report = compact(output, before=before, force=force, lease_held=lease_held)
+    except CompactRefused as exc:
+        print(f"newswatch: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:
+        logging.getLogger("newswatch").exception("compaction failed")
+        print(f"newswatch: compaction failed: {first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"newswatch: {report.line()}", flush=True)
+    return EXIT_OK
 
 
 def _check_rerun(run_config) -> None:
