@@ -261,12 +261,17 @@ def _data_files(fs: pafs.FileSystem, folder: str, span: Tuple[Optional[date], Op
                                  or (span[1] is not None and days[0] > span[1])):
             continue
         files[relative] = info.size
-    merged = [name for name in files if name.rsplit("/", 1)[-1].startswith("compacted-")]
-    if merged and len(merged) < len(files):
-        for name in merged:
-            for source, size in compacted_from(pq.read_schema(f"{prefix}{name}", filesystem=fs).metadata):
-                if source != name and files.get(source) == size:
-                    del files[source]
+    # A merged file's footer is read only while files it may replace are
+    # still there: files in folders within its day or month.
+    spans = {name: folder_span(name.split("/", 1)[0]) for name in files}
+    for name in [name for name in files if name.rsplit("/", 1)[-1].startswith("compacted-")]:
+        mine = spans[name]
+        if mine is None or not any(other != name and days is not None and mine[0] <= days[0] <= days[1] <= mine[1]
+                                   for other, days in spans.items()):
+            continue
+        for source, size in compacted_from(pq.read_schema(f"{prefix}{name}", filesystem=fs).metadata):
+            if source != name and files.get(source) == size:
+                del files[source]
     return [prefix + name for name in sorted(files)]
 
 
