@@ -116,7 +116,7 @@ def _day(value: str):
 
 
 # Options that make sense only for a local process, not in a Dataflow template.
-LOCAL_ONLY_OPTIONS = ("--every",)
+LOCAL_ONLY_OPTIONS = ("--every", "--compact")
 
 
 def _yes_no(value: str) -> bool:

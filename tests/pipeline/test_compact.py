@@ -273,3 +273,13 @@ def test_compaction_on_object_storage(scheme, request, seeded):
 def _today_rows(out):
     today = out / "stories" / f"date={datetime.now(UTC).date().isoformat()}"
     return sum(pq.read_metadata(p).num_rows for p in today.glob("*.parquet"))
+
+
+def test_bad_arguments_are_one_line_and_exit_2(out, capsys):
+    from pipeline.cli import main
+
+    assert main(["compact", "--output", str(out), "--before", "yesterday"]) == 2
+    assert main(["run", "--feeds", str(SEEDS / "feeds.opml"), "--topics", str(SEEDS / "topics.yaml"),
+                 "--output", str(out), "--compact", "--every", "60"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "YYYY-MM-DD" in errors[0] and "newswatch compact" in errors[1]

@@ -50,7 +50,8 @@ def test_metadata_lists_every_parameter_of_the_command_line_with_its_help():
         assert "--" + param["name"] in action.option_strings
         assert param["helpText"] == action.help and param["label"]
         assert param["isOptional"] is (not action.required)
-    assert LOCAL_ONLY_OPTIONS == ("--every",)  # a template launch is one cycle; schedule it
+    # a template launch is one cycle, and compaction is a command of its own: schedule them
+    assert LOCAL_ONLY_OPTIONS == ("--every", "--compact")
 
 
 # Beam's credentials lookup retries for ~30 s before it connects anonymously;
