@@ -226,13 +226,13 @@ def _read(output, kind: str, schema: pa.Schema, columns: List[str], conditions: 
     times = [name for name in _DATE_OF.get(kind, ()) if name in schema.names]
     wanted = list(columns) + [name for name in times if name not in columns and "date" in columns]
     for attempt in range(_READ_ATTEMPTS):
-        paths = _data_files(fs, folder, span)
-        if not paths:
-            return schema.empty_table().select(columns)
-        dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=fs,
-                             partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"),
-                             partition_base_dir=folder)
         try:
+            paths = _data_files(fs, folder, span)
+            if not paths:
+                return schema.empty_table().select(columns)
+            dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=fs,
+                                 partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"),
+                                 partition_base_dir=folder)
             table = dataset.to_table(columns=wanted, filter=where)
             break
         except FileNotFoundError:
