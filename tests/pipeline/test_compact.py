@@ -283,3 +283,39 @@ def test_bad_arguments_are_one_line_and_exit_2(out, capsys):
                  "--output", str(out), "--compact", "--every", "60"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and "YYYY-MM-DD" in errors[0] and "newswatch compact" in errors[1]
+
+
+@pytest.mark.parametrize("step", [compaction.PUBLISHED])   # every step on local disk above
+def test_compaction_killed_on_s3_reads_whole_and_a_rerun_finishes(step, s3, seeded, tmp_path):
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from transforms.paths import list_files
+
+    beam_args = s3.use_from_beam()
+    FileSystems.set_options(PipelineOptions(beam_args))
+    root = f"s3://{s3.bucket}/compact-killed-{step}/out"
+    for path in sorted(seeded.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            with FileSystems.create(f"{root}/{path.relative_to(seeded).as_posix()}") as handle:
+                handle.write(path.read_bytes())
+    before = everything(seeded)
+    signal_file = tmp_path / "paused"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "compact", "--output", root, *beam_args], cwd=ROOT,
+                            env={**os.environ, "NEWSWATCH_PAUSE_AT": step, "NEWSWATCH_PAUSE_SIGNAL": str(signal_file)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not signal_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "compaction never reached " + step
+            time.sleep(0.1)
+        same(before, everything(root))     # mid-swap: a merged file beside its sources reads once
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    same(before, everything(root))
+    rerun = cli("compact", "--output", root, *beam_args)
+    assert rerun.returncode == 0, rerun.stderr
+    same(before, everything(root))
+    assert not list_files(root, "_state", "compact", "*")
+    assert "compacted 0 files" in cli("compact", "--output", root, *beam_args).stdout
