@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 OUT    ?= output
 BENCH_SCALE ?= default
 
-.PHONY: run test test-fast install install-test bench bench-fetch bench-topics bench-clusters bench-report bench-streaming bench-huge same-rows clean
+.PHONY: run test test-fast install install-test bench bench-fetch bench-topics bench-clusters bench-report bench-compact bench-streaming bench-huge same-rows clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,12 @@ bench-topics: $(VENV)/.installed-test
 # shown in docs/performance.md.
 bench-report: $(VENV)/.installed-test
 	$(PY) -m benchmarks.report_build --save benchmarks/results/report_build.json
+
+# Reading 30 days of a 15-minute schedule (generated) with pandas, the reader
+# and DuckDB, before and after `newswatch compact`; writes
+# benchmarks/results/compact_read.json (shown in docs/performance.md).
+bench-compact: $(VENV)/.installed-test
+	$(PY) -m benchmarks.compact_read --save benchmarks/results/compact_read.json
 	$(PY) -m benchmarks.docs_table
 
 # Syndication clusters scored on a labelled set built from ../shared/corpora

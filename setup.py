@@ -40,6 +40,8 @@ EXTRAS = {
         # The syndication-cluster evaluation's baseline: plain MinHash-LSH
         # (benchmarks/cluster_eval.py).
         "datasketch>=1.6,<3",
+        # The compaction benchmark reads the output with DuckDB too (benchmarks/compact_read.py).
+        "duckdb>=1.1,<3",
     ],
 }
 

@@ -1,5 +1,6 @@
 """Command line: `newswatch run --feeds FEEDS --topics TOPICS --output OUT [beam options]`,
-and `newswatch report --output OUT --html FILE` (pipeline/report/).
+`newswatch compact --output OUT` (docs/compaction.md) and
+`newswatch report --output OUT --html FILE` (pipeline/report/).
 
 Exit codes: 0 success; 2 bad arguments or configuration (one line on stderr,
 before any fetch); 1 the run itself failed or its counts did not reconcile;
@@ -96,9 +97,28 @@ def build_parser() -> argparse.ArgumentParser:
     option("--lease-ttl", type=float, metavar="SECONDS",
            help="how long the output's lease outlives its last heartbeat (default 120 for a local "
                 "process; a Dataflow job holds it longer: docs/operations.md)")
+    option("--compact", action="store_true",
+           help="after a batch run, compact the closed days of OUT (as `newswatch compact`)")
     add_quiet_option(run)
+    compact = commands.add_parser("compact", help="merge the small files of closed days into one "
+                                                  "file a day (stories) or a month (other kinds)")
+    compact.add_argument("--output", required=True, help="output folder (local path, gs:// or s3://)")
+    compact.add_argument("--force", action="store_true",
+                         help="compact even while a run holds the output's lease or a run marker is open")
+    compact.add_argument("--before", type=_day, metavar="YYYY-MM-DD",
+                         help="compact the days before this one (default: today, UTC)")
+    add_quiet_option(compact)
     _add_report_parser(commands)
     return parser
+
+
+def _day(value: str):
+    from datetime import date
+
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 def _add_report_parser(commands) -> None:
@@ -118,7 +138,7 @@ def _add_report_parser(commands) -> None:
 
 # Options that make sense only for a local process, not in a Dataflow template
 # (a launcher prints no progress lines to silence).
-LOCAL_ONLY_OPTIONS = ("--every", "--quiet")
+LOCAL_ONLY_OPTIONS = ("--every", "--quiet", "--compact")
 
 
 def _yes_no(value: str) -> bool:
@@ -403,9 +423,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             if beam_args:  # Beam's filesystem options (--s3_endpoint_url ...) for a gs:// or s3:// OUT
                 _check_beam_options(beam_args)
             return report_command(args)
-        if args.command != "run":
-            raise cfg.ConfigError("expected a command: run or report")
+        if args.command not in ("run", "compact"):
+            raise cfg.ConfigError("expected a command: run, compact or report")
         _check_beam_options(beam_args)
+        if args.command == "compact":
+            return run_compact(args.output, args.before, args.force, quiet=args.quiet)
+        if args.compact and (args.streaming or args.every is not None or _on_dataflow(beam_args)):
+            raise cfg.ConfigError("--compact follows a local batch run; schedule `newswatch compact` "
+                                  "for streaming, --every and Dataflow outputs")
         _check_dataflow_options(args, beam_args)
         run_config = prepare(args)
     except cfg.ConfigError as exc:
@@ -423,6 +448,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if args.run_id is not None:
                     _check_rerun(leased)
                 code = _one_cycle(leased, beam_args, replace_run=args.run_id is not None, quiet=args.quiet)
+                if code == EXIT_OK and args.compact:
+                    code = run_compact(leased.output, None, force=False, lease_held=True, quiet=args.quiet)
             if code != EXIT_OK:
                 raise _RunFailed(code)  # tells output_lease that no job holds the lease
             return code
@@ -494,6 +521,27 @@ def _build_report(args: argparse.Namespace, report, step_done) -> int:
     stories = tables.summary.set_index("measure")["value"]
     print(f"report on {args.output}: {stories['stories']} stories, {stories['feeds']} feeds; wrote "
           + ", ".join(str(path) for path in written), flush=True)
+    return EXIT_OK
+
+
+def run_compact(output: str, before, force: bool, lease_held: bool = False, quiet: bool = False) -> int:
+    """`newswatch compact` (and `run --compact`, inside the run's lease): one
+    line of what it did; exit 2 if a run is open on OUT."""
+    from pipeline.compact import CompactRefused, compact
+    from pipeline.progress import Progress
+
+    try:
+        with Progress("compact", fields=("partitions", "files", "rows"), quiet=quiet) as progress:
+            report = compact(output, before=before, force=force, lease_held=lease_held,
+                             merged=lambda files, rows: progress.advance(partitions=1, files=files, rows=rows))
+    except CompactRefused as exc:
+        print(f"newswatch: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:
+        logging.getLogger("newswatch").exception("compaction failed")
+        print(f"newswatch: compaction failed: {first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"newswatch: {report.line()}", flush=True)
     return EXIT_OK
 
 

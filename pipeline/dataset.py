@@ -18,6 +18,11 @@ finds, also when the folder does not exist yet:
 
 Time ranges are pushed down to pyarrow: the `date` partitions outside the
 range are not opened, then the timestamps are compared.
+
+A compacted output (pipeline/compact.py, its layout contract) reads the
+same: `month=YYYY-MM` folders are pruned by their month and their rows get
+`date` from their time; a merged file and the sources it names are never
+both read, and a read that meets a file deleted since the listing lists again.
 """
 from __future__ import annotations
 
@@ -126,7 +131,8 @@ def read_fetches(output, since: Bound = None, until: Bound = None, run_id: RunId
     """OUT/fetches, a row per feed and run; since/until on fetched_at (the
     partitions' time, so only those in range are read), as in read_stories."""
     return _frame(_read(output, "fetches", FETCHES_DATASET_SCHEMA, _columns(FETCHES_DATASET_SCHEMA, columns),
-                        _in_range(since, until, ("fetched_at",), by_partition=True), run_id, filesystem))
+                        _in_range(since, until, ("fetched_at",), by_partition=True), run_id, filesystem,
+                        _span(since, until)))
 
 
 def read_errors(output, since: Bound = None, until: Bound = None, run_id: RunIds = None,
@@ -135,7 +141,8 @@ def read_errors(output, since: Bound = None, until: Bound = None, run_id: RunIds
     """OUT/errors (dead letters); since/until on occurred_at, as in read_fetches.
     A healthy output has no errors/ folder: then the frame is empty."""
     return _frame(_read(output, "errors", ERRORS_DATASET_SCHEMA, _columns(ERRORS_DATASET_SCHEMA, columns),
-                        _in_range(since, until, ("occurred_at",), by_partition=True), run_id, filesystem))
+                        _in_range(since, until, ("occurred_at",), by_partition=True), run_id, filesystem,
+                        _span(since, until)))
 
 
 def last_run(output, filesystem: Optional[pafs.FileSystem] = None) -> Optional[str]:
@@ -181,21 +188,30 @@ def _read_stories_table(output, since, until, on, topics, columns, run_id, files
     wanted = list(columns)
     if topics is not None and "topics" not in wanted:
         wanted.append("topics")
+    span = (None, None)
     if on == ON_PUBLISHED:
         in_range = _in_range(since, until, ("published_at", "fetched_at"), by_partition=True)
+        span = _span(since, until)
     else:
         in_range = _in_range(since, until, ("fetched_at",), by_partition=False)
-    table = _read(output, "stories", STORIES_DATASET_SCHEMA, wanted, in_range, run_id, filesystem)
+    table = _read(output, "stories", STORIES_DATASET_SCHEMA, wanted, in_range, run_id, filesystem, span)
     if topics is not None:
         table = table.filter(_has_any(table.column("topics"), _names(topics)))
     return table
 
 
+# The time columns whose UTC date is a row's `date` partition, per kind: the
+# rows of a month file (pipeline/compact.py) get their `date` from them.
+_DATE_OF = {"stories": ("published_at", "fetched_at"), "fetches": ("fetched_at",),
+            "errors": ("occurred_at",)}
+_READ_ATTEMPTS = 3
+
+
 def _read(output, kind: str, schema: pa.Schema, columns: List[str], conditions: List[ds.Expression],
-          run_id: RunIds, filesystem) -> pa.Table:
+          run_id: RunIds, filesystem, span: Tuple[Optional[date], Optional[date]] = (None, None)) -> pa.Table:
     """The rows of OUT/<kind> that meet every condition and are of `run_id`,
-    as a table of `columns`: the conditions on the partition prune folders
-    before any file is opened, the others go down to the Parquet reader."""
+    as a table of `columns`: the folders outside `span` (first and last day)
+    are not opened, the conditions go down to the Parquet reader."""
     fs, root = _resolve(output, filesystem)
     runs = _run_ids(output, run_id, filesystem)
     conditions = list(conditions)
@@ -204,12 +220,71 @@ def _read(output, kind: str, schema: pa.Schema, columns: List[str], conditions: 
     folder = f"{root}/{kind}"
     if (runs is not None and not runs) or fs.get_file_info(folder).type == pafs.FileType.NotFound:
         return schema.empty_table().select(columns)
-    dataset = ds.dataset(folder, schema=schema, format="parquet", filesystem=fs,
-                         partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"))
     where = None
     for condition in conditions:
         where = condition if where is None else where & condition
-    return dataset.to_table(columns=columns, filter=where)
+    times = [name for name in _DATE_OF.get(kind, ()) if name in schema.names]
+    wanted = list(columns) + [name for name in times if name not in columns and "date" in columns]
+    for attempt in range(_READ_ATTEMPTS):
+        try:
+            paths = _data_files(fs, folder, span)
+            if not paths:
+                return schema.empty_table().select(columns)
+            dataset = ds.dataset(paths, schema=schema, format="parquet", filesystem=fs,
+                                 partitioning=ds.partitioning(PARTITION_SCHEMA, flavor="hive"),
+                                 partition_base_dir=folder)
+            table = dataset.to_table(columns=wanted, filter=where)
+            break
+        except FileNotFoundError:
+            if attempt == _READ_ATTEMPTS - 1:  # a compaction swapped files while we read
+                raise
+    if "date" in columns and times:
+        table = _fill_dates(table, times)
+    return table.select(columns)
+
+
+def _data_files(fs: pafs.FileSystem, folder: str, span: Tuple[Optional[date], Optional[date]]) -> List[str]:
+    """The Parquet files of one kind folder that a reader reads: in a
+    partition folder whose days meet `span`, not hidden, and not a source
+    of a merged file that is also there (a compaction between publishing
+    and deleting)."""
+    from pipeline.compact import compacted_from, folder_span, is_visible
+
+    prefix = folder + "/"
+    files = {}
+    for info in fs.get_file_info(pafs.FileSelector(folder, recursive=True, allow_not_found=True)):
+        relative = info.path[len(prefix):] if info.path.startswith(prefix) else info.path
+        if info.type != pafs.FileType.File or not is_visible(relative):
+            continue
+        days = folder_span(relative.split("/", 1)[0]) if "/" in relative else None
+        if days is not None and ((span[0] is not None and days[1] < span[0])
+                                 or (span[1] is not None and days[0] > span[1])):
+            continue
+        files[relative] = info.size
+    # A merged file's footer is read only while files it may replace are
+    # still there: files in folders within its day or month.
+    spans = {name: folder_span(name.split("/", 1)[0]) for name in files}
+    for name in [name for name in files if name.rsplit("/", 1)[-1].startswith("compacted-")]:
+        mine = spans[name]
+        if mine is None or not any(other != name and days is not None and mine[0] <= days[0] <= days[1] <= mine[1]
+                                   for other, days in spans.items()):
+            continue
+        for source, size in compacted_from(pq.read_schema(f"{prefix}{name}", filesystem=fs).metadata):
+            if source != name and files.get(source) == size:
+                del files[source]
+    return [prefix + name for name in sorted(files)]
+
+
+def _fill_dates(table: pa.Table, times: Sequence[str]) -> pa.Table:
+    """`date` of rows that have none (those of a month file): the UTC date of
+    the first of `times` that is not null."""
+    dates = table.column("date")
+    if dates.null_count == 0:
+        return table
+    when = pc.coalesce(*[table.column(name) for name in times]) if len(times) > 1 else table.column(times[0])
+    derived = pc.cast(pc.cast(when, pa.timestamp("us")), pa.date32())  # UTC wall time, then its day
+    return table.set_column(table.schema.get_field_index("date"), table.schema.field("date"),
+                            pc.coalesce(dates, derived))
 
 
 def _in_range(since: Bound, until: Bound, times: Sequence[str], by_partition: bool) -> List[ds.Expression]:
@@ -231,12 +306,21 @@ def _in_range(since: Bound, until: Bound, times: Sequence[str], by_partition: bo
 
 
 def _partition_range(start: Optional[datetime], end: Optional[datetime]) -> list:
-    conditions = []
+    # A month file's rows have no `date` partition: the time condition decides.
+    day = ds.field("date")
+    condition = day.is_null()
+    if start is not None and end is not None:
+        return [condition | ((day >= start.date()) & (day <= (end - timedelta(microseconds=1)).date()))]
     if start is not None:
-        conditions.append(ds.field("date") >= start.date())
-    if end is not None:
-        conditions.append(ds.field("date") <= (end - timedelta(microseconds=1)).date())
-    return conditions
+        return [condition | (day >= start.date())]
+    return [condition | (day <= (end - timedelta(microseconds=1)).date())]
+
+
+def _span(since: Bound, until: Bound) -> Tuple[Optional[date], Optional[date]]:
+    """The first and last UTC day of [since, until), for pruning folders."""
+    start, end = _bound(since, is_end=False), _bound(until, is_end=True)
+    return (start.date() if start is not None else None,
+            (end - timedelta(microseconds=1)).date() if end is not None else None)
 
 
 def _time_range(field: ds.Expression, start: Optional[datetime], end: Optional[datetime]) -> ds.Expression:

@@ -50,8 +50,9 @@ def test_metadata_lists_every_parameter_of_the_command_line_with_its_help():
         assert "--" + param["name"] in action.option_strings
         assert param["helpText"] == action.help and param["label"]
         assert param["isOptional"] is (not action.required)
-    # a template launch is one cycle (schedule it), and its launcher prints no progress
-    assert LOCAL_ONLY_OPTIONS == ("--every", "--quiet")
+    # a template launch is one cycle (schedule it), its launcher prints no
+    # progress, and compaction is a command of its own: schedule it too
+    assert LOCAL_ONLY_OPTIONS == ("--every", "--quiet", "--compact")
 
 
 # Beam's credentials lookup retries for ~30 s before it connects anonymously;

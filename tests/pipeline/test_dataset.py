@@ -336,3 +336,33 @@ def test_an_output_on_object_storage_reads_as_on_disk(scheme, request, world):
     # or through a pyarrow filesystem of the analyst's own
     mine = read_stories(root, since="2021-09-28", topics=["dprk"], filesystem=store.arrow_fs())
     assert plain(key(mine)) == plain(key(local))
+
+
+# --------------------------------------------------------------------------- after compaction
+
+
+def test_a_compacted_output_reads_the_same_and_prunes_its_month_folders(world, tmp_path):
+    from pipeline.compact import compact
+
+    out = tmp_path / "out"
+    shutil.copytree(world["out"], out)
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    report = compact(str(out), before=tomorrow)           # every day closed, today's too
+    assert report.files_out > 0
+    assert [p.name for p in (out / "fetches").iterdir()] == [f"month={datetime.now(UTC):%Y-%m}"]
+    key = lambda df: plain(df.sort_values(list(df.columns[:3])).reset_index(drop=True))
+    for read, kwargs in [(read_stories, {}), (read_stories, {"since": "2021-09-27", "until": "2021-09-28"}),
+                         (read_stories, {"on": "run", "since": world["between"]}),
+                         (read_matches, {"topics": ["dprk"]}), (read_fetches, {}),
+                         (read_fetches, {"since": world["between"]}), (read_fetches, {"until": world["between"]}),
+                         (read_fetches, {"run_id": LAST_RUN}), (read_errors, {}),
+                         (read_errors, {"since": datetime.now(UTC).date()})]:
+        assert key(read(out, **kwargs)) == key(read(world["out"], **kwargs)), (read.__name__, kwargs)
+    assert read_fetches(out).date.map(type).eq(date).all()
+    assert last_run(out) == "r2"
+    # a month folder outside the range is not opened
+    (out / "fetches" / "month=2020-01").mkdir()
+    (out / "fetches" / "month=2020-01" / "compacted-broken.parquet").write_bytes(b"not parquet at all")
+    assert len(read_fetches(out, since="2020-02-01")) == len(read_fetches(world["out"]))
+    with pytest.raises(pa.ArrowInvalid):
+        read_fetches(out, until="2020-02-01")

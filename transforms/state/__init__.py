@@ -16,6 +16,8 @@ FileSystems (local disk, gs://, s3://):
                                     the truth: a reader whose digest file is missing, damaged (its
                                     body's checksum) or made from another file reads the Parquet file
     _state/corrupt/...              unreadable state files, moved aside for inspection
+    _state/compact/<token>.json     one swap of `newswatch compact` under way: its merged file and
+                                    sources (layout: pipeline/compact.py); finished by the next compaction
 
 One run writes at a time: a run holds the lease (lease.py) from before its
 first fetch until after its commit, and a streaming job for its lifetime.

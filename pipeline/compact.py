@@ -1,0 +1,430 @@
+"""`newswatch compact`: many small output files merged into few large ones.
+
+Layout contract (what a reader may rely on at every instant, crash included):
+
+    OUT/stories/date=D/compacted-<token>.parquet       every row of closed day D, one file
+    OUT/<kind>/month=YYYY-MM/compacted-<token>.parquet every row of the closed days of that
+                                                       month (fetches/, errors/, runs/ ...: every
+                                                       kind but stories); no `date` column is
+                                                       stored: a reader takes it from the row's time
+    OUT/<kind>/<folder>/.compacted-<token>.parquet.inprogress   a merged file being written
+    OUT/_state/compact/<token>.json                    the manifest of one swap: kind, merged file,
+                                                       its temporary name, the sources (path, size)
+
+A day is closed when it is before `before` (default: today, UTC). Batch runs
+and streaming jobs (allowed lateness: transforms/windowing.py) may still add
+files to any day, today or older, since the `date` of a story is the day it
+was published; compaction therefore holds the output's lease
+(transforms/state/lease.py), so no run writes while it works, and refuses while
+a run marker is open (a killed run whose files recovery.py has yet to fold in
+by name). A file added to a closed day later is merged by the next compaction,
+with the merged file already there. "Closed" only spares today's partition,
+which would otherwise be rewritten every run.
+
+A merged file holds the rows of its sources in the current schema
+(transforms/schema.py: older versions' missing columns as nulls; a group
+holding a column the current schema lacks is left alone), sorted by the
+kind's first timestamp column (published_at, fetched_at, occurred_at ...),
+with Parquet sorting_columns saying so, and row groups of about
+ROW_GROUP_BYTES. Its key-value metadata `newswatch.compacted_from` lists its
+sources (path below OUT/<kind>/, size).
+
+The swap, in this order, each step whole (a rename, or an object written
+whole, on every filesystem):
+
+  1. write the merged file under its hidden temporary name (readers skip
+     names starting with "." or "_");
+  2. write the manifest;
+  3. publish: rename the temporary file to compacted-<token>.parquet;
+  4. delete the sources;
+  5. delete the manifest.
+
+A reader therefore finds every row at every instant: before 3 in the sources,
+after 4 in the merged file, and between 3 and 4 in both. pipeline/dataset.py
+drops a file named (with its size) in a merged file's compacted_from, so it
+reads the old files or the new one, never both or neither, and it reads again
+when a file it listed vanished before it opened it. A plain reader (pandas,
+DuckDB on a glob) may see both during step 4 (milliseconds on local disk, the
+deletes' duration on an object store). Nothing is deleted before its rows are
+published, so no row is ever lost.
+
+Killed at any point, the next compaction finishes the job first (`recover`):
+a manifest whose merged file is published (or still temporary: then it is
+published now) has its sources deleted, then goes; a temporary file without a
+manifest is removed (its sources are untouched). On gs:// a rename is a copy
+and a delete: a temporary file beside its published copy is removed.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from transforms import schema as schemas
+
+_log = logging.getLogger(__name__)
+
+COMPACTED_PREFIX = "compacted-"
+COMPACTED_FROM = b"newswatch.compacted_from"
+MANIFEST_DIR = "_state/compact"
+DAILY_KINDS = frozenset({"stories"})      # one file a day; every other kind one file a month
+ROW_GROUP_BYTES = 64 * 1024 * 1024        # in memory, before compression
+MIN_ROW_GROUP_ROWS, MAX_ROW_GROUP_ROWS = 1024, 1_000_000
+COMPACT_HOLDER = "compact"
+
+# Points where a test can stop a compaction (transforms/phases.py: NEWSWATCH_PAUSE_AT).
+WRITTEN = "compact-written"        # the merged file is written under its temporary name
+MANIFESTED = "compact-manifested"  # its manifest is written, it is not published
+PUBLISHED = "compact-published"    # it is published, its sources are all still there
+DELETING = "compact-deleting"      # one source is deleted, the others not yet
+DELETED = "compact-deleted"        # every source is deleted, the manifest not yet
+STEPS = (WRITTEN, MANIFESTED, PUBLISHED, DELETING, DELETED)
+
+_DAY = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_MONTH = re.compile(r"^month=(\d{4}-\d{2})$")
+_TEMP = re.compile(rf"^\.{COMPACTED_PREFIX}([0-9a-f]+)\.parquet\.inprogress$")
+
+
+class CompactRefused(Exception):
+    """A run is open on OUT: compaction would race it (exit 2)."""
+
+
+# --------------------------------------------------------------------------- planning (pure)
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    path: str      # below OUT/<kind>/, e.g. "date=2021-09-25/r1-000.parquet"
+    size: int
+
+    @property
+    def folder(self) -> str:
+        return self.path.split("/", 1)[0]
+
+    @property
+    def is_compacted(self) -> bool:
+        return self.path.rsplit("/", 1)[-1].startswith(COMPACTED_PREFIX)
+
+
+@dataclass(frozen=True)
+class Group:
+    """Files merged into one: `folder` is `date=D` or `month=YYYY-MM`."""
+
+    kind: str
+    folder: str
+    sources: Tuple[SourceFile, ...]
+
+
+def kind_schemas() -> Dict[str, pa.Schema]:
+    """Each output kind's current file schema, by the `newswatch.kind` of
+    the schemas in transforms/schema.py: a kind added there is compacted too."""
+    found = {}
+    for value in vars(schemas).values():
+        if isinstance(value, pa.Schema) and value.metadata and b"newswatch.kind" in value.metadata:
+            found.setdefault(value.metadata[b"newswatch.kind"].decode(), value)
+    return found
+
+
+def folder_span(folder: str) -> Optional[Tuple[date, date]]:
+    """The first and last day a partition folder holds, or None if it is none."""
+    day = _DAY.match(folder)
+    if day:
+        try:
+            when = date.fromisoformat(day.group(1))
+        except ValueError:
+            return None
+        return when, when
+    month = _MONTH.match(folder)
+    if month:
+        try:
+            first = date.fromisoformat(month.group(1) + "-01")
+        except ValueError:
+            return None
+        following = date(first.year + first.month // 12, first.month % 12 + 1, 1)
+        return first, date.fromordinal(following.toordinal() - 1)
+    return None
+
+
+def is_visible(relative: str) -> bool:
+    """A data file readers see: a .parquet name, no part hidden."""
+    parts = relative.split("/")
+    return relative.endswith(".parquet") and not any(p.startswith((".", "_")) for p in parts)
+
+
+def plan(kind: str, files: Iterable[SourceFile], before: date) -> List[Group]:
+    """The groups to merge in one kind's folder: each closed day (stories) or
+    the closed days of each month (other kinds) with the month's merged file;
+    not a group that is already one merged file."""
+    daily = kind in DAILY_KINDS
+    groups: Dict[str, List[SourceFile]] = {}
+    for source in files:
+        if not is_visible(source.path) or source.path.count("/") != 1:
+            continue
+        span = folder_span(source.folder)
+        if span is None or span[0] >= before:
+            continue
+        if source.folder.startswith("date="):
+            target = source.folder if daily else f"month={span[0].isoformat()[:7]}"
+        else:
+            target = source.folder if not daily else None
+            if target is None:
+                continue  # a month folder in a daily kind is none of ours
+        groups.setdefault(target, []).append(source)
+    planned = []
+    for target, sources in sorted(groups.items()):
+        sources.sort(key=lambda s: s.path)
+        if len(sources) == 1 and sources[0].is_compacted and sources[0].folder == target:
+            continue  # already compact: idempotent
+        planned.append(Group(kind, target, tuple(sources)))
+    return planned
+
+
+def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` in `schema`: columns in its order, missing ones null. Raises
+    ValueError for a column the schema lacks (never dropped silently)."""
+    extra = [name for name in table.column_names if name not in schema.names and name != "date"]
+    if extra:
+        raise ValueError(f"columns {', '.join(extra)} are not in the current schema")
+    columns = [table.column(f.name).cast(f.type) if f.name in table.column_names
+               else pa.nulls(table.num_rows, f.type) for f in schema]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def sort_keys(schema: pa.Schema) -> List[str]:
+    """The first timestamp column, then the first string column, then
+    run_id: the time order readers scan by, made total for equal times."""
+    first_time = next(f.name for f in schema if pa.types.is_timestamp(f.type))
+    first_text = next(f.name for f in schema if pa.types.is_string(f.type))
+    keys = [first_time, first_text]
+    if "run_id" in schema.names and "run_id" not in keys:
+        keys.append("run_id")
+    return keys
+
+
+def row_group_rows(table: pa.Table) -> int:
+    if table.num_rows == 0:
+        return MIN_ROW_GROUP_ROWS
+    per_row = max(1, table.nbytes // table.num_rows)
+    return int(min(MAX_ROW_GROUP_ROWS, max(MIN_ROW_GROUP_ROWS, ROW_GROUP_BYTES // per_row)))
+
+
+def merge(tables: Sequence[pa.Table], schema: pa.Schema, sources: Sequence[SourceFile]) -> pa.Table:
+    """The sources' rows in `schema`, sorted, with compacted_from in the metadata."""
+    merged = pa.concat_tables([conform(t, schema) for t in tables]) if tables else schema.empty_table()
+    keys = sort_keys(schema)
+    order = pc.sort_indices(merged, sort_keys=[(k, "ascending", "at_end") for k in keys])
+    merged = merged.take(order)
+    listed = json.dumps([[s.path, s.size] for s in sources]).encode()
+    return merged.replace_schema_metadata({**(schema.metadata or {}), COMPACTED_FROM: listed})
+
+
+def compacted_from(metadata: Optional[dict]) -> List[Tuple[str, int]]:
+    """The (path, size) sources a merged file's key-value metadata names."""
+    if not metadata or COMPACTED_FROM not in metadata:
+        return []
+    try:
+        return [(str(path), int(size)) for path, size in json.loads(metadata[COMPACTED_FROM].decode())]
+    except (ValueError, TypeError):
+        return []
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class CompactReport:
+    groups: int = 0
+    files_in: int = 0
+    files_out: int = 0
+    rows: int = 0
+    recovered: int = 0
+    skipped: List[str] = field(default_factory=list)
+
+    def line(self) -> str:
+        text = (f"compacted {self.files_in} files into {self.files_out} "
+                f"({self.rows} rows, {self.groups} partitions)")
+        if self.recovered:
+            text += f"; finished {self.recovered} interrupted swaps"
+        if self.skipped:
+            text += f"; left alone: {'; '.join(self.skipped)}"
+        return text
+
+
+def compact(output: str, before: Optional[date] = None, force: bool = False,
+            lease_held: bool = False,
+            merged: Callable[[int, int], None] = lambda files, rows: None) -> CompactReport:
+    """Compacts every kind folder of OUT. Holds OUT's lease while it works
+    (unless the caller does: lease_held). Raises CompactRefused while a run
+    holds the lease or a run marker is open, unless `force`. Calls
+    `merged(files, rows)` after each partition it merged (progress lines)."""
+    from transforms.state.lease import BATCH, Heartbeat, Lease, LeaseHeld
+
+    before = before or datetime.now(timezone.utc).date()
+    output = output.rstrip("/")
+    if lease_held:
+        return _compact_all(output, before, merged)
+    holder = f"{COMPACT_HOLDER}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    try:
+        lease = Lease(output, holder, BATCH).acquire(0)
+    except LeaseHeld as held:
+        if not force:
+            raise CompactRefused(f"{output} has an open run: {held.body.describe()}; compact waits for "
+                                 f"it to end (give --force to compact anyway)") from None
+        _log.warning("compacting %s while %s holds its lease (--force)", output, held.body.holder)
+        return _compact_all(output, before, merged)
+    with Heartbeat(lease):
+        if not force:
+            markers = _open_markers(output)
+            if markers:
+                shown = ", ".join(markers[:3]) + (f" and {len(markers) - 3} more" if len(markers) > 3 else "")
+                raise CompactRefused(f"{output} has an open run marker ({shown}): a run is running or "
+                                     f"was killed and the next run recovers it; run again first, or "
+                                     f"give --force to compact anyway")
+        return _compact_all(output, before, merged)
+
+
+def _compact_all(output: str, before: date, merged: Callable[[int, int], None]) -> CompactReport:
+    report = CompactReport()
+    report.recovered = recover(output)
+    for kind, schema in sorted(kind_schemas().items()):
+        folder = f"{output}/{kind}"
+        for group in plan(kind, _sources(folder), before):
+            try:
+                rows = _swap(output, group, schema)
+            except ValueError as exc:  # a column the current schema lacks
+                report.skipped.append(f"{kind}/{group.folder}: {exc}")
+                continue
+            report.groups += 1
+            report.files_in += len(group.sources)
+            report.files_out += 1
+            report.rows += rows
+            merged(len(group.sources), rows)
+    return report
+
+
+def _swap(output: str, group: Group, schema: pa.Schema) -> int:
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms import phases
+    from transforms.paths import delete_files
+    from transforms.sink import make_folder
+
+    folder = f"{output}/{group.kind}"
+    tables = []
+    for source in group.sources:
+        with FileSystems.open(f"{folder}/{source.path}") as handle:
+            tables.append(pq.read_table(pa.BufferReader(handle.read())))
+    merged = merge(tables, schema, group.sources)
+    expected = sum(t.num_rows for t in tables)
+    if merged.num_rows != expected:
+        raise RuntimeError(f"{group.kind}/{group.folder}: merged {merged.num_rows} rows of {expected}")
+    token = uuid.uuid4().hex
+    target_dir = f"{folder}/{group.folder}"
+    make_folder(target_dir)
+    target = f"{target_dir}/{COMPACTED_PREFIX}{token}.parquet"
+    temp = f"{target_dir}/.{COMPACTED_PREFIX}{token}.parquet.inprogress"
+    keys = sort_keys(schema)
+    sorting = [pq.SortingColumn(schema.get_field_index(k), nulls_first=False) for k in keys]
+    with FileSystems.create(temp) as handle:
+        pq.write_table(merged, handle, compression="zstd", row_group_size=row_group_rows(merged),
+                       sorting_columns=sorting, write_statistics=True)
+    phases.reached(WRITTEN)
+    manifest = {"kind": group.kind, "target": target, "temp": temp, "rows": expected,
+                "sources": [[f"{folder}/{s.path}", s.size] for s in group.sources]}
+    _write_whole(f"{output}/{MANIFEST_DIR}/{token}.json", json.dumps(manifest).encode())
+    phases.reached(MANIFESTED)
+    FileSystems.rename([temp], [target])
+    phases.reached(PUBLISHED)
+    sources = [f"{folder}/{s.path}" for s in group.sources]
+    delete_files(sources[:1])
+    phases.reached(DELETING)
+    delete_files(sources[1:])
+    phases.reached(DELETED)
+    delete_files([f"{output}/{MANIFEST_DIR}/{token}.json"])
+    _remove_empty_folders(sources)
+    return expected
+
+
+def _remove_empty_folders(paths: Iterable[str]) -> None:
+    """On local disk, the partition folders the deletes emptied (an object
+    store has no folders): a reader would list them as empty partitions."""
+    import os
+
+    from apache_beam.io.filesystems import FileSystems
+
+    for folder in sorted({path.rsplit("/", 1)[0] for path in paths}):
+        if FileSystems.get_scheme(folder) in (None, "file"):
+            try:
+                os.rmdir(folder)
+            except OSError:
+                pass  # not empty: it holds today's or a merged file
+
+
+def recover(output: str) -> int:
+    """Finishes the swaps a killed compaction left (their manifests), then
+    removes temporary merged files that have no manifest. Returns how many
+    swaps it finished."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.paths import delete_files, list_files
+
+    finished, claimed = 0, set()
+    for path in list_files(f"{output}/{MANIFEST_DIR}", "*.json"):
+        with FileSystems.open(path) as handle:
+            manifest = json.loads(handle.read().decode())
+        target, temp = manifest["target"], manifest["temp"]
+        claimed.add(temp)
+        if FileSystems.exists(target):
+            if FileSystems.exists(temp):
+                delete_files([temp])  # gs:// rename: the copy is whole, the delete did not happen
+        elif FileSystems.exists(temp):
+            FileSystems.rename([temp], [target])
+        else:
+            _log.warning("compaction manifest %s names no merged file; its sources stay", path)
+            delete_files([path])
+            continue
+        delete_files([p for p, _ in manifest["sources"] if FileSystems.exists(p)])
+        delete_files([path])
+        _remove_empty_folders([p for p, _ in manifest["sources"]])
+        finished += 1
+    for kind in kind_schemas():
+        for path in list_files(f"{output}/{kind}", "*", ".*"):
+            if _TEMP.match(path.rsplit("/", 1)[-1]) and path not in claimed:
+                delete_files([path])
+    return finished
+
+
+def _sources(folder: str) -> List[SourceFile]:
+    from transforms.paths import file_metadata
+
+    prefix = folder + "/"
+    return [SourceFile(meta.path[len(prefix):], meta.size_in_bytes)
+            for meta in file_metadata(folder, "*", "*.parquet")]
+
+
+def _open_markers(output: str) -> List[str]:
+    from transforms.paths import list_files
+
+    return [path.rsplit("/", 1)[-1][: -len(".json")] for path in list_files(f"{output}/_state/runs", "*.json")]
+
+
+def _write_whole(path: str, data: bytes) -> None:
+    """Writes a small object so that it appears whole: temporary name, rename."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.sink import make_folder
+
+    folder, name = path.rsplit("/", 1)
+    make_folder(folder)
+    temp = f"{folder}/.{name}.{uuid.uuid4().hex}.inprogress"
+    with FileSystems.create(temp) as handle:
+        handle.write(data)
+    FileSystems.rename([temp], [path])

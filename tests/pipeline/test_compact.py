@@ -1,0 +1,338 @@
+"""`newswatch compact` and `run --compact` (pipeline/compact.py) on real
+output: one run of the bundled seeds, its story files split into one file
+per story (as drip runs leave them) and fetches spread over two months; the
+rows read back through pipeline/dataset.py and plain pandas before and after,
+compaction killed (SIGKILL) at each step of its swap, files of schema
+versions 1, 2 and 3 in one partition, and the same on gs:// and s3://."""
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from datetime import date, datetime, timedelta, timezone
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from pipeline import compact as compaction
+from pipeline.dataset import read_errors, read_fetches, read_stories
+from tests.support.paths import ROOT, SEEDS
+from tests.support.sample import run
+from transforms.schema import FETCHES_SCHEMA, STORIES_SCHEMA
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+UTC = timezone.utc
+
+
+def _split(out):
+    """Each stories file as one file per row, and the fetches file as 40
+    files over two months (a 15-minute schedule leaves such folders)."""
+    for path in sorted((out / "stories").glob("date=*/*.parquet")):
+        table = pq.read_table(path)
+        for i in range(table.num_rows):
+            pq.write_table(table.slice(i, 1), path.parent / f"drip{i:02d}-000.parquet")
+        path.unlink()
+    fetches = pq.read_table(next((out / "fetches").glob("date=*/*.parquet")))
+    for path in (out / "fetches").glob("date=*/*.parquet"):
+        path.unlink()
+        path.parent.rmdir()
+    for n in range(40):
+        when = datetime(2021, 8, 20, 6, tzinfo=UTC) + timedelta(days=n // 2, hours=12 * (n % 2))
+        rows = fetches.set_column(fetches.schema.get_field_index("fetched_at"), FETCHES_SCHEMA.field("fetched_at"),
+                                  pa.array([when] * fetches.num_rows, FETCHES_SCHEMA.field("fetched_at").type))
+        rows = rows.set_column(rows.schema.get_field_index("run_id"), FETCHES_SCHEMA.field("run_id"),
+                               pa.array([f"run{n:02d}"] * rows.num_rows))
+        folder = out / "fetches" / f"date={when.date().isoformat()}"
+        folder.mkdir(exist_ok=True)
+        pq.write_table(rows, folder / f"run{n:02d}-000.parquet")
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("compact")
+    out = folder / "out"
+    assert run(SEEDS / "feeds.opml", SEEDS / "topics.yaml", out, "--run-id", "r1") == 0
+    _split(out)
+    return out
+
+
+@pytest.fixture
+def out(seeded, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(seeded, copy)
+    return copy
+
+
+def everything(out):
+    return {"stories": read_stories(out).sort_values("story_id").reset_index(drop=True),
+            "fetches": read_fetches(out).sort_values(["fetched_at", "feed_url", "run_id"]).reset_index(drop=True),
+            "errors": read_errors(out).sort_values(["occurred_at", "feed_url"]).reset_index(drop=True)}
+
+
+def same(before, after):
+    for kind in before:
+        pd.testing.assert_frame_equal(before[kind], after[kind])
+
+
+def cli(*args, env=None, **kwargs):
+    return subprocess.run([sys.executable, "-m", "pipeline", *map(str, args)], cwd=ROOT, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, **kwargs)
+
+
+def data_files(out):
+    return sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")
+                  if "_state" not in p.parts)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def test_the_plan_takes_closed_days_and_months_and_skips_what_is_compact():
+    files = [compaction.SourceFile(p, 1) for p in (
+        "date=2021-09-01/a-000.parquet", "date=2021-09-01/b-000.parquet", "date=2021-09-02/compacted-x.parquet",
+        "date=2021-09-03/a-000.parquet", "date=2021-09-03/.a.inprogress", "_x/a.parquet")]
+    stories = compaction.plan("stories", files, before=date(2021, 9, 3))
+    assert [(g.folder, len(g.sources)) for g in stories] == [("date=2021-09-01", 2)]
+    fetches = compaction.plan("fetches", files, before=date(2021, 9, 3))
+    assert [(g.folder, len(g.sources)) for g in fetches] == [("month=2021-09", 3)]
+    done = [compaction.SourceFile("month=2021-09/compacted-y.parquet", 1)]
+    assert compaction.plan("fetches", done, before=date(2021, 10, 1)) == []
+    assert compaction.folder_span("month=2024-02") == (date(2024, 2, 1), date(2024, 2, 29))
+    assert "runs" not in compaction.DAILY_KINDS and set(compaction.kind_schemas()) >= {"stories", "fetches",
+                                                                                        "errors"}
+
+
+# --------------------------------------------------------------------------- compaction
+
+
+def test_compaction_keeps_every_row_in_one_sorted_file_a_day_and_a_month(out):
+    before = everything(out)
+    files_before = data_files(out)
+    assert len(files_before) > 40
+    done = cli("compact", "--output", out)
+    assert done.returncode == 0, done.stderr
+    assert "compacted" in done.stdout
+    same(before, everything(out))
+    # plain pandas reads the same stories too
+    assert len(pd.read_parquet(out / "stories")) == len(before["stories"])
+
+    today = datetime.now(UTC).date().isoformat()
+    for day in (out / "stories").glob("date=*"):
+        names = [p.name for p in day.glob("*.parquet")]
+        if day.name != f"date={today}":
+            assert len(names) == 1 and names[0].startswith("compacted-"), names
+            meta = pq.ParquetFile(next(day.glob("*.parquet"))).metadata
+            sorting = meta.row_group(0).sorting_columns
+            assert sorting and STORIES_SCHEMA.names[sorting[0].column_index] == "published_at"
+            published = pq.read_table(next(day.glob("*.parquet"))).column("published_at").to_pylist()
+            assert [p for p in published if p] == sorted(p for p in published if p)
+            assert meta.schema.to_arrow_schema().metadata[b"newswatch.schema_version"] \
+                == STORIES_SCHEMA.metadata[b"newswatch.schema_version"]
+    months = sorted(p.name for p in (out / "fetches").iterdir())
+    assert months == ["month=2021-08", "month=2021-09"]
+    assert all(len(list((out / "fetches" / m).glob("*.parquet"))) == 1 for m in months)
+    assert set(read_fetches(out, since="2021-09-03", until="2021-09-03").run_id) == {"run28", "run29"}
+    assert not list((out / "_state").glob("compact/*.json"))
+
+    files_after = data_files(out)
+    again = cli("compact", "--output", out)
+    assert again.returncode == 0 and "compacted 0 files" in again.stdout
+    assert data_files(out) == files_after                  # idempotent: nothing rewritten
+
+
+def test_a_run_with_compact_compacts_after_it_commits(tmp_path):
+    out = tmp_path / "out"
+    assert run(SEEDS / "feeds.opml", SEEDS / "topics.yaml", out, "--run-id", "r1", "--compact") == 0
+    today = datetime.now(UTC).date().isoformat()
+    closed = [d for d in (out / "stories").glob("date=*") if d.name != f"date={today}"]
+    assert closed and all([p.name[:10] for p in d.glob("*.parquet")] == ["compacted-"] for d in closed)
+    assert len(read_stories(out)) == 18
+
+
+def test_compact_refuses_while_a_run_is_open_and_force_compacts(out):
+    from transforms.state.lease import Lease
+
+    marker = out / "_state" / "runs" / "r9.json"
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"run_id": "r9", "started_at": "2021-09-30T00:00:00+00:00"}))
+    files = data_files(out)
+    refused = cli("compact", "--output", out)
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert "r9" in refused.stderr and "--force" in refused.stderr and data_files(out) == files
+    marker.unlink()
+
+    lease = Lease(str(out), "r10").acquire()       # a live run on this host holds the lease
+    try:
+        held = cli("compact", "--output", out)
+        assert held.returncode == 2 and len(held.stderr.strip().splitlines()) == 1
+        assert "r10" in held.stderr and "--force" in held.stderr and data_files(out) == files
+        before = everything(out)
+        forced = cli("compact", "--output", out, "--force")
+        assert forced.returncode == 0, forced.stderr
+        same(before, everything(out))
+        assert data_files(out) != files
+    finally:
+        lease.release()
+
+
+@pytest.mark.parametrize("step", compaction.STEPS)
+def test_compaction_killed_at_each_step_leaves_every_row_and_a_rerun_finishes(out, tmp_path, step):
+    before = everything(out)
+    signal_file = tmp_path / "paused"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "compact", "--output", str(out)], cwd=ROOT,
+                            env={**os.environ, "NEWSWATCH_PAUSE_AT": step, "NEWSWATCH_PAUSE_SIGNAL": str(signal_file)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not signal_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "compaction never reached " + step
+            time.sleep(0.1)
+        same(before, everything(out))                   # read while it is paused mid-swap
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    same(before, everything(out))
+    assert len(pd.read_parquet(out / "stories")) >= len(before["stories"])  # never fewer, even for pandas
+    rerun = cli("compact", "--output", out)
+    assert rerun.returncode == 0, rerun.stderr
+    same(before, everything(out))
+    assert not list((out / "_state").glob("compact/*.json"))
+    assert not [p for p in out.rglob(".compacted-*")]
+    assert len(pd.read_parquet(out / "stories")) == len(before["stories"])
+    assert cli("compact", "--output", out).stdout.strip().endswith("compacted 0 files into 0 (0 rows, 0 partitions)")
+
+
+def _older(table, version, drop, prefix):
+    schema = pa.schema([f for f in STORIES_SCHEMA if f.name not in drop],
+                       metadata={**STORIES_SCHEMA.metadata, b"newswatch.schema_version": version.encode()})
+    table = table.select(schema.names).cast(schema)
+    ids = pa.array([f"{prefix}-{i}" for i in range(table.num_rows)])
+    return table.set_column(schema.get_field_index("story_id"), schema.field("story_id"), ids)
+
+
+def test_a_partition_of_schema_versions_1_2_and_3_compacts_to_the_current_schema(out):
+    partition = out / "stories" / "date=2021-09-25"
+    current = pa.concat_tables([pq.read_table(p) for p in sorted(partition.glob("*.parquet"))])
+    pq.write_table(_older(current, "1", {"matches", "topics_version", "cluster_id", "cluster_size"}, "v1"),
+                   partition / "a-v1-000.parquet")
+    pq.write_table(_older(current, "2", {"cluster_id", "cluster_size"}, "v2"), partition / "a-v2-000.parquet")
+    before = read_stories(out, since="2021-09-25", until="2021-09-25").sort_values("story_id")
+    assert cli("compact", "--output", out).returncode == 0
+    (merged,) = partition.glob("*.parquet")
+    table = pq.read_table(merged)
+    assert table.schema.names == STORIES_SCHEMA.names and table.num_rows == 3 * current.num_rows
+    after = read_stories(out, since="2021-09-25", until="2021-09-25").sort_values("story_id")
+    pd.testing.assert_frame_equal(before.reset_index(drop=True), after.reset_index(drop=True))
+    rows = after.set_index("story_id")
+    assert rows.loc["v1-0"].matches is None and len(rows.loc["v2-0"].matches) > 0
+
+
+def test_a_column_the_current_schema_lacks_is_never_dropped(out):
+    partition = out / "stories" / "date=2021-09-25"
+    first = next(partition.glob("*.parquet"))
+    table = pq.read_table(first)
+    pq.write_table(table.append_column("from_the_future", pa.array(["x"] * table.num_rows)),
+                   partition / "future-000.parquet")
+    done = cli("compact", "--output", out)
+    assert done.returncode == 0 and "from_the_future" in done.stdout
+    assert (partition / "future-000.parquet").exists() and not list(partition.glob("compacted-*"))
+
+
+# --------------------------------------------------------------------------- object stores
+
+
+@pytest.mark.parametrize("scheme", ["gs", "s3"])
+def test_compaction_on_object_storage(scheme, request, seeded):
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from transforms.paths import list_files
+
+    store = request.getfixturevalue({"gs": "gcs", "s3": "s3"}[scheme])
+    FileSystems.set_options(PipelineOptions(store.use_from_beam()))
+    root = f"{scheme}://{store.bucket}/compact-{scheme}/out"
+    for path in sorted(seeded.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            with FileSystems.create(f"{root}/{path.relative_to(seeded).as_posix()}") as handle:
+                handle.write(path.read_bytes())
+    before = everything(seeded)
+    report = compaction.compact(root)
+    assert report.files_out > 0 and report.rows == len(before["stories"]) - _today_rows(seeded) \
+        + len(before["fetches"])
+    same(before, everything(root))
+    months = {p.split("/fetches/", 1)[1].split("/")[0] for p in list_files(root, "fetches", "*", "*.parquet")}
+    assert months == {"month=2021-08", "month=2021-09"}
+    assert not list_files(root, "_state", "compact", "*")
+    assert compaction.compact(root).files_in == 0
+
+
+def _today_rows(out):
+    today = out / "stories" / f"date={datetime.now(UTC).date().isoformat()}"
+    return sum(pq.read_metadata(p).num_rows for p in today.glob("*.parquet"))
+
+
+def test_bad_arguments_are_one_line_and_exit_2(out, capsys):
+    from pipeline.cli import main
+
+    assert main(["compact", "--output", str(out), "--before", "yesterday"]) == 2
+    assert main(["run", "--feeds", str(SEEDS / "feeds.opml"), "--topics", str(SEEDS / "topics.yaml"),
+                 "--output", str(out), "--compact", "--every", "60"]) == 2
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "YYYY-MM-DD" in errors[0] and "newswatch compact" in errors[1]
+
+
+@pytest.mark.parametrize("step", [compaction.PUBLISHED])   # every step on local disk above
+def test_compaction_killed_on_s3_reads_whole_and_a_rerun_finishes(step, s3, seeded, tmp_path):
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from transforms.paths import list_files
+
+    beam_args = s3.use_from_beam()
+    FileSystems.set_options(PipelineOptions(beam_args))
+    root = f"s3://{s3.bucket}/compact-killed-{step}/out"
+    for path in sorted(seeded.rglob("*")):
+        if path.is_file() and not path.name.startswith("."):
+            with FileSystems.create(f"{root}/{path.relative_to(seeded).as_posix()}") as handle:
+                handle.write(path.read_bytes())
+    before = everything(seeded)
+    signal_file = tmp_path / "paused"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "compact", "--output", root, *beam_args], cwd=ROOT,
+                            env={**os.environ, "NEWSWATCH_PAUSE_AT": step, "NEWSWATCH_PAUSE_SIGNAL": str(signal_file)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not signal_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "compaction never reached " + step
+            time.sleep(0.1)
+        same(before, everything(root))     # mid-swap: a merged file beside its sources reads once
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    same(before, everything(root))
+    rerun = cli("compact", "--output", root, *beam_args)
+    assert rerun.returncode == 0, rerun.stderr
+    same(before, everything(root))
+    assert not list_files(root, "_state", "compact", "*")
+    assert "compacted 0 files" in cli("compact", "--output", root, *beam_args).stdout
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_a_long_compaction_prints_progress_lines_unless_quiet(out, quiet):
+    # A tiny interval stands in for a compaction that takes longer than the default 5 s.
+    done = cli("compact", "--output", out, *(["--quiet"] if quiet else []),
+               env={"NEWSWATCH_PROGRESS_INTERVAL": "0.000001"})
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("newswatch compact:")]
+    if quiet:
+        assert lines == []
+        return
+    assert lines and lines[-1].startswith("newswatch compact: done:"), done.stderr
+    files_in, rows = (int(n.replace(",", "")) for n in
+                      re.search(r"compacted (\d+) files into \d+ \(([\d,]+) rows", done.stdout).groups())
+    assert f"{files_in:,} files" in lines[-1] and f"{rows:,} rows" in lines[-1], (lines[-1], done.stdout)
