@@ -549,7 +549,8 @@ def _check_rerun(run_config) -> None:
     """A re-run replaces run X's files. That is safe while no later run has
     committed: later runs skip the stories X wrote (and store the feeds'
     newer validators), so deleting X's files after them could lose stories
-    for good. Raises ConfigError. Called while holding the lease."""
+    for good; and while none of X's rows sit in a compacted file, which the
+    re-run cannot replace. Raises ConfigError. Called while holding the lease."""
     from transforms.state.store import StateStore
 
     later = StateStore(run_config.output).later_commits(run_config.run_id)
@@ -557,6 +558,13 @@ def _check_rerun(run_config) -> None:
         shown = ", ".join(later[:3]) + (f" and {len(later) - 3} more" if len(later) > 3 else "")
         raise cfg.ConfigError(f"--run-id {run_config.run_id}: runs committed after it ({shown}) rely on "
                               f"the stories it wrote; re-running it could lose them: use a new run id")
+    from pipeline.compact import files_holding_run
+
+    compacted = files_holding_run(run_config.output, run_config.run_id)
+    if compacted:
+        raise cfg.ConfigError(f"--run-id {run_config.run_id}: its rows were compacted into {compacted[0]}"
+                              + (f" and {len(compacted) - 1} more" if len(compacted) > 1 else "")
+                              + "; re-running it would write them twice: use a new run id")
 
 
 class _RunFailed(Exception):

@@ -402,6 +402,35 @@ def recover(output: str) -> int:
     return finished
 
 
+def files_holding_run(output: str, run_id: str) -> List[str]:
+    """The merged files that hold rows of run `run_id`. A re-run of that run
+    replaces its files by name, so it would write these rows a second time.
+    Row groups whose run_id statistics exclude it are not read."""
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.paths import list_files
+
+    output = output.rstrip("/")
+    holding = []
+    for kind in sorted(kind_schemas()):
+        for path in list_files(f"{output}/{kind}", "*", f"{COMPACTED_PREFIX}*.parquet"):
+            with FileSystems.open(path, compression_type="uncompressed") as handle:
+                parquet = pq.ParquetFile(handle)
+                column = parquet.schema_arrow.get_field_index("run_id")
+                if column < 0:
+                    continue
+                for group in range(parquet.metadata.num_row_groups):
+                    stats = parquet.metadata.row_group(group).column(column).statistics
+                    if stats is not None and stats.has_min_max and isinstance(stats.min, str) \
+                            and not stats.min <= run_id <= stats.max:
+                        continue
+                    runs = parquet.read_row_group(group, columns=["run_id"])["run_id"]
+                    if pc.any(pc.equal(runs, run_id)).as_py():
+                        holding.append(path)
+                        break
+    return holding
+
+
 def _sources(folder: str) -> List[SourceFile]:
     from transforms.paths import file_metadata
 

@@ -152,6 +152,13 @@ def test_a_run_with_compact_compacts_after_it_commits(tmp_path):
     closed = [d for d in (out / "stories").glob("date=*") if d.name != f"date={today}"]
     assert closed and all([p.name[:10] for p in d.glob("*.parquet")] == ["compacted-"] for d in closed)
     assert len(read_stories(out)) == 18
+    # Its rows now sit in compacted files a re-run cannot replace: re-running
+    # it would write them twice, so it is refused before any fetch.
+    assert run(SEEDS / "feeds.opml", SEEDS / "topics.yaml", out, "--run-id", "r1") == 2
+    assert len(read_stories(out)) == 18
+    assert compaction.files_holding_run(str(out), "r1")
+    assert compaction.files_holding_run(str(out), "r2") == []
+    assert run(SEEDS / "feeds.opml", SEEDS / "topics.yaml", out, "--run-id", "r2") == 0
 
 
 def test_compact_refuses_while_a_run_is_open_and_force_compacts(out):
