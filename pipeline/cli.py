@@ -288,18 +288,18 @@ def run_cycle(base_config, beam_args: Sequence[str], replace_run: bool = False) 
 
 def record_run(summary: RunSummary, config) -> None:
     """After a run that ended here (a batch run's state is committed by then):
-    its row in OUT/runs/, and an empty, schema-carrying file in fetches/ and
-    errors/ where the output has none yet. A job handed to Dataflow writes
-    neither from here (its counters are in the Dataflow console). Trouble
-    writing them is a note, not a failed run: the run's data is committed."""
+    an empty, schema-carrying file in fetches/ and errors/ where the output
+    has none yet, and its row in OUT/runs/. A job handed to Dataflow gets the
+    empty files at submission and no row (its counters are in the Dataflow
+    console). Trouble writing them is a note, not a failed run: the run's
+    data is committed."""
     from transforms.schema import partition_date
     from transforms.sink import ensure_schema_files, write_run_row
 
-    if summary.submitted:
-        return
     try:
         ensure_schema_files(config.output, config.run_id, partition_date(config.started_at))
-        write_run_row(config.output, run_row(summary))
+        if not summary.submitted:
+            write_run_row(config.output, run_row(summary))
     except Exception as exc:
         logging.getLogger("newswatch").warning("run %s: runs/ row not written", config.run_id, exc_info=True)
         summary.notes.append(f"WARNING the runs/ row was not written: {first_line(exc)}")

@@ -382,7 +382,7 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Option
         error_category=error_category(error),
         feed_title=feed_title,
         parse_warning=(warning is not None) if parsed_ok else None,
-        parse_warning_detail=warning,
+        parse_warning_detail=warning if parsed_ok else None,
     )
 
 
