@@ -4,6 +4,7 @@ integer status; errors/ and fetches/ readable with plain pandas after a
 healthy first run; one row per run in OUT/runs/ with the printed counters;
 pipeline.dataset.read_runs; and fetches files of schema 3 and 4 read together."""
 import re
+import shutil
 import socket
 from datetime import datetime, timezone
 
@@ -148,17 +149,22 @@ def test_fetches_and_errors_carry_schema_version_4(world):
 
 @pytest.fixture(scope="module")
 def healthy(world):
-    """A first run over the good feeds only: no dead letter at all."""
+    """Two runs, first and second, over a good feed only: no dead letter at
+    all. `first` is a copy of the output after the first run, `out` after both."""
     out = world["folder"] / "healthy"
     feeds = world["folder"] / "good.txt"
     with FeedServer() as server:
         server.add("/wire.xml", WIRE)
         feeds.write_text(server.url("/wire.xml") + "\n")
         assert run(feeds, world["topics"], out, "--run-id", "first") == 0
-    return out
+        first = world["folder"] / "healthy-first"
+        shutil.copytree(out, first)
+        assert run(feeds, world["topics"], out, "--run-id", "second") == 0
+    return {"first": first, "out": out, "feeds": feeds, "topics": world["topics"]}
 
 
 def test_errors_and_fetches_read_with_plain_pandas_after_a_healthy_first_run(healthy):
+    healthy = healthy["first"]
     errors = pd.read_parquet(healthy / "errors")
     assert len(errors) == 0 and list(errors.columns) == ERRORS_SCHEMA.names + ["date"]
     assert str(errors["occurred_at"].dtype) == "datetime64[us, UTC]"
@@ -172,12 +178,8 @@ def test_errors_and_fetches_read_with_plain_pandas_after_a_healthy_first_run(hea
     assert len(read_errors(healthy)) == 0 and list(read_errors(healthy).columns) == ERRORS_SCHEMA.names + ["date"]
 
 
-def test_a_later_run_adds_no_empty_file_once_a_folder_has_files(healthy, world):
-    with FeedServer() as server:
-        server.add("/wire.xml", WIRE)
-        world["folder"].joinpath("again.txt").write_text(server.url("/wire.xml") + "\n")
-        assert run(world["folder"] / "again.txt", world["topics"], healthy, "--run-id", "second") == 0
-    assert [p.name for p in (healthy / "errors").rglob("*.parquet")] == ["first-000.parquet"]
+def test_a_later_run_adds_no_empty_file_once_a_folder_has_files(healthy):
+    assert [p.name for p in (healthy["out"] / "errors").rglob("*.parquet")] == ["first-000.parquet"]
 
 
 # --------------------------------------------------------------------------- runs/
@@ -215,6 +217,7 @@ def test_a_run_writes_one_row_whose_counters_are_the_printed_summary(world):
 
 
 def test_read_runs_gives_every_run_in_order_and_filters(healthy):
+    healthy = healthy["out"]
     runs = read_runs(healthy)
     assert list(runs["run_id"]) == ["first", "second"]
     assert list(runs.columns) == RUNS_SCHEMA.names + ["date"]
@@ -233,13 +236,17 @@ def test_read_runs_on_an_output_without_runs_is_an_empty_typed_frame(tmp_path):
     assert str(runs["entries"].dtype) == "Int64"
 
 
-def test_a_rerun_with_the_same_run_id_replaces_its_row(healthy, world):
+def test_a_rerun_with_the_same_run_id_replaces_its_row(healthy, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(healthy["out"], out)
+    before = read_runs(out, run_id="second").loc[0, "started_at"]
     with FeedServer() as server:
         server.add("/wire.xml", WIRE)
-        world["folder"].joinpath("rerun.txt").write_text(server.url("/wire.xml") + "\n")
+        healthy["feeds"].write_text(server.url("/wire.xml") + "\n")
         # the latest run may be re-run (no later commit relies on it)
-        assert run(world["folder"] / "rerun.txt", world["topics"], healthy, "--run-id", "second") == 0
-    assert list(read_runs(healthy)["run_id"]) == ["first", "second"]
+        assert run(healthy["feeds"], healthy["topics"], out, "--run-id", "second") == 0
+    runs = read_runs(out)
+    assert list(runs["run_id"]) == ["first", "second"] and runs.loc[1, "started_at"] > before
 
 
 # --------------------------------------------------------------------------- schema versions
@@ -252,8 +259,6 @@ V3_FETCHES = pa.schema([f for f in FETCHES_SCHEMA
 
 
 def test_fetches_files_of_schema_3_and_4_read_together(world, tmp_path):
-    import shutil
-
     out = tmp_path / "out"
     shutil.copytree(world["out"], out)
     (partition,) = (out / "fetches").iterdir()
