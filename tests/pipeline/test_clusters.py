@@ -23,7 +23,7 @@ from tests.support.feedserver import FeedServer, Scripted
 from tests.support.paths import ROOT
 from tests.support.reprints import MUSEUM, MUSEUM_OWN_REPORT, SHIP, lead, reprint
 from transforms.records import Story
-from transforms.schema import STORIES_DATASET_SCHEMA, STORIES_SCHEMA
+from transforms.schema import SCHEMA_VERSION, STORIES_DATASET_SCHEMA, STORIES_SCHEMA
 from transforms.sink import to_row, write_parquet_atomically
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -141,13 +141,13 @@ def test_a_reprint_and_a_lead_only_copy_share_the_first_members_cluster(world):
     assert str(df["cluster_size"].dtype) == "int32" and df["cluster_id"].notna().all()
 
 
-def test_the_stories_files_carry_schema_version_3(world):
+def test_the_stories_files_carry_the_current_schema_version(world):
     _, _, out, _ = world
     files = sorted((out / "stories").rglob("*.parquet"))
     assert files
     for path in files:
         schema = pq.read_schema(path)
-        assert schema.metadata[b"newswatch.schema_version"] == b"3"
+        assert schema.metadata[b"newswatch.schema_version"] == SCHEMA_VERSION.encode() == b"4"
         assert schema.field("cluster_id").type == pa.string() and schema.field("cluster_size").type == pa.int32()
 
 
