@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence
 
 from pipeline import config as cfg
 from pipeline.progress import RunProgress, add_quiet_option
-from pipeline.summary import RunSummary
+from pipeline.summary import RunSummary, run_row
 from transforms.errors import first_line
 from transforms.state.store import DEFAULT_LOOKBACK_DAYS
 
@@ -323,7 +323,28 @@ def run_cycle(base_config, beam_args: Sequence[str], replace_run: bool = False,
     summary = run_batch(config, beam_args, replace_run=replace_run, quiet=quiet)
     phases.reached(phases.COMMITTED)
     summary.notes = [r.note() for r in recovered] + report.notes() + summary.notes
+    if not template:
+        record_run(summary, config)
     return summary
+
+
+def record_run(summary: RunSummary, config) -> None:
+    """After a run that ended here (a batch run's state is committed by then):
+    an empty, schema-carrying file in fetches/ and errors/ where the output
+    has none yet, and its row in OUT/runs/. A job handed to Dataflow gets the
+    empty files at submission and no row (its counters are in the Dataflow
+    console). Trouble writing them is a note, not a failed run: the run's
+    data is committed."""
+    from transforms.schema import partition_date
+    from transforms.sink import ensure_schema_files, write_run_row
+
+    try:
+        ensure_schema_files(config.output, config.run_id, partition_date(config.started_at))
+        if not summary.submitted:
+            write_run_row(config.output, run_row(summary))
+    except Exception as exc:
+        logging.getLogger("newswatch").warning("run %s: runs/ row not written", config.run_id, exc_info=True)
+        summary.notes.append(f"WARNING the runs/ row was not written: {first_line(exc)}")
 
 
 def run_batch(run_config, beam_args: Sequence[str], replace_run: bool = True,
@@ -380,6 +401,8 @@ def run_streaming(run_config, beam_args: Sequence[str], quiet: bool = False) -> 
     if not summary.submitted and not template:
         store.close_run(run_id)  # every window it wrote is committed
     summary.notes = [r.note() for r in recovered] + report.notes() + summary.notes
+    if not template:
+        record_run(summary, config)  # one row for the whole job, at its end
     return summary
 
 

@@ -6,6 +6,8 @@ pipeline does.
     from pipeline import dataset
     stories = dataset.read_stories("output", since="2021-09-01", topics=["dprk"])
     why = dataset.read_matches("output", run_id=dataset.LAST_RUN)
+    health = dataset.read_fetches("output", since="2021-09-01")
+    runs = dataset.read_runs("output")
 
 Every reader returns the same columns with the same dtypes whatever it
 finds, also when the folder does not exist yet:
@@ -39,8 +41,9 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from transforms.errors import error_category
 from transforms.schema import (ERRORS_DATASET_SCHEMA, FETCHES_DATASET_SCHEMA, MATCHES, PARTITION_SCHEMA,
-                               STORIES_DATASET_SCHEMA)
+                               RUNS_DATASET_SCHEMA, STORIES_DATASET_SCHEMA)
 
 # The state files last_run reads (laid out in transforms/state/__init__.py;
 # the names are store.SEEN and store.RUNS, which this module does not
@@ -129,20 +132,48 @@ def read_fetches(output, since: Bound = None, until: Bound = None, run_id: RunId
                  columns: Optional[Sequence[str]] = None,
                  filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
     """OUT/fetches, a row per feed and run; since/until on fetched_at (the
-    partitions' time, so only those in range are read), as in read_stories."""
-    return _frame(_read(output, "fetches", FETCHES_DATASET_SCHEMA, _columns(FETCHES_DATASET_SCHEMA, columns),
-                        _in_range(since, until, ("fetched_at",), by_partition=True), run_id, filesystem,
-                        _span(since, until)))
+    partitions' time, so only those in range are read), as in read_stories.
+    Rows written before schema version 4 get their error_category from
+    `error`; their feed_title and parse_warning are null (not recorded)."""
+    columns = _columns(FETCHES_DATASET_SCHEMA, columns)
+    table = _read(output, "fetches", FETCHES_DATASET_SCHEMA, _with_source(columns, "error"),
+                  _in_range(since, until, ("fetched_at",), by_partition=True), run_id, filesystem,
+                  _span(since, until))
+    return _frame(_fill_category(table, "error").select(columns))
 
 
 def read_errors(output, since: Bound = None, until: Bound = None, run_id: RunIds = None,
                 columns: Optional[Sequence[str]] = None,
                 filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
     """OUT/errors (dead letters); since/until on occurred_at, as in read_fetches.
-    A healthy output has no errors/ folder: then the frame is empty."""
-    return _frame(_read(output, "errors", ERRORS_DATASET_SCHEMA, _columns(ERRORS_DATASET_SCHEMA, columns),
-                        _in_range(since, until, ("occurred_at",), by_partition=True), run_id, filesystem,
-                        _span(since, until)))
+    Rows written before schema version 4 get their error_category from `reason`.
+    An output whose runs all predate version 4 may have no errors/ folder: then
+    the frame is empty."""
+    columns = _columns(ERRORS_DATASET_SCHEMA, columns)
+    table = _read(output, "errors", ERRORS_DATASET_SCHEMA, _with_source(columns, "reason"),
+                  _in_range(since, until, ("occurred_at",), by_partition=True), run_id, filesystem,
+                  _span(since, until))
+    return _frame(_fill_category(table, "reason").select(columns))
+
+
+def read_runs(output, since: Bound = None, until: Bound = None, run_id: RunIds = None,
+              columns: Optional[Sequence[str]] = None, mode: Optional[str] = None,
+              filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
+    """OUT/runs, a row per finished run (its summary table as data), oldest
+    first; since/until on started_at (the partitions' time), as in
+    read_stories; mode "batch" or "streaming" keeps those runs only. Runs
+    written before schema version 4 have no rows: then the frame is empty.
+    The per-topic and per-language counters are lists of (name, count)
+    pairs: `dict(row.matched_by_topic)`."""
+    columns = _columns(RUNS_DATASET_SCHEMA, columns)
+    conditions = _in_range(since, until, ("started_at",), by_partition=True)
+    if mode is not None:
+        conditions.append(ds.field("mode") == mode)
+    wanted = columns if "started_at" in columns else [*columns, "started_at"]
+    table = _read(output, "runs", RUNS_DATASET_SCHEMA, wanted, conditions, run_id, filesystem,
+                  _span(since, until))
+    table = table.take(pc.sort_indices(table, [("started_at", "ascending")]))
+    return _frame(table.select(columns))
 
 
 def last_run(output, filesystem: Optional[pafs.FileSystem] = None) -> Optional[str]:
@@ -203,7 +234,7 @@ def _read_stories_table(output, since, until, on, topics, columns, run_id, files
 # The time columns whose UTC date is a row's `date` partition, per kind: the
 # rows of a month file (pipeline/compact.py) get their `date` from them.
 _DATE_OF = {"stories": ("published_at", "fetched_at"), "fetches": ("fetched_at",),
-            "errors": ("occurred_at",)}
+            "errors": ("occurred_at",), "runs": ("started_at",)}
 _READ_ATTEMPTS = 3
 
 
@@ -421,10 +452,30 @@ def _matches_schema(extra: List[str]) -> pa.Schema:
     return pa.schema(fields)
 
 
-_NULLABLE_INTEGERS = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
-                      pa.int64(): pd.Int64Dtype()}
+def _with_source(columns: List[str], source: str) -> List[str]:
+    """The columns to read: error_category needs the text it comes from."""
+    return [*columns, source] if "error_category" in columns and source not in columns else columns
+
+
+def _fill_category(table: pa.Table, source: str) -> pa.Table:
+    """error_category taken from the `source` text where it is null: rows of
+    files written before schema version 4 (newer rows have it, or no error)."""
+    if "error_category" not in table.column_names:
+        return table
+    categories = table.column("error_category")
+    if categories.null_count == 0:
+        return table
+    texts = table.column(source).to_pylist()
+    filled = [given if given is not None else error_category(text)
+              for given, text in zip(categories.to_pylist(), texts)]
+    return table.set_column(table.schema.get_field_index("error_category"), "error_category",
+                            pa.array(filled, pa.string()))
+
+
+_NULLABLE_DTYPES = {pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(), pa.int32(): pd.Int32Dtype(),
+                    pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
-    # Nullable integers: the same dtype whether or not a column holds nulls.
-    return table.to_pandas(types_mapper=_NULLABLE_INTEGERS.get)
+    # Nullable integers and flags: the same dtype whether or not a column holds nulls.
+    return table.to_pandas(types_mapper=_NULLABLE_DTYPES.get)

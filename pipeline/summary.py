@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Tuple
+from datetime import datetime, timezone
+from typing import Dict, List, Optional, Tuple
 
 from transforms.metrics import NAMESPACE
 
@@ -40,6 +41,9 @@ class RunSummary:
     notes: list = field(default_factory=list)
     submitted: bool = False   # handed to a remote runner, not waited for
     streaming: bool = False   # remembers in keyed state, not in state files
+    started_at: Optional[datetime] = None
+    topics_rules: Optional[int] = None
+    topics_version: Optional[str] = None
 
     @classmethod
     def from_result(cls, result, config, elapsed_s: float, runner: str) -> "RunSummary":
@@ -48,7 +52,9 @@ class RunSummary:
         version = topics_version(compile_rules(config.topics))
         return cls(read_counters(result), config.run_id, config.output, elapsed_s, runner,
                    notes=[f"topics: {len(config.topics)} rules, topics_version {version}"],
-                   streaming=getattr(config, "streaming", None) is not None)
+                   streaming=getattr(config, "streaming", None) is not None,
+                   started_at=getattr(config, "started_at", None),
+                   topics_rules=len(config.topics), topics_version=version)
 
     def get(self, name: str) -> int:
         return self.counters.get(name, 0)
@@ -116,6 +122,34 @@ class RunSummary:
             lines.append(f"reconcile: {what} {total:,} = {terms} -> {verdict}")
         lines += self.notes + self.state_notes()
         return "\n".join(lines)
+
+
+def run_row(summary: RunSummary, finished_at: Optional[datetime] = None) -> dict:
+    """The summary as one row of OUT/runs (transforms.schema.RUNS_SCHEMA):
+    every counter the table shows, by its counter name, the per-topic and
+    per-language counters as maps, whether it reconciles, and its notes."""
+    from transforms.schema import RUN_COUNTERS
+
+    finished_at = finished_at or datetime.now(timezone.utc)
+    by_prefix = lambda prefix: sorted((name[len(prefix):], value) for name, value in summary.counters.items()
+                                      if name.startswith(prefix))
+    return {
+        "run_id": summary.run_id,
+        "started_at": summary.started_at,
+        "finished_at": finished_at,
+        "elapsed_s": summary.elapsed_s,
+        "runner": summary.runner,
+        "mode": "streaming" if summary.streaming else "batch",
+        "output": summary.output,
+        **{name: summary.get(name) for name in RUN_COUNTERS},
+        "matched_by_topic": by_prefix("matched_topic_"),
+        "stories_by_language": by_prefix("language_"),
+        "state_seen_identities": None if summary.streaming else summary.get("state_seen_identities"),
+        "topics_rules": summary.topics_rules,
+        "topics_version": summary.topics_version,
+        "reconciles": summary.reconciles,
+        "notes": list(summary.notes) + summary.state_notes(),
+    }
 
 
 def read_counters(result) -> Dict[str, int]:

@@ -6,6 +6,7 @@ without a trace.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Optional, Union
 
@@ -13,6 +14,18 @@ from transforms.html_text import collapse_whitespace
 from transforms.records import DeadLetter
 
 EXCERPT_CHARS = 300
+# "timeout: read timed out after 20 s" -> "timeout": the stable categories of
+# transforms/fetch.py, parse.UnreadableFeed and parse's `bad_entry`.
+_CATEGORY = re.compile(r"([a-z][a-z0-9_]*): ")
+
+
+def error_category(text: Optional[str]) -> Optional[str]:
+    """The category an error or dead-letter reason starts with ("timeout",
+    "http_status", "not_a_feed" ...), or None when it names none."""
+    if not text:
+        return None
+    found = _CATEGORY.match(text)
+    return found.group(1) if found else None
 
 
 def excerpt(data: Union[bytes, str, None], limit: int = EXCERPT_CHARS) -> str:
@@ -42,4 +55,5 @@ def dead_letter(stage: str, feed_url: str, reason: str, data=None, *,
         occurred_at=occurred_at or datetime.now(timezone.utc),
         run_id=run_id,
         entry_key=entry_key,
+        error_category=error_category(reason),
     )

@@ -17,6 +17,12 @@ Hostile input is handled here, before and around feedparser:
   - text fields are plain text (no markup, scripts, control characters, NUL or
     lone surrogates) and cut to FIELD_CAPS characters (transforms.html_text).
 
+A feed that parses but not cleanly gets a parse warning in its fetch-log row
+(parse_warning, parse_warning_detail; see feed_warning): a document that is not
+well-formed XML (truncated, mismatched tags: feedparser's loose parser read
+what it could, often nothing), one whose declared encoding was wrong, or one
+whose invalid character references were replaced.
+
 A body of SPLIT_ABOVE bytes or more is read a few hundred items at a time
 (transforms.feed_split), with the same entries as the whole document, and
 stories leave SKETCH_BATCH at a time (iter_parse_fetch): a 200,000-item
@@ -42,7 +48,7 @@ from transforms import identity, metrics, publisher
 from transforms.cluster import DocumentSketcher
 from transforms.dates import parse_date
 from transforms.entity_guard import as_feedparser_reads, entity_hazard
-from transforms.errors import dead_letter, excerpt
+from transforms.errors import dead_letter, error_category, excerpt
 from transforms.feed_split import SplitFeed, feedparser_input, split_feed
 from transforms.html_text import (CONTROL_CHARACTERS, FIELD_CAPS, NAME_CAP, capped_text,
                                   collapse_whitespace, unique_texts)
@@ -60,6 +66,39 @@ SPLIT_ABOVE = 8 * 1024 * 1024
 SKETCH_BATCH = 200
 
 # ---------------------------------------------------------------- reading a body
+
+class InvalidReferences(ValueError):
+    """Numeric character references to surrogates or past U+10FFFF, replaced by U+FFFD."""
+
+
+# feedparser's bozo exceptions that say nothing is wrong with the document
+# itself: the server's Content-Type is not an XML one.
+_NOT_A_WARNING = frozenset({"NonXMLContentType"})
+_ENCODING_WARNINGS = frozenset({"CharacterEncodingOverride", "CharacterEncodingUnknown"})
+_SAX_POSITION = re.compile(r"^<unknown>:(\d+):(\d+): ")   # how expat's errors start
+
+
+def feed_warning(parsed) -> Optional[str]:
+    """Why a parsed feed is suspect, as `category: detail`, or None.
+
+    category: `malformed` (not well-formed XML: truncated, mismatched tags;
+    what feedparser's loose parser made of it may be partial), `encoding`
+    (the declared or served charset was wrong or unknown; text may be
+    garbled), `bad_references` (invalid character references replaced)."""
+    if not parsed.get("bozo"):
+        return None
+    exc = parsed.get("bozo_exception")
+    name = type(exc).__name__
+    if name in _NOT_A_WARNING:
+        return None
+    detail = excerpt(_SAX_POSITION.sub(r"line \1, column \2: ", str(exc), 1) if exc is not None else "",
+                     200) or name
+    if isinstance(exc, InvalidReferences):
+        return f"bad_references: {detail}"
+    if name in _ENCODING_WARNINGS:
+        return f"encoding: {detail}"
+    return f"malformed: {detail}"
+
 
 class UnreadableFeed(Exception):
     """A fetched body that yields no feed (raised by read_feed). str() is
@@ -128,6 +167,11 @@ def _whole_document(body: bytes, headers: dict):
                 parsed = _feedparser(repaired, headers)
             except Exception:
                 pass
+            else:
+                if not parsed.get("bozo"):
+                    parsed["bozo"] = 1
+                    parsed["bozo_exception"] = InvalidReferences(
+                        "character references to surrogates or past U+10FFFF replaced by U+FFFD")
         if parsed is None:
             raise UnreadableFeed("parse_error", f"feedparser failed: {type(first).__name__}: {first}") from first
     if not parsed.get("entries") and not parsed.get("version"):
@@ -137,10 +181,11 @@ def _whole_document(body: bytes, headers: dict):
 
 class FeedEntries(NamedTuple):
     """A feed's own fields (feedparser's `feed`) and its entries, read as
-    they are consumed (open_feed)."""
+    they are consumed (open_feed); `warning` as feed_warning gives it."""
 
     feed: dict
     entries: Iterator[dict]
+    warning: Optional[str] = None
 
 
 def open_feed(body: bytes, headers: Optional[dict] = None,
@@ -154,7 +199,7 @@ def open_feed(body: bytes, headers: Optional[dict] = None,
     limit = SPLIT_ABOVE if split_above is None else split_above
     if len(body) < limit or not body or body.isspace() or _JSON_START.match(body):
         parsed = read_feed(body, headers)
-        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []))
+        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []), feed_warning(parsed))
     document, result = feedparser_input(body, headers)
     hazard = entity_hazard(document)
     if hazard:
@@ -165,8 +210,10 @@ def open_feed(body: bytes, headers: Optional[dict] = None,
         split = None
     if split is None:
         parsed = _whole_document(body, headers)
-        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []))
-    return FeedEntries(split.feed, _split_entries(split, body, headers))
+        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []), feed_warning(parsed))
+    # Split only when feedparser's strict parser reads it (well-formed): what
+    # it could warn of is the charset, which feedparser_input has decided.
+    return FeedEntries(split.feed, _split_entries(split, body, headers), feed_warning(result))
 
 
 def _split_entries(split: SplitFeed, body: bytes, headers: dict) -> Iterator[dict]:
@@ -300,6 +347,8 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Option
     sketcher = DocumentSketcher() if sketch else list
     error = fetched.error
     entries = 0
+    feed_title = warning = None
+    parsed_ok = False
     batch: List[Story] = []
     # 304 (not modified) and a feed that was not due carry no body to parse.
     if fetched.ok and fetched.status != 304 and fetched.skipped_until is None:
@@ -311,6 +360,7 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Option
             base = feed_link or http_url
             site = identity.site_host(feed_link) or identity.site_host(http_url)
             feed_title = capped_text([feed.get("title")], NAME_CAP).text or None
+            warning = opened.warning
             for index, entry in enumerate(opened.entries):
                 entries += 1
                 try:
@@ -329,6 +379,7 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Option
                     if len(batch) == batch_size:
                         yield from sketcher(batch)
                         batch = []
+            parsed_ok = True
         except UnreadableFeed as exc:
             error = str(exc)
             yield dead_letter("parse", fetched.feed_url, error, fetched.body,
@@ -348,6 +399,10 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Option
         fetched_at=fetched.fetched_at,
         run_id=run_id,
         skipped_until=fetched.skipped_until,
+        error_category=error_category(error),
+        feed_title=feed_title,
+        parse_warning=(warning is not None) if parsed_ok else None,
+        parse_warning_detail=warning if parsed_ok else None,
     )
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from typing import Iterable, List
+from typing import Iterable, Iterator, List
 
 from apache_beam.io.filesystem import BeamIOError, FileMetadata, FileSystem
 from apache_beam.io.filesystems import FileSystems
@@ -49,6 +49,10 @@ def file_metadata(folder: str, *glob_parts: str) -> List[FileMetadata]:
 
     Lists only below `folder` and the leading glob-free folders of the
     pattern (`stories` of `stories/date=*/*.parquet`), however OUT is named."""
+    return sorted(_matching(folder, *glob_parts), key=lambda meta: meta.path)
+
+
+def _matching(folder: str, *glob_parts: str) -> Iterator[FileMetadata]:
     relative = "/".join(part.strip("/") for part in glob_parts)
     head = _GLOB_CHARACTER.split(relative, 1)[0]
     fixed = head.rsplit("/", 1)[0] if "/" in head else ""
@@ -59,9 +63,14 @@ def file_metadata(folder: str, *glob_parts: str) -> List[FileMetadata]:
     prefix = folder if folder.endswith("/") else folder + "/"
     wanted = re.compile(FileSystem.translate_pattern(relative))
     # _list is the listing FileSystem.match runs on its own choice of root.
-    found = [meta for meta in filesystem._list(root)
-             if meta.path.startswith(prefix) and wanted.match(meta.path[len(prefix):])]
-    return sorted(found, key=lambda meta: meta.path)
+    return (meta for meta in filesystem._list(root)
+            if meta.path.startswith(prefix) and wanted.match(meta.path[len(prefix):]))
+
+
+def has_files(folder: str, *glob_parts: str) -> bool:
+    """Whether file_metadata(folder, *glob_parts) has any file; the listing
+    stops at the first one."""
+    return next(_matching(folder, *glob_parts), None) is not None
 
 
 def list_files(folder: str, *glob_parts: str) -> List[str]:

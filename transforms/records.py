@@ -150,6 +150,7 @@ class DeadLetter:
     occurred_at: datetime
     run_id: str = ""
     entry_key: Optional[str] = None
+    error_category: Optional[str] = None   # the category in front of ": " in `reason`
 
 
 @dataclass
@@ -166,3 +167,9 @@ class FetchLogRow:
     fetched_at: datetime
     run_id: str = ""
     skipped_until: Optional[datetime] = None
+    error_category: Optional[str] = None   # the category in front of ": " in `error`
+    feed_title: Optional[str] = None
+    # The feed parsed but not cleanly (transforms.parse.ParseWarning): False
+    # when it parsed cleanly, None when nothing was parsed (failed, 304, not due).
+    parse_warning: Optional[bool] = None
+    parse_warning_detail: Optional[str] = None

@@ -6,6 +6,7 @@ is not stored inside the files.
 """
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 
 import pyarrow as pa
@@ -21,9 +22,24 @@ MATCHES = pa.list_(pa.struct([
 ]))
 
 
-def _schema(fields, kind):
-    return pa.schema(fields, metadata={b"newswatch.kind": kind.encode(),
-                                       b"newswatch.schema_version": SCHEMA_VERSION.encode()})
+def _schema(fields, kind, pandas_dtypes=None):
+    """`pandas_dtypes` (column -> pandas dtype name) go into the pandas
+    metadata of the files, which plain `pd.read_parquet` follows: "Int32"
+    keeps a column with nulls an integer column (without it pandas makes it
+    float64), "boolean" a flag column a flag."""
+    metadata = {b"newswatch.kind": kind.encode(), b"newswatch.schema_version": SCHEMA_VERSION.encode()}
+    if pandas_dtypes:
+        metadata[b"pandas"] = _pandas_metadata(pa.schema(fields), pandas_dtypes)
+    return pa.schema(fields, metadata=metadata)
+
+
+def _pandas_metadata(schema: pa.Schema, dtypes: dict) -> bytes:
+    # The subset of pyarrow's own pandas metadata that its to_pandas reads:
+    # columns not listed keep their default conversion.
+    columns = [{"name": name, "field_name": name, "pandas_type": str(schema.field(name).type),
+                "numpy_type": dtype, "metadata": None} for name, dtype in dtypes.items()]
+    return json.dumps({"index_columns": [], "column_indexes": [], "columns": columns,
+                       "creator": {"library": "newswatch"}}).encode()
 
 
 STORIES_SCHEMA = _schema([
@@ -65,6 +81,8 @@ PARTITION_SCHEMA = pa.schema([pa.field("date", pa.date32())])
 # without it pyarrow takes the columns of whichever file it opens first.
 STORIES_DATASET_SCHEMA = STORIES_SCHEMA.append(PARTITION_SCHEMA.field("date"))
 
+# Version 4 added error_category, feed_title, parse_warning and
+# parse_warning_detail; `error` stays as it was ("category: detail").
 FETCHES_SCHEMA = _schema([
     pa.field("feed_url", pa.string()),
     pa.field("final_url", pa.string()),
@@ -76,8 +94,13 @@ FETCHES_SCHEMA = _schema([
     pa.field("fetched_at", TIMESTAMP),
     pa.field("run_id", pa.string()),
     pa.field("skipped_until", TIMESTAMP),
-], "fetches")
+    pa.field("error_category", pa.string()),
+    pa.field("feed_title", pa.string()),
+    pa.field("parse_warning", pa.bool_()),
+    pa.field("parse_warning_detail", pa.string()),
+], "fetches", {"status": "Int32", "parse_warning": "boolean"})
 
+# Version 4 added error_category (the category of `reason`).
 ERRORS_SCHEMA = _schema([
     pa.field("stage", pa.string()),
     pa.field("feed_url", pa.string()),
@@ -86,11 +109,40 @@ ERRORS_SCHEMA = _schema([
     pa.field("entry_key", pa.string()),
     pa.field("occurred_at", TIMESTAMP),
     pa.field("run_id", pa.string()),
+    pa.field("error_category", pa.string()),
 ], "errors")
+
+# One row per finished run (version 4): pipeline/summary.py's table as data.
+# The counters are those of summary.ROWS, by their counter names.
+RUN_COUNTERS = (
+    "fetch_attempts", "fetch_ok", "fetch_not_modified", "fetch_failed", "fetch_skipped",
+    "feeds_ok", "feeds_failed", "entries", "dead_letters_entries", "fields_truncated",
+    "duplicates", "seen_before", "unmatched", "matched", "rules_language_detections",
+    "cluster_reprints", "rows_written_stories", "rows_written_fetches", "rows_written_errors",
+)
+COUNTS = pa.map_(pa.string(), pa.int64())
+RUNS_SCHEMA = _schema([
+    pa.field("run_id", pa.string(), nullable=False),
+    pa.field("started_at", TIMESTAMP),
+    pa.field("finished_at", TIMESTAMP),
+    pa.field("elapsed_s", pa.float64()),
+    pa.field("runner", pa.string()),
+    pa.field("mode", pa.string()),
+    pa.field("output", pa.string()),
+    *[pa.field(name, pa.int64()) for name in RUN_COUNTERS],
+    pa.field("matched_by_topic", COUNTS),
+    pa.field("stories_by_language", COUNTS),
+    pa.field("state_seen_identities", pa.int64()),
+    pa.field("topics_rules", pa.int32()),
+    pa.field("topics_version", pa.string()),
+    pa.field("reconciles", pa.bool_()),
+    pa.field("notes", STRINGS),
+], "runs")
 
 
 FETCHES_DATASET_SCHEMA = FETCHES_SCHEMA.append(PARTITION_SCHEMA.field("date"))
 ERRORS_DATASET_SCHEMA = ERRORS_SCHEMA.append(PARTITION_SCHEMA.field("date"))
+RUNS_DATASET_SCHEMA = RUNS_SCHEMA.append(PARTITION_SCHEMA.field("date"))
 
 
 def partition_date(when: datetime) -> str:

@@ -31,7 +31,7 @@ from apache_beam.transforms.window import IntervalWindow
 
 from transforms import metrics, phases
 from transforms import schema as schemas
-from transforms.paths import delete_files, list_files
+from transforms.paths import delete_files, has_files, list_files
 from transforms.records import Story
 from transforms.state.lease import LeaseFence, LeaseHandle
 
@@ -55,6 +55,11 @@ FETCHES = OutputKind("fetches", schemas.FETCHES_SCHEMA, lambda r: r.fetched_at,
                      lambda r: (r.feed_url, r.fetched_at))
 ERRORS = OutputKind("errors", schemas.ERRORS_SCHEMA, lambda r: r.occurred_at,
                     lambda r: (r.stage, r.feed_url, r.entry_key or "", r.reason))
+# One file a run (`<run_id>.parquet`), written by write_run_row, not WritePartitions.
+RUNS = OutputKind("runs", schemas.RUNS_SCHEMA, lambda r: r["started_at"], lambda r: r["run_id"])
+# Outputs that exist, with their schema, from a run on: an empty file when
+# the run gave them no rows (ensure_schema_files).
+ALWAYS_PRESENT = (FETCHES, ERRORS)
 
 
 def to_row(record, schema: pa.Schema) -> dict:
@@ -110,8 +115,40 @@ def remove_run_files(output: str, run_id: str) -> List[str]:
     paths = [path for kind in (STORIES, FETCHES, ERRORS)
              for path in list_files(output, kind.name, "date=*", "*")
              if exact.fullmatch(path.rsplit("/", 1)[-1])]
+    row = rf"{re.escape(run_id)}\.parquet"
+    exact_row = re.compile(rf"{row}|\.{row}\.[0-9a-f]{{32}}\.inprogress")
+    paths += [path for path in list_files(output, RUNS.name, "date=*", "*")
+              if exact_row.fullmatch(path.rsplit("/", 1)[-1])]
     delete_files(paths)
     return paths
+
+
+def ensure_schema_files(output: str, run_id: str, day: str) -> List[str]:
+    """For each of ALWAYS_PRESENT without any file yet: an empty file with
+    its schema, OUT/<kind>/date=<day>/<run_id>-000.parquet (the name of the
+    run's own first shard; remove_run_files treats it as the run's). So
+    `pd.read_parquet("OUT/errors")` works, with every column, on an output
+    that never had an error. Returns the files written."""
+    written = []
+    for kind in ALWAYS_PRESENT:
+        if has_files(FileSystems.join(output, kind.name), "date=*", "*.parquet"):
+            continue
+        path = FileSystems.join(partition_dir(output, kind.name, day), file_name(run_id, 0))
+        write_parquet_atomically(path, kind.schema.empty_table())
+        written.append(path)
+    return written
+
+
+def run_row_path(output: str, run_id: str, day: str) -> str:
+    return FileSystems.join(partition_dir(output, RUNS.name, day), f"{run_id}.parquet")
+
+
+def write_run_row(output: str, row: dict) -> str:
+    """OUT/runs/date=<UTC date of started_at>/<run_id>.parquet: one row of
+    RUNS_SCHEMA, written atomically. Returns its path."""
+    path = run_row_path(output, row["run_id"], schemas.partition_date(RUNS.date_of(row)))
+    write_parquet_atomically(path, pa.Table.from_pylist([row], schema=RUNS.schema))
+    return path
 
 
 def window_tag(win, pane) -> str:

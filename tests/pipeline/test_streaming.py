@@ -109,6 +109,10 @@ def test_bounded_streaming_run_writes_each_story_once(live, limited_host, capsys
     # at the end of the bounded run every remembered identity was released
     forgotten = int(summary.split("streaming: ")[1].split()[0].replace(",", ""))
     assert forgotten >= 10
+    # one runs/ row for the whole job, at its end, with its counters
+    runs = pd.read_parquet(out / "runs")
+    assert len(runs) == 1 and runs.loc[0, "mode"] == "streaming" and bool(runs.loc[0, "reconciles"])
+    assert runs.loc[0, "rows_written_stories"] == 10 and pd.isna(runs.loc[0, "state_seen_identities"])
 
 
 def test_bounded_streaming_run_in_multi_processing_mode(live, limited_host):

@@ -32,3 +32,19 @@ def test_each_kind_of_loss_is_a_mismatch():
         s = summary(**changes)
         assert not s.reconciles, changes
         assert sum("-> MISMATCH" in line for line in s.render().splitlines()) == 1, changes
+
+
+def test_the_runs_row_has_a_column_for_every_line_of_the_table():
+    import pyarrow as pa
+
+    from pipeline.summary import ROWS, run_row
+    from transforms.schema import RUN_COUNTERS, RUNS_SCHEMA
+
+    assert [name for _, name, _ in ROWS] == list(RUN_COUNTERS)
+    s = summary(matched_topic_dprk=4, language_en=3, language_ko=1)
+    row = run_row(s)
+    assert {name: row[name] for name in RUN_COUNTERS} == {name: s.get(name) for name in RUN_COUNTERS}
+    assert row["matched_by_topic"] == [("dprk", 4)] and row["stories_by_language"] == [("en", 3), ("ko", 1)]
+    assert row["reconciles"] is True and row["mode"] == "batch"
+    assert pa.Table.from_pylist([row], schema=RUNS_SCHEMA).num_rows == 1
+    assert run_row(summary(rows_written_stories=3))["reconciles"] is False

@@ -7,6 +7,7 @@ second runs `newswatch run` over all of them at once and reads the Parquet back.
 import concurrent.futures
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -46,6 +47,11 @@ def category(error):
     return error.split(":", 1)[0] if isinstance(error, str) else None
 
 
+# The feeds that parse, but not cleanly: the category of their parse warning.
+PARSE_WARNINGS = {"wrong_charset": "encoding", "missing_charset": "encoding",
+                  "control_characters": "malformed", "invalid_character_references": "bad_references"}
+
+
 # --- each fault, through the pure fetch and parse functions -------------------
 
 
@@ -58,8 +64,14 @@ def test_each_fault_is_recorded_exactly_once(fault, outcomes, fault_server):
         assert (letter.stage, category(letter.reason)) == (fault.stage, fault.category)
         assert letter.feed_url == fault_server.url(fault.path)
         assert parsed.log.error.startswith(letter.reason[:200])
+        assert parsed.log.error_category == letter.error_category == fault.category
+        assert parsed.log.parse_warning is None
     else:  # the feed parses: its stories, and no dead letter
         assert parsed.ok and parsed.log.error is None and parsed.dead_letters == []
+        assert parsed.log.error_category is None
+        warning = PARSE_WARNINGS.get(fault.name)
+        assert parsed.log.parse_warning is (warning is not None)
+        assert category(parsed.log.parse_warning_detail) == warning
         assert len(parsed.stories) == parsed.log.entry_count == fault.stories
     assert parsed.log.feed_url == fault_server.url(fault.path)
 
@@ -141,7 +153,7 @@ def string_cells(frame):
         for value in frame[column]:
             if isinstance(value, str):
                 yield value
-            elif hasattr(value, "tolist"):
+            elif hasattr(value, "tolist") and not np.isscalar(value):   # list columns
                 yield from (v for v in value.tolist() if isinstance(v, str))
 
 
@@ -163,6 +175,10 @@ def test_a_run_over_every_fault_completes_records_each_once_and_reconciles(
     assert sorted(fetches["feed_url"]) == sorted(url_of)  # one row per attempt
     for row in fetches.itertuples():
         assert category(row.error) == url_of[row.feed_url].category, row
+        assert (row.error_category if isinstance(row.error_category, str) else None) == \
+            url_of[row.feed_url].category, row
+    warned = fetches[fetches["parse_warning"].fillna(False)]
+    assert sorted(warned["feed_url"]) == sorted(fault_server.url(FAULTS_BY_NAME[n].path) for n in PARSE_WARNINGS)
 
     errors = read(out, "errors")
     lost = [f for f in FAULTS if f.stage]

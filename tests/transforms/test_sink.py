@@ -3,6 +3,7 @@ import os
 from datetime import datetime, timezone
 
 import apache_beam as beam
+import pytest
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -142,3 +143,55 @@ def test_a_folder_mixing_schema_versions_reads_whole(tmp_path):
     assert len(df) == 14 and str(df.loc["old0", "date"]) == "2021-09-01"
     assert df.loc["old0", "matches"] is None and len(df.loc["id003", "matches"]) == 3
     assert df.loc["id003", "topics_version"] == "0123456789abcdef"
+
+
+def test_removing_a_run_deletes_its_runs_row_and_nothing_else(tmp_path):
+    from transforms.sink import remove_run_files, run_row_path
+
+    table = pa.table({"x": [1]})
+    mine = run_row_path(str(tmp_path), "r", "2021-09-28")
+    others = [run_row_path(str(tmp_path), name, "2021-09-28") for name in ("r-2", "r2")]
+    for path in [mine, *others]:
+        write_parquet_atomically(path, table)
+    assert remove_run_files(str(tmp_path), "r") == [mine]
+    assert not os.path.exists(mine) and all(os.path.exists(p) for p in others)
+
+
+def test_empty_schema_files_only_where_a_folder_has_none(tmp_path):
+    from transforms.schema import ERRORS_DATASET_SCHEMA, FETCHES_SCHEMA
+    from transforms.sink import ensure_schema_files
+
+    rows = [FetchLogRow(feed_url="u", final_url="u", status=None, bytes=0, elapsed_s=0.5, entry_count=0,
+                        error="timeout: timed out", fetched_at=datetime(2021, 9, 30, tzinfo=UTC), run_id="r",
+                        error_category="timeout")]
+    write(rows, tmp_path, FETCHES, "r")
+    written = ensure_schema_files(str(tmp_path), "r", "2021-10-01")
+    assert written == [str(tmp_path / "errors" / "date=2021-10-01" / "r-000.parquet")]
+    errors = pd.read_parquet(tmp_path / "errors")
+    assert len(errors) == 0 and list(errors.columns) == ERRORS_DATASET_SCHEMA.names
+    fetches = pd.read_parquet(tmp_path / "fetches")
+    assert list(fetches.columns) == FETCHES_SCHEMA.names + ["date"] and len(fetches) == 1
+    assert str(fetches["status"].dtype) == "Int32" and fetches.loc[0, "error_category"] == "timeout"
+    assert ensure_schema_files(str(tmp_path), "r2", "2021-10-02") == []
+
+
+@pytest.mark.parametrize("scheme", ["gs", "s3"])
+def test_empty_files_and_the_run_row_on_object_storage(scheme, request):
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.dataset import read_errors, read_runs
+    from transforms.sink import ensure_schema_files, write_run_row
+
+    store = request.getfixturevalue({"gs": "gcs", "s3": "s3"}[scheme])
+    FileSystems.set_options(PipelineOptions(store.use_from_beam()))
+    out = f"{scheme}://{store.bucket}/health-{scheme}/out"
+    assert len(ensure_schema_files(out, "r", "2021-10-01")) == 2
+    assert ensure_schema_files(out, "r2", "2021-10-01") == []      # the listing sees them
+    row = {"run_id": "r", "started_at": datetime(2021, 10, 1, 9, tzinfo=UTC),
+           "finished_at": datetime(2021, 10, 1, 9, 1, tzinfo=UTC), "entries": 7, "reconciles": True}
+    path = write_run_row(out, row)
+    assert path == f"{out}/runs/date=2021-10-01/r.parquet"
+    runs = read_runs(out)
+    assert list(runs["run_id"]) == ["r"] and runs.loc[0, "entries"] == 7
+    assert len(read_errors(out)) == 0
