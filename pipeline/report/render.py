@@ -16,11 +16,13 @@ from typing import Iterable, List, Optional, Sequence
 
 import pandas as pd
 
-from pipeline.report.tables import ReportTables
+from pipeline.report.tables import ReportTables, shown_text
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
 # A link only for an absolute http(s) URL, as written (no blanks or control
 # characters, which browsers strip or split on); it is escaped in the href.
+# Longer URLs are shown as text, not linked: a hostile page could carry megabytes in one.
+LINK_CHARS = 8192
 _WEB_URL = re.compile(r"^https?://[^\s\x00-\x1f\x7f]+$", re.IGNORECASE)
 # Free text from the feeds: wrapped anywhere, so one long word cannot widen the page.
 _TEXT_COLUMNS = frozenset({"title", "feed_title", "last_error", "why", "source", "value"})
@@ -224,14 +226,15 @@ def _cell(column: str, value) -> str:
 
 
 def _link(url, text) -> str:
-    """An <a> for an http(s) URL; any other URL (javascript:, data:, relative)
-    is shown as text beside the escaped text."""
-    label = _escape(text if not _missing(text) and str(text) else url)
-    if isinstance(url, str) and _WEB_URL.match(url):
+    """An <a> for an http(s) URL up to LINK_CHARS long; any other URL
+    (javascript:, data:, relative, huge) is shown as text beside the escaped
+    text. Shown text is cut to SHOWN_CHARS; the link target never is."""
+    label = _escape(shown_text(text if not _missing(text) and str(text) else url))
+    if isinstance(url, str) and len(url) <= LINK_CHARS and _WEB_URL.match(url):
         return f'<a href="{_escape(url)}" rel="noopener noreferrer nofollow">{label}</a>'
     if _missing(url) or url == text:
         return label
-    return f'{label} <span class="url note">({_escape(url)})</span>'
+    return f'{label} <span class="url note">({_escape(shown_text(url))})</span>'
 
 
 def _escape(value) -> str:

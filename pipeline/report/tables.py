@@ -121,7 +121,7 @@ def newest_stories(stories: pd.DataFrame, matches: pd.DataFrame, newest: int = 1
     """topic, published_at, title, url, source, language, why: each topic's
     `newest` stories by published_at (fetched_at when the feed gave none),
     with the terms that matched them for that topic ("term (field)", in
-    the order found). Title, URL, source and why are cut to SHOWN_CHARS."""
+    the order found). Title, source and why are cut to SHOWN_CHARS; the URL is whole."""
     columns = ["topic", "published_at", "title", "url", "source", "language", "why", "story_id"]
     # Sort and cut a narrow frame; the shown columns join the few rows kept.
     stamped = pd.DataFrame({"row": np.arange(len(stories)), "story_id": stories["story_id"].to_numpy(),
@@ -137,7 +137,8 @@ def newest_stories(stories: pd.DataFrame, matches: pd.DataFrame, newest: int = 1
     why = _why(matches, rows[["story_id", "topic"]])
     rows = rows.merge(why, on=["story_id", "topic"], how="left")
     rows["published_at"] = rows["when"]
-    for name in ("title", "url", "source", "why"):
+    # The URL stays whole: it is the link (render.py cuts its shown text).
+    for name in ("title", "source", "why"):
         rows[name] = rows[name].map(shown_text)
     return rows[columns].reset_index(drop=True)
 

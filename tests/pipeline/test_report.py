@@ -263,6 +263,11 @@ def test_a_story_with_10_mb_of_text_is_shown_cut(made, world):
     assert len(huge) == 1 and len(huge.title.iloc[0]) == SHOWN_CHARS and huge.title.iloc[0].endswith("\u2026")
     assert "North Korea " + "x" * (SHOWN_CHARS - len("North Korea ") - 1) + "\u2026" in made["html"]
     assert "x" * SHOWN_CHARS not in made["html"]
+    # Its 5,021-character URL is cut where shown, never where it leads (page and CSV).
+    url = "https://huge.example/" + "p" * 5000
+    assert huge.url.iloc[0] == url
+    assert f'href="{url}"' in made["html"] and f">{url}<" not in made["html"]
+    assert url in (made["csv"] / "newest_stories.csv").read_text(encoding="utf-8")
 
 
 @pytest.mark.skipif(find_chromium() is None,
