@@ -573,7 +573,8 @@ def _check_rerun(run_config) -> None:
     committed: later runs skip the stories X wrote (and store the feeds'
     newer validators), so deleting X's files after them could lose stories
     for good; and while none of X's rows sit in a compacted file, which the
-    re-run cannot replace. Raises ConfigError. Called while holding the lease."""
+    re-run cannot replace (a compaction killed mid-swap is finished first, so
+    its merged file counts). Raises ConfigError. Called while holding the lease."""
     from transforms.state.store import StateStore
 
     later = StateStore(run_config.output).later_commits(run_config.run_id)
@@ -581,8 +582,12 @@ def _check_rerun(run_config) -> None:
         shown = ", ".join(later[:3]) + (f" and {len(later) - 3} more" if len(later) > 3 else "")
         raise cfg.ConfigError(f"--run-id {run_config.run_id}: runs committed after it ({shown}) rely on "
                               f"the stories it wrote; re-running it could lose them: use a new run id")
-    from pipeline.compact import files_holding_run
+    from pipeline.compact import files_holding_run, pending_swaps, recover
 
+    # A compaction killed mid-swap may hold X's rows in a merged file not yet
+    # published, which files_holding_run cannot see: finish it first.
+    if pending_swaps(run_config.output):
+        recover(run_config.output.rstrip("/"))
     compacted = files_holding_run(run_config.output, run_config.run_id)
     if compacted:
         raise cfg.ConfigError(f"--run-id {run_config.run_id}: its rows were compacted into {compacted[0]}"

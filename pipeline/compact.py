@@ -52,7 +52,13 @@ Killed at any point, the next compaction finishes the job first (`recover`):
 a manifest whose merged file is published (or still temporary: then it is
 published now) has its sources deleted, then goes; a temporary file without a
 manifest is removed (its sources are untouched). On gs:// a rename is a copy
-and a delete: a temporary file beside its published copy is removed.
+and a delete: a temporary file beside its published copy is removed. A
+source is deleted only while it has the size its manifest names, and a
+temporary merged file is published only while every source does: otherwise
+a re-run replaced a source by name since, so the temporary file and the
+manifest go and the sources stay. A re-run (`run --run-id`) calls `recover`
+first, under its lease, while a manifest is pending, so it sees the merged
+file holding its rows and refuses.
 """
 from __future__ import annotations
 
@@ -371,7 +377,12 @@ def _remove_empty_folders(paths: Iterable[str]) -> None:
 def recover(output: str) -> int:
     """Finishes the swaps a killed compaction left (their manifests), then
     removes temporary merged files that have no manifest. Returns how many
-    swaps it finished."""
+    swaps it finished.
+
+    A source is deleted only while it still has the size its manifest
+    names: a re-run may have replaced it by name since (new rows). A merged
+    file still temporary is published only if every source is unchanged;
+    otherwise it and its manifest go and the sources stay."""
     from apache_beam.io.filesystems import FileSystems
 
     from transforms.paths import delete_files, list_files
@@ -381,25 +392,51 @@ def recover(output: str) -> int:
         with FileSystems.open(path) as handle:
             manifest = json.loads(handle.read().decode())
         target, temp = manifest["target"], manifest["temp"]
+        sources = [(p, int(size)) for p, size in manifest["sources"]]
+        now = {p: _size(p) for p, _ in sources}
+        unchanged = [p for p, size in sources if now[p] == size]
+        changed = [p for p, size in sources if now[p] is not None and now[p] != size]
         claimed.add(temp)
         if FileSystems.exists(target):
             if FileSystems.exists(temp):
                 delete_files([temp])  # gs:// rename: the copy is whole, the delete did not happen
-        elif FileSystems.exists(temp):
+        elif FileSystems.exists(temp) and len(unchanged) == len(sources):
             FileSystems.rename([temp], [target])
         else:
-            _log.warning("compaction manifest %s names no merged file; its sources stay", path)
+            _log.warning("compaction manifest %s: its merged file is unpublished and its sources "
+                         "changed since, or it is gone; the sources stay", path)
+            if FileSystems.exists(temp):
+                delete_files([temp])
             delete_files([path])
             continue
-        delete_files([p for p, _ in manifest["sources"] if FileSystems.exists(p)])
+        if changed:
+            _log.warning("compaction manifest %s: %s changed since it was merged (a re-run?); "
+                         "it stays", path, ", ".join(changed))
+        delete_files(unchanged)
         delete_files([path])
-        _remove_empty_folders([p for p, _ in manifest["sources"]])
+        _remove_empty_folders([p for p, _ in sources])
         finished += 1
     for kind in kind_schemas():
         for path in list_files(f"{output}/{kind}", "*", ".*"):
             if _TEMP.match(path.rsplit("/", 1)[-1]) and path not in claimed:
                 delete_files([path])
     return finished
+
+
+def pending_swaps(output: str) -> List[str]:
+    """The manifests of swaps a killed compaction left for `recover`."""
+    from transforms.paths import list_files
+
+    return list_files(f"{output.rstrip('/')}/{MANIFEST_DIR}", "*.json")
+
+
+def _size(path: str) -> Optional[int]:
+    """A file's size in bytes, None if it is absent."""
+    from transforms.paths import file_metadata, literal
+
+    folder, name = path.rsplit("/", 1)
+    found = file_metadata(folder, literal(name))
+    return found[0].size_in_bytes if found else None
 
 
 def files_holding_run(output: str, run_id: str) -> List[str]:

@@ -214,6 +214,66 @@ def test_compaction_killed_at_each_step_leaves_every_row_and_a_rerun_finishes(ou
     assert cli("compact", "--output", out).stdout.strip().endswith("compacted 0 files into 0 (0 rows, 0 partitions)")
 
 
+def _kill_at(out, step, signal_file, *extra):
+    """A compaction of `out` SIGKILLed once it reaches `step`."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "compact", "--output", str(out), *extra], cwd=ROOT,
+                            env={**os.environ, "NEWSWATCH_PAUSE_AT": step, "NEWSWATCH_PAUSE_SIGNAL": str(signal_file)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not signal_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "compaction never reached " + step
+            time.sleep(0.1)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# One story of the seeds (on 2021-09-27, the first closed day it touches, where
+# the full topics keep four): run r1 with it, then again with the full topics.
+NARROW_TOPICS = "topics:\n  - name: darpa\n    query: 'DARPA'\n"
+
+
+def _narrow_run_killed_after_its_manifest(out, tmp_path):
+    topics = tmp_path / "narrow.yaml"
+    topics.write_text(NARROW_TOPICS)
+    assert run(SEEDS / "feeds.opml", topics, out, "--run-id", "r1") == 0
+    narrow = read_stories(out)
+    assert set(narrow.date.astype(str)) >= {"2021-09-27"} and "2021-09-25" not in set(narrow.date.astype(str))
+    _kill_at(out, compaction.MANIFESTED, tmp_path / "paused")
+    assert list((out / "_state").glob("compact/*.json")) and list(out.rglob(".compacted-*"))
+    return narrow
+
+
+def test_a_killed_swap_whose_sources_a_rerun_replaced_keeps_the_new_rows(tmp_path):
+    out, full = tmp_path / "out", tmp_path / "full"
+    narrow = _narrow_run_killed_after_its_manifest(out, tmp_path)
+    # What a re-run of r1 with the full topics leaves: its files, under the same names.
+    assert run(SEEDS / "feeds.opml", SEEDS / "topics.yaml", full, "--run-id", "r1") == 0
+    for path in full.rglob("*.parquet"):
+        if "_state" not in path.parts:
+            (out / path.relative_to(full)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out / path.relative_to(full))
+    expected = read_stories(full)
+    assert len(expected) > len(narrow)
+    done = cli("compact", "--output", out)
+    assert done.returncode == 0, done.stderr
+    # the stale merged file (one story of 2021-09-27) is dropped, not published over the four
+    assert sorted(read_stories(out).story_id) == sorted(expected.story_id)
+    assert not list((out / "_state").glob("compact/*.json")) and not list(out.rglob(".compacted-*"))
+
+
+def test_a_rerun_finishes_a_killed_swap_first_and_then_refuses(tmp_path):
+    out = tmp_path / "out"
+    narrow = _narrow_run_killed_after_its_manifest(out, tmp_path)
+    rerun = cli("run", "--feeds", SEEDS / "feeds.opml", "--topics", SEEDS / "topics.yaml", "--output", out,
+                "--run-id", "r1", "--runner", "DirectRunner", "--allow-private-addresses")
+    assert rerun.returncode == 2 and len(rerun.stderr.strip().splitlines()) == 1, rerun.stderr
+    assert "compacted into" in rerun.stderr and "new run id" in rerun.stderr
+    assert sorted(read_stories(out).story_id) == sorted(narrow.story_id)
+    assert not list((out / "_state").glob("compact/*.json")) and not list(out.rglob(".compacted-*"))
+
+
 def _older(table, version, drop, prefix):
     schema = pa.schema([f for f in STORIES_SCHEMA if f.name not in drop],
                        metadata={**STORIES_SCHEMA.metadata, b"newswatch.schema_version": version.encode()})
