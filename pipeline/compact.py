@@ -100,7 +100,21 @@ _TEMP = re.compile(rf"^\.{COMPACTED_PREFIX}([0-9a-f]+)\.parquet\.inprogress$")
 
 
 class CompactRefused(Exception):
-    """A run is open on OUT: compaction would race it (exit 2)."""
+    """A run is open on OUT, or OUT is missing: nothing to do safely (exit 2)."""
+
+
+def output_exists(output: str) -> bool:
+    """Whether OUT is there: a folder on local disk, any object below it on
+    an object store (which has no folders). A wrong path is not an empty output."""
+    import os
+
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.paths import has_files
+
+    if FileSystems.get_scheme(output) in (None, "file"):
+        return os.path.isdir(output[len("file://"):] if output.startswith("file://") else output)
+    return has_files(output, "**")
 
 
 # --------------------------------------------------------------------------- planning (pure)
@@ -268,8 +282,8 @@ def compact(output: str, before: Optional[date] = None, force: bool = False,
             lease_held: bool = False,
             merged: Callable[[int, int], None] = lambda files, rows: None) -> CompactReport:
     """Compacts every kind folder of OUT. Holds OUT's lease while it works
-    (unless the caller does: lease_held). Raises CompactRefused while a run
-    holds the lease or a run marker is open, unless `force`. Calls
+    (unless the caller does: lease_held). Raises CompactRefused if OUT is
+    missing, or while a run holds the lease, unless `force`. Calls
     `merged(files, rows)` after each partition it merged (progress lines)."""
     from transforms.state.lease import BATCH, Heartbeat, Lease, LeaseHeld
 
@@ -277,6 +291,8 @@ def compact(output: str, before: Optional[date] = None, force: bool = False,
     output = output.rstrip("/")
     if lease_held:
         return _compact_all(output, before, merged)
+    if not output_exists(output):
+        raise CompactRefused(f"no output at {output}")  # before the lease, which would create it
     holder = f"{COMPACT_HOLDER}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     try:
         lease = Lease(output, holder, BATCH).acquire(0)

@@ -353,6 +353,27 @@ def test_bad_arguments_are_one_line_and_exit_2(out, capsys):
     assert len(errors) == 2 and "YYYY-MM-DD" in errors[0] and "newswatch compact" in errors[1]
 
 
+def test_a_missing_output_is_one_line_and_exit_2_and_nothing_is_created(tmp_path):
+    typo = tmp_path / "typo"
+    done = cli("compact", "--output", typo)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"no output at {typo}" in done.stderr and "compacted" not in done.stdout
+    assert not typo.exists()
+
+
+def test_a_missing_output_on_s3_is_refused_before_the_lease(s3):
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from transforms.paths import list_files
+
+    FileSystems.set_options(PipelineOptions(s3.use_from_beam()))
+    root = f"s3://{s3.bucket}/compact-typo/out"
+    with pytest.raises(compaction.CompactRefused, match="no output at"):
+        compaction.compact(root)
+    assert list_files(f"s3://{s3.bucket}/compact-typo", "**") == []
+
+
 @pytest.mark.parametrize("step", [compaction.PUBLISHED])   # every step on local disk above
 def test_compaction_killed_on_s3_reads_whole_and_a_rerun_finishes(step, s3, seeded, tmp_path):
     from apache_beam.io.filesystems import FileSystems
