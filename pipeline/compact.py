@@ -354,7 +354,9 @@ def _swap(output: str, group: Group, schema: pa.Schema) -> int:
     target = f"{target_dir}/{COMPACTED_PREFIX}{token}.parquet"
     temp = f"{target_dir}/.{COMPACTED_PREFIX}{token}.parquet.inprogress"
     keys = sort_keys(schema)
-    sorting = [pq.SortingColumn(schema.get_field_index(k), nulls_first=False) for k in keys]
+    # Parquet numbers leaf columns (a list column has leaves of its own), not
+    # Arrow fields: from_ordering maps the names to leaves.
+    sorting = pq.SortingColumn.from_ordering(schema, [(k, "ascending") for k in keys], null_placement="at_end")
     with FileSystems.create(temp) as handle:
         pq.write_table(merged, handle, compression="zstd", row_group_size=row_group_rows(merged),
                        sorting_columns=sorting, write_statistics=True)

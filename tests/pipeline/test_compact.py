@@ -89,6 +89,13 @@ def data_files(out):
                   if "_state" not in p.parts)
 
 
+def sorted_by(meta):
+    """The names of the Parquet leaf columns a file's first row group says it is sorted by."""
+    sorting = meta.row_group(0).sorting_columns
+    assert all(not c.descending and not c.nulls_first for c in sorting)
+    return [meta.schema.column(c.column_index).path for c in sorting]
+
+
 # --------------------------------------------------------------------------- planning
 
 
@@ -127,8 +134,7 @@ def test_compaction_keeps_every_row_in_one_sorted_file_a_day_and_a_month(out):
         if day.name != f"date={today}":
             assert len(names) == 1 and names[0].startswith("compacted-"), names
             meta = pq.ParquetFile(next(day.glob("*.parquet"))).metadata
-            sorting = meta.row_group(0).sorting_columns
-            assert sorting and STORIES_SCHEMA.names[sorting[0].column_index] == "published_at"
+            assert sorted_by(meta) == ["published_at", "story_id", "run_id"]
             published = pq.read_table(next(day.glob("*.parquet"))).column("published_at").to_pylist()
             assert [p for p in published if p] == sorted(p for p in published if p)
             assert meta.schema.to_arrow_schema().metadata[b"newswatch.schema_version"] \
@@ -136,6 +142,9 @@ def test_compaction_keeps_every_row_in_one_sorted_file_a_day_and_a_month(out):
     months = sorted(p.name for p in (out / "fetches").iterdir())
     assert months == ["month=2021-08", "month=2021-09"]
     assert all(len(list((out / "fetches" / m).glob("*.parquet"))) == 1 for m in months)
+    for month in months:
+        assert sorted_by(pq.read_metadata(next((out / "fetches" / month).glob("*.parquet")))) \
+            == ["fetched_at", "feed_url", "run_id"]
     assert set(read_fetches(out, since="2021-09-03", until="2021-09-03").run_id) == {"run28", "run29"}
     assert not list((out / "_state").glob("compact/*.json"))
 
