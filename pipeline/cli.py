@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "file a day (stories) or a month (other kinds)")
     compact.add_argument("--output", required=True, help="output folder (local path, gs:// or s3://)")
     compact.add_argument("--force", action="store_true",
-                         help="compact even while a run holds the output's lease or a run marker is open")
+                         help="compact even while a run holds the output's lease (a streaming job's "
+                              "uncommitted windows are left alone)")
     compact.add_argument("--before", type=_day, metavar="YYYY-MM-DD",
                          help="compact the days before this one (default: today, UTC)")
     add_quiet_option(compact)
@@ -452,8 +453,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "compact":
             return run_compact(args.output, args.before, args.force, quiet=args.quiet)
         if args.compact and (args.streaming or args.every is not None or _on_dataflow(beam_args)):
-            raise cfg.ConfigError("--compact follows a local batch run; schedule `newswatch compact` "
-                                  "for streaming, --every and Dataflow outputs")
+            raise cfg.ConfigError("--compact follows a local batch run; for --every, streaming and Dataflow "
+                                  "outputs schedule `newswatch compact --force`, which works beside the job: "
+                                  "it leaves the story files the job has not committed")
         _check_dataflow_options(args, beam_args)
         run_config = prepare(args)
     except cfg.ConfigError as exc:

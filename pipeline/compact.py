@@ -15,9 +15,12 @@ A day is closed when it is before `before` (default: today, UTC). Batch runs
 and streaming jobs (allowed lateness: transforms/windowing.py) may still add
 files to any day, today or older, since the `date` of a story is the day it
 was published; compaction therefore holds the output's lease
-(transforms/state/lease.py), so no run writes while it works, and refuses while
-a run marker is open (a killed run whose files recovery.py has yet to fold in
-by name). A file added to a closed day later is merged by the next compaction,
+(transforms/state/lease.py), so no run writes while it works (with `force` it
+works beside the lease's holder, e.g. a streaming job). It never merges the
+story files that transforms/state/recovery.py will look for by name: those of
+a run with an open marker (killed, or a streaming job) whose commit unit is
+not committed. They stay beside the merged file until a later compaction,
+after their unit commits or their run is recovered. A file added to a closed day later is merged by the next compaction,
 with the merged file already there. "Closed" only spares today's partition,
 which would otherwise be rewritten every run.
 
@@ -68,7 +71,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -283,7 +286,8 @@ def compact(output: str, before: Optional[date] = None, force: bool = False,
             merged: Callable[[int, int], None] = lambda files, rows: None) -> CompactReport:
     """Compacts every kind folder of OUT. Holds OUT's lease while it works
     (unless the caller does: lease_held). Raises CompactRefused if OUT is
-    missing, or while a run holds the lease, unless `force`. Calls
+    missing, or while a run holds the lease, unless `force`; never merges
+    the story files of uncommitted units of runs with an open marker. Calls
     `merged(files, rows)` after each partition it merged (progress lines)."""
     from transforms.state.lease import BATCH, Heartbeat, Lease, LeaseHeld
 
@@ -299,17 +303,11 @@ def compact(output: str, before: Optional[date] = None, force: bool = False,
     except LeaseHeld as held:
         if not force:
             raise CompactRefused(f"{output} has an open run: {held.body.describe()}; compact waits for "
-                                 f"it to end (give --force to compact anyway)") from None
+                                 f"it to end (give --force to compact beside it: the story files it has "
+                                 f"not committed are left alone)") from None
         _log.warning("compacting %s while %s holds its lease (--force)", output, held.body.holder)
         return _compact_all(output, before, merged)
     with Heartbeat(lease):
-        if not force:
-            markers = _open_markers(output)
-            if markers:
-                shown = ", ".join(markers[:3]) + (f" and {len(markers) - 3} more" if len(markers) > 3 else "")
-                raise CompactRefused(f"{output} has an open run marker ({shown}): a run is running or "
-                                     f"was killed and the next run recovers it; run again first, or "
-                                     f"give --force to compact anyway")
         return _compact_all(output, before, merged)
 
 
@@ -318,7 +316,13 @@ def _compact_all(output: str, before: date, merged: Callable[[int, int], None]) 
     report.recovered = recover(output)
     for kind, schema in sorted(kind_schemas().items()):
         folder = f"{output}/{kind}"
-        for group in plan(kind, _sources(folder), before):
+        sources = _sources(folder)
+        if kind == "stories":
+            # listed before the markers are read: a file written after the
+            # listing is not merged, one listed is checked against them
+            left = uncommitted_story_files(output)
+            sources = [s for s in sources if f"{folder}/{s.path}" not in left]
+        for group in plan(kind, sources, before):
             try:
                 rows = _swap(output, group, schema)
             except ValueError as exc:  # a column the current schema lacks
@@ -330,6 +334,23 @@ def _compact_all(output: str, before: date, merged: Callable[[int, int], None]) 
             report.rows += rows
             merged(len(group.sources), rows)
     return report
+
+
+def uncommitted_story_files(output: str) -> Set[str]:
+    """The story files recovery (transforms/state/recovery.py) will look for
+    by name: those of a run with an open marker whose commit unit is not
+    committed (a killed run's, a streaming job's open windows). Merged away,
+    their stories would never be remembered and would be written again."""
+    from transforms.state.recovery import run_story_files, unit_of
+    from transforms.state.store import StateStore
+
+    store = StateStore(output)
+    runs = store.open_runs()
+    if not runs:
+        return set()
+    committed = set(store.seen_commits(move_aside=False))
+    return {path for run_id in runs for path in run_story_files(output, run_id)
+            if unit_of(path) == run_id or unit_of(path) not in committed}
 
 
 def _swap(output: str, group: Group, schema: pa.Schema) -> int:
@@ -492,12 +513,6 @@ def _sources(folder: str) -> List[SourceFile]:
     prefix = folder + "/"
     return [SourceFile(meta.path[len(prefix):], meta.size_in_bytes)
             for meta in file_metadata(folder, "*", "*.parquet")]
-
-
-def _open_markers(output: str) -> List[str]:
-    from transforms.paths import list_files
-
-    return [path.rsplit("/", 1)[-1][: -len(".json")] for path in list_files(f"{output}/_state/runs", "*.json")]
 
 
 def _write_whole(path: str, data: bytes) -> None:

@@ -170,28 +170,56 @@ def test_a_run_with_compact_compacts_after_it_commits(tmp_path):
     assert run(SEEDS / "feeds.opml", SEEDS / "topics.yaml", out, "--run-id", "r2") == 0
 
 
-def test_compact_refuses_while_a_run_is_open_and_force_compacts(out):
+def _streaming_job_files(out):
+    """Run r9's marker open, as a streaming job's (or a killed run's) is, and
+    three of its story files in closed days: one of a window unit it
+    committed, one of a window unit it did not, one batch file of its own.
+    Returns (committed, uncommitted) paths."""
+    from transforms.state.recovery import story_seen_records
+    from transforms.state.store import StateStore
+
+    drips = sorted((out / "stories" / "date=2021-09-29").glob("drip*.parquet"))
+    done = out / "stories" / "date=2021-09-29" / "r9-w20210929T000000Z-p0-000.parquet"
+    open_window = out / "stories" / "date=2021-09-29" / "r9-w20210929T010000Z-p0-000.parquet"
+    own = out / "stories" / "date=2021-09-28" / "r9-000.parquet"
+    for source, target in zip(drips, (done, open_window)):
+        source.rename(target)
+    sorted((out / "stories" / "date=2021-09-28").glob("drip*.parquet"))[0].rename(own)
+    store = StateStore(str(out))
+    now = datetime.now(UTC)
+    store.commit("r9-w20210929T000000Z-p0", now, story_seen_records(pq.read_table(done).to_pylist()), [], now,
+                 timedelta(days=30))
+    store.open_run("r9", now)
+    return done, [open_window, own]
+
+
+def test_compaction_leaves_the_uncommitted_story_files_of_an_open_run_and_refuses_a_held_lease(out):
     from transforms.state.lease import Lease
 
-    marker = out / "_state" / "runs" / "r9.json"
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"run_id": "r9", "started_at": "2021-09-30T00:00:00+00:00"}))
-    files = data_files(out)
-    refused = cli("compact", "--output", out)
-    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
-    assert "r9" in refused.stderr and "--force" in refused.stderr and data_files(out) == files
-    marker.unlink()
+    committed, uncommitted = _streaming_job_files(out)
+    before = everything(out)
+    # An open marker alone is no refusal: the files recovery reads by name stay.
+    done = cli("compact", "--output", out)
+    assert done.returncode == 0, done.stderr
+    same(before, everything(out))
+    assert all(p.exists() for p in uncommitted) and not committed.exists()
+    assert [p.name[:10] for p in committed.parent.glob("*.parquet")].count("compacted-") == 1
+    assert (out / "_state" / "runs" / "r9.json").exists()
 
-    lease = Lease(str(out), "r10").acquire()       # a live run on this host holds the lease
+    lease = Lease(str(out), "r9").acquire()       # the job runs on this host and holds the lease
     try:
+        files = data_files(out)
         held = cli("compact", "--output", out)
         assert held.returncode == 2 and len(held.stderr.strip().splitlines()) == 1
-        assert "r10" in held.stderr and "--force" in held.stderr and data_files(out) == files
+        assert "r9" in held.stderr and "--force" in held.stderr and data_files(out) == files
+        # A file that arrived since: --force merges it beside the job, never its open windows.
+        late = out / "stories" / "date=2021-09-25" / "drip99-000.parquet"
+        shutil.copyfile(next((out / "stories" / "date=2021-09-30").glob("*.parquet")), late)
         before = everything(out)
         forced = cli("compact", "--output", out, "--force")
         assert forced.returncode == 0, forced.stderr
         same(before, everything(out))
-        assert data_files(out) != files
+        assert not late.exists() and all(p.exists() for p in uncommitted)
     finally:
         lease.release()
 
