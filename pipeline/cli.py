@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "file a day (stories) or a month (other kinds)")
     compact.add_argument("--output", required=True, help="output folder (local path, gs:// or s3://)")
     compact.add_argument("--force", action="store_true",
-                         help="compact even while a run holds the output's lease or a run marker is open")
+                         help="compact even while a run holds the output's lease (a streaming job's "
+                              "uncommitted windows are left alone)")
     compact.add_argument("--before", type=_day, metavar="YYYY-MM-DD",
                          help="compact the days before this one (default: today, UTC)")
     add_quiet_option(compact)
@@ -452,8 +453,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "compact":
             return run_compact(args.output, args.before, args.force, quiet=args.quiet)
         if args.compact and (args.streaming or args.every is not None or _on_dataflow(beam_args)):
-            raise cfg.ConfigError("--compact follows a local batch run; schedule `newswatch compact` "
-                                  "for streaming, --every and Dataflow outputs")
+            raise cfg.ConfigError("--compact follows a local batch run; for --every, streaming and Dataflow "
+                                  "outputs schedule `newswatch compact --force`, which works beside the job: "
+                                  "it leaves the story files the job has not committed")
         _check_dataflow_options(args, beam_args)
         run_config = prepare(args)
     except cfg.ConfigError as exc:
@@ -573,7 +575,8 @@ def _check_rerun(run_config) -> None:
     committed: later runs skip the stories X wrote (and store the feeds'
     newer validators), so deleting X's files after them could lose stories
     for good; and while none of X's rows sit in a compacted file, which the
-    re-run cannot replace. Raises ConfigError. Called while holding the lease."""
+    re-run cannot replace (a compaction killed mid-swap is finished first, so
+    its merged file counts). Raises ConfigError. Called while holding the lease."""
     from transforms.state.store import StateStore
 
     later = StateStore(run_config.output).later_commits(run_config.run_id)
@@ -581,8 +584,12 @@ def _check_rerun(run_config) -> None:
         shown = ", ".join(later[:3]) + (f" and {len(later) - 3} more" if len(later) > 3 else "")
         raise cfg.ConfigError(f"--run-id {run_config.run_id}: runs committed after it ({shown}) rely on "
                               f"the stories it wrote; re-running it could lose them: use a new run id")
-    from pipeline.compact import files_holding_run
+    from pipeline.compact import files_holding_run, pending_swaps, recover
 
+    # A compaction killed mid-swap may hold X's rows in a merged file not yet
+    # published, which files_holding_run cannot see: finish it first.
+    if pending_swaps(run_config.output):
+        recover(run_config.output.rstrip("/"))
     compacted = files_holding_run(run_config.output, run_config.run_id)
     if compacted:
         raise cfg.ConfigError(f"--run-id {run_config.run_id}: its rows were compacted into {compacted[0]}"

@@ -15,9 +15,12 @@ A day is closed when it is before `before` (default: today, UTC). Batch runs
 and streaming jobs (allowed lateness: transforms/windowing.py) may still add
 files to any day, today or older, since the `date` of a story is the day it
 was published; compaction therefore holds the output's lease
-(transforms/state/lease.py), so no run writes while it works, and refuses while
-a run marker is open (a killed run whose files recovery.py has yet to fold in
-by name). A file added to a closed day later is merged by the next compaction,
+(transforms/state/lease.py), so no run writes while it works (with `force` it
+works beside the lease's holder, e.g. a streaming job). It never merges the
+story files that transforms/state/recovery.py will look for by name: those of
+a run with an open marker (killed, or a streaming job) whose commit unit is
+not committed. They stay beside the merged file until a later compaction,
+after their unit commits or their run is recovered. A file added to a closed day later is merged by the next compaction,
 with the merged file already there. "Closed" only spares today's partition,
 which would otherwise be rewritten every run.
 
@@ -52,7 +55,13 @@ Killed at any point, the next compaction finishes the job first (`recover`):
 a manifest whose merged file is published (or still temporary: then it is
 published now) has its sources deleted, then goes; a temporary file without a
 manifest is removed (its sources are untouched). On gs:// a rename is a copy
-and a delete: a temporary file beside its published copy is removed.
+and a delete: a temporary file beside its published copy is removed. A
+source is deleted only while it has the size its manifest names, and a
+temporary merged file is published only while every source does: otherwise
+a re-run replaced a source by name since, so the temporary file and the
+manifest go and the sources stay. A re-run (`run --run-id`) calls `recover`
+first, under its lease, while a manifest is pending, so it sees the merged
+file holding its rows and refuses.
 """
 from __future__ import annotations
 
@@ -62,7 +71,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Set, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -94,7 +103,21 @@ _TEMP = re.compile(rf"^\.{COMPACTED_PREFIX}([0-9a-f]+)\.parquet\.inprogress$")
 
 
 class CompactRefused(Exception):
-    """A run is open on OUT: compaction would race it (exit 2)."""
+    """A run is open on OUT, or OUT is missing: nothing to do safely (exit 2)."""
+
+
+def output_exists(output: str) -> bool:
+    """Whether OUT is there: a folder on local disk, any object below it on
+    an object store (which has no folders). A wrong path is not an empty output."""
+    import os
+
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.paths import has_files
+
+    if FileSystems.get_scheme(output) in (None, "file"):
+        return os.path.isdir(output[len("file://"):] if output.startswith("file://") else output)
+    return has_files(output, "**")
 
 
 # --------------------------------------------------------------------------- planning (pure)
@@ -262,8 +285,9 @@ def compact(output: str, before: Optional[date] = None, force: bool = False,
             lease_held: bool = False,
             merged: Callable[[int, int], None] = lambda files, rows: None) -> CompactReport:
     """Compacts every kind folder of OUT. Holds OUT's lease while it works
-    (unless the caller does: lease_held). Raises CompactRefused while a run
-    holds the lease or a run marker is open, unless `force`. Calls
+    (unless the caller does: lease_held). Raises CompactRefused if OUT is
+    missing, or while a run holds the lease, unless `force`; never merges
+    the story files of uncommitted units of runs with an open marker. Calls
     `merged(files, rows)` after each partition it merged (progress lines)."""
     from transforms.state.lease import BATCH, Heartbeat, Lease, LeaseHeld
 
@@ -271,23 +295,19 @@ def compact(output: str, before: Optional[date] = None, force: bool = False,
     output = output.rstrip("/")
     if lease_held:
         return _compact_all(output, before, merged)
+    if not output_exists(output):
+        raise CompactRefused(f"no output at {output}")  # before the lease, which would create it
     holder = f"{COMPACT_HOLDER}-{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}"
     try:
         lease = Lease(output, holder, BATCH).acquire(0)
     except LeaseHeld as held:
         if not force:
             raise CompactRefused(f"{output} has an open run: {held.body.describe()}; compact waits for "
-                                 f"it to end (give --force to compact anyway)") from None
+                                 f"it to end (give --force to compact beside it: the story files it has "
+                                 f"not committed are left alone)") from None
         _log.warning("compacting %s while %s holds its lease (--force)", output, held.body.holder)
         return _compact_all(output, before, merged)
     with Heartbeat(lease):
-        if not force:
-            markers = _open_markers(output)
-            if markers:
-                shown = ", ".join(markers[:3]) + (f" and {len(markers) - 3} more" if len(markers) > 3 else "")
-                raise CompactRefused(f"{output} has an open run marker ({shown}): a run is running or "
-                                     f"was killed and the next run recovers it; run again first, or "
-                                     f"give --force to compact anyway")
         return _compact_all(output, before, merged)
 
 
@@ -296,7 +316,13 @@ def _compact_all(output: str, before: date, merged: Callable[[int, int], None]) 
     report.recovered = recover(output)
     for kind, schema in sorted(kind_schemas().items()):
         folder = f"{output}/{kind}"
-        for group in plan(kind, _sources(folder), before):
+        sources = _sources(folder)
+        if kind == "stories":
+            # listed before the markers are read: a file written after the
+            # listing is not merged, one listed is checked against them
+            left = uncommitted_story_files(output)
+            sources = [s for s in sources if f"{folder}/{s.path}" not in left]
+        for group in plan(kind, sources, before):
             try:
                 rows = _swap(output, group, schema)
             except ValueError as exc:  # a column the current schema lacks
@@ -308,6 +334,23 @@ def _compact_all(output: str, before: date, merged: Callable[[int, int], None]) 
             report.rows += rows
             merged(len(group.sources), rows)
     return report
+
+
+def uncommitted_story_files(output: str) -> Set[str]:
+    """The story files recovery (transforms/state/recovery.py) will look for
+    by name: those of a run with an open marker whose commit unit is not
+    committed (a killed run's, a streaming job's open windows). Merged away,
+    their stories would never be remembered and would be written again."""
+    from transforms.state.recovery import run_story_files, unit_of
+    from transforms.state.store import StateStore
+
+    store = StateStore(output)
+    runs = store.open_runs()
+    if not runs:
+        return set()
+    committed = set(store.seen_commits(move_aside=False))
+    return {path for run_id in runs for path in run_story_files(output, run_id)
+            if unit_of(path) == run_id or unit_of(path) not in committed}
 
 
 def _swap(output: str, group: Group, schema: pa.Schema) -> int:
@@ -332,7 +375,9 @@ def _swap(output: str, group: Group, schema: pa.Schema) -> int:
     target = f"{target_dir}/{COMPACTED_PREFIX}{token}.parquet"
     temp = f"{target_dir}/.{COMPACTED_PREFIX}{token}.parquet.inprogress"
     keys = sort_keys(schema)
-    sorting = [pq.SortingColumn(schema.get_field_index(k), nulls_first=False) for k in keys]
+    # Parquet numbers leaf columns (a list column has leaves of its own), not
+    # Arrow fields: from_ordering maps the names to leaves.
+    sorting = pq.SortingColumn.from_ordering(schema, [(k, "ascending") for k in keys], null_placement="at_end")
     with FileSystems.create(temp) as handle:
         pq.write_table(merged, handle, compression="zstd", row_group_size=row_group_rows(merged),
                        sorting_columns=sorting, write_statistics=True)
@@ -371,7 +416,12 @@ def _remove_empty_folders(paths: Iterable[str]) -> None:
 def recover(output: str) -> int:
     """Finishes the swaps a killed compaction left (their manifests), then
     removes temporary merged files that have no manifest. Returns how many
-    swaps it finished."""
+    swaps it finished.
+
+    A source is deleted only while it still has the size its manifest
+    names: a re-run may have replaced it by name since (new rows). A merged
+    file still temporary is published only if every source is unchanged;
+    otherwise it and its manifest go and the sources stay."""
     from apache_beam.io.filesystems import FileSystems
 
     from transforms.paths import delete_files, list_files
@@ -381,25 +431,51 @@ def recover(output: str) -> int:
         with FileSystems.open(path) as handle:
             manifest = json.loads(handle.read().decode())
         target, temp = manifest["target"], manifest["temp"]
+        sources = [(p, int(size)) for p, size in manifest["sources"]]
+        now = {p: _size(p) for p, _ in sources}
+        unchanged = [p for p, size in sources if now[p] == size]
+        changed = [p for p, size in sources if now[p] is not None and now[p] != size]
         claimed.add(temp)
         if FileSystems.exists(target):
             if FileSystems.exists(temp):
                 delete_files([temp])  # gs:// rename: the copy is whole, the delete did not happen
-        elif FileSystems.exists(temp):
+        elif FileSystems.exists(temp) and len(unchanged) == len(sources):
             FileSystems.rename([temp], [target])
         else:
-            _log.warning("compaction manifest %s names no merged file; its sources stay", path)
+            _log.warning("compaction manifest %s: its merged file is unpublished and its sources "
+                         "changed since, or it is gone; the sources stay", path)
+            if FileSystems.exists(temp):
+                delete_files([temp])
             delete_files([path])
             continue
-        delete_files([p for p, _ in manifest["sources"] if FileSystems.exists(p)])
+        if changed:
+            _log.warning("compaction manifest %s: %s changed since it was merged (a re-run?); "
+                         "it stays", path, ", ".join(changed))
+        delete_files(unchanged)
         delete_files([path])
-        _remove_empty_folders([p for p, _ in manifest["sources"]])
+        _remove_empty_folders([p for p, _ in sources])
         finished += 1
     for kind in kind_schemas():
         for path in list_files(f"{output}/{kind}", "*", ".*"):
             if _TEMP.match(path.rsplit("/", 1)[-1]) and path not in claimed:
                 delete_files([path])
     return finished
+
+
+def pending_swaps(output: str) -> List[str]:
+    """The manifests of swaps a killed compaction left for `recover`."""
+    from transforms.paths import list_files
+
+    return list_files(f"{output.rstrip('/')}/{MANIFEST_DIR}", "*.json")
+
+
+def _size(path: str) -> Optional[int]:
+    """A file's size in bytes, None if it is absent."""
+    from transforms.paths import file_metadata, literal
+
+    folder, name = path.rsplit("/", 1)
+    found = file_metadata(folder, literal(name))
+    return found[0].size_in_bytes if found else None
 
 
 def files_holding_run(output: str, run_id: str) -> List[str]:
@@ -437,12 +513,6 @@ def _sources(folder: str) -> List[SourceFile]:
     prefix = folder + "/"
     return [SourceFile(meta.path[len(prefix):], meta.size_in_bytes)
             for meta in file_metadata(folder, "*", "*.parquet")]
-
-
-def _open_markers(output: str) -> List[str]:
-    from transforms.paths import list_files
-
-    return [path.rsplit("/", 1)[-1][: -len(".json")] for path in list_files(f"{output}/_state/runs", "*.json")]
 
 
 def _write_whole(path: str, data: bytes) -> None:

@@ -124,14 +124,16 @@ def remove_run_files(output: str, run_id: str) -> List[str]:
 
 
 def ensure_schema_files(output: str, run_id: str, day: str) -> List[str]:
-    """For each of ALWAYS_PRESENT without any file yet: an empty file with
+    """For each of ALWAYS_PRESENT without any file yet (in any partition
+    folder, `date=` or compaction's `month=`): an empty file with
     its schema, OUT/<kind>/date=<day>/<run_id>-000.parquet (the name of the
     run's own first shard; remove_run_files treats it as the run's). So
     `pd.read_parquet("OUT/errors")` works, with every column, on an output
     that never had an error. Returns the files written."""
     written = []
     for kind in ALWAYS_PRESENT:
-        if has_files(FileSystems.join(output, kind.name), "date=*", "*.parquet"):
+        # any partition counts: `month=` folders hold what compaction merged
+        if has_files(FileSystems.join(output, kind.name), "*", "*.parquet"):
             continue
         path = FileSystems.join(partition_dir(output, kind.name, day), file_name(run_id, 0))
         write_parquet_atomically(path, kind.schema.empty_table())

@@ -89,6 +89,13 @@ def data_files(out):
                   if "_state" not in p.parts)
 
 
+def sorted_by(meta):
+    """The names of the Parquet leaf columns a file's first row group says it is sorted by."""
+    sorting = meta.row_group(0).sorting_columns
+    assert all(not c.descending and not c.nulls_first for c in sorting)
+    return [meta.schema.column(c.column_index).path for c in sorting]
+
+
 # --------------------------------------------------------------------------- planning
 
 
@@ -127,8 +134,7 @@ def test_compaction_keeps_every_row_in_one_sorted_file_a_day_and_a_month(out):
         if day.name != f"date={today}":
             assert len(names) == 1 and names[0].startswith("compacted-"), names
             meta = pq.ParquetFile(next(day.glob("*.parquet"))).metadata
-            sorting = meta.row_group(0).sorting_columns
-            assert sorting and STORIES_SCHEMA.names[sorting[0].column_index] == "published_at"
+            assert sorted_by(meta) == ["published_at", "story_id", "run_id"]
             published = pq.read_table(next(day.glob("*.parquet"))).column("published_at").to_pylist()
             assert [p for p in published if p] == sorted(p for p in published if p)
             assert meta.schema.to_arrow_schema().metadata[b"newswatch.schema_version"] \
@@ -136,6 +142,9 @@ def test_compaction_keeps_every_row_in_one_sorted_file_a_day_and_a_month(out):
     months = sorted(p.name for p in (out / "fetches").iterdir())
     assert months == ["month=2021-08", "month=2021-09"]
     assert all(len(list((out / "fetches" / m).glob("*.parquet"))) == 1 for m in months)
+    for month in months:
+        assert sorted_by(pq.read_metadata(next((out / "fetches" / month).glob("*.parquet")))) \
+            == ["fetched_at", "feed_url", "run_id"]
     assert set(read_fetches(out, since="2021-09-03", until="2021-09-03").run_id) == {"run28", "run29"}
     assert not list((out / "_state").glob("compact/*.json"))
 
@@ -161,28 +170,56 @@ def test_a_run_with_compact_compacts_after_it_commits(tmp_path):
     assert run(SEEDS / "feeds.opml", SEEDS / "topics.yaml", out, "--run-id", "r2") == 0
 
 
-def test_compact_refuses_while_a_run_is_open_and_force_compacts(out):
+def _streaming_job_files(out):
+    """Run r9's marker open, as a streaming job's (or a killed run's) is, and
+    three of its story files in closed days: one of a window unit it
+    committed, one of a window unit it did not, one batch file of its own.
+    Returns (committed, uncommitted) paths."""
+    from transforms.state.recovery import story_seen_records
+    from transforms.state.store import StateStore
+
+    drips = sorted((out / "stories" / "date=2021-09-29").glob("drip*.parquet"))
+    done = out / "stories" / "date=2021-09-29" / "r9-w20210929T000000Z-p0-000.parquet"
+    open_window = out / "stories" / "date=2021-09-29" / "r9-w20210929T010000Z-p0-000.parquet"
+    own = out / "stories" / "date=2021-09-28" / "r9-000.parquet"
+    for source, target in zip(drips, (done, open_window)):
+        source.rename(target)
+    sorted((out / "stories" / "date=2021-09-28").glob("drip*.parquet"))[0].rename(own)
+    store = StateStore(str(out))
+    now = datetime.now(UTC)
+    store.commit("r9-w20210929T000000Z-p0", now, story_seen_records(pq.read_table(done).to_pylist()), [], now,
+                 timedelta(days=30))
+    store.open_run("r9", now)
+    return done, [open_window, own]
+
+
+def test_compaction_leaves_the_uncommitted_story_files_of_an_open_run_and_refuses_a_held_lease(out):
     from transforms.state.lease import Lease
 
-    marker = out / "_state" / "runs" / "r9.json"
-    marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(json.dumps({"run_id": "r9", "started_at": "2021-09-30T00:00:00+00:00"}))
-    files = data_files(out)
-    refused = cli("compact", "--output", out)
-    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
-    assert "r9" in refused.stderr and "--force" in refused.stderr and data_files(out) == files
-    marker.unlink()
+    committed, uncommitted = _streaming_job_files(out)
+    before = everything(out)
+    # An open marker alone is no refusal: the files recovery reads by name stay.
+    done = cli("compact", "--output", out)
+    assert done.returncode == 0, done.stderr
+    same(before, everything(out))
+    assert all(p.exists() for p in uncommitted) and not committed.exists()
+    assert [p.name[:10] for p in committed.parent.glob("*.parquet")].count("compacted-") == 1
+    assert (out / "_state" / "runs" / "r9.json").exists()
 
-    lease = Lease(str(out), "r10").acquire()       # a live run on this host holds the lease
+    lease = Lease(str(out), "r9").acquire()       # the job runs on this host and holds the lease
     try:
+        files = data_files(out)
         held = cli("compact", "--output", out)
         assert held.returncode == 2 and len(held.stderr.strip().splitlines()) == 1
-        assert "r10" in held.stderr and "--force" in held.stderr and data_files(out) == files
+        assert "r9" in held.stderr and "--force" in held.stderr and data_files(out) == files
+        # A file that arrived since: --force merges it beside the job, never its open windows.
+        late = out / "stories" / "date=2021-09-25" / "drip99-000.parquet"
+        shutil.copyfile(next((out / "stories" / "date=2021-09-30").glob("*.parquet")), late)
         before = everything(out)
         forced = cli("compact", "--output", out, "--force")
         assert forced.returncode == 0, forced.stderr
         same(before, everything(out))
-        assert data_files(out) != files
+        assert not late.exists() and all(p.exists() for p in uncommitted)
     finally:
         lease.release()
 
@@ -212,6 +249,66 @@ def test_compaction_killed_at_each_step_leaves_every_row_and_a_rerun_finishes(ou
     assert not [p for p in out.rglob(".compacted-*")]
     assert len(pd.read_parquet(out / "stories")) == len(before["stories"])
     assert cli("compact", "--output", out).stdout.strip().endswith("compacted 0 files into 0 (0 rows, 0 partitions)")
+
+
+def _kill_at(out, step, signal_file, *extra):
+    """A compaction of `out` SIGKILLed once it reaches `step`."""
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "compact", "--output", str(out), *extra], cwd=ROOT,
+                            env={**os.environ, "NEWSWATCH_PAUSE_AT": step, "NEWSWATCH_PAUSE_SIGNAL": str(signal_file)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not signal_file.exists():
+            assert proc.poll() is None and time.monotonic() < deadline, "compaction never reached " + step
+            time.sleep(0.1)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+# One story of the seeds (on 2021-09-27, the first closed day it touches, where
+# the full topics keep four): run r1 with it, then again with the full topics.
+NARROW_TOPICS = "topics:\n  - name: darpa\n    query: 'DARPA'\n"
+
+
+def _narrow_run_killed_after_its_manifest(out, tmp_path):
+    topics = tmp_path / "narrow.yaml"
+    topics.write_text(NARROW_TOPICS)
+    assert run(SEEDS / "feeds.opml", topics, out, "--run-id", "r1") == 0
+    narrow = read_stories(out)
+    assert set(narrow.date.astype(str)) >= {"2021-09-27"} and "2021-09-25" not in set(narrow.date.astype(str))
+    _kill_at(out, compaction.MANIFESTED, tmp_path / "paused")
+    assert list((out / "_state").glob("compact/*.json")) and list(out.rglob(".compacted-*"))
+    return narrow
+
+
+def test_a_killed_swap_whose_sources_a_rerun_replaced_keeps_the_new_rows(tmp_path):
+    out, full = tmp_path / "out", tmp_path / "full"
+    narrow = _narrow_run_killed_after_its_manifest(out, tmp_path)
+    # What a re-run of r1 with the full topics leaves: its files, under the same names.
+    assert run(SEEDS / "feeds.opml", SEEDS / "topics.yaml", full, "--run-id", "r1") == 0
+    for path in full.rglob("*.parquet"):
+        if "_state" not in path.parts:
+            (out / path.relative_to(full)).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out / path.relative_to(full))
+    expected = read_stories(full)
+    assert len(expected) > len(narrow)
+    done = cli("compact", "--output", out)
+    assert done.returncode == 0, done.stderr
+    # the stale merged file (one story of 2021-09-27) is dropped, not published over the four
+    assert sorted(read_stories(out).story_id) == sorted(expected.story_id)
+    assert not list((out / "_state").glob("compact/*.json")) and not list(out.rglob(".compacted-*"))
+
+
+def test_a_rerun_finishes_a_killed_swap_first_and_then_refuses(tmp_path):
+    out = tmp_path / "out"
+    narrow = _narrow_run_killed_after_its_manifest(out, tmp_path)
+    rerun = cli("run", "--feeds", SEEDS / "feeds.opml", "--topics", SEEDS / "topics.yaml", "--output", out,
+                "--run-id", "r1", "--runner", "DirectRunner", "--allow-private-addresses")
+    assert rerun.returncode == 2 and len(rerun.stderr.strip().splitlines()) == 1, rerun.stderr
+    assert "compacted into" in rerun.stderr and "new run id" in rerun.stderr
+    assert sorted(read_stories(out).story_id) == sorted(narrow.story_id)
+    assert not list((out / "_state").glob("compact/*.json")) and not list(out.rglob(".compacted-*"))
 
 
 def _older(table, version, drop, prefix):
@@ -291,6 +388,27 @@ def test_bad_arguments_are_one_line_and_exit_2(out, capsys):
                  "--output", str(out), "--compact", "--every", "60"]) == 2
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and "YYYY-MM-DD" in errors[0] and "newswatch compact" in errors[1]
+
+
+def test_a_missing_output_is_one_line_and_exit_2_and_nothing_is_created(tmp_path):
+    typo = tmp_path / "typo"
+    done = cli("compact", "--output", typo)
+    assert done.returncode == 2 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert f"no output at {typo}" in done.stderr and "compacted" not in done.stdout
+    assert not typo.exists()
+
+
+def test_a_missing_output_on_s3_is_refused_before_the_lease(s3):
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from transforms.paths import list_files
+
+    FileSystems.set_options(PipelineOptions(s3.use_from_beam()))
+    root = f"s3://{s3.bucket}/compact-typo/out"
+    with pytest.raises(compaction.CompactRefused, match="no output at"):
+        compaction.compact(root)
+    assert list_files(f"s3://{s3.bucket}/compact-typo", "**") == []
 
 
 @pytest.mark.parametrize("step", [compaction.PUBLISHED])   # every step on local disk above

@@ -175,6 +175,18 @@ def test_empty_schema_files_only_where_a_folder_has_none(tmp_path):
     assert ensure_schema_files(str(tmp_path), "r2", "2021-10-02") == []
 
 
+def test_a_compacted_month_file_counts_as_a_schema_file(tmp_path):
+    from transforms.schema import ERRORS_SCHEMA, FETCHES_SCHEMA
+    from transforms.sink import ensure_schema_files
+
+    for kind, schema in (("errors", ERRORS_SCHEMA), ("fetches", FETCHES_SCHEMA)):
+        folder = tmp_path / kind / "month=2021-09"
+        folder.mkdir(parents=True)
+        pq.write_table(schema.empty_table(), folder / "compacted-0123.parquet")
+    assert ensure_schema_files(str(tmp_path), "r3", "2021-10-03") == []
+    assert not list(tmp_path.glob("*/date=*"))
+
+
 @pytest.mark.parametrize("scheme", ["gs", "s3"])
 def test_empty_files_and_the_run_row_on_object_storage(scheme, request):
     from apache_beam.io.filesystems import FileSystems
