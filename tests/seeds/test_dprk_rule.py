@@ -1,7 +1,8 @@
 """Measured quality of the bundled `dprk` rule: precision and recall against
 hand labels of the real feeds in ../shared/corpora/realfeeds.
 
-The labels (tests/support/dprk_labels.tsv) name entries by feed file and link only;
+The labels (tests/support/dprk_labels.tsv) name entries by feed file and the
+link as the feed gives it (`feed_link`; `url` may be the publisher's link);
 the publishers' text is read from ../shared at test time. The README reports
 the figures this test checks.
 """
@@ -38,7 +39,7 @@ def topics_by_entry():
     for path in sorted(REALFEEDS.glob("*.xml")):
         for story in parse_fetch(fetch_feed(FeedSource(str(path)))).stories:
             tagged = tag_story(story, matcher)
-            out[(path.name, story.url)] = set(tagged.topics) if tagged else set()
+            out[(path.name, story.feed_link)] = set(tagged.topics) if tagged else set()
     return out
 
 
