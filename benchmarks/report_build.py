@@ -96,9 +96,9 @@ def _stories(rng, rows, published, feed_of, source_of, topic_counts, feeds, sour
         "language": [LANGUAGES[int(i)] for i in rng.integers(0, len(LANGUAGES), n)],
         "topics": topics, "matched_terms": [[m["term"] for m in ms] for ms in matches], "matches": matches,
         "topics_version": ["bench"] * n, "content_hash": ids, "run_id": ["bench"] * n,
-        "cluster_id": [None] * n, "cluster_size": [None] * n,
+        "cluster_id": [None] * n, "cluster_size": [None] * n, "feed_link": urls,
     }
-    return pa.table(columns, schema=STORIES_SCHEMA)
+    return _table(columns, STORIES_SCHEMA, n)
 
 
 def _fetches(rng, out: Path, feeds: List[str]) -> int:
@@ -115,14 +115,17 @@ def _fetches(rng, out: Path, feeds: List[str]) -> int:
         feed_index = np.tile(np.arange(len(feeds)), len(runs))
         broken = feed_index >= len(feeds) - 3
         status[broken], error[broken] = 404, "http_status: HTTP 404"
-        table = pa.table({
+        table = _table({
             "feed_url": [feeds[int(i)] for i in feed_index], "final_url": [feeds[int(i)] for i in feed_index],
             "status": status, "bytes": rng.integers(2_000, 200_000, n), "elapsed_s": rng.random(n),
             "entry_count": np.where(status == 200, 30, 0).astype(np.int32), "error": error,
             "fetched_at": [when for when in runs for _ in feeds], "run_id": [f"run-{day}-{r}" for r in range(len(runs))
                                                                              for _ in feeds],
             "skipped_until": [None] * n,
-        }, schema=FETCHES_SCHEMA)
+            "error_category": [None if e is None else e.split(": ", 1)[0] for e in error],
+            "feed_title": [f"Feed {int(i)}" for i in feed_index],
+            "parse_warning": [False if st == 200 else None for st in status.tolist()],
+        }, FETCHES_SCHEMA, n)
         folder = out / "fetches" / f"date={(START + timedelta(days=day)).date().isoformat()}"
         folder.mkdir(parents=True)
         for part, chunk in enumerate(np.array_split(np.arange(n), FILES_PER_DAY)):
@@ -131,11 +134,18 @@ def _fetches(rng, out: Path, feeds: List[str]) -> int:
     return total
 
 
+def _table(columns: dict, schema: pa.Schema, rows: int) -> pa.Table:
+    """The columns in `schema`; a column the generator does not make (one a
+    later schema version adds) is null, as in a file written before it."""
+    return pa.table({f.name: columns[f.name] if f.name in columns else pa.nulls(rows, f.type) for f in schema},
+                    schema=schema)
+
+
 def _errors(out: Path, feeds: List[str]) -> None:
     when = START + timedelta(days=DAYS - 1)
-    table = pa.table({"stage": ["fetch"] * 3, "feed_url": feeds[-3:], "reason": ["http_status: HTTP 404"] * 3,
-                      "excerpt": [""] * 3, "entry_key": [None] * 3, "occurred_at": [when] * 3,
-                      "run_id": ["run-last"] * 3}, schema=ERRORS_SCHEMA)
+    table = _table({"stage": ["fetch"] * 3, "feed_url": feeds[-3:], "reason": ["http_status: HTTP 404"] * 3,
+                    "excerpt": [""] * 3, "entry_key": [None] * 3, "occurred_at": [when] * 3,
+                    "run_id": ["run-last"] * 3, "error_category": ["http_status"] * 3}, ERRORS_SCHEMA, 3)
     folder = out / "errors" / f"date={when.date().isoformat()}"
     folder.mkdir(parents=True)
     pq.write_table(table, folder / "run-last-000.parquet")

@@ -70,7 +70,9 @@ def files_per_window(out: Path) -> Dict[str, dict]:
     report = {}
     for table in ("stories", "fetches", "errors"):
         folder = out / table
-        files = [p for p in folder.rglob("*.parquet") if not p.name.startswith(".")] if folder.exists() else []
+        # Window files only: a run also leaves an empty schema file where a kind has none.
+        files = ([p for p in folder.rglob("*.parquet") if not p.name.startswith(".") and "-w" in p.name]
+                 if folder.exists() else [])
         by_window = collections.Counter(p.name.split("-w")[1].split("-")[0] for p in files)
         rows = [pq.read_metadata(p).num_rows for p in files]
         report[table] = {
