@@ -384,7 +384,9 @@ def _swap(output: str, group: Group, schema: pa.Schema) -> int:
     phases.reached(WRITTEN)
     manifest = {"kind": group.kind, "target": target, "temp": temp, "rows": expected,
                 "sources": [[f"{folder}/{s.path}", s.size] for s in group.sources]}
-    _write_whole(f"{output}/{MANIFEST_DIR}/{token}.json", json.dumps(manifest).encode())
+    from transforms.state.store import write_atomically
+
+    write_atomically(f"{output}/{MANIFEST_DIR}/{token}.json", json.dumps(manifest).encode())
     phases.reached(MANIFESTED)
     FileSystems.rename([temp], [target])
     phases.reached(PUBLISHED)
@@ -513,17 +515,3 @@ def _sources(folder: str) -> List[SourceFile]:
     prefix = folder + "/"
     return [SourceFile(meta.path[len(prefix):], meta.size_in_bytes)
             for meta in file_metadata(folder, "*", "*.parquet")]
-
-
-def _write_whole(path: str, data: bytes) -> None:
-    """Writes a small object so that it appears whole: temporary name, rename."""
-    from apache_beam.io.filesystems import FileSystems
-
-    from transforms.sink import make_folder
-
-    folder, name = path.rsplit("/", 1)
-    make_folder(folder)
-    temp = f"{folder}/.{name}.{uuid.uuid4().hex}.inprogress"
-    with FileSystems.create(temp) as handle:
-        handle.write(data)
-    FileSystems.rename([temp], [path])

@@ -155,7 +155,7 @@ class StateStore:
     def open_run(self, run_id: str, started_at: datetime) -> None:
         """Marks `run_id` as started: until it commits, its rows count for nobody."""
         body = json.dumps({"run_id": run_id, "started_at": _iso(started_at)}).encode()
-        _write_atomically(FileSystems.join(self._dir(RUNS), f"{run_id}.json"), body)
+        write_atomically(FileSystems.join(self._dir(RUNS), f"{run_id}.json"), body)
 
     def close_run(self, run_id: str) -> None:
         _delete_quietly([FileSystems.join(self._dir(RUNS), f"{run_id}.json")])
@@ -493,7 +493,8 @@ def _has_stories(output: str) -> bool:
     return bool(_list(output, "stories", "date=*", "*.parquet"))
 
 
-def _write_atomically(path: str, data: bytes) -> None:
+def write_atomically(path: str, data: bytes) -> None:
+    """A small object that appears whole: written under a hidden name, then renamed."""
     folder, name = path.rsplit("/", 1)
     make_folder(folder)
     temp = f"{folder}/.{name}.{uuid.uuid4().hex}.inprogress"
