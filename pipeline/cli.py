@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence
 from pipeline import config as cfg
 from pipeline.progress import RunProgress, add_quiet_option
 from pipeline.summary import RunSummary, run_row
+from transforms.archive import ARCHIVE_TEXT, TEXT_FULL
 from transforms.errors import first_line
 from transforms.state.store import DEFAULT_LOOKBACK_DAYS
 
@@ -55,6 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
     option("--shards", type=int, default=1, help="files per date partition (default 1)")
     option("--no-clusters", nargs="?", const=True, default=False, type=_yes_no, metavar="true|false",
            help="do not group reprints into syndication clusters (cluster_id and cluster_size stay null)")
+    option("--no-archive", nargs="?", const=True, default=False, type=_yes_no, metavar="true|false",
+           help="keep no entry archive (OUT/entries/): a later retag cannot see this run's entries")
+    option("--archive-text", choices=ARCHIVE_TEXT, default=TEXT_FULL,
+           help="what the entry archive keeps of each entry: full (default: its text too, "
+                "so it can be re-tagged) or none (identities only)")
     option("--fetch-timeout", type=float, default=20.0,
            help="seconds to wait for a server to send data (default 20)")
     option("--max-feed-bytes", type=int, default=10 * 1024 * 1024,
@@ -202,7 +208,8 @@ def prepare(args: argparse.Namespace):
     return RunConfig(feeds=tuple(feeds), topics=tuple(topics), output=output,
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,
                      lookback=timedelta(days=args.lookback_days), streaming=streaming,
-                     clusters=not args.no_clusters)
+                     clusters=not args.no_clusters,
+                     archive_text=None if args.no_archive else args.archive_text)
 
 
 def _streaming_settings(args: argparse.Namespace):

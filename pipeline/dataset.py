@@ -42,7 +42,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from transforms.errors import error_category
-from transforms.schema import (ERRORS_DATASET_SCHEMA, FETCHES_DATASET_SCHEMA, MATCHES, PARTITION_SCHEMA,
+from transforms.schema import (ENTRIES_DATASET_SCHEMA, ERRORS_DATASET_SCHEMA, FETCHES_DATASET_SCHEMA, MATCHES, PARTITION_SCHEMA,
                                RUNS_DATASET_SCHEMA, STORIES_DATASET_SCHEMA)
 
 # The state files last_run reads (laid out in transforms/state/__init__.py;
@@ -176,6 +176,21 @@ def read_runs(output, since: Bound = None, until: Bound = None, run_id: RunIds =
     return _frame(table.select(columns))
 
 
+def read_entries(output, since: Bound = None, until: Bound = None, run_id: RunIds = None,
+                 columns: Optional[Sequence[str]] = None,
+                 filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
+    """OUT/entries, the entry archive (transforms/archive.py): a row per
+    parsed entry, matched or not, duplicates included; since/until on
+    fetched_at (the partitions' time, so only those in range are read), as
+    in read_fetches. Text columns are null for runs that archived
+    identities only. Runs before schema version 5 archived nothing."""
+    columns = _columns(ENTRIES_DATASET_SCHEMA, columns)
+    table = _read(output, "entries", ENTRIES_DATASET_SCHEMA, columns,
+                  _in_range(since, until, ("fetched_at",), by_partition=True), run_id, filesystem,
+                  _span(since, until))
+    return _frame(table.select(columns))
+
+
 def last_run(output, filesystem: Optional[pafs.FileSystem] = None) -> Optional[str]:
     """The run id of the latest committed run, or None.
 
@@ -234,7 +249,7 @@ def _read_stories_table(output, since, until, on, topics, columns, run_id, files
 # The time columns whose UTC date is a row's `date` partition, per kind: the
 # rows of a month file (pipeline/compact.py) get their `date` from them.
 _DATE_OF = {"stories": ("published_at", "fetched_at"), "fetches": ("fetched_at",),
-            "errors": ("occurred_at",), "runs": ("started_at",)}
+            "errors": ("occurred_at",), "runs": ("started_at",), "entries": ("fetched_at",)}
 _READ_ATTEMPTS = 3
 
 

@@ -19,6 +19,7 @@ from apache_beam.transforms import window
 from apache_beam.utils.timestamp import MAX_TIMESTAMP
 
 from transforms import phases
+from transforms.archive import ArchiveEntries
 from transforms.cluster import AssignClusters, cluster_records
 from transforms.dedup import DedupAcrossPolls, DedupStories, OncePerTTL
 from transforms.feedstate import FeedState, Politeness
@@ -70,6 +71,9 @@ class RunConfig:
     release_lease: bool = False
     # Syndication clusters (transforms/cluster.py); off: cluster_id and cluster_size are null.
     clusters: bool = True
+    # The entry archive (transforms/archive.py): "full", "none" (identities
+    # only), or None when the run keeps no archive (--no-archive).
+    archive_text: Optional[str] = "full"
 
 
 def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:
@@ -126,6 +130,9 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
             ttl_s=streaming.dedup_ttl_s if streaming else None)
         if streaming:  # clustered in the global window, after the job's earlier windows
             stories = stories | "ClusteredWindows" >> arrival_windows(streaming.window_s)
+    entries = parsed.stories
+    if streaming:
+        entries = entries | "EntryWindows" >> arrival_windows(streaming.window_s)
     written = {
         "stories": stories | "WriteStories" >> WritePartitions(
             config.output, STORIES, config.run_id, config.shards, lease=config.lease),
@@ -134,6 +141,10 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
         "errors": dead_letters | "WriteErrors" >> WritePartitions(
             config.output, ERRORS, config.run_id, lease=config.lease),
     }
+    if config.archive_text is not None:
+        # Every parsed entry, before dedup and matching drop any (retag reads it).
+        written["entries"] = entries | "ArchiveEntries" >> ArchiveEntries(
+            config.output, config.run_id, config.archive_text, config.shards, lease=config.lease)
     refresh = fresh[REFRESH]
     if streaming:
         # The state loaded at start does not change while the job runs, so a

@@ -28,6 +28,7 @@ ROWS = [
     ("write", "rows_written_stories", "stories written"),
     ("write", "rows_written_fetches", "fetch rows written"),
     ("write", "rows_written_errors", "dead letters written"),
+    ("write", "rows_written_entries", "entries archived"),
 ]
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 
-SCHEMA_VERSION = "4"
+SCHEMA_VERSION = "5"
 TIMESTAMP = pa.timestamp("us", tz="UTC")
 STRINGS = pa.list_(pa.string())
 MATCHES = pa.list_(pa.struct([
@@ -70,6 +70,35 @@ STORIES_SCHEMA = _schema([
     pa.field("cluster_size", pa.int32()),
 ], "stories")
 
+# The entry archive (transforms/archive.py, version 5): every parsed entry,
+# matched or not, duplicates included, with its identity and the fields the
+# topic matcher and the language stage read, so `newswatch retag` can replay
+# the stages after parse with other rules. title, summary and content are null
+# when the run archived identities only (`--archive-text none`); an entry with
+# an empty title has "" there. entry_index is the entry's position in its
+# feed document, dedup's tie-breaker.
+ENTRIES_SCHEMA = _schema([
+    pa.field("story_id", pa.string(), nullable=False),
+    pa.field("url", pa.string()),
+    pa.field("canonical_url", pa.string()),
+    pa.field("feed_link", pa.string()),
+    pa.field("guid", pa.string()),
+    pa.field("title", pa.string()),
+    pa.field("summary", pa.string()),
+    pa.field("content", pa.string()),
+    pa.field("authors", STRINGS),
+    pa.field("tags", STRINGS),
+    pa.field("published_at", TIMESTAMP),
+    pa.field("updated_at", TIMESTAMP),
+    pa.field("fetched_at", TIMESTAMP),
+    pa.field("feed_url", pa.string()),
+    pa.field("feed_title", pa.string()),
+    pa.field("source", pa.string()),
+    pa.field("content_hash", pa.string()),
+    pa.field("entry_index", pa.int32()),
+    pa.field("run_id", pa.string()),
+], "entries")
+
 # The Hive partition `date=YYYY-MM-DD` of every output folder, read as a date.
 PARTITION_SCHEMA = pa.schema([pa.field("date", pa.date32())])
 
@@ -119,6 +148,7 @@ RUN_COUNTERS = (
     "feeds_ok", "feeds_failed", "entries", "dead_letters_entries", "fields_truncated",
     "duplicates", "seen_before", "unmatched", "matched", "rules_language_detections",
     "cluster_reprints", "rows_written_stories", "rows_written_fetches", "rows_written_errors",
+    "rows_written_entries",
 )
 COUNTS = pa.map_(pa.string(), pa.int64())
 RUNS_SCHEMA = _schema([
@@ -143,6 +173,7 @@ RUNS_SCHEMA = _schema([
 FETCHES_DATASET_SCHEMA = FETCHES_SCHEMA.append(PARTITION_SCHEMA.field("date"))
 ERRORS_DATASET_SCHEMA = ERRORS_SCHEMA.append(PARTITION_SCHEMA.field("date"))
 RUNS_DATASET_SCHEMA = RUNS_SCHEMA.append(PARTITION_SCHEMA.field("date"))
+ENTRIES_DATASET_SCHEMA = ENTRIES_SCHEMA.append(PARTITION_SCHEMA.field("date"))
 
 
 def partition_date(when: datetime) -> str:

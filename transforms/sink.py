@@ -44,6 +44,7 @@ class OutputKind:
     schema: pa.Schema
     date_of: Callable            # record -> datetime that picks the partition
     sort_key: Callable           # record -> sortable, for deterministic files
+    compression_level: Optional[int] = None   # zstd level; None: pyarrow's default
 
 
 def _story_date(story: Story):
@@ -55,6 +56,11 @@ FETCHES = OutputKind("fetches", schemas.FETCHES_SCHEMA, lambda r: r.fetched_at,
                      lambda r: (r.feed_url, r.fetched_at))
 ERRORS = OutputKind("errors", schemas.ERRORS_SCHEMA, lambda r: r.occurred_at,
                     lambda r: (r.stage, r.feed_url, r.entry_key or "", r.reason))
+# Partitioned by when the entry was fetched, so a retag of some days reads
+# those days only. zstd 9: the archive is the largest output and is written
+# once and read rarely (transforms/archive.py).
+ENTRIES = OutputKind("entries", schemas.ENTRIES_SCHEMA, lambda s: s.fetched_at,
+                     lambda s: (s.feed_url, s.fetched_at, s.entry_index, s.story_id), compression_level=9)
 # One file a run (`<run_id>.parquet`), written by write_run_row, not WritePartitions.
 RUNS = OutputKind("runs", schemas.RUNS_SCHEMA, lambda r: r["started_at"], lambda r: r["run_id"])
 # Outputs that exist, with their schema, from a run on: an empty file when
@@ -83,13 +89,13 @@ def make_folder(folder: str) -> None:
             pass  # created meanwhile by another worker
 
 
-def write_parquet_atomically(path: str, table: pa.Table) -> None:
+def write_parquet_atomically(path: str, table: pa.Table, compression_level: Optional[int] = None) -> None:
     """Write `table` to `path` so that the file appears whole or not at all."""
     folder, name = path.rsplit("/", 1)
     make_folder(folder)
     temp = f"{folder}/.{name}.{uuid.uuid4().hex}.inprogress"
     with FileSystems.create(temp) as handle:
-        pq.write_table(table, handle, compression="zstd")
+        pq.write_table(table, handle, compression="zstd", compression_level=compression_level)
     try:
         if FileSystems.exists(path):  # re-run of the same run id: replace
             delete_files([path])
@@ -112,7 +118,7 @@ def remove_run_files(output: str, run_id: str) -> List[str]:
     """
     final = rf"{re.escape(run_id)}-\d{{3,}}\.parquet"
     exact = re.compile(rf"{final}|\.{final}\.[0-9a-f]{{32}}\.inprogress")
-    paths = [path for kind in (STORIES, FETCHES, ERRORS)
+    paths = [path for kind in (STORIES, FETCHES, ERRORS, ENTRIES)
              for path in list_files(output, kind.name, "date=*", "*")
              if exact.fullmatch(path.rsplit("/", 1)[-1])]
     row = rf"{re.escape(run_id)}\.parquet"
@@ -191,7 +197,7 @@ class _WritePartitionFn(beam.DoFn):
         # A run that lost its lease (taken over while it was frozen) must not
         # add visible files: the new holder has already recovered its writes.
         self._fence.check()
-        write_parquet_atomically(path, table)
+        write_parquet_atomically(path, table, self.kind.compression_level)
         if self.kind.name == STORIES.name:
             phases.reached(phases.WRITE)
         self.rows.inc(len(records))

@@ -1,0 +1,89 @@
+"""Entry archive: every parsed entry, kept so history can be re-tagged.
+
+A run keeps only the stories its topic rules matched; feeds carry only their
+last few dozen items. So that a new or corrected rule can be applied to the
+past (`newswatch retag`), every entry the parse stage produced is also written
+to OUT/entries/date=<UTC date of fetched_at>/<run_id>-<shard>.parquet
+(schema.ENTRIES_SCHEMA): matched or not, duplicates included, before any
+stage that drops or changes it. The archive holds what the stages after parse
+read: the story identity (ids, links, content hash), the text the matcher and
+the language stage read (title, summary, content, tags, authors, source), the
+dates, and the entry's position in its feed, dedup's tie-breaker.
+
+`entry_row` and `story_from_entry_row` are each other's inverse on those
+fields, so replaying an archived entry through the stages after parse gives
+what the live run's stages were given. Text kept: "full" (the default) or
+"none" (identities only: title, summary and content are null, and such rows
+cannot be re-tagged on their text).
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import apache_beam as beam
+
+from transforms.records import Story
+from transforms.schema import ENTRIES_SCHEMA
+from transforms.sink import ENTRIES, WritePartitions
+from transforms.state.lease import LeaseHandle
+
+TEXT_FULL, TEXT_NONE = "full", "none"
+ARCHIVE_TEXT = (TEXT_FULL, TEXT_NONE)
+TEXT_FIELDS = ("title", "summary", "content")
+
+
+def entry_row(story: Story, text: str = TEXT_FULL) -> dict:
+    """The archive row of a parsed entry (a dict of ENTRIES_SCHEMA's columns)."""
+    row = {name: getattr(story, name) for name in ENTRIES_SCHEMA.names}
+    if text == TEXT_NONE:
+        for name in TEXT_FIELDS:
+            row[name] = None
+    return row
+
+
+def story_from_entry_row(row: dict, run_id: Optional[str] = None) -> Story:
+    """The Story the parse stage gave for an archived entry, as the stages
+    after parse see it. `run_id` replaces the archived one (a replay writes
+    under its own id). A row archived without text gets empty text."""
+    values = {name: row.get(name) for name in ENTRIES_SCHEMA.names}
+    for name in TEXT_FIELDS:
+        if values[name] is None:
+            values[name] = ""
+    values["authors"] = list(values["authors"] or [])
+    values["tags"] = list(values["tags"] or [])
+    values["entry_index"] = values["entry_index"] or 0
+    if run_id is not None:
+        values["run_id"] = run_id
+    return Story(**values)
+
+
+class _Row(dict):
+    """An archive row that the sink can read by attribute (sink.to_row and
+    ENTRIES' date and sort keys read records by attribute)."""
+
+    __getattr__ = dict.__getitem__
+
+    def __reduce__(self):
+        return (_Row, (dict(self),))
+
+
+class ArchiveEntries(beam.PTransform):
+    """PCollection[Story] (parse's output) -> PCollection[str] of the archive
+    files written, one per UTC fetch date and shard."""
+
+    def __init__(self, output: str, run_id: str, text: str = TEXT_FULL, shards: int = 1,
+                 lease: Optional[LeaseHandle] = None):
+        super().__init__()
+        if text not in ARCHIVE_TEXT:
+            raise ValueError(f"archive text must be one of {ARCHIVE_TEXT}, not {text!r}")
+        self.output, self.run_id, self.text = output, run_id, text
+        self.shards, self.lease = shards, lease
+
+    def expand(self, stories):
+        text = self.text
+        return (
+            stories
+            | "EntryRow" >> beam.Map(lambda story: _Row(entry_row(story, text)))
+            | "WriteEntries" >> WritePartitions(self.output, ENTRIES, self.run_id, self.shards,
+                                                lease=self.lease)
+        )
