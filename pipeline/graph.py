@@ -70,6 +70,9 @@ class RunConfig:
     release_lease: bool = False
     # Syndication clusters (transforms/cluster.py); off: cluster_id and cluster_size are null.
     clusters: bool = True
+    # The topics file as given, stored under OUT/_rules/ before the run
+    # (transforms/rules_archive.py); empty: the topics came from code.
+    topics_file: bytes = b""
 
 
 def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:
