@@ -36,21 +36,21 @@ def add_parser(commands) -> None:
     rules = commands.add_parser("rules", help="the versions of the topics rules an output has seen, "
                                               "and their stored files")
     _options(rules, inherited=False)
-    actions = rules.add_subparsers(dest="rules_action", parser_class=type(rules), metavar="{list,show}")
+    actions = rules.add_subparsers(dest="rules_action", parser_class=type(rules))
     _options(actions.add_parser(LIST, help="each version: its first and last run, runs, stored file "
                                            "(the default)"), inherited=True)
     show = actions.add_parser(SHOW, help="print the stored topics file of a version, as it was given")
     show.add_argument("version", help="a topics_version (or a unique prefix of it)")
-    _options(show, inherited=True, json=False)
+    _options(show, inherited=True, with_json=False)
 
 
-def _options(parser: argparse.ArgumentParser, inherited: bool, json: bool = True) -> None:
+def _options(parser: argparse.ArgumentParser, inherited: bool, with_json: bool = True) -> None:
     # On `rules` and on each action, so that `rules --output OUT show V` and
     # `rules show V --output OUT` both work. An action's defaults are
     # SUPPRESSed: they would overwrite what `rules` itself parsed.
     parser.add_argument("--output", default=argparse.SUPPRESS if inherited else None,
                         help="output folder (local path, gs:// or s3://)")
-    if json:
+    if with_json:
         parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS if inherited else False,
                             help="list: one JSON object per line and version, for machines")
 
