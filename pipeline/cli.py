@@ -1,6 +1,7 @@
 """Command line: `newswatch run --feeds FEEDS --topics TOPICS --output OUT [beam options]`,
-`newswatch compact --output OUT` (docs/compaction.md) and
-`newswatch report --output OUT --html FILE` (pipeline/report/).
+`newswatch compact --output OUT` (docs/compaction.md),
+`newswatch report --output OUT --html FILE` (pipeline/report/) and
+`newswatch rules --output OUT` (pipeline/rules_command.py).
 
 Exit codes: 0 success; 2 bad arguments or configuration (one line on stderr,
 before any fetch); 1 the run itself failed or its counts did not reconcile;
@@ -20,6 +21,7 @@ from datetime import datetime, timedelta, timezone
 from typing import List, Optional, Sequence
 
 from pipeline import config as cfg
+from pipeline import rules_command
 from pipeline.progress import RunProgress, add_quiet_option
 from pipeline.summary import RunSummary, run_row
 from transforms.archive import ARCHIVE_TEXT, TEXT_FULL
@@ -116,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="compact the days before this one (default: today, UTC)")
     add_quiet_option(compact)
     _add_report_parser(commands)
+    rules_command.add_parser(commands)
     return parser
 
 
@@ -199,16 +202,16 @@ def prepare(args: argparse.Namespace):
         raise cfg.ConfigError("--output is empty: give the output folder")
     streaming = _streaming_settings(args)
     feeds = cfg.load_feed_list(args.feeds)
-    topics = cfg.load_topics(args.topics)
+    topics = cfg.load_topics_file(args.topics)
     output = args.output.rstrip("/") or "/"
     cfg.check_output_writable(output)
     settings = FetchSettings(read_timeout_s=args.fetch_timeout, total_timeout_s=args.fetch_deadline,
                              max_bytes=args.max_feed_bytes, concurrency=args.fetch_concurrency,
                              allow_private_addresses=allow_all, allowed_networks=networks)
-    return RunConfig(feeds=tuple(feeds), topics=tuple(topics), output=output,
+    return RunConfig(feeds=tuple(feeds), topics=topics.topics, output=output,
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,
                      lookback=timedelta(days=args.lookback_days), streaming=streaming,
-                     clusters=not args.no_clusters,
+                     clusters=not args.no_clusters, topics_file=topics.data,
                      archive_text=None if args.no_archive else args.archive_text)
 
 
@@ -322,7 +325,9 @@ def run_cycle(base_config, beam_args: Sequence[str], replace_run: bool = False,
         logging.getLogger("newswatch").warning(
             "--template_location writes a classic template, which freezes the run id and the "
             "feed state of this moment; schedule the Flex Template instead (README)")
+        stored = []
     else:
+        stored = store_rules(base_config)
         store.open_run(run_id, started_at)
     config = dataclasses.replace(base_config, run_id=run_id, started_at=started_at,
                                  feed_states=tuple(sorted(feed_states.items())))
@@ -330,10 +335,21 @@ def run_cycle(base_config, beam_args: Sequence[str], replace_run: bool = False,
     # replace, and listing the whole output for them costs time on gs://.
     summary = run_batch(config, beam_args, replace_run=replace_run, quiet=quiet)
     phases.reached(phases.COMMITTED)
-    summary.notes = [r.note() for r in recovered] + report.notes() + summary.notes
+    summary.notes = [r.note() for r in recovered] + report.notes() + stored + summary.notes
     if not template:
         record_run(summary, config)
     return summary
+
+
+def store_rules(config) -> List[str]:
+    """Stores the run's topics file under OUT/_rules/ (once per version;
+    transforms/rules_archive.py) before its pipeline starts; a note when it
+    was new."""
+    from transforms import rules_archive
+
+    written = rules_archive.store_rules(config.output, config.topics, config.topics_file)
+    return [f"topics: rules stored as {rules_archive.RULES_FOLDER}/{written.rsplit('/', 1)[1]}"] \
+        if written else []
 
 
 def record_run(summary: RunSummary, config) -> None:
@@ -394,6 +410,7 @@ def run_streaming(run_config, beam_args: Sequence[str], quiet: bool = False) -> 
     template = _writes_template(beam_args)  # a job description only: no lease, nothing runs
     recovered = [] if template else recover_interrupted(store, run_id, started_at, run_config.lookback)
     feed_states, report = store.load_feed_states(run_id)
+    stored = [] if template else store_rules(run_config)
     if not template:
         store.open_run(run_id, started_at)
     config = dataclasses.replace(run_config, run_id=run_id, started_at=started_at,
@@ -408,7 +425,7 @@ def run_streaming(run_config, beam_args: Sequence[str], quiet: bool = False) -> 
     summary = _run_pipeline(build_streaming_pipeline, config, options, quiet=quiet)
     if not summary.submitted and not template:
         store.close_run(run_id)  # every window it wrote is committed
-    summary.notes = [r.note() for r in recovered] + report.notes() + summary.notes
+    summary.notes = [r.note() for r in recovered] + report.notes() + stored + summary.notes
     if not template:
         record_run(summary, config)  # one row for the whole job, at its end
     return summary
@@ -454,8 +471,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             if beam_args:  # Beam's filesystem options (--s3_endpoint_url ...) for a gs:// or s3:// OUT
                 _check_beam_options(beam_args)
             return report_command(args)
+        if args.command == "rules":
+            if beam_args:  # as for report: filesystem options for a gs:// or s3:// OUT
+                _check_beam_options(beam_args)
+            return _rules(args)
         if args.command not in ("run", "compact"):
-            raise cfg.ConfigError("expected a command: run, compact or report")
+            raise cfg.ConfigError("expected a command: run, compact, report or rules")
         _check_beam_options(beam_args)
         if args.command == "compact":
             return run_compact(args.output, args.before, args.force, quiet=args.quiet)
@@ -554,6 +575,19 @@ def _build_report(args: argparse.Namespace, report, step_done) -> int:
     print(f"report on {args.output}: {stories['stories']} stories, {stories['feeds']} feeds; wrote "
           + ", ".join(str(path) for path in written), flush=True)
     return EXIT_OK
+
+
+def _rules(args: argparse.Namespace) -> int:
+    """`newswatch rules` (pipeline/rules_command.py): storage trouble is exit 1,
+    the rest of its errors are ConfigErrors (exit 2)."""
+    try:
+        return rules_command.run(args)
+    except cfg.ConfigError:
+        raise
+    except Exception as exc:
+        logging.getLogger("newswatch").exception("rules failed")
+        print(f"newswatch: rules failed: {first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
 
 
 def run_compact(output: str, before, force: bool, lease_held: bool = False, quiet: bool = False) -> int:

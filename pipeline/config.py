@@ -39,7 +39,12 @@ _NOT_REGULAR = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FI
 
 
 def read_text(path: str, what: str, allow_stdin: bool = False) -> str:
-    """A configuration file as text: at most MAX_CONFIG_BYTES of UTF-8.
+    """A configuration file as text: at most MAX_CONFIG_BYTES of UTF-8 (see read_bytes)."""
+    return decode_text(read_bytes(path, what, allow_stdin), what, STDIN_LABEL if path == STDIN else path)
+
+
+def read_bytes(path: str, what: str, allow_stdin: bool = False) -> bytes:
+    """A configuration file as given: at most MAX_CONFIG_BYTES.
 
     Local paths must name regular files: a FIFO or a device would make the
     read wait forever (or never end), so they are refused from their stat,
@@ -63,6 +68,11 @@ def read_text(path: str, what: str, allow_stdin: bool = False) -> str:
         raise ConfigError(f"cannot read {what} {label}: {first_line(exc)}") from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(f"{what} {label} is larger than {MAX_CONFIG_BYTES} bytes")
+    return data
+
+
+def decode_text(data: bytes, what: str, label: str) -> str:
+    """UTF-8 text (a leading byte order mark dropped); ConfigError naming the line otherwise."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -291,11 +301,12 @@ class _TopicsYamlLoader(yaml.SafeLoader):
             raise _YamlRefused(node.start_mark, f"value cannot be read: {first_line(exc)}") from None
 
 
-def _read_topics_yaml(path: str):
-    """The topics as Topic records, each with where it is written."""
+def _read_topics_yaml(path: str, data: Optional[bytes] = None):
+    """The topics as Topic records, each with where it is written; from
+    `data` when given (the file's bytes, already read)."""
     from transforms.topics import Topic
 
-    text = read_text(path, "topics file")
+    text = read_text(path, "topics file") if data is None else decode_text(data, "topics file", path)
     try:
         loader = _TopicsYamlLoader(text)
         try:
@@ -371,12 +382,28 @@ def load_topic_definitions(path: str) -> List:
     return [topic for topic, _ in entries]
 
 
-def load_topics(path: str):
-    """Compiled and validated topics. A bad query is a ConfigError naming the
-    topic and the line and column in the file."""
+@dataclass(frozen=True)
+class TopicsFile:
+    """A topics file read once: its validated topics, and its bytes as given
+    (stored under OUT/_rules/ by the run that uses them: transforms/rules_archive.py)."""
+
+    topics: Tuple
+    data: bytes
+
+
+def load_topics_file(path: str) -> TopicsFile:
+    """The topics of load_topics, with the bytes they were read from."""
+    data = read_bytes(path, "topics file")
+    return TopicsFile(tuple(load_topics(path, data)), data)
+
+
+def load_topics(path: str, data: Optional[bytes] = None):
+    """Compiled and validated topics (from `data`, the file's bytes, when
+    given). A bad query is a ConfigError naming the topic and the line and
+    column in the file."""
     from transforms.topics import TopicError, compile_topics
 
-    text, entries = _read_topics_yaml(path)
+    text, entries = _read_topics_yaml(path, data)
     try:
         return compile_topics([topic for topic, _ in entries])
     except TopicError as exc:

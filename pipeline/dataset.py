@@ -8,6 +8,7 @@ pipeline does.
     why = dataset.read_matches("output", run_id=dataset.LAST_RUN)
     health = dataset.read_fetches("output", since="2021-09-01")
     runs = dataset.read_runs("output")
+    rules = dataset.read_rules("output")
 
 Every reader returns the same columns with the same dtypes whatever it
 finds, also when the folder does not exist yet:
@@ -225,6 +226,49 @@ def last_run(output, filesystem: Optional[pafs.FileSystem] = None) -> Optional[s
         return None
     unit = _WINDOW_UNIT.match(latest[1])
     return unit.group("run_id") if unit else latest[1]
+
+
+RULES_SCHEMA = pa.schema([
+    pa.field("version", pa.string()),
+    pa.field("path", pa.string()),
+    pa.field("first_run", pa.string()),
+    pa.field("first_run_at", pa.timestamp("us", tz="UTC")),
+    pa.field("last_run", pa.string()),
+    pa.field("last_run_at", pa.timestamp("us", tz="UTC")),
+    pa.field("runs", pa.int64()),
+])
+
+
+def read_rules(output, filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
+    """The versions of the topics rules an output knows, one row each: the
+    `topics_version` of the finished runs in OUT/runs, and the files stored
+    under OUT/_rules/ (transforms/rules_archive.py).
+
+    path: OUT/_rules/<version>.yaml, or null when no file of the version is
+      stored (runs from before the archive, or _rules/ deleted).
+    first_run, first_run_at, last_run, last_run_at: the run id and
+      started_at of the version's first and last finished run; null, and
+      runs 0, for a stored version no finished run used (a run still going,
+      failed, or handed to Dataflow, which writes no runs/ row).
+    Rows in order of first_run_at, then versions without a run by version.
+    """
+    from transforms.rules_archive import RULES_FOLDER, rules_path, version_of
+
+    runs = read_runs(output, columns=["run_id", "started_at", "topics_version"], filesystem=filesystem)
+    runs = runs[runs.topics_version.notna()].sort_values(["started_at", "run_id"], kind="stable")
+    fs, root = _resolve(output, filesystem)
+    stored = {version_of(info.base_name) for info in _listing(fs, f"{root}/{RULES_FOLDER}")} - {None}
+    used = {}
+    for version, group in runs.groupby("topics_version", sort=False):
+        first, last = group.iloc[0], group.iloc[-1]
+        used[version] = (first.run_id, first.started_at, last.run_id, last.started_at, len(group))
+    order = sorted(used, key=lambda v: (used[v][1], v)) + sorted(stored - set(used))
+    none = (None, None, None, None, 0)
+    rows = [(v, rules_path(os.fspath(output), v) if v in stored else None, *used.get(v, none)) for v in order]
+    columns = list(zip(*rows)) if rows else [()] * len(RULES_SCHEMA)
+    table = pa.table([pa.array(values, type=field.type) for values, field in zip(columns, RULES_SCHEMA)],
+                     schema=RULES_SCHEMA)
+    return _frame(table)
 
 
 # --------------------------------------------------------------------------- reading

@@ -74,6 +74,9 @@ class RunConfig:
     # The entry archive (transforms/archive.py): "full", "none" (identities
     # only), or None when the run keeps no archive (--no-archive).
     archive_text: Optional[str] = "full"
+    # The topics file as given, stored under OUT/_rules/ before the run
+    # (transforms/rules_archive.py); empty: the topics came from code.
+    topics_file: bytes = b""
 
 
 def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:

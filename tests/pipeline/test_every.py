@@ -48,6 +48,10 @@ def test_every_repeats_with_state_and_ctrl_c_finishes_the_current_cycle(feed_ser
     assert len(list((out / "_state" / "feeds").iterdir())) == 2
     assert not list((out / "_state" / "runs").iterdir())
     assert feed_server.requests_for("/asia.atom")[1].headers["if-none-match"] == '"a1"'
+    # both cycles ran one version of the rules: its file stored once, as given
+    [version] = pd.read_parquet(out / "runs").topics_version.unique()
+    assert [p.name for p in (out / "_rules").iterdir()] == [f"{version}.yaml"]
+    assert (out / "_rules" / f"{version}.yaml").read_text() == TOPICS
     assert [p.name for p in out.rglob("*") if p.name.startswith(".") and p.is_file()] == [".lease.json.lock"]
 
 
