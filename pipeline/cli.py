@@ -1,6 +1,7 @@
 """Command line: `newswatch run --feeds FEEDS --topics TOPICS --output OUT [beam options]`,
-`newswatch compact --output OUT` (docs/compaction.md) and
-`newswatch report --output OUT --html FILE` (pipeline/report/).
+`newswatch compact --output OUT` (docs/compaction.md),
+`newswatch report --output OUT --html FILE` (pipeline/report/) and
+`newswatch rules diff OLD NEW --output OUT` (pipeline/rules_diff.py).
 
 Exit codes: 0 success; 2 bad arguments or configuration (one line on stderr,
 before any fetch); 1 the run itself failed or its counts did not reconcile;
@@ -116,7 +117,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="compact the days before this one (default: today, UTC)")
     add_quiet_option(compact)
     _add_report_parser(commands)
+    _add_rules_diff_parser(commands)
     return parser
+
+
+def _add_rules_diff_parser(commands) -> None:
+    # `newswatch rules diff`: the command lives in pipeline/rules_diff.py.
+    from pipeline import rules_diff
+
+    rules = commands.add_parser("rules", help="the topic rules of an output: diff two versions")
+    rules_commands = rules.add_subparsers(dest="rules_command", parser_class=_OneLineParser)
+    rules_diff.add_parser(rules_commands)
 
 
 def _day(value: str):
@@ -454,6 +465,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             if beam_args:  # Beam's filesystem options (--s3_endpoint_url ...) for a gs:// or s3:// OUT
                 _check_beam_options(beam_args)
             return report_command(args)
+        if args.command == "rules":
+            return rules_diff_command(args, beam_args)
         if args.command not in ("run", "compact"):
             raise cfg.ConfigError("expected a command: run, compact or report")
         _check_beam_options(beam_args)
@@ -497,6 +510,17 @@ def main(argv: Optional[List[str]] = None) -> int:
         logging.getLogger("newswatch").exception("run failed")
         print(f"newswatch: run failed: {first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+
+
+def rules_diff_command(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    """`newswatch rules diff OLD NEW --output OUT` (pipeline/rules_diff.py)."""
+    from pipeline import rules_diff
+
+    if beam_args:  # Beam's filesystem options for a gs:// or s3:// OUT
+        _check_beam_options(beam_args)
+    if args.rules_command != "diff":
+        raise cfg.ConfigError("expected: newswatch rules diff OLD NEW --output OUT")
+    return rules_diff.command(args)
 
 
 def report_command(args: argparse.Namespace) -> int:
