@@ -176,16 +176,13 @@ def default_since(output: str, until: Optional[str]) -> Optional[str]:
 def archive_stories(output: str, since: Optional[str], until: Optional[str],
                     default_window: bool = False) -> ArchiveRead:
     """The window's archived entries as deduplicated Stories, one per story_id."""
-    import pyarrow as pa
-
     from pipeline import dataset
     from transforms.archive import TEXT_FIELDS, story_from_entry_row
     from transforms.dedup import dedup_stories, preference
     from transforms.schema import ENTRIES_SCHEMA
 
     frame = dataset.read_entries(output, since=since, until=until, columns=ENTRIES_SCHEMA.names)
-    # Through Arrow for plain Python values: None for nulls, datetimes, lists.
-    rows = pa.Table.from_pandas(frame, preserve_index=False).to_pylist()
+    rows = [{name: _plain(value) for name, value in record.items()} for record in frame.to_dict("records")]
     read = ArchiveRead(since, until, default_window, entries=len(rows))
     stories = []
     for row in rows:
@@ -202,6 +199,21 @@ def archive_stories(output: str, since: Optional[str], until: Optional[str],
     read.duplicates += len(kept) - len(by_id)
     read.stories = sorted(by_id.values(), key=lambda s: s.story_id)
     return read
+
+
+def _plain(value):
+    """A reader's cell as parse gave it: None for every kind of null, a
+    datetime for a Timestamp, a list for an array."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if value is None or pd.isna(value):   # pandas' string columns hold NaN for null
+        return None
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    return value
 
 
 # --------------------------------------------------------------------------- matching
