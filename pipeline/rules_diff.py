@@ -364,8 +364,8 @@ def _day(when: Optional[datetime]) -> str:
 
 
 def _window(read: ArchiveRead) -> str:
-    since = read.since or "the first"
-    until = f"until {read.until}" if read.until else "to the last"
+    since = read.since or "the archive's start"
+    until = f"until {read.until}" if read.until else "to the archive's end"
     default = f" (the last {DEFAULT_DAYS} days of the archive)" if read.default_window else ""
     return f"fetched from {since} {until}{default}"
 
