@@ -1,7 +1,8 @@
 """Command line: `newswatch run --feeds FEEDS --topics TOPICS --output OUT [beam options]`,
 `newswatch compact --output OUT` (docs/compaction.md),
 `newswatch report --output OUT --html FILE` (pipeline/report/) and
-`newswatch rules --output OUT` (pipeline/rules_command.py).
+`newswatch rules --output OUT` (pipeline/rules_command.py) and
+`newswatch rules diff OLD NEW --output OUT` (pipeline/rules_diff.py).
 
 Exit codes: 0 success; 2 bad arguments or configuration (one line on stderr,
 before any fetch); 1 the run itself failed or its counts did not reconcile;

@@ -192,6 +192,18 @@ def read_entries(output, since: Bound = None, until: Bound = None, run_id: RunId
     return _frame(table.select(columns))
 
 
+def last_day(output, kind: str, filesystem: Optional[pafs.FileSystem] = None) -> Optional[date]:
+    """The last UTC day a partition folder of OUT/<kind> holds (a month
+    folder's last day for a compacted month), or None when there is none;
+    from the folder names alone, no file is opened."""
+    from pipeline.compact import folder_span
+
+    fs, root = _resolve(output, filesystem)
+    infos = fs.get_file_info(pafs.FileSelector(f"{root}/{kind}", allow_not_found=True))
+    days = [folder_span(info.base_name) for info in infos if info.type == pafs.FileType.Directory]
+    return max((span[1] for span in days if span is not None), default=None)
+
+
 def last_run(output, filesystem: Optional[pafs.FileSystem] = None) -> Optional[str]:
     """The run id of the latest committed run, or None.
 

@@ -2,6 +2,7 @@
 
     newswatch rules --output OUT [--json]        list (the default): each version, its runs, its file
     newswatch rules show VERSION --output OUT    the stored topics file of VERSION, as given
+    newswatch rules diff OLD NEW --output OUT    what a rule change changes (pipeline/rules_diff.py)
 
 The listing comes from pipeline.dataset.read_rules (OUT/runs and
 OUT/_rules/, transforms/rules_archive.py). Each action is a sub-command of
@@ -20,11 +21,11 @@ from typing import Callable, Dict, List, Optional
 
 import pandas as pd
 
-from pipeline import dataset
+from pipeline import dataset, rules_diff
 from pipeline.config import ConfigError
 from transforms import rules_archive
 
-LIST, SHOW = "list", "show"
+LIST, SHOW, DIFF = "list", "show", "diff"
 # Folders only a newswatch output holds (docs/output.md).
 OUTPUT_FOLDERS = ("runs", "stories", "fetches", "errors", "_state", rules_archive.RULES_FOLDER)
 # A version may be named by a unique prefix of at least this many digits.
@@ -42,6 +43,7 @@ def add_parser(commands) -> None:
     show = actions.add_parser(SHOW, help="print the stored topics file of a version, as it was given")
     show.add_argument("version", help="a topics_version (or a unique prefix of it)")
     _options(show, inherited=True, with_json=False)
+    rules_diff.add_parser(actions)
 
 
 def _options(parser: argparse.ArgumentParser, inherited: bool, with_json: bool = True) -> None:
@@ -58,6 +60,9 @@ def _options(parser: argparse.ArgumentParser, inherited: bool, with_json: bool =
 def run(args: argparse.Namespace, out=None) -> int:
     """Runs the action `args` names; raises ConfigError for exit 2."""
     out = out or sys.stdout
+    if args.rules_action == DIFF:
+        # Its rules compile, and their versions resolve, before OUT is looked at.
+        return rules_diff.command(args, out)
     if not getattr(args, "output", None):
         raise ConfigError("rules: give --output OUT")
     output = args.output.rstrip("/") or "/"

@@ -88,6 +88,16 @@ def _option_strings(parser: argparse.ArgumentParser) -> Set[str]:
     return {s for s in parser._option_string_actions if s.startswith("--")}
 
 
+def _command_options(parser: argparse.ArgumentParser) -> Set[str]:
+    """A subcommand's options, and those of its own subcommands (`rules diff`)."""
+    options = _option_strings(parser)
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                options |= _command_options(sub)
+    return options
+
+
 def cli_commands() -> Dict[Optional[str], Set[str]]:
     """The top-level options, and each subcommand with its options."""
     from pipeline.cli import build_parser
@@ -97,7 +107,7 @@ def cli_commands() -> Dict[Optional[str], Set[str]]:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, sub in action.choices.items():
-                commands[name] = _option_strings(sub)
+                commands[name] = _command_options(sub)
     return commands
 
 
