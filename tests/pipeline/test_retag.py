@@ -287,6 +287,71 @@ def test_sigkill_during_a_retag_leaves_the_old_view_and_the_next_retag_cleans_up
                                   rows(dataset.read_stories(world / "out_b")))
 
 
+def test_a_retag_of_30_days_reads_only_the_partitions_of_those_days(tmp_path, capsys):
+    from benchmarks.retag_throughput import START, generate, run_id
+
+    out = tmp_path / "out"
+    days = [0, 5, 20, 35]
+    generate(out, runs=4, entries_per_run=100, run_times=[START + pd.Timedelta(days=d) for d in days])
+    # an unreadable file in every partition outside the range, and one more day outside
+    for day in (0, 35, 38):
+        folder = out / "entries" / f"date={(START + pd.Timedelta(days=day)).date()}"
+        folder.mkdir(exist_ok=True)
+        (folder / "garbage-000.parquet").write_bytes(b"not parquet at all")
+    (tmp_path / "b.yaml").write_text(RULES_B)
+    since, until = (START + pd.Timedelta(days=1)).date(), (START + pd.Timedelta(days=30)).date()
+    assert retag(tmp_path / "b.yaml", out, "--since", str(since), "--until", str(until), "--name", "month") == 0
+    pointer = dataset.read_view(out, "month")
+    assert pointer["runs"] == [run_id(1), run_id(2)] and pointer["since"] == str(since)
+    assert pointer["counts"]["entries"] == 200
+    # the same archive over every day reads the unreadable files, and fails
+    assert retag(tmp_path / "b.yaml", out, "--name", "all") == 1
+    err = capsys.readouterr().err
+    assert "garbage-000.parquet" in err and not (out / "views" / "all" / "_view.json").exists()
+
+
+NEW_DPRK = item("w9", "Pyongyang holds party congress", "Delegates gathered in Pyongyang on Friday.", day=30)
+
+
+def test_a_retag_runs_while_a_streaming_job_writes_to_the_same_output(world, tmp_path):
+    out = tmp_path / "out"
+    with FeedServer() as server:
+        runs_over_snapshots(server, tmp_path, world / "a.yaml", out, snapshots=SNAPSHOTS[:2], run_ids=RUNS[:2])
+        for path, body in SNAPSHOTS[2].items():
+            server.add(path, body.replace("</channel>", NEW_DPRK + "</channel>"))
+        before = {kind: files_under(out / kind) for kind in ("stories", "entries")}
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        job = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "run", "--feeds", str(tmp_path / "feeds.txt"), "--topics",
+             str(world / "a.yaml"), "--output", str(out), "--run-id", "job", "--runner", "DirectRunner",
+             "--allow-private-addresses", "127.0.0.1", "--streaming", "--poll-interval", "2",
+             "--duration", "40", "--window", "2", "--host-gap", "0.02", "--quiet"],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.monotonic() + 60
+            while not (out / "_state" / "runs" / "job.json").exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert (out / "_state" / "runs" / "job.json").exists()       # the job holds OUT
+            assert retag(world / "b.yaml", out, "--name", "b") == 0
+            assert job.poll() is None                                  # still running meanwhile
+            stdout, stderr = job.communicate(timeout=300)
+        finally:
+            if job.poll() is None:
+                job.kill()
+    assert job.returncode == 0, stderr[-3000:]
+    expected = dataset.read_stories(world / "out_b", run_id=list(RUNS[:2]))
+    pd.testing.assert_frame_equal(rows(dataset.read_stories(out, view="b")), rows(expected))
+    assert dataset.read_view(out, "b")["runs"] == list(RUNS[:2])
+    # the job's output is whole: its story written once, its counts reconcile,
+    # the batch runs' files as they were
+    assert stdout.count("-> ok") == 4, stdout
+    live = dataset.read_stories(out)
+    assert list(live[live.run_id == "job"].title) == ["Pyongyang holds party congress"]
+    assert live.story_id.is_unique
+    assert [f for f in files_under(out / "stories") if not f.split("/")[-1].startswith("job")] == before["stories"]
+    assert not (out / "_state" / "runs" / "job.json").exists()
+
+
 def test_a_view_that_was_never_published_cannot_be_read(out):
     with pytest.raises(FileNotFoundError, match="no view"):
         dataset.read_stories(out, view="nothing")
