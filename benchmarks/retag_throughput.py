@@ -138,7 +138,10 @@ def measure(runs: int = 100, entries_per_run: int = 10_000, work: Optional[Path]
         topics.write_text(topics_yaml(RULES_B), encoding="utf-8")
         tiny = folder / "tiny"
         generate(tiny, 1, 50, seed=3)
-        result = {"runs": runs, "entries": counts["entries"], "generated_s": round(generated_s, 1),
+        result = {"date": datetime.now(timezone.utc).date().isoformat(),
+                  "command": f"python -m benchmarks.retag_throughput --runs {runs} --entries-per-run "
+                             f"{entries_per_run} --save benchmarks/results/retag_throughput.json",
+                  "runs": runs, "entries": counts["entries"], "generated_s": round(generated_s, 1),
                   "python": platform.python_version(), "cpus": os.cpu_count(), "modes": {}}
         for mode, extra in MODES.items():
             timed = retag(out, topics, [*extra, "--name", mode])
