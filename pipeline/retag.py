@@ -26,7 +26,6 @@ Two halves:
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time

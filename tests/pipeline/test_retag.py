@@ -1,7 +1,6 @@
 """`newswatch retag`: archived entries re-tagged with other rules into a
 named view (docs/retag.md). Real feeds on 127.0.0.1 that change between
 runs, real runs, real Parquet read back with pandas."""
-import json
 import os
 import shutil
 import signal
@@ -11,8 +10,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from pipeline import dataset, views
