@@ -319,7 +319,8 @@ def unit_stories(source: UnitSource) -> Iterator:
     for path in unit.files:
         name = path.rsplit("/", 1)[-1]
         tagged = _TAGGED_FILE.match(name)
-        table = pq.read_table(path, filesystem=fs)
+        # A merged file holds many runs: only this run's rows are decoded.
+        table = pq.read_table(path, filesystem=fs, filters=[("run_id", "=", unit.run_id)])
         keep = pc.equal(table.column("run_id"), unit.run_id)
         start, end = source.bounds
         if tagged is None and unit.window is not None:
@@ -492,6 +493,9 @@ def run_retag(options: RetagOptions, topics, topics_text: str, version: str,
                 options.output, run_id=the_plan.run_ids, columns=["topics"]))
             return RetagResult(_compare_lines(old_counts, new_counts, the_plan, version))
         phases.reached(PUBLISHING)
+        if not views.exists(f"{root}/{views.TOPICS_FILE}"):
+            # Another retag of this name removed this generation as unpublished.
+            raise views.Published(f"generation {generation} of view {name} was removed by another retag")
         pointer = views.ViewPointer(
             name=name, generation=generation, topics_version=version,
             topics_file=f"{generation}/{views.TOPICS_FILE}", topics_text=topics_text,

@@ -181,6 +181,12 @@ def remove_unpublished(output: str, name: str, keep: Optional[str]) -> List[str]
     return removed
 
 
+def exists(path: str) -> bool:
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.exists(path)
+
+
 def write_text(path: str, text: str) -> None:
     """A small file written whole (temporary name, then rename)."""
     from transforms.state.store import write_atomically
