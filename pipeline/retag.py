@@ -59,6 +59,10 @@ class RetagRefused(Exception):
     range, entries archived without text): one line, exit 2."""
 
 
+class UnreadableEntries(IOError):
+    """An entries file in the range that cannot be read: the retag fails (exit 1)."""
+
+
 # ---------------------------------------------------------------- planning (pure)
 
 @dataclass(frozen=True)
@@ -209,7 +213,10 @@ def survey_archive(output: str, since=None, until=None) -> Tuple[List[EntryGroup
     fs, files, bounds = dataset.entry_files(output, since, until)
     groups: List[EntryGroup] = []
     for path in files:
-        groups.extend(_groups_of_file(fs, path, bounds))
+        try:
+            groups.extend(_groups_of_file(fs, path, bounds))
+        except (pa.ArrowException, OSError) as exc:
+            raise UnreadableEntries(f"entries file {path} is unreadable: {' '.join(str(exc).split())}") from None
     runs = _run_records(output)
     committed = set(dataset.committed_units(output))
     partitions = sorted({path.rsplit("/", 2)[-2] for path in files})
