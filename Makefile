@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 OUT    ?= output
 BENCH_SCALE ?= default
 
-.PHONY: run test test-fast install install-test bench bench-fetch bench-topics bench-clusters bench-report bench-compact bench-streaming bench-huge same-rows clean
+.PHONY: run test test-fast install install-test bench bench-fetch bench-topics bench-clusters bench-report bench-compact bench-retag bench-streaming bench-huge same-rows clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,14 @@ bench-report: $(VENV)/.installed-test
 # benchmarks/results/compact_read.json (shown in docs/performance.md).
 bench-compact: $(VENV)/.installed-test
 	$(PY) -m benchmarks.compact_read --save benchmarks/results/compact_read.json
+	$(PY) -m benchmarks.docs_table
+
+# newswatch retag: entries re-tagged per second on a generated archive,
+# in-process and with 2 workers; writes benchmarks/results/retag_throughput.json
+# (shown in docs/performance.md). RETAG_RUNS x 10,000 entries (100: 1,000,000).
+RETAG_RUNS ?= 10
+bench-retag: $(VENV)/.installed-test
+	$(PY) -m benchmarks.retag_throughput --runs $(RETAG_RUNS) --save benchmarks/results/retag_throughput.json
 	$(PY) -m benchmarks.docs_table
 
 # Syndication clusters scored on a labelled set built from ../shared/corpora

@@ -271,6 +271,7 @@ COMPONENTS = {
     "parse": ("benchmarks.parse_guards", {"items": 50, "rounds": 30}),
     "lease": ("benchmarks.lease_bench", {"runs": 50}),
     "clusters": ("benchmarks.cluster_bench", {"stories": 1_000_000, "new": 1000}),
+    "retag": ("benchmarks.retag_throughput", {"runs": 4, "entries_per_run": 2000}),
 }
 # Components measured at another size under a --scale (the seen index's
 # target is set at 10,000,000 remembered stories: a few minutes to build).
@@ -334,6 +335,12 @@ def _component_lines(components: Dict[str, dict], results: Optional[List[Result]
             if ratio:
                 line += f"; CPU per entry {ratio[1]:.2f}x with clustering on vs off ({ratio[0]:,} entries)"
             lines.append(line)
+        elif name == "retag":
+            modes = r["modes"]
+            lines.append(f"{name:>9}  {'retag, ' + format(r['entries'], ',') + ' archived entries':<32} {'-':>6} "
+                         f"{modes['in_process']['entries_per_s']:>7,.0f} entries/s in-process, "
+                         f"{modes['multi_processing_2']['entries_per_s']:,.0f}/s with 2 workers "
+                         f"({r['runs']} runs; one run alone {modes['in_process']['one_unit_s']:.1f} s)")
         elif name == "parse":
             lines.append(f"{name:>9}  {'entity guard, ' + str(r['bytes'] // 1024) + ' KiB feed':<32} {'-':>6} "
                          f"{r['guard_ms']:>7.2f} ms beside feedparser's {r['feedparser_ms']:.1f} ms "

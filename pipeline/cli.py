@@ -1,8 +1,9 @@
 """Command line: `newswatch run --feeds FEEDS --topics TOPICS --output OUT [beam options]`,
 `newswatch compact --output OUT` (docs/compaction.md),
-`newswatch report --output OUT --html FILE` (pipeline/report/) and
-`newswatch rules --output OUT` (pipeline/rules_command.py) and
-`newswatch rules diff OLD NEW --output OUT` (pipeline/rules_diff.py).
+`newswatch report --output OUT --html FILE` (pipeline/report/),
+`newswatch rules --output OUT` (pipeline/rules_command.py),
+`newswatch rules diff OLD NEW --output OUT` (pipeline/rules_diff.py) and
+`newswatch retag --topics NEW --output OUT` (pipeline/retag.py).
 
 Exit codes: 0 success; 2 bad arguments or configuration (one line on stderr,
 before any fetch); 1 the run itself failed or its counts did not reconcile;
@@ -120,7 +121,26 @@ def build_parser() -> argparse.ArgumentParser:
     add_quiet_option(compact)
     _add_report_parser(commands)
     rules_command.add_parser(commands)
+    _add_retag_parser(commands)
     return parser
+
+
+def _add_retag_parser(commands) -> None:
+    retag = commands.add_parser("retag", help="re-tag archived entries with other topic rules into a "
+                                              "named view (docs/retag.md)")
+    retag.add_argument("--topics", required=True, help="the new topics YAML file (local, gs://, s3://)")
+    retag.add_argument("--output", required=True, help="output folder whose entry archive is replayed")
+    retag.add_argument("--since", help="first fetch day or time (YYYY-MM-DD or ISO 8601, UTC), included")
+    retag.add_argument("--until", help="last fetch day (included) or time (excluded)")
+    retag.add_argument("--name", help="the view's name: OUT/views/NAME/ (default: retag-<topics_version>)")
+    retag.add_argument("--replace", action="store_true", help="replace the view if it exists")
+    retag.add_argument("--dry-run", action="store_true",
+                       help="print stories per topic, now and with the new rules, and write nothing")
+    retag.add_argument("--lookback-days", type=float, default=DEFAULT_LOOKBACK_DAYS,
+                       help=f"the --lookback-days the live runs had (default {DEFAULT_LOOKBACK_DAYS})")
+    retag.add_argument("--no-clusters", action="store_true",
+                       help="the live runs had --no-clusters: cluster_id and cluster_size stay null")
+    add_quiet_option(retag)
 
 
 def _day(value: str):
@@ -476,9 +496,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             if beam_args:  # as for report: filesystem options for a gs:// or s3:// OUT
                 _check_beam_options(beam_args)
             return _rules(args)
-        if args.command not in ("run", "compact"):
-            raise cfg.ConfigError("expected a command: run, compact, report or rules")
+        if args.command not in ("run", "compact", "retag"):
+            raise cfg.ConfigError("expected a command: run, compact, retag, report or rules")
         _check_beam_options(beam_args)
+        if args.command == "retag":
+            return retag_command(args, beam_args)
         if args.command == "compact":
             return run_compact(args.output, args.before, args.force, quiet=args.quiet)
         if args.compact and (args.streaming or args.every is not None or _on_dataflow(beam_args)):
@@ -589,6 +611,34 @@ def _rules(args: argparse.Namespace) -> int:
         logging.getLogger("newswatch").exception("rules failed")
         print(f"newswatch: rules failed: {first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+def retag_command(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
+    """`newswatch retag` (pipeline/retag.py): the topics compile before
+    anything of OUT is read; 2 for a bad topics file or options, a missing
+    output or archive, entries without text, or a view that exists without
+    --replace; 1 if the replay failed."""
+    from pipeline import retag
+
+    if not args.lookback_days > 0:
+        raise cfg.ConfigError("--lookback-days must be positive")
+    if not args.output.strip():
+        raise cfg.ConfigError("--output is empty: give the output folder")
+    options = retag.RetagOptions(topics_path=args.topics, output=args.output.rstrip("/") or "/",
+                                 since=args.since, until=args.until, name=args.name, replace=args.replace,
+                                 dry_run=args.dry_run, lookback_days=args.lookback_days,
+                                 clusters=not args.no_clusters, quiet=args.quiet)
+    topics, text, version = retag.prepare(options)   # ConfigError: nothing of OUT read yet
+    try:
+        result = retag.run_retag(options, topics, text, version, beam_args,
+                                 say=lambda line: print(line, file=sys.stderr, flush=True))
+    except retag.RetagRefused as exc:
+        print(f"newswatch: error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except Exception as exc:
+        logging.getLogger("newswatch").exception("retag failed")
+        print(f"newswatch: retag failed: {first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    print("\n".join(result.lines), flush=True)
+    return EXIT_OK
 
 
 def run_compact(output: str, before, force: bool, lease_held: bool = False, quiet: bool = False) -> int:

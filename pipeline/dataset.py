@@ -29,6 +29,7 @@ both read, and a read that meets a file deleted since the listing lists again.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 from datetime import date, datetime, time, timedelta, timezone
@@ -77,7 +78,8 @@ LAST_RUN = _LastRun()
 
 def read_stories(output, since: Bound = None, until: Bound = None, on: str = ON_PUBLISHED,
                  topics: Optional[Iterable[str]] = None, columns: Optional[Sequence[str]] = None,
-                 run_id: RunIds = None, filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
+                 run_id: RunIds = None, filesystem: Optional[pafs.FileSystem] = None,
+                 view: Optional[str] = None) -> pd.DataFrame:
     """OUT/stories as one DataFrame, a row per story.
 
     since, until: the time range, `since` included, `until` excluded; a
@@ -93,17 +95,21 @@ def read_stories(output, since: Bound = None, until: Bound = None, on: str = ON_
     run_id: one run id, several, or LAST_RUN.
     filesystem: a pyarrow filesystem for OUT (default: local disk, or Beam's
       filesystems for gs:// and s3://, configured as for the pipeline).
+    view: the stories of the view of this name (`newswatch retag`,
+      docs/retag.md), OUT/views/<view>/, instead of OUT/stories.
     """
     if on not in (ON_PUBLISHED, ON_RUN):
         raise ValueError(f"on must be {ON_PUBLISHED!r} or {ON_RUN!r}, not {on!r}")
     columns = _columns(STORIES_DATASET_SCHEMA, columns)
-    table = _read_stories_table(output, since, until, on, topics, columns, run_id, filesystem)
+    table = _in_view(output, view, filesystem, lambda root: _read_stories_table(
+        root, since, until, on, topics, columns, run_id, filesystem))
     return _frame(table.select(columns))
 
 
 def read_matches(output, since: Bound = None, until: Bound = None, on: str = ON_PUBLISHED,
                  topics: Optional[Iterable[str]] = None, columns: Sequence[str] = (),
-                 run_id: RunIds = None, filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
+                 run_id: RunIds = None, filesystem: Optional[pafs.FileSystem] = None,
+                 view: Optional[str] = None) -> pd.DataFrame:
     """Why the stories matched: one row per element of their `matches`,
     columns story_id, topic, term, field, offset, then the story `columns`
     asked for (title, date ...). A story without matches (schema version 1)
@@ -113,8 +119,8 @@ def read_matches(output, since: Bound = None, until: Bound = None, on: str = ON_
         raise ValueError(f"on must be {ON_PUBLISHED!r} or {ON_RUN!r}, not {on!r}")
     extra = [name for name in _columns(STORIES_DATASET_SCHEMA, list(columns) or ["story_id"])
              if name not in ("story_id", "matches")]
-    table = _read_stories_table(output, since, until, on, None, ["story_id", "matches", *extra],
-                                run_id, filesystem)
+    table = _in_view(output, view, filesystem, lambda root: _read_stories_table(
+        root, since, until, on, None, ["story_id", "matches", *extra], run_id, filesystem))
     matches = table.column("matches").combine_chunks()
     parents = pc.list_parent_indices(matches)
     flat = pc.list_flatten(matches)
@@ -281,6 +287,108 @@ def read_rules(output, filesystem: Optional[pafs.FileSystem] = None) -> pd.DataF
     table = pa.table([pa.array(values, type=field.type) for values, field in zip(columns, RULES_SCHEMA)],
                      schema=RULES_SCHEMA)
     return _frame(table)
+def read_view(output, view: str, filesystem: Optional[pafs.FileSystem] = None) -> dict:
+    """The pointer of a view (OUT/views/<view>/_view.json) as a dict: its
+    generation, topics_version, topics text, source, range, runs replayed,
+    counts (pipeline/views.py). Raises FileNotFoundError when there is no
+    such view."""
+    from pipeline.views import POINTER, VIEWS_DIR
+
+    fs, root = _resolve(output, filesystem)
+    path = f"{root}/{VIEWS_DIR}/{view}/{POINTER}"
+    try:
+        with fs.open_input_stream(path) as handle:
+            return json.loads(handle.read().decode("utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no view {view!r} in {output} (no {VIEWS_DIR}/{view}/{POINTER})") from None
+
+
+def _in_view(output, view: Optional[str], filesystem, read):
+    """read(root): of OUT itself, or of the generation the view's pointer
+    names. A retag that replaces the view deletes the old generation once
+    the new pointer is there: a read that meets a vanished file follows the
+    pointer again."""
+    if view is None:
+        return read(output)
+    from pipeline.views import VIEWS_DIR
+
+    for attempt in range(_READ_ATTEMPTS):
+        generation = read_view(output, view, filesystem)["generation"]
+        root = f"{os.fspath(output).rstrip('/')}/{VIEWS_DIR}/{view}/{generation}"
+        try:
+            return read(root)
+        except FileNotFoundError:
+            if attempt == _READ_ATTEMPTS - 1:
+                raise
+
+
+def entry_files(output, since: Bound = None, until: Bound = None,
+                filesystem: Optional[pafs.FileSystem] = None):
+    """(pyarrow filesystem, the entries files of the partitions that meet
+    [since, until), (start, end) as UTC datetimes): what `newswatch retag`
+    reads. Only those partition folders are listed below OUT/entries/."""
+    fs, root = _resolve(output, filesystem)
+    start, end = _bound(since, is_end=False), _bound(until, is_end=True)
+    folder = f"{root}/entries"
+    if fs.get_file_info(folder).type == pafs.FileType.NotFound:
+        return fs, [], (start, end)
+    return fs, _data_files(fs, folder, _span(since, until)), (start, end)
+
+
+def bounds(since: Bound = None, until: Bound = None) -> Tuple[Optional[datetime], Optional[datetime]]:
+    """[since, until) as UTC datetimes (a date is its whole day), None for open ends."""
+    return _bound(since, is_end=False), _bound(until, is_end=True)
+
+
+def resolve(output, filesystem: Optional[pafs.FileSystem] = None) -> Tuple[pafs.FileSystem, str]:
+    """(pyarrow filesystem, OUT as a path on it), as every reader here finds them."""
+    return _resolve(output, filesystem)
+
+
+def output_exists(output, filesystem: Optional[pafs.FileSystem] = None) -> bool:
+    try:
+        fs, root = _resolve(output, filesystem)
+    except FileNotFoundError:
+        return False
+    return fs.get_file_info(root).type != pafs.FileType.NotFound or bool(
+        fs.get_file_info(pafs.FileSelector(root, allow_not_found=True)))
+
+
+def open_markers(output, filesystem: Optional[pafs.FileSystem] = None) -> dict:
+    """Run id -> started_at (UTC datetime, or None) of each open run marker
+    in _state/runs: runs under way or killed, and streaming jobs running."""
+    fs, root = _resolve(output, filesystem)
+    markers = {}
+    for info in _listing(fs, f"{root}/{STATE_RUNS}"):
+        if not info.base_name.endswith(".json") or info.base_name.startswith("."):
+            continue
+        started = None
+        try:
+            with fs.open_input_stream(info.path) as handle:
+                text = json.loads(handle.read().decode()).get("started_at")
+            started = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+        except (OSError, ValueError, AttributeError):
+            pass  # the name is what counts
+        markers[info.base_name[: -len(".json")]] = started
+    return markers
+
+
+def committed_units(output, filesystem: Optional[pafs.FileSystem] = None) -> List[str]:
+    """The commit units in _state/seen: batch runs and streaming window
+    panes (`<run_id>-w<start>-p<pane>`) that committed, less the runs whose
+    marker is open (a re-run under way, or a commit cut off)."""
+    fs, root = _resolve(output, filesystem)
+    open_runs = set(open_markers(output, filesystem))
+    units = set()
+    for info in _listing(fs, f"{root}/{STATE_SEEN}"):
+        if not info.base_name.endswith(".parquet") or info.base_name.startswith((".", "_")):
+            continue
+        try:
+            table = pq.read_table(info.path, filesystem=fs, columns=["run_id"])
+        except (pa.ArrowException, OSError):
+            continue  # unreadable: the next run moves it to _state/corrupt/
+        units.update(pc.unique(table.column("run_id")).to_pylist())
+    return sorted(units - open_runs)
 
 
 # --------------------------------------------------------------------------- reading

@@ -92,10 +92,50 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
     if phases.pause_requested(phases.FETCH):
         fetched = fetched | "PauseAfterFetch" >> beam.Map(phases.passing(phases.FETCH))
     parsed = fetched | "Parse" >> ParseFeeds(config.run_id, sketch=config.clusters)
+    fetch_log, dead_letters = parsed[FETCH_LOG], parsed[DEAD_LETTERS]
+    if phases.pause_requested(phases.PARSE):
+        fetch_log = fetch_log | "PauseAfterParse" >> beam.Map(phases.passing(phases.PARSE))
+    if streaming:
+        # Files by arrival (the poll tick each element carries), partitions
+        # by publication (sink.py): see transforms/windowing.py.
+        fetch_log = fetch_log | "FetchWindows" >> arrival_windows(streaming.window_s)
+        dead_letters = dead_letters | "ErrorWindows" >> arrival_windows(streaming.window_s)
+    entries = parsed.stories
+    if streaming:
+        entries = entries | "EntryWindows" >> arrival_windows(streaming.window_s)
+    written = {
+        "fetches": fetch_log | "WriteFetches" >> WritePartitions(
+            config.output, FETCHES, config.run_id, lease=config.lease),
+        "errors": dead_letters | "WriteErrors" >> WritePartitions(
+            config.output, ERRORS, config.run_id, lease=config.lease),
+    }
+    if config.archive_text is not None:
+        # Every parsed entry, before dedup and matching drop any (retag reads it).
+        written["entries"] = entries | "ArchiveEntries" >> ArchiveEntries(
+            config.output, config.run_id, config.archive_text, config.shards, lease=config.lease)
+    feed_states = fetched | "FeedStates" >> beam.Map(lambda r: (r.feed_url, r.feed_state))
+    return build_story_stages(parsed.stories, config, feed_states, written)
+
+
+def build_story_stages(parsed: beam.PCollection, config: RunConfig, feed_states: beam.PCollection,
+                       written: Dict[str, beam.PCollection]) -> Dict[str, beam.PCollection]:
+    """The stages after parse, for a live run and for `newswatch retag`
+    (pipeline/retag.py), which replays archived entries through them:
+    Tag topics -> Dedup -> Seen before [-> Dedup across polls] -> Keep
+    matched -> Language -> Clusters -> stories/ under config.output; then
+    the state commit under config.output/_state (seen and cluster records,
+    and `feed_states`), once the story files and every PCollection of files
+    in `written` are written.
+
+    `parsed` is a PCollection[Story] as the parse stage gives it (sketched
+    unless clusters are off); returns `written` with "stories" and "state"
+    added.
+    """
+    streaming = config.streaming
     # Tagged before dedup so unmatched stories cross dedup without their text
     # (topics.without_text); dropped after it, so which copy of a story is
     # kept, and the counts by reason, are as if matching came after dedup.
-    tagged = parsed.stories | "TagTopics" >> TagTopics(config.topics)
+    tagged = parsed | "TagTopics" >> TagTopics(config.topics)
     if streaming:
         # Within one poll the preferred copy wins (as in batch).
         tagged = tagged | "PerPoll" >> beam.WindowInto(window.FixedWindows(streaming.poll_interval_s))
@@ -118,36 +158,19 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
         | "KeepMatched" >> KeepMatched(config.topics)
         | "DetectLanguage" >> DetectLanguage()
     )
-    fetch_log, dead_letters = parsed[FETCH_LOG], parsed[DEAD_LETTERS]
-    if phases.pause_requested(phases.PARSE):
-        fetch_log = fetch_log | "PauseAfterParse" >> beam.Map(phases.passing(phases.PARSE))
     if streaming:
-        # Files by arrival (the poll tick each element carries), partitions
-        # by publication (sink.py): see transforms/windowing.py.
         stories = stories | "StoryWindows" >> arrival_windows(streaming.window_s)
-        fetch_log = fetch_log | "FetchWindows" >> arrival_windows(streaming.window_s)
-        dead_letters = dead_letters | "ErrorWindows" >> arrival_windows(streaming.window_s)
     if config.clusters:
         stories = stories | "Clusters" >> AssignClusters(
             config.output, config.run_id, config.started_at, config.lookback,
             ttl_s=streaming.dedup_ttl_s if streaming else None)
         if streaming:  # clustered in the global window, after the job's earlier windows
             stories = stories | "ClusteredWindows" >> arrival_windows(streaming.window_s)
-    entries = parsed.stories
-    if streaming:
-        entries = entries | "EntryWindows" >> arrival_windows(streaming.window_s)
     written = {
         "stories": stories | "WriteStories" >> WritePartitions(
             config.output, STORIES, config.run_id, config.shards, lease=config.lease),
-        "fetches": fetch_log | "WriteFetches" >> WritePartitions(
-            config.output, FETCHES, config.run_id, lease=config.lease),
-        "errors": dead_letters | "WriteErrors" >> WritePartitions(
-            config.output, ERRORS, config.run_id, lease=config.lease),
+        **written,
     }
-    if config.archive_text is not None:
-        # Every parsed entry, before dedup and matching drop any (retag reads it).
-        written["entries"] = entries | "ArchiveEntries" >> ArchiveEntries(
-            config.output, config.run_id, config.archive_text, config.shards, lease=config.lease)
     refresh = fresh[REFRESH]
     if streaming:
         # The state loaded at start does not change while the job runs, so a
@@ -162,7 +185,6 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
         (stories | "SeenRecords" >> beam.FlatMap(seen_records), refresh)
         | "AllSeenRecords" >> beam.Flatten()
     )
-    feed_states = fetched | "FeedStates" >> beam.Map(lambda r: (r.feed_url, r.feed_state))
     clusters = stories | "ClusterRecords" >> beam.FlatMap(cluster_records)
     if streaming:
         written["state"] = (remembered, feed_states, clusters) | "CommitWindows" >> CommitWindows(

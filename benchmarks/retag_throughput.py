@@ -1,0 +1,185 @@
+"""`newswatch retag` throughput: archived entries re-tagged per second.
+
+    python -m benchmarks.retag_throughput [--runs 100] [--entries-per-run 10000]
+                                          [--save benchmarks/results/retag_throughput.json]
+
+The archive is generated directly as Parquet, not through the pipeline:
+benchmarks/corpus.py's feeds (realistic text in six languages, repeats
+across polls, syndicated and wire copies), poll k of every feed being run
+k's fetch of it, each document parsed by the parse stage's own function
+(transforms.parse.iter_parse_fetch) and written as the run's entries file
+(transforms.archive.entry_row, ENTRIES_SCHEMA), plus the run's row in
+OUT/runs/ (what makes it a committed run for the replay). Runs are spread
+evenly over `days` days. Then `newswatch retag` with other rules, timed as
+a child process, in-process (DirectRunner) and with 2 workers
+(multi_processing); and the same command on a one-run, one-feed archive:
+the fixed cost of replaying one unit (a Beam pipeline each), so the figure
+can be read as fixed cost per run + cost per entry. Generation is not timed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from benchmarks import corpus
+from transforms.archive import entry_row
+from transforms.parse import iter_parse_fetch
+from transforms.records import FetchResult, Story
+from transforms.schema import ENTRIES_SCHEMA, partition_date
+from transforms.sink import ENTRIES, file_name, partition_dir, write_run_row
+
+ROOT = Path(__file__).resolve().parents[1]
+START = datetime(2026, 10, 1, tzinfo=timezone.utc)
+# The rules the live runs had (A) and the new ones (B): B adds topics.
+RULES_A = [("dprk", '"North Korea" OR Pyongyang OR 북한 OR 北朝鮮 OR 朝鲜')]
+RULES_B = RULES_A + [("missile_tests", "(missile OR missiles OR 미사일 OR ミサイル) AND (test OR fired OR launch)"),
+                     ("markets", "market OR markets OR stocks OR 주식 OR 株価")]
+FLUSH_ROWS = 5000
+
+
+def topics_yaml(rules) -> str:
+    return "topics:\n" + "".join(f"  - name: {name}\n    query: {json.dumps(query, ensure_ascii=False)}\n"
+                                 for name, query in rules)
+
+
+def generate(out: Path, runs: int, entries_per_run: int, days: float = 30.0, seed: int = 16,
+             run_times: Optional[Sequence[datetime]] = None) -> Dict[str, int]:
+    """Writes OUT/entries (a file per run and fetch day) and OUT/runs (a row
+    per run): `runs` runs of about `entries_per_run` entries each, run k at
+    run_times[k] (default: evenly over `days` days from START). Returns counts."""
+    times = list(run_times) if run_times is not None else [
+        START + timedelta(days=days * k / max(runs, 1)) for k in range(runs)]
+    assert len(times) == runs
+    spec = corpus.CorpusSpec(entries=runs * entries_per_run, items_per_feed=50, polls=runs, seed=seed)
+    writer = corpus._Writer(spec, RULES_A)
+    truth = corpus.GroundTruth()
+    buffers: Dict[int, List[dict]] = {k: [] for k in range(runs)}
+    writers: Dict[int, pq.ParquetWriter] = {}
+    counts = {"entries": 0, "documents": 0, "runs": runs}
+
+    def flush(run: int) -> None:
+        if not buffers[run]:
+            return
+        if run not in writers:
+            folder = partition_dir(str(out), ENTRIES.name, partition_date(times[run]))
+            os.makedirs(folder, exist_ok=True)
+            writers[run] = pq.ParquetWriter(os.path.join(folder, file_name(run_id(run), 0)), ENTRIES_SCHEMA,
+                                            compression="zstd", compression_level=ENTRIES.compression_level)
+        writers[run].write_table(pa.Table.from_pylist(buffers[run], schema=ENTRIES_SCHEMA))
+        buffers[run] = []
+
+    for path, data in corpus._documents(spec, writer, truth):
+        poll = int(path.rsplit("/p", 1)[1].split(".")[0])
+        url = f"https://feeds.example.org{path.rsplit('/p', 1)[0]}.xml"
+        kind = "application/atom+xml" if path.endswith(".atom") else "application/rss+xml"
+        fetched = FetchResult(feed_url=url, final_url=url, status=200, headers={"content-type": kind},
+                              body=data, elapsed_s=0.1, fetched_at=times[poll] + timedelta(seconds=1))
+        for record in iter_parse_fetch(fetched, run_id(poll), sketch=False):
+            if isinstance(record, Story):
+                buffers[poll].append(entry_row(record))
+                counts["entries"] += 1
+        counts["documents"] += 1
+        if len(buffers[poll]) >= FLUSH_ROWS:
+            flush(poll)
+    for run in range(runs):
+        flush(run)
+        if run in writers:
+            writers[run].close()
+        write_run_row(str(out), {"run_id": run_id(run), "started_at": times[run], "mode": "batch",
+                                 "finished_at": times[run] + timedelta(minutes=1), "runner": "DirectRunner",
+                                 "output": str(out)})
+    return counts
+
+
+def run_id(run: int) -> str:
+    return f"run{run:04d}"
+
+
+def retag(out: Path, topics: Path, extra: Sequence[str] = ()) -> dict:
+    """`newswatch retag` as a child process: wall seconds and what it printed."""
+    command = [sys.executable, "-m", "pipeline", "retag", "--topics", str(topics), "--output", str(out),
+               "--runner", "DirectRunner", "--replace", "--quiet", *extra]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    began = time.monotonic()
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.monotonic() - began
+    if done.returncode != 0:
+        raise RuntimeError(f"retag failed ({done.returncode}): {done.stderr[-2000:]}")
+    return {"wall_s": wall, "printed": done.stdout.strip().splitlines()}
+
+
+MODES = {"in_process": [], "multi_processing_2": ["--direct_running_mode=multi_processing",
+                                                  "--direct_num_workers=2"]}
+
+
+def measure(runs: int = 100, entries_per_run: int = 10_000, work: Optional[Path] = None) -> dict:
+    from pipeline import dataset
+
+    folder = Path(work or tempfile.mkdtemp(prefix="retag-bench-"))
+    try:
+        out = folder / "out"
+        began = time.monotonic()
+        counts = generate(out, runs, entries_per_run)
+        generated_s = time.monotonic() - began
+        topics = folder / "b.yaml"
+        topics.write_text(topics_yaml(RULES_B), encoding="utf-8")
+        tiny = folder / "tiny"
+        generate(tiny, 1, 50, seed=3)
+        result = {"date": datetime.now(timezone.utc).date().isoformat(),
+                  "command": f"python -m benchmarks.retag_throughput --runs {runs} --entries-per-run "
+                             f"{entries_per_run} --save benchmarks/results/retag_throughput.json",
+                  "runs": runs, "entries": counts["entries"], "generated_s": round(generated_s, 1),
+                  "python": platform.python_version(), "cpus": os.cpu_count(), "modes": {}}
+        for mode, extra in MODES.items():
+            timed = retag(out, topics, [*extra, "--name", mode])
+            stories = len(dataset.read_stories(out, view=mode, columns=["story_id"]))
+            fixed = retag(tiny, topics, [*extra, "--name", mode])
+            result["modes"][mode] = {
+                "wall_s": round(timed["wall_s"], 1), "stories": stories,
+                "entries_per_s": round(counts["entries"] / timed["wall_s"], 1),
+                "one_unit_s": round(fixed["wall_s"], 1),
+                "per_unit_s": round(timed["wall_s"] / runs, 2)}
+        return result
+    finally:
+        if work is None:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def render(result: dict) -> str:
+    lines = [f"retag of {result['entries']:,} archived entries in {result['runs']} runs "
+             f"(python {result['python']}, {result['cpus']} cpus)"]
+    for mode, m in result["modes"].items():
+        lines.append(f"  {mode:<20} {m['wall_s']:>8.1f} s  {m['entries_per_s']:>9,.0f} entries/s  "
+                     f"{m['per_unit_s']:>6.2f} s a run; one run of 50 entries alone {m['one_unit_s']:.1f} s; "
+                     f"{m['stories']:,} stories")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--entries-per-run", type=int, default=10_000)
+    parser.add_argument("--save", help="write the result as JSON here")
+    args = parser.parse_args(argv)
+    result = measure(args.runs, args.entries_per_run)
+    print(render(result))
+    if args.save:
+        Path(args.save).write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

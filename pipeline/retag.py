@@ -1,0 +1,547 @@
+"""`newswatch retag`: archived entries replayed through the stages after
+parse with other topic rules, into a named view (pipeline/views.py;
+docs/retag.md).
+
+What a live run wrote depends on what the runs before it wrote: dedup
+across runs (SeenBefore) and clusters read the state that earlier runs
+committed, and that state holds only what matched. So the replay goes run by
+run, in the order the runs committed, each one a Beam pipeline made of the
+live graph's own stage chain (pipeline.graph.build_story_stages) with the
+run's original run id, start time (for the lookback) and fetch times; its
+state is the view's own, under the generation folder, so the live state is
+never read or written. A streaming job is replayed window unit by window
+unit, each as a batch step.
+
+Two halves:
+
+- planning (`survey_archive`, `plan_units`): which commit units, in which
+  order, from which entries files. `plan_units` is pure (plain records in,
+  a RetagPlan out) and is tested without Beam; `survey_archive` gathers
+  its input with pyarrow: the runs/ rows, the committed units in
+  _state/seen, the open markers, and run id, fetch time and whether the
+  text was kept of each archived entry in the partitions of the range only.
+- the replay (`replay_unit`): one unit's entries read inside the pipeline
+  (`unit_stories`: the archived rows of the unit, sketched again per feed
+  document as the parse stage does), then build_story_stages.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from transforms.archive import TEXT_FIELDS, story_from_entry_row
+
+_log = logging.getLogger(__name__)
+
+# A point where a test can stop a retag (transforms/phases.py): every unit is
+# replayed into the new generation, the pointer is not written yet.
+PUBLISHING = "retag-publishing"
+
+# `<run_id>-w<window start>-p<pane>-<shard>.parquet`: a streaming job's file
+# of one window pane (transforms.sink.window_tag); `<run_id>-<shard>.parquet`
+# a batch run's.
+_TAGGED_FILE = re.compile(r"^(?P<unit>(?P<run_id>.+)-(?P<tag>w(?P<start>\d{8}T\d{6}Z)-p(?P<pane>\d+)))-\d{3,}\.parquet$")
+_UNIT = re.compile(r"^(?P<run_id>.+)-w(?P<start>\d{8}T\d{6}Z)-p(?P<pane>\d+)$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+class RetagRefused(Exception):
+    """Nothing can be re-tagged as asked (no output, no archive in the
+    range, entries archived without text): one line, exit 2."""
+
+
+class UnreadableEntries(IOError):
+    """An entries file in the range that cannot be read: the retag fails (exit 1)."""
+
+
+# ---------------------------------------------------------------- planning (pure)
+
+@dataclass(frozen=True)
+class EntryGroup:
+    """The archived entries of one run in one entries file."""
+
+    path: str                  # the file, as the reader's filesystem names it
+    run_id: str
+    unit: Optional[str]        # the window unit named by the file, for a streaming job's file
+    rows: int
+    first_fetched: datetime
+    last_fetched: datetime
+    without_text: int          # rows archived with --archive-text none
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the output says about one run: its runs/ row, or its open marker."""
+
+    run_id: str
+    started_at: Optional[datetime]
+    mode: str = "batch"        # "batch" or "streaming"
+    finished: bool = True      # a runs/ row exists (False: only an open marker)
+
+
+@dataclass(frozen=True)
+class ReplayUnit:
+    """One commit unit to replay: a batch run, or one window pane of a streaming job."""
+
+    unit: str                  # the commit unit: the run id, or `<run_id>-w<start>-p<pane>`
+    run_id: str                # the run id its rows carry
+    started_at: datetime       # what the live run's lookback counted from
+    files: Tuple[str, ...]     # entries files holding its rows
+    # Rows of the unit in files that name no unit (compaction's merged
+    # files): those of `run_id` fetched in [since, until).
+    window: Optional[Tuple[datetime, Optional[datetime]]] = None
+    rows: int = 0              # archived entries (those of merged files estimated by time)
+    order: Tuple = ()
+
+    @property
+    def streaming(self) -> bool:
+        return self.unit != self.run_id
+
+
+@dataclass
+class RetagPlan:
+    units: List[ReplayUnit]
+    skipped: Dict[str, str] = field(default_factory=dict)   # unit or run -> why
+    without_text: Dict[str, int] = field(default_factory=dict)   # run -> entries archived without text
+    partitions: List[str] = field(default_factory=list)     # entries partition folders read
+    entries: int = 0
+
+    @property
+    def run_ids(self) -> List[str]:
+        return sorted({u.run_id for u in self.units})
+
+
+def plan_units(groups: Sequence[EntryGroup], runs: Dict[str, RunRecord],
+               committed: Iterable[str]) -> RetagPlan:
+    """Which commit units to replay, in which order, from which files.
+
+    `groups`: the archived entries of the range, per file and run;
+    `runs`: the runs/ rows and open markers by run id; `committed`: the
+    commit units in _state/seen. A batch run is replayed when it committed
+    (its runs/ row or a committed unit); a streaming job's window pane when
+    its unit committed, or the job finished (its runs/ row). Units run in
+    the order they committed: batch runs by start, a job's panes by window.
+    """
+    committed = set(committed)
+    by_run: Dict[str, List[EntryGroup]] = defaultdict(list)
+    for group in groups:
+        by_run[group.run_id].append(group)
+    units: List[ReplayUnit] = []
+    skipped: Dict[str, str] = {}
+    without_text: Dict[str, int] = {}
+    for run_id, run_groups in sorted(by_run.items()):
+        record = runs.get(run_id)
+        job_units = {u for u in committed if _unit_run(u) == run_id}
+        tagged = {g.unit for g in run_groups if g.unit is not None}
+        first = min(g.first_fetched for g in run_groups)
+        started = record.started_at if record is not None and record.started_at is not None else first
+        no_text = sum(g.without_text for g in run_groups)
+        if no_text:
+            without_text[run_id] = no_text
+        streaming = bool(tagged or job_units) or (record is not None and record.mode == "streaming")
+        if not streaming:
+            if run_id in committed or (record is not None and record.finished):
+                units.append(ReplayUnit(run_id, run_id, started, tuple(sorted(g.path for g in run_groups)),
+                                        rows=sum(g.rows for g in run_groups), order=(started, run_id)))
+            else:
+                skipped[run_id] = "not committed (running, or killed and not yet recovered)"
+            continue
+        finished = record is not None and record.finished
+        known = sorted(tagged | job_units, key=lambda u: (_unit_start(u), u))
+        merged = [g for g in run_groups if g.unit is None]
+        starts = sorted({_unit_start(u) for u in known})
+        for unit in known:
+            if unit not in committed and not finished:
+                skipped[unit] = "window not committed (the job is running, or was killed)"
+                continue
+            start = _unit_start(unit)
+            later = [s for s in starts if s > start]
+            end = later[0] if later else None
+            first_pane = unit == min((u for u in known if _unit_start(u) == start), key=_pane)
+            window = (start, end) if first_pane and merged else None
+            files = [g.path for g in run_groups if g.unit == unit]
+            files += [g.path for g in merged if window is not None and _overlaps(g, start, end)]
+            rows = sum(g.rows for g in run_groups if g.unit == unit)
+            if files:
+                units.append(ReplayUnit(unit, run_id, started, tuple(sorted(files)), window, rows,
+                                        order=(start, unit)))
+        if merged and not known:
+            # Only merged files, no unit known: the job's rows as one unit.
+            units.append(ReplayUnit(run_id, run_id, started, tuple(sorted(g.path for g in merged)),
+                                    rows=sum(g.rows for g in merged), order=(started, run_id)))
+    units.sort(key=lambda u: u.order)
+    return RetagPlan(units, skipped, without_text, entries=sum(u.rows for u in units))
+
+
+def _unit_run(unit: str) -> Optional[str]:
+    found = _UNIT.match(unit)
+    return found.group("run_id") if found else None
+
+
+def _unit_start(unit: str) -> datetime:
+    found = _UNIT.match(unit)
+    return datetime.strptime(found.group("start"), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+
+
+def _pane(unit: str) -> int:
+    return int(_UNIT.match(unit).group("pane"))
+
+
+def _overlaps(group: EntryGroup, start: datetime, end: Optional[datetime]) -> bool:
+    return group.last_fetched >= start and (end is None or group.first_fetched < end)
+
+
+# ---------------------------------------------------------------- survey (pyarrow)
+
+def survey_archive(output: str, since=None, until=None) -> Tuple[List[EntryGroup], Dict[str, RunRecord],
+                                                                 set, List[str]]:
+    """plan_units' input, read from OUT with pyarrow: the entry groups of
+    the partitions that meet [since, until) (only those are opened; rows
+    outside the range are left out), the runs, the committed units, and the
+    partition folders read."""
+    from pipeline import dataset
+
+    fs, files, bounds = dataset.entry_files(output, since, until)
+    groups: List[EntryGroup] = []
+    for path in files:
+        try:
+            groups.extend(_groups_of_file(fs, path, bounds))
+        except (pa.ArrowException, OSError) as exc:
+            raise UnreadableEntries(f"entries file {path} is unreadable: {' '.join(str(exc).split())}") from None
+    runs = _run_records(output)
+    committed = set(dataset.committed_units(output))
+    partitions = sorted({path.rsplit("/", 2)[-2] for path in files})
+    return groups, runs, committed, partitions
+
+
+def _groups_of_file(fs, path: str, bounds) -> List[EntryGroup]:
+    parquet = pq.ParquetFile(fs.open_input_file(path))
+    table = parquet.read(columns=["run_id", "fetched_at"])
+    no_text = _without_text_mask(parquet)
+    keep = _in_bounds(table.column("fetched_at"), bounds)
+    name = path.rsplit("/", 1)[-1]
+    tagged = _TAGGED_FILE.match(name)
+    groups = []
+    run_ids = table.column("run_id").to_numpy(zero_copy_only=False)
+    fetched = pc.cast(table.column("fetched_at"), pa.int64()).to_numpy()
+    for run_id in sorted(set(run_ids[keep].tolist())):
+        mine = keep & (run_ids == run_id)
+        unit = tagged.group("unit") if tagged and tagged.group("run_id") == run_id else None
+        groups.append(EntryGroup(path, run_id, unit, int(mine.sum()), _micros_time(fetched[mine].min()),
+                                 _micros_time(fetched[mine].max()), int((no_text & mine).sum())))
+    return groups
+
+
+def _without_text_mask(parquet: pq.ParquetFile):
+    """Rows whose title, summary and content are all null (archived with
+    --archive-text none). The text columns are read only for row groups
+    whose statistics say the title has nulls."""
+    import numpy as np
+
+    names = parquet.schema_arrow.names
+    mask = np.zeros(parquet.metadata.num_rows, dtype=bool)
+    title = names.index("title")
+    offset = 0
+    for index in range(parquet.metadata.num_row_groups):
+        group = parquet.metadata.row_group(index)
+        stats = group.column(title).statistics
+        if stats is None or not stats.has_null_count or stats.null_count > 0:
+            texts = parquet.read_row_group(index, columns=list(TEXT_FIELDS))
+            empty = None
+            for name in TEXT_FIELDS:
+                nulls = pc.is_null(texts.column(name)).to_numpy(zero_copy_only=False)
+                empty = nulls if empty is None else empty & nulls
+            mask[offset:offset + group.num_rows] = empty
+        offset += group.num_rows
+    return mask
+
+
+def _in_bounds(times: pa.ChunkedArray, bounds):
+    import numpy as np
+
+    start, end = bounds
+    values = pc.cast(times, pa.int64()).to_numpy()
+    keep = np.ones(len(values), dtype=bool)
+    if start is not None:
+        keep &= values >= _micros(start)
+    if end is not None:
+        keep &= values < _micros(end)
+    return keep
+
+
+def _run_records(output: str) -> Dict[str, RunRecord]:
+    from pipeline import dataset
+
+    records: Dict[str, RunRecord] = {}
+    for run_id, started in dataset.open_markers(output).items():
+        records[run_id] = RunRecord(run_id, started, finished=False)
+    runs = dataset.read_runs(output, columns=["run_id", "started_at", "mode"])
+    for row in runs.itertuples(index=False):
+        started = row.started_at.to_pydatetime() if row.started_at is not None and str(row.started_at) != "NaT" else None
+        records[row.run_id] = RunRecord(row.run_id, started, row.mode or "batch", finished=True)
+    return records
+
+
+def _micros(when: datetime) -> int:
+    return (when - _EPOCH) // timedelta(microseconds=1)
+
+
+def _micros_time(value) -> datetime:
+    return _EPOCH + timedelta(microseconds=int(value))
+
+
+# ---------------------------------------------------------------- the replay
+
+@dataclass(frozen=True)
+class UnitSource:
+    """What unit_stories needs inside the pipeline to read one unit."""
+
+    output: str
+    unit: ReplayUnit
+    bounds: Tuple[Optional[datetime], Optional[datetime]]
+    sketch: bool
+
+
+def unit_stories(source: UnitSource) -> Iterator:
+    """The stories the parse stage gave for one unit's entries, from the
+    archive: rows of the unit's run (and window) in range, each feed
+    document's rows in feed order and sketched together, SKETCH_BATCH at a
+    time, as transforms.parse.iter_parse_fetch does."""
+    from pipeline import dataset
+    from transforms.cluster import DocumentSketcher
+    from transforms.parse import SKETCH_BATCH
+
+    unit = source.unit
+    fs, _ = dataset.resolve(source.output)
+    rows = []
+    for path in unit.files:
+        name = path.rsplit("/", 1)[-1]
+        tagged = _TAGGED_FILE.match(name)
+        # A merged file holds many runs: only this run's rows are decoded.
+        table = pq.read_table(path, filesystem=fs, filters=[("run_id", "=", unit.run_id)])
+        keep = pc.equal(table.column("run_id"), unit.run_id)
+        start, end = source.bounds
+        if tagged is None and unit.window is not None:
+            start = max(start, unit.window[0]) if start is not None else unit.window[0]
+            if unit.window[1] is not None:
+                end = min(end, unit.window[1]) if end is not None else unit.window[1]
+        elif tagged is not None and tagged.group("unit") != unit.unit:
+            continue
+        times = table.column("fetched_at")
+        if start is not None:
+            keep = pc.and_(keep, pc.greater_equal(times, pa.scalar(start, times.type)))
+        if end is not None:
+            keep = pc.and_(keep, pc.less(times, pa.scalar(end, times.type)))
+        rows.extend(table.filter(keep).to_pylist())
+    documents: Dict[Tuple, List[dict]] = defaultdict(list)
+    for row in rows:
+        documents[(row["feed_url"], row["fetched_at"])].append(row)
+    for key in sorted(documents, key=lambda k: (k[1], k[0])):
+        stories = [story_from_entry_row(row) for row in sorted(documents[key], key=lambda r: r["entry_index"] or 0)]
+        if not source.sketch:
+            yield from stories
+            continue
+        sketcher = DocumentSketcher()
+        for at in range(0, len(stories), SKETCH_BATCH):
+            yield from sketcher(stories[at:at + SKETCH_BATCH])
+
+
+def replay_unit(root: str, source: UnitSource, topics, lookback: timedelta, beam_args: Sequence[str]) -> None:
+    """Runs one unit's replay as a Beam pipeline: its stories and state go to `root`."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from pipeline.graph import RunConfig, build_story_stages
+
+    unit = source.unit
+    config = RunConfig(feeds=(), topics=tuple(topics), output=root, run_id=unit.unit,
+                       started_at=unit.started_at, lookback=lookback, clusters=source.sketch,
+                       archive_text=None)
+    pipeline = beam.Pipeline(options=PipelineOptions(list(beam_args)))
+    stories = (pipeline
+               | "Unit" >> beam.Create([source])
+               | "ReadArchive" >> beam.FlatMap(unit_stories)
+               | "Spread" >> beam.Reshuffle())
+    feed_states = pipeline | "NoFeedStates" >> beam.Create([])
+    build_story_stages(stories, config, feed_states, {})
+    pipeline.run().wait_until_finish()
+
+
+# ---------------------------------------------------------------- the command
+
+@dataclass
+class RetagOptions:
+    topics_path: str
+    output: str
+    since: Optional[str] = None
+    until: Optional[str] = None
+    name: Optional[str] = None
+    replace: bool = False
+    dry_run: bool = False
+    lookback_days: float = 30.0
+    clusters: bool = True
+    quiet: bool = False
+
+
+@dataclass
+class RetagResult:
+    lines: List[str]
+    stories_path: Optional[str] = None
+
+
+def prepare(options: RetagOptions):
+    """The compiled rules and their text; nothing of OUT is read.
+    Raises ConfigError (a topics file that does not compile, a bad name)."""
+    from pipeline import config as cfg
+    from pipeline.views import ViewError, check_name
+    from transforms.topics import compile_rules, topics_version
+
+    topics = cfg.load_topics(options.topics_path)
+    text = cfg.read_text(options.topics_path, "topics file")
+    version = topics_version(compile_rules(topics))
+    if options.name is not None:
+        try:
+            check_name(options.name)
+        except ViewError as exc:
+            raise cfg.ConfigError(str(exc)) from None
+    return topics, text, version
+
+
+def plan(options: RetagOptions) -> RetagPlan:
+    """The survey and the plan; raises RetagRefused when there is nothing
+    to re-tag as asked."""
+    from pipeline import dataset
+
+    if not dataset.output_exists(options.output):
+        raise RetagRefused(f"no output folder at {options.output}")
+    try:
+        groups, runs, committed, partitions = survey_archive(options.output, options.since, options.until)
+    except ValueError as exc:
+        if isinstance(exc, pa.ArrowException):
+            raise
+        raise RetagRefused(str(exc)) from None
+    if not groups:
+        span = _span_text(options)
+        raise RetagRefused(f"no archived entries in {options.output}/entries{span}: runs with --no-archive, "
+                           "or before the entry archive, cannot be re-tagged")
+    result = plan_units(groups, runs, committed)
+    result.partitions = partitions
+    replayed = {u.run_id for u in result.units}
+    blind = {r: n for r, n in result.without_text.items() if r in replayed}
+    if blind:
+        total = sum(g.rows for g in groups if g.run_id in replayed)
+        if sum(blind.values()) == total:
+            raise RetagRefused(f"the entries{_span_text(options)} were archived with --archive-text none "
+                               "(identities only): they cannot be re-tagged on their text")
+        shown = ", ".join(sorted(blind)[:5]) + (f" and {len(blind) - 5} more" if len(blind) > 5 else "")
+        raise RetagRefused(f"runs {shown} archived their entries with --archive-text none (identities only) "
+                           "and cannot be re-tagged on their text; narrow --since/--until to leave them out")
+    if not result.units:
+        raise RetagRefused(f"no committed run in {options.output}{_span_text(options)}: "
+                           + "; ".join(f"{k}: {v}" for k, v in sorted(result.skipped.items())[:3]))
+    return result
+
+
+def _span_text(options: RetagOptions) -> str:
+    if options.since is None and options.until is None:
+        return ""
+    return f" between {options.since or 'the start'} and {options.until or 'the end'}"
+
+
+def run_retag(options: RetagOptions, topics, topics_text: str, version: str,
+              beam_args: Sequence[str], say=print) -> RetagResult:
+    """The replay into a new generation and its publication (or, with
+    dry_run, into a temporary folder that is then removed). Raises
+    RetagRefused, views.Published."""
+    import shutil
+    import tempfile
+
+    from pipeline import dataset, views
+    from transforms import phases
+
+    name = options.name or views.default_name(version)
+    old, old_version = views.read_pointer(options.output, name)
+    if old is not None and not options.replace and not options.dry_run:
+        raise RetagRefused(f"view {name} exists (generation {old.generation}, made {old.created_at}): "
+                           "give --replace to replace it, or another --name")
+    the_plan = plan(options)
+    bounds = dataset.bounds(options.since, options.until)
+    lookback = timedelta(days=options.lookback_days)
+    if options.dry_run:
+        root = tempfile.mkdtemp(prefix="newswatch-retag-")
+        generation = None
+    else:
+        views.remove_unpublished(options.output, name, keep=old.generation if old else None)
+        generation = views.new_generation()
+        root = views.generation_dir(options.output, name, generation)
+        views.write_text(f"{root}/{views.TOPICS_FILE}", topics_text)
+    say(f"newswatch: retag of {len(the_plan.units)} units ({the_plan.entries:,} archived entries, "
+        f"{len(the_plan.partitions)} partitions) with topics_version {version}"
+        + ("" if generation is None else f" into view {name} generation {generation}"))
+    started = time.monotonic()
+    try:
+        for number, unit in enumerate(the_plan.units, 1):
+            replay_unit(root, UnitSource(options.output, unit, bounds, options.clusters), topics,
+                        lookback, beam_args)
+            if not options.quiet:
+                say(f"newswatch: replayed {number}/{len(the_plan.units)} {unit.unit}")
+        new_counts = topic_counts(dataset.read_stories(root, columns=["topics"]))
+        if options.dry_run:
+            old_counts = topic_counts(dataset.read_stories(
+                options.output, run_id=the_plan.run_ids, columns=["topics"]))
+            return RetagResult(_compare_lines(old_counts, new_counts, the_plan, version))
+        phases.reached(PUBLISHING)
+        if not views.exists(f"{root}/{views.TOPICS_FILE}"):
+            # Another retag of this name removed this generation as unpublished.
+            raise views.Published(f"generation {generation} of view {name} was removed by another retag")
+        pointer = views.ViewPointer(
+            name=name, generation=generation, topics_version=version,
+            topics_file=f"{generation}/{views.TOPICS_FILE}", topics_text=topics_text,
+            source_output=options.output, since=options.since, until=options.until,
+            runs=[u.unit for u in the_plan.units], skipped=the_plan.skipped,
+            created_at=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            counts={"entries": the_plan.entries, "stories": new_counts.pop("", 0),
+                    "by_topic": dict(sorted(new_counts.items()))})
+        views.publish(options.output, pointer, old_version)
+    finally:
+        if options.dry_run:
+            shutil.rmtree(root, ignore_errors=True)
+    if old is not None and old.generation != generation:
+        views.remove_generation(options.output, name, old.generation)
+    path = views.stories_dir(options.output, name, generation)
+    lines = [f"newswatch: view {name}: {pointer.counts['stories']:,} stories from "
+             f"{len(the_plan.units)} units ({the_plan.entries:,} entries) in {time.monotonic() - started:.1f} s"]
+    lines += [f"  skipped {unit}: {why}" for unit, why in sorted(the_plan.skipped.items())]
+    lines.append(path)
+    return RetagResult(lines, path)
+
+
+def topic_counts(frame) -> Counter:
+    """Stories per topic; "" counts the stories."""
+    counts = Counter()
+    counts[""] = len(frame)
+    for topics in frame["topics"]:
+        counts.update(list(topics) if topics is not None else [])
+    return counts
+
+
+def _compare_lines(old: Counter, new: Counter, the_plan: RetagPlan, version: str) -> List[str]:
+    lines = [f"newswatch: dry run, nothing written: {len(the_plan.units)} units, "
+             f"{the_plan.entries:,} archived entries; stories per topic, now vs with topics_version {version}",
+             f"  {'topic':<30} {'old':>8} {'new':>8} {'change':>8}"]
+    for topic in sorted((set(old) | set(new)) - {""}):
+        lines.append(f"  {topic:<30} {old.get(topic, 0):>8,} {new.get(topic, 0):>8,} "
+                     f"{new.get(topic, 0) - old.get(topic, 0):>+8,}")
+    lines.append(f"  {'(stories)':<30} {old.get('', 0):>8,} {new.get('', 0):>8,} "
+                 f"{new.get('', 0) - old.get('', 0):>+8,}")
+    lines += [f"  skipped {unit}: {why}" for unit, why in sorted(the_plan.skipped.items())]
+    return lines

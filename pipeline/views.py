@@ -1,0 +1,194 @@
+"""Named views: OUT/views/<name>/, what `newswatch retag` publishes
+(pipeline/retag.py). One concern: the layout, the pointer, publishing and
+cleaning up. Layout contract:
+
+    OUT/views/<name>/_view.json                           the pointer: the one published generation
+    OUT/views/<name>/<generation>/stories/date=D/*.parquet the view's stories (stories/'s layout)
+    OUT/views/<name>/<generation>/_state/...              the replay's own seen and cluster state
+    OUT/views/<name>/<generation>/topics.yaml             the topics file the view was made with
+
+A generation is written whole under a new unique name, and only then does
+the pointer name it: the pointer is one small object, replaced atomically
+(a rename on local disk; an upload, which appears whole, on gs:// and s3://,
+where a folder rename would be a copy and a delete). So a reader that goes
+through the pointer sees the old generation or the new one, never a mix,
+whenever the retag is killed. A generation the pointer does not name is
+invisible (a retag under way, or one that was killed) and is removed by the
+next retag of that name. The pointer is created only if absent, and
+replaced only at the version its retag read at start: two retags of one
+name that race cannot both publish.
+
+Reading a pointer needs no Beam (pipeline/dataset.py reads views with
+pyarrow alone); writing goes through Beam's filesystems.
+"""
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Dict, List, Optional
+
+VIEWS_DIR = "views"
+POINTER = "_view.json"
+TOPICS_FILE = "topics.yaml"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+_GENERATION = re.compile(r"^g\d{8}T\d{6}Z-[0-9a-f]{8}$")
+
+
+class ViewError(Exception):
+    """A view name that cannot be used, or a pointer that cannot be published."""
+
+
+@dataclass
+class ViewPointer:
+    """The body of OUT/views/<name>/_view.json."""
+
+    name: str
+    generation: str
+    topics_version: str
+    topics_file: str                     # the generation's copy of the topics file, below the view
+    topics_text: str                     # that file's text, as given
+    source_output: str
+    since: Optional[str] = None
+    until: Optional[str] = None
+    runs: List[str] = field(default_factory=list)            # commit units replayed, in order
+    skipped: Dict[str, str] = field(default_factory=dict)    # unit or run -> why it was not replayed
+    created_at: str = ""
+    counts: Dict[str, object] = field(default_factory=dict)  # entries, stories, by topic
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> "ViewPointer":
+        body = json.loads(data.decode("utf-8"))
+        known = {name: body[name] for name in cls.__dataclass_fields__ if name in body}
+        return cls(**known)
+
+
+def check_name(name: str) -> str:
+    if not _NAME.match(name or ""):
+        raise ViewError(f"view name {name!r}: use letters, digits, '-', '_' and '.' (not first), "
+                        f"at most 100 characters")
+    return name
+
+
+def default_name(topics_version: str) -> str:
+    return f"retag-{topics_version}"
+
+
+def new_generation(now: Optional[datetime] = None) -> str:
+    """A new generation id: its UTC time, then a random part."""
+    now = now or datetime.now(timezone.utc)
+    return f"g{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+
+
+def is_generation(name: str) -> bool:
+    return bool(_GENERATION.match(name))
+
+
+def view_dir(output: str, name: str) -> str:
+    return f"{output.rstrip('/')}/{VIEWS_DIR}/{name}"
+
+
+def pointer_path(output: str, name: str) -> str:
+    return f"{view_dir(output, name)}/{POINTER}"
+
+
+def generation_dir(output: str, name: str, generation: str) -> str:
+    """The generation's root: laid out like an output (stories/, _state/)."""
+    return f"{view_dir(output, name)}/{generation}"
+
+
+def stories_dir(output: str, name: str, generation: str) -> str:
+    return f"{generation_dir(output, name, generation)}/stories"
+
+
+# ---------------------------------------------------------------- with Beam's filesystems
+
+class Published(Exception):
+    """The pointer changed since this retag read it: another retag published."""
+
+
+def read_pointer(output: str, name: str):
+    """(ViewPointer, version) of the published view, or (None, None)."""
+    from transforms.state import conditional
+
+    found = conditional.read(pointer_path(output, name))
+    if found is None:
+        return None, None
+    return ViewPointer.from_json(found.data), found.version
+
+
+def publish(output: str, pointer: ViewPointer, version: Optional[str]) -> None:
+    """Makes `pointer.generation` the view: creates the pointer when
+    `version` is None, else replaces it if still at `version`. Raises
+    Published when another retag got there first."""
+    from transforms.state import conditional
+
+    path = pointer_path(output, pointer.name)
+    if version is None:
+        done = conditional.create(path, pointer.to_json())
+    else:
+        done = conditional.replace(path, pointer.to_json(), version)
+    if done is None:
+        raise Published(f"view {pointer.name} was published by another retag meanwhile")
+
+
+def generations(output: str, name: str) -> List[str]:
+    """The generation folders under OUT/views/<name>/, oldest first."""
+    from transforms.paths import list_files
+
+    found = set()
+    for path in list_files(view_dir(output, name), "*", "**"):
+        first = path[len(view_dir(output, name)) + 1:].split("/", 1)[0]
+        if is_generation(first):
+            found.add(first)
+    return sorted(found)
+
+
+def remove_generation(output: str, name: str, generation: str) -> int:
+    """Deletes every file of one generation (and, on local disk, its folders).
+    Returns the number of files deleted."""
+    import os
+    import shutil
+
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms.paths import delete_files, list_files
+
+    root = generation_dir(output, name, generation)
+    if FileSystems.get_scheme(root) in (None, "file"):
+        local = root[len("file://"):] if root.startswith("file://") else root
+        count = sum(len(files) for _, _, files in os.walk(local))
+        shutil.rmtree(local, ignore_errors=True)
+        return count
+    paths = list_files(root, "**")
+    delete_files(paths)
+    return len(paths)
+
+
+def remove_unpublished(output: str, name: str, keep: Optional[str]) -> List[str]:
+    """Removes every generation of the view but `keep` (the published one):
+    what killed or superseded retags left. Returns the generations removed."""
+    removed = []
+    for generation in generations(output, name):
+        if generation != keep:
+            remove_generation(output, name, generation)
+            removed.append(generation)
+    return removed
+
+
+def exists(path: str) -> bool:
+    from apache_beam.io.filesystems import FileSystems
+
+    return FileSystems.exists(path)
+
+
+def write_text(path: str, text: str) -> None:
+    """A small file written whole (temporary name, then rename)."""
+    from transforms.state.store import write_atomically
+
+    write_atomically(path, text.encode("utf-8"))
