@@ -49,6 +49,7 @@ from transforms.cluster import DocumentSketcher
 from transforms.dates import parse_date
 from transforms.entity_guard import as_feedparser_reads, entity_hazard
 from transforms.errors import dead_letter, error_category, excerpt
+from transforms.fast_parse import Refused, read_fast_document
 from transforms.feed_split import SplitFeed, feedparser_input, split_feed
 from transforms.html_text import (CONTROL_CHARACTERS, FIELD_CAPS, NAME_CAP, capped_text,
                                   collapse_whitespace, unique_texts)
@@ -179,27 +180,57 @@ def _whole_document(body: bytes, headers: dict):
     return parsed
 
 
+PARSERS = ("auto", "feedparser")   # --parser: the fast path with feedparser behind it, or feedparser alone
+FAST, FEEDPARSER, JSON_FEED = "fast", "feedparser", "json"   # the fetch log's `parser`
+
+
 class FeedEntries(NamedTuple):
     """A feed's own fields (feedparser's `feed`) and its entries, read as
-    they are consumed (open_feed); `warning` as feed_warning gives it."""
+    they are consumed (open_feed); `warning` as feed_warning gives it;
+    `parser` which parser read it (FAST, FEEDPARSER, JSON_FEED) and
+    `fallback` why the fast path did not (transforms.fast_parse), or None."""
 
     feed: dict
     entries: Iterator[dict]
     warning: Optional[str] = None
+    parser: Optional[str] = None
+    fallback: Optional[str] = None
 
 
 def open_feed(body: bytes, headers: Optional[dict] = None,
-              split_above: Optional[int] = None) -> FeedEntries:
-    """What read_feed gives, with the entries as an iterator. A document of
+              split_above: Optional[int] = None, parser: str = "auto") -> FeedEntries:
+    """What read_feed gives, with the entries as an iterator. With `parser`
+    "auto", RSS/Atom/RDF goes to the fast path (transforms.fast_parse) first
+    and to feedparser when the fast path refuses it or fails. A document of
     `split_above` bytes or more (SPLIT_ABOVE) is read a few hundred items at a
     time (transforms.feed_split) when it is well-formed XML: the same entries,
     without holding all of them, or several copies of the body, at once.
     Raises UnreadableFeed as read_feed does, here or while iterating."""
     headers = dict(headers or {})
     limit = SPLIT_ABOVE if split_above is None else split_above
+    if len(body) < limit and parser == "auto" and not (not body or body.isspace() or _JSON_START.match(body)):
+        document, result = feedparser_input(body, headers)
+        hazard = entity_hazard(document)
+        if hazard:
+            raise UnreadableFeed("unsafe_xml", hazard)
+        try:
+            fast = read_fast_document(document, result)
+        except Refused as refused:
+            fallback = refused.reason
+        except Exception:  # a bug of the fast path: feedparser decides, the fallback is counted
+            fallback = "crash"
+        else:
+            return FeedEntries(fast.feed, iter(fast.entries), None, FAST)
+        del document, result
+        parsed = _whole_document(body, headers)
+        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []),
+                           feed_warning(parsed), FEEDPARSER, fallback)
     if len(body) < limit or not body or body.isspace() or _JSON_START.match(body):
         parsed = read_feed(body, headers)
-        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []), feed_warning(parsed))
+        kind = JSON_FEED if parsed.get("version", "").startswith("json") else FEEDPARSER
+        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []), feed_warning(parsed),
+                           kind, "large" if parser == "auto" and kind == FEEDPARSER and len(body) >= limit
+                           else None)
     document, result = feedparser_input(body, headers)
     hazard = entity_hazard(document)
     if hazard:
@@ -208,12 +239,15 @@ def open_feed(body: bytes, headers: Optional[dict] = None,
         split = split_feed(document, result)
     except Exception:  # anything feedparser raises on the outline: the whole document decides
         split = None
+    fallback = "large" if parser == "auto" else None
     if split is None:
         parsed = _whole_document(body, headers)
-        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []), feed_warning(parsed))
+        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []), feed_warning(parsed),
+                           FEEDPARSER, fallback)
     # Split only when feedparser's strict parser reads it (well-formed): what
     # it could warn of is the charset, which feedparser_input has decided.
-    return FeedEntries(split.feed, _split_entries(split, body, headers), feed_warning(result))
+    return FeedEntries(split.feed, _split_entries(split, body, headers), feed_warning(result),
+                       FEEDPARSER, fallback)
 
 
 def _split_entries(split: SplitFeed, body: bytes, headers: dict) -> Iterator[dict]:
@@ -323,11 +357,11 @@ class ParsedFeed(NamedTuple):
     ok: bool
 
 
-def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
+def parse_fetch(fetched: FetchResult, run_id: str = "", parser: str = "auto") -> ParsedFeed:
     """Everything one fetch attempt yields: stories, dead letters, its log row."""
     stories: List[Story] = []
     dead: List[DeadLetter] = []
-    for record in iter_parse_fetch(fetched, run_id):
+    for record in iter_parse_fetch(fetched, run_id, parser=parser):
         if isinstance(record, Story):
             stories.append(record)
         elif isinstance(record, DeadLetter):
@@ -338,22 +372,28 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
 
 
 def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Optional[int] = None,
-                     sketch: bool = True) -> Iterator[Union[Story, DeadLetter, FetchLogRow]]:
+                     sketch: bool = True, parser: str = "auto",
+                     fallbacks: Optional[list] = None) -> Iterator[Union[Story, DeadLetter, FetchLogRow]]:
     """parse_fetch's records, stories SKETCH_BATCH at a time (a 200,000-item
     feed is never a list of stories): stories in feed order, each dead letter
-    as its entry is read, then the fetch-log row, last. `split_above`: see open_feed.
+    as its entry is read, then the fetch-log row, last. `split_above` and
+    `parser`: see open_feed; the fast path's refusal reason, if any, is
+    appended to `fallbacks`.
     `sketch` False (clusters off): no sketches, each story as its entry is read."""
     batch_size = SKETCH_BATCH if sketch else 1
     sketcher = DocumentSketcher() if sketch else list
     error = fetched.error
     entries = 0
-    feed_title = warning = None
+    feed_title = warning = used = None
     parsed_ok = False
     batch: List[Story] = []
     # 304 (not modified) and a feed that was not due carry no body to parse.
     if fetched.ok and fetched.status != 304 and fetched.skipped_until is None:
         try:
-            opened = open_feed(fetched.body, fetched.headers, split_above)
+            opened = open_feed(fetched.body, fetched.headers, split_above, parser)
+            used = opened.parser
+            if opened.fallback and fallbacks is not None:
+                fallbacks.append(opened.fallback)
             feed = opened.feed
             feed_link = feed.get("link")
             http_url = fetched.final_url if fetched.final_url.startswith(("http://", "https://")) else None
@@ -403,6 +443,7 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Option
         feed_title=feed_title,
         parse_warning=(warning is not None) if parsed_ok else None,
         parse_warning_detail=warning if parsed_ok else None,
+        parser=used if parsed_ok else None,
     )
 
 
