@@ -23,6 +23,7 @@ from pipeline import config as cfg
 from pipeline.progress import RunProgress, add_quiet_option
 from pipeline.summary import RunSummary, run_row
 from transforms.errors import first_line
+from transforms.fast_parse import PARSERS
 from transforms.state.store import DEFAULT_LOOKBACK_DAYS
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LEASE_HELD = 0, 1, 2, 75
@@ -55,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     option("--shards", type=int, default=1, help="files per date partition (default 1)")
     option("--no-clusters", nargs="?", const=True, default=False, type=_yes_no, metavar="true|false",
            help="do not group reprints into syndication clusters (cluster_id and cluster_size stay null)")
+    option("--parser", default="auto", choices=PARSERS,
+           help="auto: the fast lxml parser, feedparser for every document it refuses; "
+                "feedparser: feedparser alone (default auto)")
     option("--fetch-timeout", type=float, default=20.0,
            help="seconds to wait for a server to send data (default 20)")
     option("--max-feed-bytes", type=int, default=10 * 1024 * 1024,
@@ -202,7 +206,7 @@ def prepare(args: argparse.Namespace):
     return RunConfig(feeds=tuple(feeds), topics=tuple(topics), output=output,
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,
                      lookback=timedelta(days=args.lookback_days), streaming=streaming,
-                     clusters=not args.no_clusters)
+                     clusters=not args.no_clusters, parser=args.parser)
 
 
 def _streaming_settings(args: argparse.Namespace):

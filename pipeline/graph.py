@@ -70,6 +70,8 @@ class RunConfig:
     release_lease: bool = False
     # Syndication clusters (transforms/cluster.py); off: cluster_id and cluster_size are null.
     clusters: bool = True
+    # transforms.parse.PARSERS: "auto" (the fast path, feedparser behind it) or "feedparser".
+    parser: str = "auto"
 
 
 def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:
@@ -84,7 +86,7 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
     streaming = config.streaming
     if phases.pause_requested(phases.FETCH):
         fetched = fetched | "PauseAfterFetch" >> beam.Map(phases.passing(phases.FETCH))
-    parsed = fetched | "Parse" >> ParseFeeds(config.run_id, sketch=config.clusters)
+    parsed = fetched | "Parse" >> ParseFeeds(config.run_id, sketch=config.clusters, parser=config.parser)
     # Tagged before dedup so unmatched stories cross dedup without their text
     # (topics.without_text); dropped after it, so which copy of a story is
     # kept, and the counts by reason, are as if matching came after dedup.

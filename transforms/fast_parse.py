@@ -17,9 +17,9 @@ goes to feedparser (transforms.parse). A refusal is `Refused(reason, detail)`;
 the reasons, chosen by measurement on the corpora, and counted per reason
 (`parse_fallback_<reason>`):
 
-  encoding        feedparser's charset rules distrust the document (declared
-                  and served charsets disagree, unknown charset): feedparser
-                  would warn and may fall back to its loose parser
+  encoding        feedparser's charset rules settle on no charset (then it
+                  reads the document with its loose parser); a charset they
+                  override is read as feedparser reads it, with its warning
   doctype         a DOCTYPE: feedparser rewrites it and its entity declarations
   not_well_formed expat (feedparser's strict parser) or libxml2 rejects the
                   document: feedparser's loose parser reads what it can
@@ -58,6 +58,8 @@ from lxml import etree
 
 from transforms.feed_split import _settings, feedparser_input
 
+# --parser: the fast path with feedparser behind it, or feedparser alone.
+PARSERS = ("auto", "feedparser")
 FALLBACK_REASONS = ("encoding", "doctype", "not_well_formed", "format", "namespace",
                     "markup", "content_type", "construct", "large", "crash")
 
@@ -71,10 +73,13 @@ class Refused(Exception):
 
 
 class FastFeed(NamedTuple):
-    """feedparser's `feed` and `entries` for the fields transforms.parse reads."""
+    """feedparser's `feed` and `entries` for the fields transforms.parse reads,
+    and its `bozo`/`bozo_exception` (a charset warning, or none)."""
 
     feed: dict
     entries: List[dict]
+    bozo: bool = False
+    bozo_exception: Optional[Exception] = None
 
 
 _NAMESPACES = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespaces.items()}
@@ -651,8 +656,9 @@ def read_fast(body: bytes, headers: Optional[dict] = None) -> FastFeed:
 def read_fast_document(document: bytes, result: dict) -> FastFeed:
     """read_fast on feedparser_input's output (the body in UTF-8, and
     feedparser's charset verdict)."""
-    if not result["encoding"] or (result.get("bozo") and
-                                  type(result.get("bozo_exception")).__name__ != "NonXMLContentType"):
+    # feedparser's strict parser reads whatever its charset rules settled on,
+    # a charset it overrode included (then with a warning, carried here).
+    if not result["encoding"]:
         raise Refused("encoding", str(result.get("bozo_exception") or "")[:100])
     if _DOCTYPE.search(document, 0, 4096) or b"<!ENTITY" in document[:65536]:
         raise Refused("doctype")
@@ -667,4 +673,5 @@ def read_fast_document(document: bytes, result: dict) -> FastFeed:
     key = walk.key(root)
     _root_version(root, key, walk.attributes(root))
     walk.walk(root, 1)
-    return FastFeed(dict(walk.feed), [dict(e) for e in walk.entries])
+    return FastFeed(dict(walk.feed), [dict(e) for e in walk.entries],
+                    bool(result.get("bozo")), result.get("bozo_exception"))

@@ -49,7 +49,7 @@ from transforms.cluster import DocumentSketcher
 from transforms.dates import parse_date
 from transforms.entity_guard import as_feedparser_reads, entity_hazard
 from transforms.errors import dead_letter, error_category, excerpt
-from transforms.fast_parse import Refused, read_fast_document
+from transforms.fast_parse import FALLBACK_REASONS, PARSERS, Refused, read_fast_document  # noqa: F401
 from transforms.feed_split import SplitFeed, feedparser_input, split_feed
 from transforms.html_text import (CONTROL_CHARACTERS, FIELD_CAPS, NAME_CAP, capped_text,
                                   collapse_whitespace, unique_texts)
@@ -180,7 +180,6 @@ def _whole_document(body: bytes, headers: dict):
     return parsed
 
 
-PARSERS = ("auto", "feedparser")   # --parser: the fast path with feedparser behind it, or feedparser alone
 FAST, FEEDPARSER, JSON_FEED = "fast", "feedparser", "json"   # the fetch log's `parser`
 
 
@@ -198,13 +197,15 @@ class FeedEntries(NamedTuple):
 
 
 def open_feed(body: bytes, headers: Optional[dict] = None,
-              split_above: Optional[int] = None, parser: str = "auto") -> FeedEntries:
+              split_above: Optional[int] = None, parser: str = "auto",
+              fast_reader=read_fast_document) -> FeedEntries:
     """What read_feed gives, with the entries as an iterator. With `parser`
     "auto", RSS/Atom/RDF goes to the fast path (transforms.fast_parse) first
     and to feedparser when the fast path refuses it or fails. A document of
     `split_above` bytes or more (SPLIT_ABOVE) is read a few hundred items at a
     time (transforms.feed_split) when it is well-formed XML: the same entries,
     without holding all of them, or several copies of the body, at once.
+    `fast_reader` is the fast path (transforms.fast_parse.read_fast_document).
     Raises UnreadableFeed as read_feed does, here or while iterating."""
     headers = dict(headers or {})
     limit = SPLIT_ABOVE if split_above is None else split_above
@@ -214,13 +215,13 @@ def open_feed(body: bytes, headers: Optional[dict] = None,
         if hazard:
             raise UnreadableFeed("unsafe_xml", hazard)
         try:
-            fast = read_fast_document(document, result)
+            fast = fast_reader(document, result)
         except Refused as refused:
             fallback = refused.reason
         except Exception:  # a bug of the fast path: feedparser decides, the fallback is counted
             fallback = "crash"
         else:
-            return FeedEntries(fast.feed, iter(fast.entries), None, FAST)
+            return FeedEntries(fast.feed, iter(fast.entries), feed_warning(fast._asdict()), FAST)
         del document, result
         parsed = _whole_document(body, headers)
         return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []),
@@ -450,8 +451,12 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Option
 # ---------------------------------------------------------------- Beam
 
 class _ParseFeedFn(beam.DoFn):
-    def __init__(self, run_id: str, sketch: bool):
-        self.run_id, self.sketch = run_id, sketch
+    def __init__(self, run_id: str, sketch: bool, parser: str = "auto"):
+        self.run_id, self.sketch, self.parser = run_id, sketch, parser
+        # Documents per parser (parsed_fast, parsed_feedparser, parsed_json)
+        # and why the fast path passed one on (parse_fallback_<reason>).
+        self.parsed = {name: metrics.counter(f"parsed_{name}") for name in (FAST, FEEDPARSER, JSON_FEED)}
+        self.fallbacks = {reason: metrics.counter(f"parse_fallback_{reason}") for reason in FALLBACK_REASONS}
         self.feeds_ok = metrics.counter("feeds_ok")
         self.feeds_failed = metrics.counter("feeds_failed")
         self.entries = metrics.counter("entries")
@@ -460,7 +465,9 @@ class _ParseFeedFn(beam.DoFn):
 
     def process(self, fetched: FetchResult):
         # Stories leave as their entries are read, before the feed's end.
-        for record in iter_parse_fetch(fetched, self.run_id, sketch=self.sketch):
+        fallbacks: list = []
+        for record in iter_parse_fetch(fetched, self.run_id, sketch=self.sketch, parser=self.parser,
+                                       fallbacks=fallbacks):
             if isinstance(record, Story):
                 if record.truncated:
                     self.truncated.inc(len(record.truncated))
@@ -473,6 +480,10 @@ class _ParseFeedFn(beam.DoFn):
                 if fetched.skipped_until is None:
                     (self.feeds_ok if record.error is None else self.feeds_failed).inc()
                 self.entries.inc(record.entry_count)
+                if record.parser:
+                    self.parsed[record.parser].inc()
+                for reason in fallbacks:
+                    self.fallbacks[reason].inc()
                 yield beam.pvalue.TaggedOutput(FETCH_LOG, record)
 
 
@@ -484,12 +495,16 @@ class ParseFeeds(beam.PTransform):
     - `fetch_log`: PCollection[FetchLogRow], one per fetch attempt
     - `dead_letters`: PCollection[DeadLetter] for failed fetches, bodies that
       are not feeds and entries that could not be converted.
+
+    `parser` (PARSERS): "auto" reads RSS/Atom/RDF with the fast path
+    (transforms.fast_parse) and passes every document it refuses to
+    feedparser; "feedparser" uses feedparser alone.
     """
 
-    def __init__(self, run_id: str = "", sketch: bool = True):
+    def __init__(self, run_id: str = "", sketch: bool = True, parser: str = "auto"):
         super().__init__()
-        self.run_id, self.sketch = run_id, sketch
+        self.run_id, self.sketch, self.parser = run_id, sketch, parser
 
     def expand(self, fetched):
-        return fetched | "Parse" >> beam.ParDo(_ParseFeedFn(self.run_id, self.sketch)).with_outputs(
+        return fetched | "Parse" >> beam.ParDo(_ParseFeedFn(self.run_id, self.sketch, self.parser)).with_outputs(
             FETCH_LOG, DEAD_LETTERS, main="stories")
