@@ -269,6 +269,7 @@ COMPONENTS = {
     "topics": ("benchmarks.topics_bench", {"topics": 500, "stories": 4000, "baseline_sample": 40}),
     "seen": ("benchmarks.seen_lookup", {"stories": 1_000_000}),
     "parse": ("benchmarks.parse_guards", {"items": 50, "rounds": 30}),
+    "parse_speed": ("benchmarks.parse_speed", {"rounds": 3}),
     "lease": ("benchmarks.lease_bench", {"runs": 50}),
     "clusters": ("benchmarks.cluster_bench", {"stories": 1_000_000, "new": 1000}),
 }
@@ -301,6 +302,13 @@ def _component_lines(components: Dict[str, dict], results: Optional[List[Result]
     for name, r in components.items():
         if "error" in r:
             lines.append(f"{name:>9}  REFUSED, no figures: {r['error']}")
+        elif "skipped" in r:
+            lines.append(f"{name:>9}  skipped: {r['skipped']}")
+        elif name == "parse_speed":
+            lines.append(f"{name:>9}  {'parse, ' + str(r['documents']) + ' real feeds':<32} {'-':>6} "
+                         f"{r['auto_per_s']:>7,.0f} entries/s with --parser auto ({r['auto_ratio']:.1f}x "
+                         f"feedparser's {r['feedparser_per_s']:,.0f}/s); fast path alone "
+                         f"{r['fast_per_s']:,.0f}/s on the {r['accepted']} it reads ({r['fast_ratio']:.1f}x)")
         elif name == "topics":
             lines.append(f"{name:>9}  {str(r['topics']) + ' rules, matcher':<32} {'-':>6} "
                          f"{r['ours_per_s']:>7,.0f} stories/s on one core ({r['engine']} scan; "
