@@ -1,8 +1,12 @@
 """Parse stage: fetched bytes -> normalised Story records (plus fetch-log rows
 and dead letters).
 
-feedparser only parses bytes we hand it (with the response headers, for the
-charset); a JSON Feed is read by transforms.json_feed into the same shape.
+RSS/Atom/RDF is read by the fast path (transforms.fast_parse: lxml, giving
+exactly feedparser's fields) and by feedparser for every document the fast
+path refuses (`--parser feedparser`: by feedparser alone); feedparser only
+parses bytes we hand it (with the response headers, for the charset). A JSON
+Feed is read by transforms.json_feed into the same shape. The fetch log's
+`parser` says which read each document.
 Everything about what a story *is* lives in transforms.identity; its text
 fields are made plain by transforms.html_text, its dates by transforms.dates.
 
@@ -49,7 +53,7 @@ from transforms.cluster import DocumentSketcher
 from transforms.dates import parse_date
 from transforms.entity_guard import as_feedparser_reads, entity_hazard
 from transforms.errors import dead_letter, error_category, excerpt
-from transforms.fast_parse import FALLBACK_REASONS, PARSERS, Refused, read_fast_document  # noqa: F401
+from transforms.fast_parse import FALLBACK_REASONS, Refused, read_fast_document
 from transforms.feed_split import SplitFeed, feedparser_input, split_feed
 from transforms.html_text import (CONTROL_CHARACTERS, FIELD_CAPS, NAME_CAP, capped_text,
                                   collapse_whitespace, unique_texts)
