@@ -6,6 +6,8 @@ from setuptools import find_packages, setup
 INSTALL_REQUIRES = [
     "apache-beam==2.77.0",
     "feedparser==6.0.14",
+    # The fast parse path (transforms/fast_parse.py); feedparser stays behind it.
+    "lxml>=5.2,<7",
     "langdetect==1.0.9",
     "pyarrow>=20,<26",
     "PyYAML>=6,<7",

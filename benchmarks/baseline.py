@@ -8,7 +8,10 @@ matcher, langdetect on the kept stories only, the same syndication clusters
 (sketched at parse, assign_clusters is the in-memory twin of AssignClusters),
 and one pyarrow write.
 
-    python -m benchmarks.baseline --feeds FEEDS --topics TOPICS --output OUT
+    python -m benchmarks.baseline --feeds FEEDS --topics TOPICS --output OUT [--parser auto]
+
+`--parser auto` is the `baseline-fast` contestant of `make bench`: the same
+loop with the fast parse path (transforms/fast_parse.py).
 
 Prints one JSON line: entries, duplicates, unmatched, written, failed feeds.
 """
@@ -27,6 +30,7 @@ from benchmarks import local
 from pipeline.config import load_feed_list, load_topic_definitions
 from transforms.cluster import assign_clusters
 from transforms.dedup import dedup_stories
+from transforms.fast_parse import PARSERS
 from transforms.fetch import fetch_feed
 from transforms.language import detect_language, language_text, load_detector_factory
 from transforms.parse import parse_fetch
@@ -36,7 +40,7 @@ from transforms.topics import TopicMatcher, tag_story
 
 
 def run(feeds_path: str, topics_path: str, output: str, run_id: str = "baseline",
-        concurrency: int = 32) -> dict:
+        concurrency: int = 32, parser: str = "feedparser") -> dict:
     sources = load_feed_list(feeds_path)
     matcher = TopicMatcher(load_topic_definitions(topics_path))
     fetch = functools.partial(fetch_feed, settings=local.fetch_settings(concurrency=concurrency))
@@ -46,7 +50,7 @@ def run(feeds_path: str, topics_path: str, output: str, run_id: str = "baseline"
         step = 4 * concurrency
         for start in range(0, len(sources), step):
             for fetched in pool.map(fetch, sources[start:start + step]):
-                parsed = parse_fetch(fetched, run_id)
+                parsed = parse_fetch(fetched, run_id, parser=parser)
                 failed += not parsed.ok
                 bad_entries += sum(1 for d in parsed.dead_letters if d.stage == "parse_entry")
                 stories.extend(parsed.stories)
@@ -78,8 +82,10 @@ def main(argv=None):
     parser.add_argument("--feeds", required=True)
     parser.add_argument("--topics", required=True)
     parser.add_argument("--output", required=True)
+    parser.add_argument("--parser", choices=PARSERS, default="feedparser",
+                        help="feedparser alone (default), or auto: the fast path, feedparser behind it")
     args = parser.parse_args(argv)
-    print(json.dumps(run(args.feeds, args.topics, args.output)))
+    print(json.dumps(run(args.feeds, args.topics, args.output, parser=args.parser)))
 
 
 if __name__ == "__main__":

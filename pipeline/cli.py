@@ -28,6 +28,7 @@ from pipeline.progress import RunProgress, add_quiet_option
 from pipeline.summary import RunSummary, run_row
 from transforms.archive import ARCHIVE_TEXT, TEXT_FULL
 from transforms.errors import first_line
+from transforms.fast_parse import PARSERS
 from transforms.state.store import DEFAULT_LOOKBACK_DAYS
 
 EXIT_OK, EXIT_FAILED, EXIT_CONFIG, EXIT_LEASE_HELD = 0, 1, 2, 75
@@ -65,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     option("--archive-text", choices=ARCHIVE_TEXT, default=TEXT_FULL,
            help="what the entry archive keeps of each entry: full (default: its text too, "
                 "so it can be re-tagged) or none (identities only)")
+    option("--parser", default="auto", choices=PARSERS,
+           help="auto: the fast lxml parser, feedparser for every document it refuses; "
+                "feedparser: feedparser alone (default auto)")
     option("--fetch-timeout", type=float, default=20.0,
            help="seconds to wait for a server to send data (default 20)")
     option("--max-feed-bytes", type=int, default=10 * 1024 * 1024,
@@ -233,7 +237,7 @@ def prepare(args: argparse.Namespace):
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,
                      lookback=timedelta(days=args.lookback_days), streaming=streaming,
                      clusters=not args.no_clusters, topics_file=topics.data,
-                     archive_text=None if args.no_archive else args.archive_text)
+                     archive_text=None if args.no_archive else args.archive_text, parser=args.parser)
 
 
 def _streaming_settings(args: argparse.Namespace):

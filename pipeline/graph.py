@@ -77,6 +77,8 @@ class RunConfig:
     # The topics file as given, stored under OUT/_rules/ before the run
     # (transforms/rules_archive.py); empty: the topics came from code.
     topics_file: bytes = b""
+    # transforms.parse.PARSERS: "auto" (the fast path, feedparser behind it) or "feedparser".
+    parser: str = "auto"
 
 
 def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.PCollection]:
@@ -91,7 +93,7 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
     streaming = config.streaming
     if phases.pause_requested(phases.FETCH):
         fetched = fetched | "PauseAfterFetch" >> beam.Map(phases.passing(phases.FETCH))
-    parsed = fetched | "Parse" >> ParseFeeds(config.run_id, sketch=config.clusters)
+    parsed = fetched | "Parse" >> ParseFeeds(config.run_id, sketch=config.clusters, parser=config.parser)
     fetch_log, dead_letters = parsed[FETCH_LOG], parsed[DEAD_LETTERS]
     if phases.pause_requested(phases.PARSE):
         fetch_log = fetch_log | "PauseAfterParse" >> beam.Map(phases.passing(phases.PARSE))

@@ -1,8 +1,12 @@
 """Parse stage: fetched bytes -> normalised Story records (plus fetch-log rows
 and dead letters).
 
-feedparser only parses bytes we hand it (with the response headers, for the
-charset); a JSON Feed is read by transforms.json_feed into the same shape.
+RSS/Atom/RDF is read by the fast path (transforms.fast_parse: lxml, giving
+exactly feedparser's fields) and by feedparser for every document the fast
+path refuses (`--parser feedparser`: by feedparser alone); feedparser only
+parses bytes we hand it (with the response headers, for the charset). A JSON
+Feed is read by transforms.json_feed into the same shape. The fetch log's
+`parser` says which read each document.
 Everything about what a story *is* lives in transforms.identity; its text
 fields are made plain by transforms.html_text, its dates by transforms.dates.
 
@@ -49,6 +53,7 @@ from transforms.cluster import DocumentSketcher
 from transforms.dates import parse_date
 from transforms.entity_guard import as_feedparser_reads, entity_hazard
 from transforms.errors import dead_letter, error_category, excerpt
+from transforms.fast_parse import FALLBACK_REASONS, Refused, read_fast_document
 from transforms.feed_split import SplitFeed, feedparser_input, split_feed
 from transforms.html_text import (CONTROL_CHARACTERS, FIELD_CAPS, NAME_CAP, capped_text,
                                   collapse_whitespace, unique_texts)
@@ -179,27 +184,58 @@ def _whole_document(body: bytes, headers: dict):
     return parsed
 
 
+FAST, FEEDPARSER, JSON_FEED = "fast", "feedparser", "json"   # the fetch log's `parser`
+
+
 class FeedEntries(NamedTuple):
     """A feed's own fields (feedparser's `feed`) and its entries, read as
-    they are consumed (open_feed); `warning` as feed_warning gives it."""
+    they are consumed (open_feed); `warning` as feed_warning gives it;
+    `parser` which parser read it (FAST, FEEDPARSER, JSON_FEED) and
+    `fallback` why the fast path did not (transforms.fast_parse), or None."""
 
     feed: dict
     entries: Iterator[dict]
     warning: Optional[str] = None
+    parser: Optional[str] = None
+    fallback: Optional[str] = None
 
 
 def open_feed(body: bytes, headers: Optional[dict] = None,
-              split_above: Optional[int] = None) -> FeedEntries:
-    """What read_feed gives, with the entries as an iterator. A document of
+              split_above: Optional[int] = None, parser: str = "auto",
+              fast_reader=read_fast_document) -> FeedEntries:
+    """What read_feed gives, with the entries as an iterator. With `parser`
+    "auto", RSS/Atom/RDF goes to the fast path (transforms.fast_parse) first
+    and to feedparser when the fast path refuses it or fails. A document of
     `split_above` bytes or more (SPLIT_ABOVE) is read a few hundred items at a
     time (transforms.feed_split) when it is well-formed XML: the same entries,
     without holding all of them, or several copies of the body, at once.
+    `fast_reader` is the fast path (transforms.fast_parse.read_fast_document).
     Raises UnreadableFeed as read_feed does, here or while iterating."""
     headers = dict(headers or {})
     limit = SPLIT_ABOVE if split_above is None else split_above
+    if len(body) < limit and parser == "auto" and not (not body or body.isspace() or _JSON_START.match(body)):
+        document, result = feedparser_input(body, headers)
+        hazard = entity_hazard(document)
+        if hazard:
+            raise UnreadableFeed("unsafe_xml", hazard)
+        try:
+            fast = fast_reader(document, result)
+        except Refused as refused:
+            fallback = refused.reason
+        except Exception:  # a bug of the fast path: feedparser decides, the fallback is counted
+            fallback = "crash"
+        else:
+            return FeedEntries(fast.feed, iter(fast.entries), feed_warning(fast._asdict()), FAST)
+        del document, result
+        parsed = _whole_document(body, headers)
+        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []),
+                           feed_warning(parsed), FEEDPARSER, fallback)
     if len(body) < limit or not body or body.isspace() or _JSON_START.match(body):
         parsed = read_feed(body, headers)
-        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []), feed_warning(parsed))
+        kind = JSON_FEED if parsed.get("version", "").startswith("json") else FEEDPARSER
+        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []), feed_warning(parsed),
+                           kind, "large" if parser == "auto" and kind == FEEDPARSER and len(body) >= limit
+                           else None)
     document, result = feedparser_input(body, headers)
     hazard = entity_hazard(document)
     if hazard:
@@ -208,12 +244,15 @@ def open_feed(body: bytes, headers: Optional[dict] = None,
         split = split_feed(document, result)
     except Exception:  # anything feedparser raises on the outline: the whole document decides
         split = None
+    fallback = "large" if parser == "auto" else None
     if split is None:
         parsed = _whole_document(body, headers)
-        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []), feed_warning(parsed))
+        return FeedEntries(parsed.get("feed") or {}, iter(parsed.get("entries") or []), feed_warning(parsed),
+                           FEEDPARSER, fallback)
     # Split only when feedparser's strict parser reads it (well-formed): what
     # it could warn of is the charset, which feedparser_input has decided.
-    return FeedEntries(split.feed, _split_entries(split, body, headers), feed_warning(result))
+    return FeedEntries(split.feed, _split_entries(split, body, headers), feed_warning(result),
+                       FEEDPARSER, fallback)
 
 
 def _split_entries(split: SplitFeed, body: bytes, headers: dict) -> Iterator[dict]:
@@ -323,11 +362,11 @@ class ParsedFeed(NamedTuple):
     ok: bool
 
 
-def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
+def parse_fetch(fetched: FetchResult, run_id: str = "", parser: str = "auto") -> ParsedFeed:
     """Everything one fetch attempt yields: stories, dead letters, its log row."""
     stories: List[Story] = []
     dead: List[DeadLetter] = []
-    for record in iter_parse_fetch(fetched, run_id):
+    for record in iter_parse_fetch(fetched, run_id, parser=parser):
         if isinstance(record, Story):
             stories.append(record)
         elif isinstance(record, DeadLetter):
@@ -338,22 +377,28 @@ def parse_fetch(fetched: FetchResult, run_id: str = "") -> ParsedFeed:
 
 
 def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Optional[int] = None,
-                     sketch: bool = True) -> Iterator[Union[Story, DeadLetter, FetchLogRow]]:
+                     sketch: bool = True, parser: str = "auto",
+                     fallbacks: Optional[list] = None) -> Iterator[Union[Story, DeadLetter, FetchLogRow]]:
     """parse_fetch's records, stories SKETCH_BATCH at a time (a 200,000-item
     feed is never a list of stories): stories in feed order, each dead letter
-    as its entry is read, then the fetch-log row, last. `split_above`: see open_feed.
+    as its entry is read, then the fetch-log row, last. `split_above` and
+    `parser`: see open_feed; the fast path's refusal reason, if any, is
+    appended to `fallbacks`.
     `sketch` False (clusters off): no sketches, each story as its entry is read."""
     batch_size = SKETCH_BATCH if sketch else 1
     sketcher = DocumentSketcher() if sketch else list
     error = fetched.error
     entries = 0
-    feed_title = warning = None
+    feed_title = warning = used = None
     parsed_ok = False
     batch: List[Story] = []
     # 304 (not modified) and a feed that was not due carry no body to parse.
     if fetched.ok and fetched.status != 304 and fetched.skipped_until is None:
         try:
-            opened = open_feed(fetched.body, fetched.headers, split_above)
+            opened = open_feed(fetched.body, fetched.headers, split_above, parser)
+            used = opened.parser
+            if opened.fallback and fallbacks is not None:
+                fallbacks.append(opened.fallback)
             feed = opened.feed
             feed_link = feed.get("link")
             http_url = fetched.final_url if fetched.final_url.startswith(("http://", "https://")) else None
@@ -403,14 +448,19 @@ def iter_parse_fetch(fetched: FetchResult, run_id: str = "", split_above: Option
         feed_title=feed_title,
         parse_warning=(warning is not None) if parsed_ok else None,
         parse_warning_detail=warning if parsed_ok else None,
+        parser=used if parsed_ok else None,
     )
 
 
 # ---------------------------------------------------------------- Beam
 
 class _ParseFeedFn(beam.DoFn):
-    def __init__(self, run_id: str, sketch: bool):
-        self.run_id, self.sketch = run_id, sketch
+    def __init__(self, run_id: str, sketch: bool, parser: str = "auto"):
+        self.run_id, self.sketch, self.parser = run_id, sketch, parser
+        # Documents per parser (parsed_fast, parsed_feedparser, parsed_json)
+        # and why the fast path passed one on (parse_fallback_<reason>).
+        self.parsed = {name: metrics.counter(f"parsed_{name}") for name in (FAST, FEEDPARSER, JSON_FEED)}
+        self.fallbacks = {reason: metrics.counter(f"parse_fallback_{reason}") for reason in FALLBACK_REASONS}
         self.feeds_ok = metrics.counter("feeds_ok")
         self.feeds_failed = metrics.counter("feeds_failed")
         self.entries = metrics.counter("entries")
@@ -419,7 +469,9 @@ class _ParseFeedFn(beam.DoFn):
 
     def process(self, fetched: FetchResult):
         # Stories leave as their entries are read, before the feed's end.
-        for record in iter_parse_fetch(fetched, self.run_id, sketch=self.sketch):
+        fallbacks: list = []
+        for record in iter_parse_fetch(fetched, self.run_id, sketch=self.sketch, parser=self.parser,
+                                       fallbacks=fallbacks):
             if isinstance(record, Story):
                 if record.truncated:
                     self.truncated.inc(len(record.truncated))
@@ -432,6 +484,10 @@ class _ParseFeedFn(beam.DoFn):
                 if fetched.skipped_until is None:
                     (self.feeds_ok if record.error is None else self.feeds_failed).inc()
                 self.entries.inc(record.entry_count)
+                if record.parser:
+                    self.parsed[record.parser].inc()
+                for reason in fallbacks:
+                    self.fallbacks[reason].inc()
                 yield beam.pvalue.TaggedOutput(FETCH_LOG, record)
 
 
@@ -443,12 +499,16 @@ class ParseFeeds(beam.PTransform):
     - `fetch_log`: PCollection[FetchLogRow], one per fetch attempt
     - `dead_letters`: PCollection[DeadLetter] for failed fetches, bodies that
       are not feeds and entries that could not be converted.
+
+    `parser` (PARSERS): "auto" reads RSS/Atom/RDF with the fast path
+    (transforms.fast_parse) and passes every document it refuses to
+    feedparser; "feedparser" uses feedparser alone.
     """
 
-    def __init__(self, run_id: str = "", sketch: bool = True):
+    def __init__(self, run_id: str = "", sketch: bool = True, parser: str = "auto"):
         super().__init__()
-        self.run_id, self.sketch = run_id, sketch
+        self.run_id, self.sketch, self.parser = run_id, sketch, parser
 
     def expand(self, fetched):
-        return fetched | "Parse" >> beam.ParDo(_ParseFeedFn(self.run_id, self.sketch)).with_outputs(
+        return fetched | "Parse" >> beam.ParDo(_ParseFeedFn(self.run_id, self.sketch, self.parser)).with_outputs(
             FETCH_LOG, DEAD_LETTERS, main="stories")

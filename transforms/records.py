@@ -173,3 +173,6 @@ class FetchLogRow:
     # when it parsed cleanly, None when nothing was parsed (failed, 304, not due).
     parse_warning: Optional[bool] = None
     parse_warning_detail: Optional[str] = None
+    # Which parser read the body: "fast" (transforms.fast_parse), "feedparser"
+    # or "json" (a JSON Feed); None when nothing was parsed.
+    parser: Optional[str] = None

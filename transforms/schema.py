@@ -112,6 +112,7 @@ STORIES_DATASET_SCHEMA = STORIES_SCHEMA.append(PARTITION_SCHEMA.field("date"))
 
 # Version 4 added error_category, feed_title, parse_warning and
 # parse_warning_detail; `error` stays as it was ("category: detail").
+# Version 5 added parser ("fast", "feedparser" or "json"; null when nothing was parsed).
 FETCHES_SCHEMA = _schema([
     pa.field("feed_url", pa.string()),
     pa.field("final_url", pa.string()),
@@ -127,6 +128,7 @@ FETCHES_SCHEMA = _schema([
     pa.field("feed_title", pa.string()),
     pa.field("parse_warning", pa.bool_()),
     pa.field("parse_warning_detail", pa.string()),
+    pa.field("parser", pa.string()),
 ], "fetches", {"status": "Int32", "parse_warning": "boolean"})
 
 # Version 4 added error_category (the category of `reason`).

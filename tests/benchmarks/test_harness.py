@@ -131,7 +131,7 @@ def test_bench_end_to_end_on_a_small_corpus(tmp_path, capsys):
     # --compare-with this very checkout: the "other" pipeline row is measured
     # and checked like the others.
     code = run.main(["--sizes", "1000", "--skip-fetch", "--results", str(tmp_path), "--components", "parse",
-                     "--contestants", "floor,baseline,pipeline,pipeline-mp", "--compare-with", str(run.ROOT)])
+                     "--contestants", "floor,baseline,baseline-fast,pipeline,pipeline-mp", "--compare-with", str(run.ROOT)])
     table = capsys.readouterr().out
     assert code == 0, table
     for name, label in run.CONTESTANTS.items():

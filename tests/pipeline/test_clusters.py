@@ -147,7 +147,7 @@ def test_the_stories_files_carry_the_current_schema_version(world):
     assert files
     for path in files:
         schema = pq.read_schema(path)
-        assert schema.metadata[b"newswatch.schema_version"] == SCHEMA_VERSION.encode() == b"4"
+        assert schema.metadata[b"newswatch.schema_version"] == SCHEMA_VERSION.encode() == b"5"
         assert schema.field("cluster_id").type == pa.string() and schema.field("cluster_size").type == pa.int32()
 
 

@@ -198,7 +198,7 @@ def test_the_pin_check_passes_here_and_names_every_drift():
     pins = load("pins")
     requirements = pins.setup_requirements(ROOT / "setup.py")
     assert pins.problems(requirements) == []  # this venv is installed from setup.py
-    installed = {"apache-beam": "2.77.0", "feedparser": "6.0.15", "langdetect": "1.0.9",
+    installed = {"apache-beam": "2.77.0", "feedparser": "6.0.15", "langdetect": "1.0.9", "lxml": "6.2.0",
                  "pyarrow": "26.0.0", "PyYAML": "6.0.2", "hyperscan": "0.9.1"}
     beam_requires = ['google-cloud-storage<4,>=2.18.2; extra == "gcp"', 'boto3>=1; extra == "aws"',
                      "numpy<2.5,>=1.14.3"]

@@ -98,6 +98,22 @@ def test_same_input_same_rows(world, tmp_path):
     pd.testing.assert_frame_equal(comparable(first), comparable(second))
 
 
+def test_parser_feedparser_gives_the_same_rows_and_the_fetch_log_names_the_parser(world, tmp_path):
+    feeds, topics, out = world
+    assert run(feeds, topics, out, "--run-id", "auto") == 0
+    assert run(feeds, topics, tmp_path / "fp", "--run-id", "fp", "--parser", "feedparser") == 0
+    pd.testing.assert_frame_equal(comparable(pd.read_parquet(out / "stories")).drop(columns=["cluster_id"]),
+                                  comparable(pd.read_parquet(tmp_path / "fp" / "stories")).drop(columns=["cluster_id"]))
+    parsers = {}
+    for name, folder in (("auto", out), ("feedparser", tmp_path / "fp")):
+        fetches = pd.read_parquet(folder / "fetches")
+        parsers[name] = dict(zip(fetches.feed_url.str.rsplit("/", n=1).str[1], fetches.parser.fillna("-")))
+    # the 404 and the HTML page: nothing was parsed
+    assert parsers["auto"] == {"wire.xml": "fast", "asia.atom": "fast", "gone.xml": "-", "page.html": "-"}
+    assert parsers["feedparser"] == {"wire.xml": "feedparser", "asia.atom": "feedparser",
+                                     "gone.xml": "-", "page.html": "-"}
+
+
 def test_multi_processing_gives_the_same_rows(world, tmp_path):
     feeds, topics, out = world
     assert run(feeds, topics, tmp_path / "inproc", "--run-id", "inproc") == 0
@@ -125,7 +141,7 @@ BAD_RULES = {
 
 
 @pytest.mark.parametrize("case", ["bad_query", "missing_topics", "missing_feeds", "unwritable_output",
-                                  "unknown_option", "empty_feed_list", *BAD_RULES])
+                                  "unknown_option", "unknown_parser", "empty_feed_list", *BAD_RULES])
 def test_configuration_errors_stop_before_any_fetch(world, feed_server, capsys, case, tmp_path):
     feeds, topics, out = world
     args = {"feeds": feeds, "topics": topics, "out": out}
@@ -141,6 +157,8 @@ def test_configuration_errors_stop_before_any_fetch(world, feed_server, capsys, 
         args["out"] = tmp_path / "afile" / "out"
     elif case == "unknown_option":
         extra = ["--runer", "DirectRunner"]
+    elif case == "unknown_parser":
+        extra = ["--parser", "lxml"]
     elif case == "empty_feed_list":
         feeds.write_text("# nothing yet\n")
     elif case in BAD_RULES:
@@ -155,6 +173,8 @@ def test_configuration_errors_stop_before_any_fetch(world, feed_server, capsys, 
         assert err[0].endswith("line 3, column 13: topic 'dprk': unbalanced parenthesis")
     if case in BAD_RULES:
         assert ", line 3, column " in err[0] and ": topic 'dprk': " in err[0]
+    if case == "unknown_parser":
+        assert "--parser" in err[0] and "'auto', 'feedparser'" in err[0]
 
 
 def test_a_ten_thousand_term_topic_runs(world, capsys):

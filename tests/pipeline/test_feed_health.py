@@ -134,13 +134,22 @@ def test_a_truncated_or_malformed_feed_carries_a_parse_warning(world):
     assert fetches.loc["wire", "parse_warning"] == False and pd.isna(fetches.loc["wire", "parse_warning_detail"])  # noqa: E712
     for name in ("gone", "refused", "page"):   # nothing was parsed
         assert fetches.loc[name, "parse_warning"] is pd.NA, name
+        assert pd.isna(fetches.loc[name, "parser"]), name
 
 
-def test_fetches_and_errors_carry_schema_version_4(world):
+def test_the_fetch_log_says_which_parser_read_each_feed(world):
+    fetches = by_feed(world, pd.read_parquet(world["out"] / "fetches"))
+    # well-formed RSS: the fast path; not well-formed: feedparser's loose parser
+    assert fetches.loc["wire", "parser"] == "fast"
+    assert fetches.loc["truncated", "parser"] == "feedparser"
+    assert fetches.loc["malformed", "parser"] == "feedparser"
+
+
+def test_fetches_and_errors_carry_schema_version_5(world):
     for kind, schema in (("fetches", FETCHES_SCHEMA), ("errors", ERRORS_SCHEMA)):
         for path in (world["out"] / kind).rglob("*.parquet"):
             written = pq.read_schema(path)
-            assert written.metadata[b"newswatch.schema_version"] == b"4"
+            assert written.metadata[b"newswatch.schema_version"] == b"5"
             assert written.names == schema.names
 
 
@@ -254,7 +263,7 @@ def test_a_rerun_with_the_same_run_id_replaces_its_row(healthy, tmp_path):
 
 V3_FETCHES = pa.schema([f for f in FETCHES_SCHEMA
                         if f.name not in ("error_category", "feed_title", "parse_warning",
-                                          "parse_warning_detail")],
+                                          "parse_warning_detail", "parser")],
                        metadata={b"newswatch.kind": b"fetches", b"newswatch.schema_version": b"3"})
 
 
@@ -279,6 +288,7 @@ def test_fetches_files_of_schema_3_and_4_read_together(world, tmp_path):
     assert fetches.loc["https://old.example/feed", "error_category"] == "timeout"
     assert pd.isna(fetches.loc["https://old.example/ok", "error_category"])
     assert fetches.loc["https://old.example/ok", "parse_warning"] is pd.NA
+    assert pd.isna(fetches.loc["https://old.example/ok", "parser"])
     assert str(fetches["status"].dtype) == "Int32" and fetches.loc["https://old.example/ok", "status"] == 200
     assert fetches.loc[world["urls"]["gone"], "error_category"] == "http_status"
     assert set(read_fetches(out, columns=["error_category"])["error_category"].dropna()) == {

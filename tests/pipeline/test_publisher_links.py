@@ -59,7 +59,7 @@ def test_stories_name_the_publisher_and_keep_the_feed_link(world):
     assert hotline.url == hotline.feed_link == PROXY.format(slug="hotline")
     assert hotline.source == "desk.example.org"
     for path in (out / "stories").rglob("*.parquet"):
-        assert pq.read_schema(path).metadata[b"newswatch.schema_version"] == b"4"
+        assert pq.read_schema(path).metadata[b"newswatch.schema_version"] == b"5"
 
 
 def test_a_story_stored_under_the_redirector_link_is_not_written_again_after_origlink_appears(world, capsys):

@@ -1,0 +1,122 @@
+"""The fast parse path (transforms/fast_parse.py): what it reads as feedparser
+does, what it refuses and why, and how the parse stage falls back.
+
+The whole-corpus comparison with feedparser is tests/transforms/test_parse_parity.py."""
+import apache_beam as beam
+import pytest
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from tests.support.fetched import fetched
+from transforms.fast_parse import FALLBACK_REASONS, Refused, read_fast
+from transforms.parse import (FAST, FEEDPARSER, ParseFeeds, iter_parse_fetch, open_feed, parse_fetch,
+                              read_feed)
+
+HEADERS = {"content-type": "application/rss+xml; charset=utf-8"}
+READ_KEYS = ("title", "link", "id", "summary", "author", "published", "updated", "feedburner_origlink")
+
+RSS = b"""<?xml version="1.0" encoding="utf-8"?>
+<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"
+     xmlns:content="http://purl.org/rss/1.0/modules/content/"
+     xmlns:media="http://search.yahoo.com/mrss/" xmlns:feedburner="http://rssnamespace.org/feedburner/ext/1.0">
+<channel><title>Wire</title><dc:title>Not the title</dc:title><link>https://wire.example/</link>
+<image><title>Logo</title><url>https://wire.example/logo.png</url><link>https://wire.example/</link></image>
+<item><title>One &amp; two</title><link>https://wire.example/~r/1</link>
+  <guid>https://wire.example/1</guid><description>&lt;p&gt;Lead&lt;/p&gt;</description>
+  <content:encoded><![CDATA[<p>Body</p>]]></content:encoded>
+  <media:content url="https://wire.example/a.jpg"><media:title>A picture</media:title>
+    <media:description>Caption</media:description></media:content>
+  <author>desk@wire.example (The Desk)</author><dc:creator>Ann</dc:creator>
+  <category domain="x">Asia</category><category>Asia</category>
+  <pubDate>Wed, 29 Sep 2021 10:00:00 +0900</pubDate>
+  <feedburner:origLink>https://wire.example/one</feedburner:origLink></item>
+<item><description>Only a description</description><media:description>then media</media:description>
+  <guid isPermaLink="false">two</guid><dc:date>2021-09-29T11:00:00Z</dc:date></item>
+</channel></rss>"""
+
+
+def test_an_rss_feed_reads_as_feedparser_reads_it():
+    fast, slow = read_fast(RSS, HEADERS), read_feed(RSS, HEADERS)
+    assert fast.feed["title"] == slow["feed"]["title"] == "Wire"
+    assert fast.feed["link"] == slow["feed"]["link"]
+    assert len(fast.entries) == len(slow["entries"]) == 2
+    for mine, theirs in zip(fast.entries, slow["entries"]):
+        for key in READ_KEYS:
+            assert mine.get(key) == dict.get(theirs, key), key
+        assert [c["value"] for c in mine.get("content", [])] == [c["value"] for c in theirs.get("content", [])]
+        assert [a.get("name") for a in mine.get("authors", [])] == [a.get("name") for a in theirs.get("authors", [])]
+        assert [(t["term"], t["scheme"]) for t in mine.get("tags", [])] == \
+            [(t["term"], t["scheme"]) for t in theirs.get("tags", [])]
+    # the second description became content, as feedparser makes it
+    assert [c["value"] for c in fast.entries[1]["content"]] == ["then media"]
+
+
+def _rss(item: str, root_attributes: str = "") -> bytes:
+    return (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" {root_attributes}>'
+            f"<channel><title>T</title><item>{item}</item></channel></rss>").encode()
+
+
+REFUSED = [
+    ("doctype", b'<?xml version="1.0"?><!DOCTYPE rss SYSTEM "x.dtd"><rss version="2.0"><channel>'
+                b"<item><title>a</title></item></channel></rss>"),
+    ("not_well_formed", _rss("<title>cut short")),
+    ("format", b'<feed version="0.3" xmlns="http://purl.org/atom/ns#"><title>a</title>'
+               b"<entry><title>b</title></entry></feed>"),
+    ("namespace", _rss('<x:a xmlns:x="https://elsewhere.example/">b</x:a><title>t</title>')),
+    ("markup", _rss("<description>a <b>bold</b> word</description>")),
+    ("content_type", _rss('<content type="xhtml">a</content>')),
+    ("construct", _rss("<contributor><name>a</name></contributor>")),
+]
+
+
+@pytest.mark.parametrize("reason, body", REFUSED, ids=[r for r, _ in REFUSED])
+def test_what_the_fast_path_does_not_reproduce_is_refused_with_its_reason(reason, body):
+    assert reason in FALLBACK_REASONS
+    with pytest.raises(Refused) as refused:
+        read_fast(body, HEADERS)
+    assert refused.value.reason == reason
+    # ... and feedparser reads it instead, the reason counted
+    reasons: list = []
+    *_, log = iter_parse_fetch(fetched(body), "r", fallbacks=reasons)
+    assert reasons == [reason]
+    assert log.parser == FEEDPARSER
+
+
+def test_a_large_document_goes_to_feedparser_in_pieces_and_says_so():
+    opened = open_feed(RSS, HEADERS, split_above=100)
+    assert (opened.parser, opened.fallback) == (FEEDPARSER, "large")
+    assert len(list(opened.entries)) == 2
+
+
+def test_a_document_the_fast_path_crashes_on_goes_to_feedparser_and_is_counted():
+    def crashes(document, result):
+        raise KeyError("a bug")
+
+    opened = open_feed(RSS, HEADERS, fast_reader=crashes)
+    assert (opened.parser, opened.fallback) == (FEEDPARSER, "crash")
+    assert [e.get("title") for e in opened.entries] == ["One & two", None]
+
+
+def test_the_parser_option_picks_the_path_and_the_fetch_log_names_it():
+    assert parse_fetch(fetched(RSS), "r").log.parser == FAST
+    assert parse_fetch(fetched(RSS), "r", parser="feedparser").log.parser == FEEDPARSER
+    json_feed = b'{"version": "https://jsonfeed.org/version/1.1", "title": "J", "items": [{"id": "1"}]}'
+    assert parse_fetch(fetched(json_feed), "r").log.parser == "json"
+    assert parse_fetch(fetched(b""), "r").log.parser is None              # nothing was parsed
+    assert parse_fetch(fetched(RSS, error="timeout: x"), "r").log.parser is None
+
+
+def test_parse_counts_documents_per_parser_and_fallbacks_per_reason():
+    bodies = [RSS, RSS, _rss("<title>cut short")]
+    pipeline = beam.Pipeline(options=PipelineOptions(["--runner", "DirectRunner"]))
+    _ = (pipeline | beam.Create([fetched(b, url=f"https://feeds.example.org/{i}") for i, b in enumerate(bodies)])
+         | ParseFeeds("r"))
+    result = pipeline.run()
+    result.wait_until_finish()
+
+    def count(name):
+        return sum(c.committed for c in result.metrics().query(MetricsFilter().with_name(name))["counters"])
+
+    assert count("parsed_fast") == 2
+    assert count("parsed_feedparser") == 1
+    assert count("parse_fallback_not_well_formed") == 1
