@@ -631,6 +631,7 @@ def retag_command(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
                                  dry_run=args.dry_run, lookback_days=args.lookback_days,
                                  clusters=not args.no_clusters, quiet=args.quiet)
     topics, text, version = retag.prepare(options)   # ConfigError: nothing of OUT read yet
+    _check_retag_runner(beam_args, args.dry_run)
     try:
         result = retag.run_retag(options, topics, text, version, beam_args,
                                  say=lambda line: print(line, file=sys.stderr, flush=True))
@@ -783,7 +784,8 @@ def _check_beam_options(beam_args: Sequence[str]) -> None:
 
     options = PipelineOptions(list(beam_args))
     FileSystems.set_options(options)  # s3:// endpoint and keys, for config and state reads
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False, conflict_handler="resolve")
+    # One line for a bad value too (`--direct_num_workers=abc`), not argparse's usage.
+    parser = _OneLineParser(add_help=False, allow_abbrev=False, conflict_handler="resolve")
     for options_class in _all_subclasses(PipelineOptions):
         try:
             options_class._add_argparse_args(parser)
@@ -792,6 +794,22 @@ def _check_beam_options(beam_args: Sequence[str]) -> None:
     _, unknown = parser.parse_known_args(list(beam_args))
     if unknown:
         raise cfg.ConfigError(f"unknown option or argument {unknown[0].split('=')[0]!r}")
+
+
+def _check_retag_runner(beam_args: Sequence[str], dry_run: bool) -> None:
+    """The runner a retag names exists, before it writes anything; a dry run
+    replays into a local temporary folder, which a remote runner cannot reach."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+    from apache_beam.runners.runner import create_runner
+
+    runner = PipelineOptions(list(beam_args)).view_as(StandardOptions).runner or "DirectRunner"
+    try:
+        create_runner(runner)
+    except (ValueError, ImportError) as exc:
+        raise cfg.ConfigError(f"retag: --runner {runner}: {first_line(exc)}") from None
+    if dry_run and "dataflow" in str(runner).lower():
+        raise cfg.ConfigError("retag --dry-run replays into a local folder: run it without --runner "
+                              f"{runner}")
 
 
 def _check_dataflow_options(args: argparse.Namespace, beam_args: Sequence[str]) -> None:

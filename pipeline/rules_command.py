@@ -27,7 +27,8 @@ from transforms import rules_archive
 
 LIST, SHOW, DIFF = "list", "show", "diff"
 # Folders only a newswatch output holds (docs/output.md).
-OUTPUT_FOLDERS = ("runs", "stories", "fetches", "errors", "_state", rules_archive.RULES_FOLDER)
+OUTPUT_FOLDERS = ("runs", "stories", "fetches", "errors", "entries", "views", "_state",
+                  rules_archive.RULES_FOLDER)
 # A version may be named by a unique prefix of at least this many digits.
 MIN_PREFIX = 4
 
@@ -167,9 +168,9 @@ def show_version(output: str, args: argparse.Namespace, out) -> int:
     return 0
 
 
-def resolve_version(output: str, given: str) -> str:
+def resolve_version(output: str, given: str, command: str = "rules show") -> str:
     """The stored version `given` names, whole or by a unique prefix;
-    ConfigError saying why not."""
+    ConfigError saying why not, in the words of `command`."""
     frame = dataset.read_rules(output)
     stored = sorted(frame.version[frame.path.notna()])
     given = given.strip().lower()
@@ -180,14 +181,14 @@ def resolve_version(output: str, given: str) -> str:
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            raise ConfigError(f"rules show: {given} is the start of {len(matches)} versions: "
+            raise ConfigError(f"{command}: {given} is the start of {len(matches)} versions: "
                               f"{', '.join(matches)}")
     if given in set(frame.version):
-        raise ConfigError(f"rules show: version {given} was used by runs of {output} but its file is not "
+        raise ConfigError(f"{command}: version {given} was used by runs of {output} but its file is not "
                           f"stored under {rules_archive.RULES_FOLDER}/ (runs before the rules archive, "
                           f"or deleted)")
     shown = ", ".join(stored[:5]) + (f" and {len(stored) - 5} more" if len(stored) > 5 else "")
-    raise ConfigError(f"rules show: no version {given} in {output}"
+    raise ConfigError(f"{command}: no version {given} in {output}"
                       + (f" (stored: {shown})" if stored else " (no rules stored)"))
 
 

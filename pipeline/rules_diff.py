@@ -101,12 +101,14 @@ def resolve_rules(given: str, output: str, side: str) -> RuleSet:
     stored_as = None
     if _exists(given):
         path = given
+    elif "/" in given or "://" in given:
+        raise cfg.ConfigError(f"rules diff: {side} {given}: no such topics file")
     else:
-        path = rules_path(output, given)
-        if "/" in given or not _exists(path):
-            raise cfg.ConfigError(f"rules diff: {side} {given}: no such topics file, and no stored "
-                                  f"version {path}")
-        stored_as = given
+        # A stored version, whole or by a unique prefix (as `rules show` takes it).
+        from pipeline.rules_command import resolve_version
+
+        stored_as = resolve_version(output, given, f"rules diff: {side}")
+        path = rules_path(output, stored_as)
     topics = cfg.load_topics(path)   # ConfigError naming file, line and column
     matcher = TopicMatcher(topics)
     return RuleSet(given, path, matcher.version, matcher, stored_as)
@@ -486,9 +488,10 @@ def command(args, out: TextIO = None) -> int:
     output = args.output.rstrip("/") or "/"
     if args.limit < 0:
         raise cfg.ConfigError("rules diff: --limit must be 0 (all) or more")
-    for value, is_end in ((args.since, False), (args.until, True)):
-        if value is not None:
-            _bound(value, is_end)
+    start, end = (_bound(value, is_end) if value is not None else None
+                  for value, is_end in ((args.since, False), (args.until, True)))
+    if start is not None and end is not None and start >= end:
+        raise cfg.ConfigError(f"rules diff: --since {args.since} is not before --until {args.until}")
     old_rules = resolve_rules(args.old, output, "OLD")
     new_rules = resolve_rules(args.new, output, "NEW")
     if "://" not in output and not os.path.isdir(output):

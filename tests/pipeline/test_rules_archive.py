@@ -168,7 +168,7 @@ def test_an_output_without_rules_still_reads_and_reports(history, tmp_path, caps
 @pytest.mark.parametrize("make, message", [
     (lambda tmp: tmp / "nowhere", "no output at {out}"),
     (lambda tmp: (tmp / "photos").mkdir() or tmp / "photos",
-     "{out} is not a newswatch output (it has none of runs/, stories/, fetches/, errors/, _state/, _rules/)"),
+     "{out} is not a newswatch output (it has none of runs/, stories/, fetches/, errors/, entries/, views/, _state/, _rules/)"),
 ])
 def test_rules_on_something_that_is_not_an_output_is_one_line_and_exit_2(tmp_path, capsys, make, message):
     out = make(tmp_path)

@@ -189,7 +189,22 @@ def test_unknown_version_is_one_line_and_exit_2(world, capsys):
     code, out, err = diff(capsys, "0123456789abcdef", world["b"], "--output", world["out_a"])
     assert code == 2 and out == ""
     assert err.count("\n") == 1
-    assert "OLD 0123456789abcdef" in err and "_rules/0123456789abcdef.yaml" in err
+    assert "rules diff: OLD" in err and "no version 0123456789abcdef" in err
+
+
+def test_a_version_prefix_resolves_and_a_short_one_is_exit_2(world, capsys):
+    version_a = pd.read_parquet(world["out_a"] / "stories")["topics_version"].unique()[0]
+    whole = as_json(capsys, version_a, world["b"], "--output", world["out_a"])
+    by_prefix = as_json(capsys, version_a[:6], world["b"], "--output", world["out_a"])
+    assert by_prefix["old"]["stored_as"] == version_a and by_prefix["topics"] == whole["topics"]
+    code, out, err = diff(capsys, version_a[:2], world["b"], "--output", world["out_a"])
+    assert code == 2 and out == "" and err.count("\n") == 1 and "rules diff: OLD" in err
+
+
+def test_a_reversed_range_is_exit_2(world, capsys):
+    code, out, err = diff(capsys, world["a"], world["b"], "--output", world["out_a"],
+                          "--since", "2026-12-10", "--until", "2026-12-01")
+    assert code == 2 and out == "" and err.count("\n") == 1 and "is not before" in err
 
 
 def test_rules_that_do_not_compile_stop_before_any_read(world, capsys, tmp_path):
