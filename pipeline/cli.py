@@ -437,7 +437,7 @@ def run_streaming(run_config, beam_args: Sequence[str], quiet: bool = False) -> 
     feed_states, report = store.load_feed_states(run_id)
     stored = [] if template else store_rules(run_config)
     if not template:
-        store.open_run(run_id, started_at)
+        store.open_run(run_id, started_at, window_s=run_config.streaming.window_s)
     config = dataclasses.replace(run_config, run_id=run_id, started_at=started_at,
                                  feed_states=tuple(sorted(feed_states.items())))
     options = PipelineOptions(list(beam_args))

@@ -305,9 +305,10 @@ def read_view(output, view: str, filesystem: Optional[pafs.FileSystem] = None) -
 
 def _in_view(output, view: Optional[str], filesystem, read):
     """read(root): of OUT itself, or of the generation the view's pointer
-    names. A retag that replaces the view deletes the old generation once
-    the new pointer is there: a read that meets a vanished file follows the
-    pointer again."""
+    names. A retag that replaces the view keeps the generation it replaced
+    until the next retag of the name: a read whose pointer changed
+    meanwhile (its generation may be going) or that meets a vanished file
+    follows the pointer again."""
     if view is None:
         return read(output)
     from pipeline.views import VIEWS_DIR
@@ -315,11 +316,17 @@ def _in_view(output, view: Optional[str], filesystem, read):
     for attempt in range(_READ_ATTEMPTS):
         generation = read_view(output, view, filesystem)["generation"]
         root = f"{os.fspath(output).rstrip('/')}/{VIEWS_DIR}/{view}/{generation}"
+        last = attempt == _READ_ATTEMPTS - 1
         try:
-            return read(root)
+            result = read(root)
         except FileNotFoundError:
-            if attempt == _READ_ATTEMPTS - 1:
+            if last:
                 raise
+            continue
+        if read_view(output, view, filesystem)["generation"] == generation:
+            return result
+        if last:
+            raise IOError(f"view {view!r} in {output} kept changing while being read; read it again")
 
 
 def entry_files(output, since: Bound = None, until: Bound = None,
@@ -357,19 +364,32 @@ def output_exists(output, filesystem: Optional[pafs.FileSystem] = None) -> bool:
 def open_markers(output, filesystem: Optional[pafs.FileSystem] = None) -> dict:
     """Run id -> started_at (UTC datetime, or None) of each open run marker
     in _state/runs: runs under way or killed, and streaming jobs running."""
+    markers = {}
+    for run_id, body in run_markers(output, filesystem).items():
+        text = body.get("started_at")
+        try:
+            markers[run_id] = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+        except (ValueError, AttributeError):
+            markers[run_id] = None
+    return markers
+
+
+def run_markers(output, filesystem: Optional[pafs.FileSystem] = None) -> dict:
+    """Run id -> the body of its open marker in _state/runs (a dict; empty
+    when unreadable: the name is what counts): started_at, and a streaming
+    job's window_s."""
     fs, root = _resolve(output, filesystem)
     markers = {}
     for info in _listing(fs, f"{root}/{STATE_RUNS}"):
         if not info.base_name.endswith(".json") or info.base_name.startswith("."):
             continue
-        started = None
+        body = {}
         try:
             with fs.open_input_stream(info.path) as handle:
-                text = json.loads(handle.read().decode()).get("started_at")
-            started = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
-        except (OSError, ValueError, AttributeError):
-            pass  # the name is what counts
-        markers[info.base_name[: -len(".json")]] = started
+                body = json.loads(handle.read().decode())
+        except (OSError, ValueError):
+            pass
+        markers[info.base_name[: -len(".json")]] = body if isinstance(body, dict) else {}
     return markers
 
 

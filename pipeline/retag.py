@@ -45,6 +45,8 @@ _log = logging.getLogger(__name__)
 # A point where a test can stop a retag (transforms/phases.py): every unit is
 # replayed into the new generation, the pointer is not written yet.
 PUBLISHING = "retag-publishing"
+# ... and one where it has read the view's pointer, before the survey.
+POINTER_READ = "retag-pointer-read"
 
 # `<run_id>-w<window start>-p<pane>-<shard>.parquet`: a streaming job's file
 # of one window pane (transforms.sink.window_tag); `<run_id>-<shard>.parquet`
@@ -86,6 +88,8 @@ class RunRecord:
     started_at: Optional[datetime]
     mode: str = "batch"        # "batch" or "streaming"
     finished: bool = True      # a runs/ row exists (False: only an open marker)
+    window_s: Optional[float] = None   # a streaming job's window length, from its open marker
+    archived_nothing: bool = False     # its runs/ row counts parsed entries but none archived (--no-archive)
 
 
 @dataclass(frozen=True)
@@ -114,22 +118,37 @@ class RetagPlan:
     without_text: Dict[str, int] = field(default_factory=dict)   # run -> entries archived without text
     partitions: List[str] = field(default_factory=list)     # entries partition folders read
     entries: int = 0
+    warnings: List[str] = field(default_factory=list)       # where the view may differ from a live run
 
     @property
     def run_ids(self) -> List[str]:
         return sorted({u.run_id for u in self.units})
 
 
+ARCHIVED_NOTHING = "archived nothing (run with --no-archive): its stories are not in the view"
+
+
 def plan_units(groups: Sequence[EntryGroup], runs: Dict[str, RunRecord],
-               committed: Iterable[str]) -> RetagPlan:
+               committed: Iterable[str], cutoff: Optional[datetime] = None,
+               bounds: Tuple[Optional[datetime], Optional[datetime]] = (None, None)) -> RetagPlan:
     """Which commit units to replay, in which order, from which files.
 
     `groups`: the archived entries of the range, per file and run;
     `runs`: the runs/ rows and open markers by run id; `committed`: the
-    commit units in _state/seen. A batch run is replayed when it committed
-    (its runs/ row or a committed unit); a streaming job's window pane when
-    its unit committed, or the job finished (its runs/ row). Units run in
-    the order they committed: batch runs by start, a job's panes by window.
+    commit units in _state/seen. A unit committed when
+
+    - its unit id is in `committed` (a batch run, a window pane), or its
+      job's run id is (recovery commits a killed job's remaining windows
+      under the job's run id), or the run has a runs/ row;
+    - or no open marker names its run and its entries were all fetched
+      before `cutoff` (now less the lookback): state compaction prunes
+      commit rows older than that, and a run without a marker either
+      committed or was rolled forward by the next run.
+
+    Units run in the order they committed: batch runs by start, a job's
+    panes by window. Runs of `runs` started within `bounds` that archived
+    nothing (--no-archive) are listed as skipped, with a warning: the runs
+    after them may differ from the live ones in what they saw before.
     """
     committed = set(committed)
     by_run: Dict[str, List[EntryGroup]] = defaultdict(list)
@@ -138,6 +157,12 @@ def plan_units(groups: Sequence[EntryGroup], runs: Dict[str, RunRecord],
     units: List[ReplayUnit] = []
     skipped: Dict[str, str] = {}
     without_text: Dict[str, int] = {}
+
+    def pruned(run_groups, record) -> bool:
+        marker_open = record is not None and not record.finished
+        return (cutoff is not None and not marker_open
+                and max(g.last_fetched for g in run_groups) < cutoff)
+
     for run_id, run_groups in sorted(by_run.items()):
         record = runs.get(run_id)
         job_units = {u for u in committed if _unit_run(u) == run_id}
@@ -149,37 +174,66 @@ def plan_units(groups: Sequence[EntryGroup], runs: Dict[str, RunRecord],
             without_text[run_id] = no_text
         streaming = bool(tagged or job_units) or (record is not None and record.mode == "streaming")
         if not streaming:
-            if run_id in committed or (record is not None and record.finished):
+            if run_id in committed or (record is not None and record.finished) or pruned(run_groups, record):
                 units.append(ReplayUnit(run_id, run_id, started, tuple(sorted(g.path for g in run_groups)),
                                         rows=sum(g.rows for g in run_groups), order=(started, run_id)))
             else:
                 skipped[run_id] = "not committed (running, or killed and not yet recovered)"
             continue
-        finished = record is not None and record.finished
+        finished = (record is not None and record.finished) or run_id in committed
         known = sorted(tagged | job_units, key=lambda u: (_unit_start(u), u))
         merged = [g for g in run_groups if g.unit is None]
         starts = sorted({_unit_start(u) for u in known})
+        window_s = record.window_s if record is not None and record.window_s else _window_length(starts)
         for unit in known:
-            if unit not in committed and not finished:
+            mine = [g for g in run_groups if g.unit == unit]
+            if unit not in committed and not finished and not (mine and pruned(mine, record)):
                 skipped[unit] = "window not committed (the job is running, or was killed)"
                 continue
             start = _unit_start(unit)
             later = [s for s in starts if s > start]
             end = later[0] if later else None
+            if end is None and not finished and window_s is not None:
+                # The job goes on (or was killed): its later windows are not committed.
+                end = start + timedelta(seconds=window_s)
             first_pane = unit == min((u for u in known if _unit_start(u) == start), key=_pane)
             window = (start, end) if first_pane and merged else None
-            files = [g.path for g in run_groups if g.unit == unit]
+            files = [g.path for g in mine]
             files += [g.path for g in merged if window is not None and _overlaps(g, start, end)]
-            rows = sum(g.rows for g in run_groups if g.unit == unit)
+            rows = sum(g.rows for g in mine)
             if files:
                 units.append(ReplayUnit(unit, run_id, started, tuple(sorted(files)), window, rows,
                                         order=(start, unit)))
+        if merged and not finished and known:
+            last_end = max(starts) + timedelta(seconds=window_s) if window_s is not None else None
+            if last_end is None or any(g.last_fetched >= last_end for g in merged):
+                skipped[f"{run_id} (merged entries after its last committed window)"] = (
+                    "windows not committed (the job is running, or was killed)")
         if merged and not known:
-            # Only merged files, no unit known: the job's rows as one unit.
-            units.append(ReplayUnit(run_id, run_id, started, tuple(sorted(g.path for g in merged)),
-                                    rows=sum(g.rows for g in merged), order=(started, run_id)))
+            if finished or pruned(merged, record):
+                # Only merged files, no unit known: the job's rows as one unit.
+                units.append(ReplayUnit(run_id, run_id, started, tuple(sorted(g.path for g in merged)),
+                                        rows=sum(g.rows for g in merged), order=(started, run_id)))
+            else:
+                skipped[run_id] = "windows not committed (the job is running, or was killed)"
+    warnings: List[str] = []
+    start, end = bounds
+    for run_id, record in sorted(runs.items()):
+        if run_id in by_run or not record.archived_nothing or record.started_at is None:
+            continue
+        if (start is None or record.started_at >= start) and (end is None or record.started_at < end):
+            skipped[run_id] = ARCHIVED_NOTHING
+            warnings.append(f"run {run_id} archived nothing: the units replayed after it may write "
+                            "stories it wrote, and seen-before may differ from the live runs after it")
     units.sort(key=lambda u: u.order)
-    return RetagPlan(units, skipped, without_text, entries=sum(u.rows for u in units))
+    return RetagPlan(units, skipped, without_text, entries=sum(u.rows for u in units), warnings=warnings)
+
+
+def _window_length(starts: Sequence[datetime]) -> Optional[float]:
+    """A job's window length as its window starts show it: the smallest
+    gap between two (windows with no entries leave larger gaps)."""
+    gaps = [(b - a).total_seconds() for a, b in zip(starts, starts[1:])]
+    return min(gaps) if gaps else None
 
 
 def _unit_run(unit: str) -> Optional[str]:
@@ -207,9 +261,16 @@ def survey_archive(output: str, since=None, until=None) -> Tuple[List[EntryGroup
     """plan_units' input, read from OUT with pyarrow: the entry groups of
     the partitions that meet [since, until) (only those are opened; rows
     outside the range are left out), the runs, the committed units, and the
-    partition folders read."""
+    partition folders read.
+
+    The open markers, runs/ and the committed units are read before the
+    entries files are listed: a run or window commits only after all its
+    entries files are written, so every unit seen as committed here has all
+    its files in the listing that follows."""
     from pipeline import dataset
 
+    runs = _run_records(output)
+    committed = set(dataset.committed_units(output))
     fs, files, bounds = dataset.entry_files(output, since, until)
     groups: List[EntryGroup] = []
     for path in files:
@@ -217,8 +278,6 @@ def survey_archive(output: str, since=None, until=None) -> Tuple[List[EntryGroup
             groups.extend(_groups_of_file(fs, path, bounds))
         except (pa.ArrowException, OSError) as exc:
             raise UnreadableEntries(f"entries file {path} is unreadable: {' '.join(str(exc).split())}") from None
-    runs = _run_records(output)
-    committed = set(dataset.committed_units(output))
     partitions = sorted({path.rsplit("/", 2)[-2] for path in files})
     return groups, runs, committed, partitions
 
@@ -282,13 +341,29 @@ def _run_records(output: str) -> Dict[str, RunRecord]:
     from pipeline import dataset
 
     records: Dict[str, RunRecord] = {}
-    for run_id, started in dataset.open_markers(output).items():
-        records[run_id] = RunRecord(run_id, started, finished=False)
-    runs = dataset.read_runs(output, columns=["run_id", "started_at", "mode"])
+    for run_id, body in dataset.run_markers(output).items():
+        window = body.get("window_s")
+        records[run_id] = RunRecord(run_id, _marker_time(body.get("started_at")), finished=False,
+                                    window_s=float(window) if isinstance(window, (int, float)) else None)
+    runs = dataset.read_runs(output, columns=["run_id", "started_at", "mode", "entries", "rows_written_entries"])
     for row in runs.itertuples(index=False):
         started = row.started_at.to_pydatetime() if row.started_at is not None and str(row.started_at) != "NaT" else None
-        records[row.run_id] = RunRecord(row.run_id, started, row.mode or "batch", finished=True)
+        parsed = 0 if _missing(row.entries) else int(row.entries)
+        archived = 0 if _missing(row.rows_written_entries) else int(row.rows_written_entries)
+        records[row.run_id] = RunRecord(row.run_id, started, row.mode or "batch", finished=True,
+                                        archived_nothing=parsed > 0 and archived == 0)
     return records
+
+
+def _missing(value) -> bool:
+    return value is None or str(value) in ("nan", "NaT", "<NA>", "None")
+
+
+def _marker_time(text) -> Optional[datetime]:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")) if text else None
+    except (ValueError, AttributeError):
+        return None
 
 
 def _micros(when: datetime) -> int:
@@ -433,7 +508,8 @@ def plan(options: RetagOptions) -> RetagPlan:
         span = _span_text(options)
         raise RetagRefused(f"no archived entries in {options.output}/entries{span}: runs with --no-archive, "
                            "or before the entry archive, cannot be re-tagged")
-    result = plan_units(groups, runs, committed)
+    cutoff = datetime.now(timezone.utc) - timedelta(days=options.lookback_days)
+    result = plan_units(groups, runs, committed, cutoff, dataset.bounds(options.since, options.until))
     result.partitions = partitions
     replayed = {u.run_id for u in result.units}
     blind = {r: n for r, n in result.without_text.items() if r in replayed}
@@ -473,6 +549,7 @@ def run_retag(options: RetagOptions, topics, topics_text: str, version: str,
     if old is not None and not options.replace and not options.dry_run:
         raise RetagRefused(f"view {name} exists (generation {old.generation}, made {old.created_at}): "
                            "give --replace to replace it, or another --name")
+    phases.reached(POINTER_READ)
     the_plan = plan(options)
     bounds = dataset.bounds(options.since, options.until)
     lookback = timedelta(days=options.lookback_days)
@@ -480,7 +557,6 @@ def run_retag(options: RetagOptions, topics, topics_text: str, version: str,
         root = tempfile.mkdtemp(prefix="newswatch-retag-")
         generation = None
     else:
-        views.remove_unpublished(options.output, name, keep=old.generation if old else None)
         generation = views.new_generation()
         root = views.generation_dir(options.output, name, generation)
         views.write_text(f"{root}/{views.TOPICS_FILE}", topics_text)
@@ -496,12 +572,14 @@ def run_retag(options: RetagOptions, topics, topics_text: str, version: str,
                 say(f"newswatch: replayed {number}/{len(the_plan.units)} {unit.unit}")
         new_counts = topic_counts(dataset.read_stories(root, columns=["topics"]))
         if options.dry_run:
+            # the live stories of the same entries: those of the replayed runs fetched in range
             old_counts = topic_counts(dataset.read_stories(
-                options.output, run_id=the_plan.run_ids, columns=["topics"]))
+                options.output, options.since, options.until, on=dataset.ON_RUN,
+                run_id=the_plan.run_ids, columns=["topics"]))
             return RetagResult(_compare_lines(old_counts, new_counts, the_plan, version))
         phases.reached(PUBLISHING)
         if not views.exists(f"{root}/{views.TOPICS_FILE}"):
-            # Another retag of this name removed this generation as unpublished.
+            # Another retag of this name removed this generation as superseded.
             raise views.Published(f"generation {generation} of view {name} was removed by another retag")
         pointer = views.ViewPointer(
             name=name, generation=generation, topics_version=version,
@@ -510,17 +588,18 @@ def run_retag(options: RetagOptions, topics, topics_text: str, version: str,
             runs=[u.unit for u in the_plan.units], skipped=the_plan.skipped,
             created_at=datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
             counts={"entries": the_plan.entries, "stories": new_counts.pop("", 0),
-                    "by_topic": dict(sorted(new_counts.items()))})
+                    "by_topic": dict(sorted(new_counts.items()))},
+            previous=old.generation if old is not None else None, warnings=the_plan.warnings)
         views.publish(options.output, pointer, old_version)
     finally:
         if options.dry_run:
             shutil.rmtree(root, ignore_errors=True)
-    if old is not None and old.generation != generation:
-        views.remove_generation(options.output, name, old.generation)
+    views.remove_superseded(options.output, name, generation)
     path = views.stories_dir(options.output, name, generation)
     lines = [f"newswatch: view {name}: {pointer.counts['stories']:,} stories from "
              f"{len(the_plan.units)} units ({the_plan.entries:,} entries) in {time.monotonic() - started:.1f} s"]
     lines += [f"  skipped {unit}: {why}" for unit, why in sorted(the_plan.skipped.items())]
+    lines += [f"  warning: {text}" for text in the_plan.warnings]
     lines.append(path)
     return RetagResult(lines, path)
 
@@ -544,4 +623,5 @@ def _compare_lines(old: Counter, new: Counter, the_plan: RetagPlan, version: str
     lines.append(f"  {'(stories)':<30} {old.get('', 0):>8,} {new.get('', 0):>8,} "
                  f"{new.get('', 0) - old.get('', 0):>+8,}")
     lines += [f"  skipped {unit}: {why}" for unit, why in sorted(the_plan.skipped.items())]
+    lines += [f"  warning: {text}" for text in the_plan.warnings]
     return lines

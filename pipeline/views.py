@@ -13,10 +13,12 @@ the pointer name it: the pointer is one small object, replaced atomically
 where a folder rename would be a copy and a delete). So a reader that goes
 through the pointer sees the old generation or the new one, never a mix,
 whenever the retag is killed. A generation the pointer does not name is
-invisible (a retag under way, or one that was killed) and is removed by the
-next retag of that name. The pointer is created only if absent, and
-replaced only at the version its retag read at start: two retags of one
-name that race cannot both publish.
+invisible (a retag under way, or one that was killed). The pointer is
+created only if absent, and replaced only at the version its retag read at
+start: two retags of one name that race cannot both publish. Only a retag
+that published cleans up, after publishing (remove_superseded): the
+generation it replaced stays until the next retag of the name, for readers
+still in it.
 
 Reading a pointer needs no Beam (pipeline/dataset.py reads views with
 pyarrow alone); writing goes through Beam's filesystems.
@@ -57,6 +59,8 @@ class ViewPointer:
     skipped: Dict[str, str] = field(default_factory=dict)    # unit or run -> why it was not replayed
     created_at: str = ""
     counts: Dict[str, object] = field(default_factory=dict)  # entries, stories, by topic
+    previous: Optional[str] = None       # the generation this one replaced, kept until the next retag
+    warnings: List[str] = field(default_factory=list)        # where the view may differ from the live runs
 
     def to_json(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False, indent=1, sort_keys=True).encode("utf-8")
@@ -170,12 +174,27 @@ def remove_generation(output: str, name: str, generation: str) -> int:
     return len(paths)
 
 
-def remove_unpublished(output: str, name: str, keep: Optional[str]) -> List[str]:
-    """Removes every generation of the view but `keep` (the published one):
-    what killed or superseded retags left. Returns the generations removed."""
+def generation_time(generation: str) -> str:
+    """The UTC time part of a generation id (`YYYYmmddTHHMMSSZ`), which sorts as time."""
+    return generation[1:17]
+
+
+def remove_superseded(output: str, name: str, mine: str) -> List[str]:
+    """After `mine` was published: removes the generations of the view that
+    were created before `mine` and that the pointer, as read now, neither
+    names nor names as `previous`. So a reader still in the generation
+    just replaced finishes there (it goes only at the next retag of the
+    name), and generations a later retag is writing stay. A retag whose
+    generation is older than `mine` read the pointer before `mine` was
+    published, so its publication fails anyway. Returns the generations
+    removed."""
+    current, _ = read_pointer(output, name)
+    keep = {mine}
+    if current is not None:
+        keep |= {current.generation, current.previous}
     removed = []
     for generation in generations(output, name):
-        if generation != keep:
+        if generation not in keep and generation_time(generation) < generation_time(mine):
             remove_generation(output, name, generation)
             removed.append(generation)
     return removed

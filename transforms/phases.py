@@ -12,6 +12,9 @@ import os
 import time
 
 PAUSE_AT, PAUSE_SIGNAL = "NEWSWATCH_PAUSE_AT", "NEWSWATCH_PAUSE_SIGNAL"
+# With NEWSWATCH_PAUSE_UNTIL=<path> the pause ends when that file exists,
+# for tests that let something happen meanwhile and then go on.
+PAUSE_UNTIL = "NEWSWATCH_PAUSE_UNTIL"
 
 FETCH = "fetch"          # a feed has been fetched, nothing parsed or written
 PARSE = "parse"          # a feed has been parsed, nothing written
@@ -33,8 +36,11 @@ def reached(phase: str) -> None:
     if signal:
         with open(signal, "w") as handle:
             handle.write(f"{phase} {os.getpid()}\n")
+    until = os.environ.get(PAUSE_UNTIL)
     while True:
-        time.sleep(3600)
+        if until and os.path.exists(until):
+            return
+        time.sleep(0.2 if until else 3600)
 
 
 def passing(phase: str):

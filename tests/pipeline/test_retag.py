@@ -192,9 +192,14 @@ def test_replace_is_needed_to_replace_a_view(world, out, capsys):
     assert retag(world / "b.yaml", out, "--name", "v", "--replace") == 0
     pointer = dataset.read_view(out, "v")
     assert pointer["generation"] != first and pointer["topics_text"] == RULES_B
-    assert views.generations(str(out), "v") == [pointer["generation"]]   # the old one is gone
     pd.testing.assert_frame_equal(rows(dataset.read_stories(out, view="v")),
                                   rows(dataset.read_stories(world / "out_b")))
+    # the replaced generation stays for readers still in it, until the next retag of the name
+    assert pointer["previous"] == first
+    assert views.generations(str(out), "v") == [first, pointer["generation"]]
+    assert retag(world / "a.yaml", out, "--name", "v", "--replace") == 0
+    third = dataset.read_view(out, "v")
+    assert views.generations(str(out), "v") == [pointer["generation"], third["generation"]]
 
 
 def test_dry_run_prints_old_and_new_per_topic_and_writes_nothing(world, out, capsys):
@@ -277,9 +282,9 @@ def test_sigkill_during_a_retag_leaves_the_old_view_and_the_next_retag_cleans_up
     assert len(orphans) == 1 and list((out / "views" / "v" / orphans[0] / "stories").rglob("*.parquet"))
     assert dataset.read_view(out, "v") == old
     pd.testing.assert_frame_equal(rows(dataset.read_stories(out, view="v")), old_rows)
-    # the next retag of the name removes the orphan
+    # the next retag of the name removes the orphan (and keeps the generation it replaced)
     assert retag(world / "b.yaml", out, "--name", "v", "--replace") == 0
-    assert views.generations(str(out), "v") == [dataset.read_view(out, "v")["generation"]]
+    assert views.generations(str(out), "v") == [old["generation"], dataset.read_view(out, "v")["generation"]]
     pd.testing.assert_frame_equal(rows(dataset.read_stories(out, view="v")),
                                   rows(dataset.read_stories(world / "out_b")))
 
@@ -308,6 +313,7 @@ def test_a_retag_of_30_days_reads_only_the_partitions_of_those_days(tmp_path, ca
 
 
 NEW_DPRK = item("w9", "Pyongyang holds party congress", "Delegates gathered in Pyongyang on Friday.", day=30)
+LATE_DPRK = item("w10", "Pyongyang names envoy", "An envoy was named in Pyongyang on Saturday.", day=30)
 
 
 def test_a_retag_runs_while_a_streaming_job_writes_to_the_same_output(world, tmp_path):
@@ -331,19 +337,39 @@ def test_a_retag_runs_while_a_streaming_job_writes_to_the_same_output(world, tmp
             assert (out / "_state" / "runs" / "job.json").exists()       # the job holds OUT
             assert retag(world / "b.yaml", out, "--name", "b") == 0
             assert job.poll() is None                                  # still running meanwhile
+            # a story for a later window of the job
+            for path, body in SNAPSHOTS[2].items():
+                server.add(path, body.replace("</channel>", NEW_DPRK + LATE_DPRK + "</channel>"))
+            # once the job's first window is committed, a retag replays it
+            deadline = time.monotonic() + 300
+            while not list((out / "_state" / "seen").glob("job-w*.parquet")) and job.poll() is None \
+                    and time.monotonic() < deadline:
+                time.sleep(0.05)
+            committed_first = sorted(p.stem for p in (out / "_state" / "seen").glob("job-w*.parquet"))
+            assert committed_first, job.communicate()[1][-3000:] if job.poll() is not None else "no commit"
+            assert retag(world / "b.yaml", out, "--name", "b", "--replace") == 0
             stdout, stderr = job.communicate(timeout=300)
         finally:
             if job.poll() is None:
                 job.kill()
     assert job.returncode == 0, stderr[-3000:]
     expected = dataset.read_stories(world / "out_b", run_id=list(RUNS[:2]))
-    pd.testing.assert_frame_equal(rows(dataset.read_stories(out, view="b")), rows(expected))
-    assert dataset.read_view(out, "b")["runs"] == list(RUNS[:2])
+    view = dataset.read_stories(out, view="b")
+    pd.testing.assert_frame_equal(rows(view[view.run_id.isin(RUNS[:2])]), rows(expected))
+    pointer = dataset.read_view(out, "b")
+    job_units = sorted({p.name.rsplit("-", 1)[0] for p in (out / "entries").rglob("job-w*.parquet")})
+    replayed = [u for u in pointer["runs"] if u.startswith("job-")]
+    assert pointer["runs"][:2] == list(RUNS[:2]) and set(committed_first) & set(job_units) <= set(replayed)
+    assert replayed and replayed[0] == job_units[0]                # the first window is replayed
+    assert "Pyongyang holds party congress" in set(view.title)
+    # the windows committed after the retag looked are listed as skipped, not replayed
+    late = [u for u in job_units if u not in replayed]
+    assert sorted(pointer["skipped"]) == late and all("not committed" in why for why in pointer["skipped"].values())
     # the job's output is whole: its story written once, its counts reconcile,
     # the batch runs' files as they were
-    assert stdout.count("-> ok") == 4, stdout
+    assert stdout.count("-> ok") >= 4, stdout
     live = dataset.read_stories(out)
-    assert list(live[live.run_id == "job"].title) == ["Pyongyang holds party congress"]
+    assert sorted(live[live.run_id == "job"].title) == ["Pyongyang holds party congress", "Pyongyang names envoy"]
     assert live.story_id.is_unique
     assert [f for f in files_under(out / "stories") if not f.split("/")[-1].startswith("job")] == before["stories"]
     assert not (out / "_state" / "runs" / "job.json").exists()
@@ -401,3 +427,162 @@ def test_plan_counts_entries_archived_without_text():
     plan = plan_units([group("a", "r1", without_text=10), group("b", "r2")],
                       {"r1": RunRecord("r1", at(1)), "r2": RunRecord("r2", at(2))}, set())
     assert plan.without_text == {"r1": 10}
+
+
+def test_plan_replays_the_windows_recovery_committed_under_the_job_run_id():
+    # a killed job's windows rolled forward by the next run: committed under "job" itself
+    groups = [group("e/job-w20210928T030000Z-p0-000.parquet", "job", "job-w20210928T030000Z-p0", first=at(3)),
+              group("e/job-w20210928T030500Z-p0-000.parquet", "job", "job-w20210928T030500Z-p0",
+                    first=at(3, 5))]
+    plan = plan_units(groups, {}, {"job-w20210928T030000Z-p0", "job"})
+    assert [u.unit for u in plan.units] == ["job-w20210928T030000Z-p0", "job-w20210928T030500Z-p0"]
+    assert plan.skipped == {}
+
+
+def test_plan_closes_the_last_committed_window_of_a_running_job_at_its_length():
+    merged = "e/month=2021-09/compacted-1.parquet"
+    groups = [group(merged, "job", first=at(3), last=at(3, 14))]
+    committed = {"job-w20210928T030000Z-p0", "job-w20210928T030500Z-p0"}
+    running = {"job": RunRecord("job", at(2, 59), finished=False, window_s=300.0)}
+    plan = plan_units(groups, running, committed)
+    assert [u.window for u in plan.units] == [(at(3), at(3, 5)), (at(3, 5), at(3, 10))]
+    assert list(plan.skipped) == ["job (merged entries after its last committed window)"]
+    # without a marker saying the length, the gap between the windows gives it
+    plan = plan_units(groups, {"job": RunRecord("job", at(2, 59), finished=False)}, committed)
+    assert plan.units[-1].window == (at(3, 5), at(3, 10)) and plan.skipped
+    # a finished job: every window committed, the last one open-ended
+    plan = plan_units(groups, {"job": RunRecord("job", at(2, 59), "streaming")}, committed)
+    assert plan.units[-1].window == (at(3, 5), None) and not plan.skipped
+
+
+def test_plan_takes_units_older_than_the_state_cutoff_without_a_marker_as_committed():
+    # state compaction pruned the commit rows older than the lookback; no runs/ row either
+    groups = [group("e/old-000.parquet", "old", first=at(1)), group("e/dead-000.parquet", "dead", first=at(1)),
+              group("e/new-000.parquet", "new", first=at(5))]
+    runs = {"dead": RunRecord("dead", at(0, 59), finished=False)}   # its marker is still open
+    plan = plan_units(groups, runs, set(), cutoff=at(2))
+    assert [u.unit for u in plan.units] == ["old"]
+    assert set(plan.skipped) == {"dead", "new"}
+
+
+def test_plan_lists_runs_that_archived_nothing_in_the_range():
+    runs = {"r1": RunRecord("r1", at(1)), "quiet": RunRecord("quiet", at(2), archived_nothing=True),
+            "before": RunRecord("before", at(0), archived_nothing=True), "r3": RunRecord("r3", at(3))}
+    plan = plan_units([group("a", "r1", first=at(1)), group("b", "r3", first=at(3))], runs, set(),
+                      bounds=(at(0, 30), None))
+    assert [u.unit for u in plan.units] == ["r1", "r3"]
+    assert list(plan.skipped) == ["quiet"] and "archived nothing" in plan.skipped["quiet"]
+    assert len(plan.warnings) == 1 and "quiet" in plan.warnings[0]
+
+
+def test_a_run_with_no_archive_is_named_in_the_view(world, tmp_path, capsys):
+    out = tmp_path / "out"
+    with FeedServer() as server:
+        runs_over_snapshots(server, tmp_path, world / "a.yaml", out, run_ids=("n1",), snapshots=SNAPSHOTS[:1])
+        runs_over_snapshots(server, tmp_path, world / "a.yaml", out, run_ids=("n2",), snapshots=SNAPSHOTS[1:2],
+                            extra=("--no-archive",))
+        runs_over_snapshots(server, tmp_path, world / "a.yaml", out, run_ids=("n3",), snapshots=SNAPSHOTS[2:])
+    capsys.readouterr()
+    assert retag(world / "b.yaml", out, "--name", "b") == 0
+    printed = capsys.readouterr().out
+    pointer = dataset.read_view(out, "b")
+    assert pointer["runs"] == ["n1", "n3"] and "archived nothing" in pointer["skipped"]["n2"]
+    assert pointer["warnings"] and "n2" in pointer["warnings"][0] and "warning: run n2" in printed
+
+
+def test_a_retag_does_not_remove_the_generation_another_retag_published(world, out, tmp_path):
+    assert retag(world / "a.yaml", out, "--name", "v") == 0
+    go_on, paused = tmp_path / "go-on", tmp_path / "paused"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSWATCH_PAUSE_AT="retag-pointer-read",
+               NEWSWATCH_PAUSE_SIGNAL=str(paused), NEWSWATCH_PAUSE_UNTIL=str(go_on))
+    slow = subprocess.Popen([sys.executable, "-m", "pipeline", "retag", "--topics", str(world / "b.yaml"),
+                             "--output", str(out), "--name", "v", "--replace", "--runner", "DirectRunner",
+                             "--quiet"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not paused.exists() and slow.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert paused.exists(), slow.communicate()[1][-2000:] if slow.poll() is not None else "no pause"
+        # meanwhile another retag of the name publishes
+        assert retag(world / "b.yaml", out, "--name", "v", "--replace") == 0
+        published = dataset.read_view(out, "v")
+        go_on.write_text("")
+        _, err = slow.communicate(timeout=300)
+    finally:
+        if slow.poll() is None:
+            slow.kill()
+    assert slow.returncode == 1 and "another retag" in err, err[-2000:]
+    assert dataset.read_view(out, "v") == published
+    assert published["generation"] in views.generations(str(out), "v")
+    pd.testing.assert_frame_equal(rows(dataset.read_stories(out, view="v")),
+                                  rows(dataset.read_stories(world / "out_b")))
+
+
+def test_a_read_whose_pointer_changed_meanwhile_reads_again(world, out):
+    assert retag(world / "a.yaml", out, "--name", "v") == 0
+    first = dataset.read_view(out, "v")
+    assert retag(world / "b.yaml", out, "--name", "v", "--replace") == 0
+    second, version = views.read_pointer(str(out), "v")
+    roots = []
+
+    def read(root):
+        roots.append(root)
+        if len(roots) == 1:   # a retag publishes while this read lists the generation
+            views.publish(str(out), views.ViewPointer(**first), version)
+        return root
+
+    assert dataset._in_view(out, "v", None, read).endswith(first["generation"])
+    assert [r.rsplit("/", 1)[-1] for r in roots] == [second.generation, first["generation"]]
+
+
+def test_dry_run_counts_only_the_stories_of_entries_in_range(world, out, capsys):
+    live = dataset.read_stories(out)
+    entries = dataset.read_entries(out, run_id="r1", columns=["feed_url", "fetched_at"])
+    since = entries.groupby("feed_url").fetched_at.min().max()    # r1's later feed only
+    inside = live[(live.fetched_at >= since)]
+    assert 0 < len(inside) < len(live)
+    assert retag(world / "b.yaml", out, "--dry-run", "--since", since.isoformat()) == 0
+    printed = capsys.readouterr().out
+    counts = {line.split()[0]: line.split()[1:] for line in printed.splitlines() if line.startswith("  ")}
+    assert counts["(stories)"][0] == f"{len(inside):,}", printed
+    assert counts["dprk"][0] == f"{sum('dprk' in t for t in inside.topics):,}", printed
+
+
+def test_the_windows_a_killed_job_left_are_replayed_after_recovery(world, tmp_path):
+    from transforms import phases
+
+    out = tmp_path / "out"
+    signal_file = tmp_path / "paused"
+    with FeedServer() as server:
+        runs_over_snapshots(server, tmp_path, world / "a.yaml", out, snapshots=SNAPSHOTS[:1], run_ids=RUNS[:1])
+        for path, body in SNAPSHOTS[1].items():
+            server.add(path, body.replace("</channel>", NEW_DPRK + "</channel>"))
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **{phases.PAUSE_AT: phases.WRITE,
+                                                         phases.PAUSE_SIGNAL: str(signal_file)})
+        job = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "run", "--feeds", str(tmp_path / "feeds.txt"), "--topics",
+             str(world / "a.yaml"), "--output", str(out), "--run-id", "job", "--runner", "DirectRunner",
+             "--allow-private-addresses", "127.0.0.1", "--streaming", "--poll-interval", "2",
+             "--duration", "3", "--window", "60", "--quiet"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            start_new_session=True)
+        try:
+            deadline = time.monotonic() + 240
+            while not signal_file.exists() and job.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert signal_file.exists(), job.stderr.read()[-3000:] if job.poll() is not None else "no pause"
+        finally:
+            os.killpg(job.pid, signal.SIGKILL)
+            job.wait()
+        units = {p.name.rsplit("-", 1)[0] for p in (out / "entries").rglob("job-w*.parquet")}
+        assert units, "the killed job archived nothing"
+        assert not list((out / "_state" / "seen").glob("job-w*.parquet"))   # no window committed
+        # the next run recovers the job: its windows are committed under "job"
+        runs_over_snapshots(server, tmp_path, world / "a.yaml", out, snapshots=SNAPSHOTS[2:], run_ids=RUNS[2:])
+    assert "job" in dataset.committed_units(out)
+    assert retag(world / "b.yaml", out, "--name", "b") == 0
+    pointer = dataset.read_view(out, "b")
+    assert set(units) <= set(pointer["runs"]) and not pointer["skipped"], pointer
+    view = dataset.read_stories(out, view="b")
+    assert "Pyongyang holds party congress" in set(view.title)

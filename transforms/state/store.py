@@ -152,9 +152,14 @@ class StateStore:
         return {m.path: (m.size_in_bytes, m.last_updated_in_seconds) for m in self._parquet_files(kind)}
 
     # -- run markers ------------------------------------------------------------
-    def open_run(self, run_id: str, started_at: datetime) -> None:
-        """Marks `run_id` as started: until it commits, its rows count for nobody."""
-        body = json.dumps({"run_id": run_id, "started_at": _iso(started_at)}).encode()
+    def open_run(self, run_id: str, started_at: datetime, window_s: Optional[float] = None) -> None:
+        """Marks `run_id` as started: until it commits, its rows count for nobody.
+        A streaming job's marker also holds its window length, for
+        `newswatch retag` to tell its committed windows from later ones."""
+        marker = {"run_id": run_id, "started_at": _iso(started_at)}
+        if window_s is not None:
+            marker["window_s"] = window_s
+        body = json.dumps(marker).encode()
         write_atomically(FileSystems.join(self._dir(RUNS), f"{run_id}.json"), body)
 
     def close_run(self, run_id: str) -> None:
