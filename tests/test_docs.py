@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 CHANGELOG = ROOT / "CHANGELOG.md"
 DOCS = ROOT / "docs"
-PAGES = ["query-language.md", "output.md", "report.md", "clusters.md", "operations.md", "compaction.md", "performance.md",
+PAGES = ["query-language.md", "output.md", "report.md", "clusters.md", "operations.md", "compaction.md", "archive.md", "performance.md",
          "development.md"]
 README_MAX_LINES = 250
 
