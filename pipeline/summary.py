@@ -31,6 +31,9 @@ ROWS = [
     ("write", "rows_written_entries", "entries archived"),
 ]
 
+# (check, part) whose value checks() gives negative: shown as "- part".
+SUBTRACTED = {("entries archived", "dead-lettered")}
+
 
 @dataclass
 class RunSummary:
@@ -130,7 +133,7 @@ class RunSummary:
         lines.append("")
         for what, total, parts in self.checks():
             verdict = "ok" if total == sum(parts.values()) else "MISMATCH"
-            terms = " ".join(f"{'-' if value < 0 else '+'} {name} {abs(value):,}"
+            terms = " ".join(f"{'-' if (what, name) in SUBTRACTED else '+'} {name} {abs(value):,}"
                              for name, value in parts.items())[2:]
             lines.append(f"reconcile: {what} {total:,} = {terms} -> {verdict}")
         lines += self.notes + self.state_notes()

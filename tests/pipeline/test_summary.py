@@ -65,3 +65,10 @@ def test_with_the_archive_off_nothing_is_archived():
     assert off.archive is None and off.reconciles
     assert "reconcile: entries archived 0 = archive off 0 -> ok" in off.render().splitlines()
     assert not summary(rows_written_entries=3).reconciles
+
+
+def test_no_dead_letter_is_still_shown_subtracted():
+    s = RunSummary(dict(BALANCED, dead_letters_entries=0, rows_written_errors=2, rows_written_entries=10,
+                        unmatched=4), "r", "out", 1.0, archive="full")
+    assert s.reconciles
+    assert "reconcile: entries archived 10 = entries 10 - dead-lettered 0 -> ok" in s.render().splitlines()
