@@ -172,19 +172,21 @@ def render(result: dict) -> str:
     if "error" in result:
         return f"entry archive: REFUSED, no figures: {result['error']}"
     per = lambda n: f"{result['bytes_per_100k'][n] / 2**20:,.1f} MiB"
+    rss = lambda n: f"{result['peak_rss'][n] / 2**20:,.0f} MB"
     lines = [f"entry archive on {result['entries']:,} generated entries ({result['documents']:,} documents, "
              f"{result['corpus_bytes'] / 1e6:,.0f} MB of feeds); median of {result['repeat']}",
              "",
-             f"{'run':<28} {'CPU s':>8} {'vs off':>7} {'wall s':>8} {'disk per 100,000 entries':>25}",
-             f"{'--no-archive':<28} {result['cpu_s']['off']:>8.1f} {'-':>7} {result['wall_s']['off']:>8.1f} {'-':>25}"]
+             f"{'run':<28} {'CPU s':>8} {'vs off':>7} {'wall s':>8} {'peak RSS':>9} {'disk per 100,000 entries':>25}",
+             f"{'--no-archive':<28} {result['cpu_s']['off']:>8.1f} {'-':>7} {result['wall_s']['off']:>8.1f} "
+             f"{rss('off'):>9} {'-':>25}"]
     for name, label in (("full", "archive (text kept, default)"), ("none", "--archive-text none")):
         lines.append(f"{label:<28} {result['cpu_s'][name]:>8.1f} {result['cpu_ratio'][name]:>6.2f}x "
-                     f"{result['wall_s'][name]:>8.1f} {per(name):>25}")
+                     f"{result['wall_s'][name]:>8.1f} {rss(name):>9} {per(name):>25}")
     real = result.get("real_feeds")
     if real:
-        lines.append(f"{'real feeds: text kept':<28} {'':>8} {'':>7} {'':>8} "
+        lines.append(f"{'real feeds: text kept':<28} {'':>8} {'':>7} {'':>8} {'':>9} "
                      f"{real['bytes_per_100k']['full'] / 2**20:>21,.1f} MiB")
-        lines.append(f"{'real feeds: identities only':<28} {'':>8} {'':>7} {'':>8} "
+        lines.append(f"{'real feeds: identities only':<28} {'':>8} {'':>7} {'':>8} {'':>9} "
                      f"{real['bytes_per_100k']['none'] / 2**20:>21,.1f} MiB")
         lines.append(f"(real feeds: {real['entries']:,} entries of {real['feeds']} feeds in "
                      "../shared/corpora/realfeeds, archived as a run writes them, scaled to 100,000)")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from benchmarks import archive_cost
+from benchmarks import archive_cost, run
 from benchmarks.docs_table import render_archive_cost
 
 pytestmark = [pytest.mark.bench, pytest.mark.slow]
@@ -33,6 +33,12 @@ def test_a_tiny_measure_checks_its_runs_and_reports_disk_and_cpu(tmp_path):
     assert f"{result['cpu_ratio']['full']:.2f}x" in text and "target: CPU with the archive" in text
     section = render_archive_cost({}, saved)
     assert "python -m benchmarks.archive_cost --entries 200 --repeat 1" in section and text in section
+    # as a component of make bench: a line of the table and a target
+    assert "archive" in run.COMPONENTS
+    (line,) = run._component_lines({"archive": result})
+    assert f"CPU {result['cpu_ratio']['full']:.2f}x with the archive on vs off" in line
+    (target,) = [t for t in run.targets([], None, None, None, {"archive": result}) if "archive" in t[0]]
+    assert target[1] == f"{result['cpu_ratio']['full']:.2f}x" and target[2] == "<= 1.15x"
 
 
 def test_a_wrong_run_gives_no_figures():
