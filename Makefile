@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 OUT    ?= output
 BENCH_SCALE ?= default
 
-.PHONY: run test test-fast install install-test bench bench-fetch bench-topics bench-clusters bench-report bench-compact bench-retag bench-streaming bench-huge same-rows clean
+.PHONY: run test test-fast install install-test bench bench-fetch bench-topics bench-clusters bench-report bench-compact bench-archive bench-retag bench-streaming bench-huge same-rows clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -87,6 +87,14 @@ RETAG_RUNS ?= 10
 bench-retag: $(VENV)/.installed-test
 	$(PY) -m benchmarks.retag_throughput --runs $(RETAG_RUNS) --save benchmarks/results/retag_throughput.json
 	$(PY) -m benchmarks.docs_table
+
+# What the entry archive costs: disk per 100,000 entries (text kept, and
+# identities only) and the pipeline's CPU with the archive on vs off on one
+# generated corpus of 100,000 entries (target <= 1.15x); writes
+# benchmarks/results/archive_cost.json (shown in docs/performance.md).
+bench-archive: $(VENV)/.installed-test
+	$(PY) -m benchmarks.archive_cost --entries 100000 --save benchmarks/results/archive_cost.json; status=$$?; \
+	$(PY) -m benchmarks.docs_table && exit $$status
 
 # Syndication clusters scored on a labelled set built from ../shared/corpora
 # (real feeds and edited reprints of them) against exact dedup and plain

@@ -3,9 +3,10 @@
 Layout contract (what a reader may rely on at every instant, crash included):
 
     OUT/stories/date=D/compacted-<token>.parquet       every row of closed day D, one file
+    OUT/entries/date=D/compacted-<token>.parquet       (the same for the entry archive)
     OUT/<kind>/month=YYYY-MM/compacted-<token>.parquet every row of the closed days of that
                                                        month (fetches/, errors/, runs/ ...: every
-                                                       kind but stories); no `date` column is
+                                                       kind but stories and entries); no `date` column is
                                                        stored: a reader takes it from the row's time
     OUT/<kind>/<folder>/.compacted-<token>.parquet.inprogress   a merged file being written
     OUT/_state/compact/<token>.json                    the manifest of one swap: kind, merged file,
@@ -27,8 +28,10 @@ which would otherwise be rewritten every run.
 A merged file holds the rows of its sources in the current schema
 (transforms/schema.py: older versions' missing columns as nulls; a group
 holding a column the current schema lacks is left alone), sorted by the
-kind's first timestamp column (published_at, fetched_at, occurred_at ...),
-with Parquet sorting_columns saying so, and row groups of about
+kind's first timestamp column (published_at, fetched_at, occurred_at ...;
+the entry archive by fetched_at, the time its partitions and a retag's
+--since/--until are on, then feed and position in the feed), with Parquet
+sorting_columns saying so, and row groups of about
 ROW_GROUP_BYTES. Its key-value metadata `newswatch.compacted_from` lists its
 sources (path below OUT/<kind>/, size).
 
@@ -84,7 +87,8 @@ _log = logging.getLogger(__name__)
 COMPACTED_PREFIX = "compacted-"
 COMPACTED_FROM = b"newswatch.compacted_from"
 MANIFEST_DIR = "_state/compact"
-DAILY_KINDS = frozenset({"stories"})      # one file a day; every other kind one file a month
+# One file a day for the large kinds read by day ranges; every other kind one file a month.
+DAILY_KINDS = frozenset({"stories", "entries"})
 ROW_GROUP_BYTES = 64 * 1024 * 1024        # in memory, before compression
 MIN_ROW_GROUP_ROWS, MAX_ROW_GROUP_ROWS = 1024, 1_000_000
 COMPACT_HOLDER = "compact"
@@ -221,9 +225,19 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=schema)
 
 
+# Kinds whose merged files sort otherwise than by sort_keys' default. The
+# archive's first timestamp is published_at, but it is partitioned and read
+# by fetched_at; within one fetch, entries keep their feed's order.
+SORT_KEYS = {"entries": ["fetched_at", "feed_url", "entry_index", "story_id", "run_id"]}
+
+
 def sort_keys(schema: pa.Schema) -> List[str]:
     """The first timestamp column, then the first string column, then
-    run_id: the time order readers scan by, made total for equal times."""
+    run_id: the time order readers scan by, made total for equal times
+    (or the kind's own keys in SORT_KEYS)."""
+    kind = (schema.metadata or {}).get(b"newswatch.kind", b"").decode()
+    if kind in SORT_KEYS:
+        return list(SORT_KEYS[kind])
     first_time = next(f.name for f in schema if pa.types.is_timestamp(f.type))
     first_text = next(f.name for f in schema if pa.types.is_string(f.type))
     keys = [first_time, first_text]

@@ -31,6 +31,9 @@ ROWS = [
     ("write", "rows_written_entries", "entries archived"),
 ]
 
+# (check, part) whose value checks() gives negative: shown as "- part".
+SUBTRACTED = {("entries archived", "dead-lettered")}
+
 
 @dataclass
 class RunSummary:
@@ -45,6 +48,8 @@ class RunSummary:
     started_at: Optional[datetime] = None
     topics_rules: Optional[int] = None
     topics_version: Optional[str] = None
+    # What the entry archive kept ("full", "none"), None when the run kept none.
+    archive: Optional[str] = None
 
     @classmethod
     def from_result(cls, result, config, elapsed_s: float, runner: str) -> "RunSummary":
@@ -55,7 +60,8 @@ class RunSummary:
                    notes=[f"topics: {len(config.topics)} rules, topics_version {version}"],
                    streaming=getattr(config, "streaming", None) is not None,
                    started_at=getattr(config, "started_at", None),
-                   topics_rules=len(config.topics), topics_version=version)
+                   topics_rules=len(config.topics), topics_version=version,
+                   archive=getattr(config, "archive_text", None))
 
     def get(self, name: str) -> int:
         return self.counters.get(name, 0)
@@ -70,9 +76,16 @@ class RunSummary:
         entries: every entry parsed ends written, dropped or dead-lettered;
         fetch attempts: every attempt ends ok, not modified or failed; one
         output row per feed (attempted or skipped as not due), one dead
-        letter per failed feed or entry.
+        letter per failed feed or entry; entries archived: every parsed entry
+        but the dead-lettered ones (which have their errors/ row), or none
+        with the archive off.
         """
         g = self.get
+        if self.archive is None:
+            archived = ("entries archived", g("rows_written_entries"), {"archive off": 0})
+        else:
+            archived = ("entries archived", g("rows_written_entries"),
+                        {"entries": g("entries"), "dead-lettered": -g("dead_letters_entries")})
         return [
             ("entries", g("entries"), {"duplicates": g("duplicates"), "seen before": g("seen_before"),
                                        "unmatched": g("unmatched"), "written": self.written,
@@ -84,6 +97,7 @@ class RunSummary:
                                                        "skipped": g("fetch_skipped")}),
             ("dead letters", g("rows_written_errors"), {"failed feeds": g("feeds_failed"),
                                                         "failed entries": g("dead_letters_entries")}),
+            archived,
         ]
 
     @property
@@ -119,7 +133,8 @@ class RunSummary:
         lines.append("")
         for what, total, parts in self.checks():
             verdict = "ok" if total == sum(parts.values()) else "MISMATCH"
-            terms = " + ".join(f"{name} {value:,}" for name, value in parts.items())
+            terms = " ".join(f"{'-' if (what, name) in SUBTRACTED else '+'} {name} {abs(value):,}"
+                             for name, value in parts.items())[2:]
             lines.append(f"reconcile: {what} {total:,} = {terms} -> {verdict}")
         lines += self.notes + self.state_notes()
         return "\n".join(lines)

@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 CHANGELOG = ROOT / "CHANGELOG.md"
 DOCS = ROOT / "docs"
-PAGES = ["query-language.md", "output.md", "rules.md", "retag.md", "report.md", "clusters.md", "operations.md",
-         "compaction.md", "performance.md",
+PAGES = ["query-language.md", "output.md", "archive.md", "rules.md", "retag.md", "report.md", "clusters.md",
+         "operations.md", "compaction.md", "performance.md",
          "development.md"]
 README_MAX_LINES = 250
 

@@ -44,17 +44,32 @@ def entry_row(story: Story, text: str = TEXT_FULL) -> dict:
 def story_from_entry_row(row: dict, run_id: Optional[str] = None) -> Story:
     """The Story the parse stage gave for an archived entry, as the stages
     after parse see it. `run_id` replaces the archived one (a replay writes
-    under its own id). A row archived without text gets empty text."""
-    values = {name: row.get(name) for name in ENTRIES_SCHEMA.names}
+    under its own id). A row archived without text gets empty text; a row
+    of an older archive file (schema version before 5) lacks columns, read
+    as nulls. `row` may come from pyarrow (to_pylist) or from a pandas frame."""
+    values = {name: _plain(row.get(name)) for name in ENTRIES_SCHEMA.names}
     for name in TEXT_FIELDS:
         if values[name] is None:
             values[name] = ""
-    values["authors"] = list(values["authors"] or [])
-    values["tags"] = list(values["tags"] or [])
-    values["entry_index"] = values["entry_index"] or 0
+    values["authors"] = [] if values["authors"] is None else [str(a) for a in values["authors"]]
+    values["tags"] = [] if values["tags"] is None else [str(t) for t in values["tags"]]
+    values["entry_index"] = int(values["entry_index"] or 0)
     if run_id is not None:
         values["run_id"] = run_id
     return Story(**values)
+
+
+def _plain(value):
+    """A value as pyarrow's to_pylist gives it, also from a row of a pandas
+    frame (pipeline.dataset.read_entries): NaT and NaN are None, a Timestamp
+    a datetime (NaT is truthy: `published_at or fetched_at` would take it)."""
+    if value is None:
+        return None
+    if hasattr(value, "to_pydatetime"):
+        return None if value != value else value.to_pydatetime()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
 
 
 class _Row(dict):

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from pipeline import compact as compaction
-from pipeline.dataset import read_errors, read_fetches, read_stories
+from pipeline.dataset import read_entries, read_errors, read_fetches, read_stories
 from tests.support.paths import ROOT, SEEDS
 from tests.support.sample import run
 from transforms.schema import FETCHES_SCHEMA, STORIES_SCHEMA
@@ -345,6 +345,28 @@ def test_a_column_the_current_schema_lacks_is_never_dropped(out):
     done = cli("compact", "--output", out)
     assert done.returncode == 0 and "from_the_future" in done.stdout
     assert (partition / "future-000.parquet").exists() and not list(partition.glob("compacted-*"))
+
+
+def test_the_entry_archive_compacts_a_day_a_file_full_and_identity_only_runs_together(out):
+    # r1 archived its entries' text; r2, over the same feeds, identities only
+    assert run(SEEDS / "feeds.opml", SEEDS / "topics.yaml", out, "--run-id", "r2", "--archive-text", "none") == 0
+    order = ["run_id", "feed_url", "entry_index"]
+    before = read_entries(out).sort_values(order).reset_index(drop=True)
+    assert set(before.run_id) == {"r1", "r2"} and len(before) == 2 * 32
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    assert cli("compact", "--output", out, "--before", tomorrow.isoformat()).returncode == 0
+    (day,) = (out / "entries").iterdir()
+    assert day.name.startswith("date=")                      # a day a file, like stories
+    (merged,) = day.glob("*.parquet")
+    assert merged.name.startswith("compacted-")
+    assert sorted_by(pq.read_metadata(merged)) == ["fetched_at", "feed_url", "entry_index", "story_id", "run_id"]
+    after = read_entries(out).sort_values(order).reset_index(drop=True)
+    pd.testing.assert_frame_equal(before, after)
+    text = after.set_index("run_id")[["title", "summary", "content"]]
+    assert text.loc["r1"].notna().all().all() and text.loc["r2"].isna().all().all()
+    today = day.name[len("date="):]
+    pd.testing.assert_frame_equal(
+        read_entries(out, since=today, until=today).sort_values(order).reset_index(drop=True), after)
 
 
 # --------------------------------------------------------------------------- object stores

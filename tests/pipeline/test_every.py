@@ -39,7 +39,8 @@ def test_every_repeats_with_state_and_ctrl_c_finishes_the_current_cycle(feed_ser
             proc.kill()
     assert proc.returncode == 0, stderr[-3000:]
     assert "stopping after the current cycle" in stderr
-    assert stdout.count("reconcile: entries") == 2 and "stopped after 2 cycle(s)" in stdout
+    assert stdout.count("reconcile: entries ") == 4 and "stopped after 2 cycle(s)" in stdout
+    assert stdout.count("reconcile: entries archived") == 2 and "MISMATCH" not in stdout
     assert len(feed_server.requests_for("/wire.xml")) == 2          # no third cycle
     # cycle 2 finished cleanly: its files and state are committed, nothing open
     stories = pd.read_parquet(out / "stories")

@@ -105,7 +105,7 @@ def test_bounded_streaming_run_writes_each_story_once(live, limited_host, capsys
     assert main(streaming_args(feeds, topics, out)) == 0
     summary = capsys.readouterr().out
     check_output(server, limited_host, out)
-    assert summary.count("-> ok") == 4
+    assert summary.count("-> ok") == 5
     # at the end of the bounded run every remembered identity was released
     forgotten = int(summary.split("streaming: ")[1].split()[0].replace(",", ""))
     assert forgotten >= 10
@@ -200,7 +200,7 @@ def test_long_streaming_run_ends_with_its_summary(feed_server, tmp_path, capsys)
     captured = capsys.readouterr()
     assert code == 0, captured.err[-3000:]
     summary = captured.out
-    assert summary.count("-> ok") == 4 and "MISMATCH" not in summary, summary
+    assert summary.count("-> ok") == 5 and "MISMATCH" not in summary, summary
 
     # every poll happened and is in the fetch log
     fetches = pd.read_parquet(out / "fetches")

@@ -48,3 +48,27 @@ def test_the_runs_row_has_a_column_for_every_line_of_the_table():
     assert row["reconciles"] is True and row["mode"] == "batch"
     assert pa.Table.from_pylist([row], schema=RUNS_SCHEMA).num_rows == 1
     assert run_row(summary(rows_written_stories=3))["reconciles"] is False
+
+
+def test_every_parsed_entry_but_the_dead_lettered_is_archived():
+    archived = RunSummary(dict(BALANCED, rows_written_entries=9), "r", "out", 1.0, archive="full")
+    assert archived.reconciles
+    assert "reconcile: entries archived 9 = entries 10 - dead-lettered 1 -> ok" in archived.render().splitlines()
+    for count in (10, 8, 0):  # a dead letter archived too, an entry lost, the archive not written
+        s = RunSummary(dict(BALANCED, rows_written_entries=count), "r", "out", 1.0, archive="none")
+        assert not s.reconciles, count
+        assert sum("-> MISMATCH" in line for line in s.render().splitlines()) == 1, count
+
+
+def test_with_the_archive_off_nothing_is_archived():
+    off = summary()
+    assert off.archive is None and off.reconciles
+    assert "reconcile: entries archived 0 = archive off 0 -> ok" in off.render().splitlines()
+    assert not summary(rows_written_entries=3).reconciles
+
+
+def test_no_dead_letter_is_still_shown_subtracted():
+    s = RunSummary(dict(BALANCED, dead_letters_entries=0, rows_written_errors=2, rows_written_entries=10,
+                        unmatched=4), "r", "out", 1.0, archive="full")
+    assert s.reconciles
+    assert "reconcile: entries archived 10 = entries 10 - dead-lettered 0 -> ok" in s.render().splitlines()
