@@ -104,6 +104,56 @@ def generate(out: Path, runs: int, entries_per_run: int, days: float = 30.0, see
     return counts
 
 
+def derive(base: Path, out: Path, runs: int, days: float = 30.0) -> Dict[str, int]:
+    """A large archive from a small generated one (`base`, from generate),
+    without parsing again: run k is base run k mod B (B base runs) moved to
+    run k's time, its entries made new stories in every cycle of B runs
+    (story id, guid, links, title and content hash carry the cycle), so
+    repeats and syndicated copies within a cycle stay as the corpus made
+    them, and the text (what the rules match and the sketches read) is the
+    base run's. Writes OUT/entries and OUT/runs as generate does."""
+    import pyarrow.compute as pc
+
+    from pipeline import dataset
+
+    base_runs = dataset.read_runs(base, columns=["run_id", "started_at"]).sort_values("run_id")
+    tables = {}
+    for number, row in enumerate(base_runs.itertuples(index=False)):
+        tables[number] = (row.started_at.to_pydatetime(),
+                          pq.read_table(sorted((base / ENTRIES.name).rglob(f"{row.run_id}-*.parquet"))[0],
+                                        schema=ENTRIES_SCHEMA))
+    times = [START + timedelta(days=days * k / max(runs, 1)) for k in range(runs)]
+    counts = {"entries": 0, "runs": runs, "base_runs": len(tables)}
+    for k in range(runs):
+        started, table = tables[k % len(tables)]
+        cycle = k // len(tables)
+        shift = pa.scalar(times[k] - started, pa.duration("us"))
+        columns = {}
+        for name in ENTRIES_SCHEMA.names:
+            column = table.column(name)
+            if cycle and name in ("story_id", "guid", "content_hash"):
+                column = pc.binary_join_element_wise(column, pa.scalar(f"~c{cycle}"), "")
+            elif cycle and name in ("url", "canonical_url", "feed_link"):
+                column = pc.binary_join_element_wise(column, pa.scalar(f"/c{cycle}"), "")
+            elif cycle and name == "title":
+                column = pc.binary_join_element_wise(column, pa.scalar(f" ({cycle})"), "")
+            elif name in ("published_at", "updated_at", "fetched_at"):
+                column = pc.cast(pc.add(column, shift), ENTRIES_SCHEMA.field(name).type)
+            elif name == "run_id":
+                column = pa.array([run_id(k)] * len(table), pa.string())
+            columns[name] = column
+        derived = pa.table(columns, schema=ENTRIES_SCHEMA)
+        folder = partition_dir(str(out), ENTRIES.name, partition_date(times[k]))
+        os.makedirs(folder, exist_ok=True)
+        pq.write_table(derived, os.path.join(folder, file_name(run_id(k), 0)), compression="zstd",
+                       compression_level=ENTRIES.compression_level)
+        write_run_row(str(out), {"run_id": run_id(k), "started_at": times[k], "mode": "batch",
+                                 "finished_at": times[k] + timedelta(minutes=1), "runner": "DirectRunner",
+                                 "output": str(out)})
+        counts["entries"] += len(derived)
+    return counts
+
+
 def run_id(run: int) -> str:
     return f"run{run:04d}"
 

@@ -27,10 +27,11 @@ Two halves:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -309,6 +310,11 @@ class UnitSource:
     unit: ReplayUnit
     bounds: Tuple[Optional[datetime], Optional[datetime]]
     sketch: bool
+    # The unit's feed documents are split into `shards` parts by a hash of
+    # the document (feed URL and fetch time), so that reading and sketching
+    # spread over the workers; this part is `shard`.
+    shard: int = 0
+    shards: int = 1
 
 
 def unit_stories(source: UnitSource) -> Iterator:
@@ -341,7 +347,10 @@ def unit_stories(source: UnitSource) -> Iterator:
             keep = pc.and_(keep, pc.greater_equal(times, pa.scalar(start, times.type)))
         if end is not None:
             keep = pc.and_(keep, pc.less(times, pa.scalar(end, times.type)))
-        rows.extend(table.filter(keep).to_pylist())
+        table = table.filter(keep)
+        if source.shards > 1:
+            table = table.filter(pa.array(_document_shards(table, source.shards) == source.shard))
+        rows.extend(table.to_pylist())
     documents: Dict[Tuple, List[dict]] = defaultdict(list)
     for row in rows:
         documents[(row["feed_url"], row["fetched_at"])].append(row)
@@ -353,6 +362,33 @@ def unit_stories(source: UnitSource) -> Iterator:
         sketcher = DocumentSketcher()
         for at in range(0, len(stories), SKETCH_BATCH):
             yield from sketcher(stories[at:at + SKETCH_BATCH])
+
+
+def _document_shards(table: pa.Table, shards: int):
+    """The shard of each row: a stable hash of its feed document (feed URL
+    and fetch time), so a document's rows meet in one shard whatever file
+    they were archived in."""
+    import zlib
+
+    import numpy as np
+
+    urls = table.column("feed_url").to_pylist()
+    times = pc.cast(table.column("fetched_at"), pa.int64()).to_pylist()
+    return np.fromiter((zlib.crc32(f"{u}\0{t}".encode("utf-8", "surrogatepass")) % shards
+                        for u, t in zip(urls, times)), dtype=np.int64, count=len(urls))
+
+
+def read_shards(beam_args: Sequence[str]) -> int:
+    """How many parts a unit's reading and sketching is split into: one per
+    worker with --direct_running_mode=multi_processing (or multi_threading),
+    else one."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    direct = PipelineOptions(list(beam_args)).view_as(DirectOptions)
+    if direct.direct_running_mode in ("multi_processing", "multi_threading"):
+        workers = int(direct.direct_num_workers or 0)
+        return workers if workers > 0 else (os.cpu_count() or 1)
+    return 1
 
 
 def replay_unit(root: str, source: UnitSource, topics, lookback: timedelta, beam_args: Sequence[str]) -> None:
@@ -367,10 +403,14 @@ def replay_unit(root: str, source: UnitSource, topics, lookback: timedelta, beam
                        started_at=unit.started_at, lookback=lookback, clusters=source.sketch,
                        archive_text=None)
     pipeline = beam.Pipeline(options=PipelineOptions(list(beam_args)))
+    # The parts of the unit, not its stories, are spread over the workers:
+    # each worker reads and sketches its own documents, and no story with
+    # its text crosses a shuffle before TagTopics.
+    shards = read_shards(beam_args)
     stories = (pipeline
-               | "Unit" >> beam.Create([source])
-               | "ReadArchive" >> beam.FlatMap(unit_stories)
-               | "Spread" >> beam.Reshuffle())
+               | "Unit" >> beam.Create([replace(source, shard=k, shards=shards) for k in range(shards)])
+               | "Spread" >> beam.Reshuffle()
+               | "ReadArchive" >> beam.FlatMap(unit_stories))
     feed_states = pipeline | "NoFeedStates" >> beam.Create([])
     build_story_stages(stories, config, feed_states, {})
     pipeline.run().wait_until_finish()
