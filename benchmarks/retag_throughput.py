@@ -175,29 +175,47 @@ MODES = {"in_process": [], "multi_processing_2": ["--direct_running_mode=multi_p
                                                   "--direct_num_workers=2"]}
 
 
-def measure(runs: int = 100, entries_per_run: int = 10_000, work: Optional[Path] = None) -> dict:
+def measure(runs: int = 100, entries_per_run: int = 10_000, work: Optional[Path] = None,
+            base_runs: Optional[int] = None, base: Optional[Path] = None,
+            modes: Sequence[str] = tuple(MODES)) -> dict:
+    """Generates the archive (`base_runs` runs parsed from the corpus, the
+    rest derived from them; or derived from an archive `base` made by
+    generate earlier), then times the retag in each of `modes`."""
     from pipeline import dataset
 
     folder = Path(work or tempfile.mkdtemp(prefix="retag-bench-"))
     try:
         out = folder / "out"
         began = time.monotonic()
-        counts = generate(out, runs, entries_per_run)
+        if base is None and (base_runs is None or base_runs >= runs):
+            counts = generate(out, runs, entries_per_run)
+        else:
+            if base is None:
+                base = folder / "base"
+                generate(base, base_runs, entries_per_run)
+            counts = derive(Path(base), out, runs)
         generated_s = time.monotonic() - began
         topics = folder / "b.yaml"
         topics.write_text(topics_yaml(RULES_B), encoding="utf-8")
         tiny = folder / "tiny"
         generate(tiny, 1, 50, seed=3)
+        command = f"python -m benchmarks.retag_throughput --runs {runs} --entries-per-run {entries_per_run}"
+        if base_runs is not None and base_runs < runs:
+            command += f" --base-runs {base_runs}"
+        if list(modes) != list(MODES):
+            command += " --modes " + " ".join(modes)
         result = {"date": datetime.now(timezone.utc).date().isoformat(),
-                  "command": f"python -m benchmarks.retag_throughput --runs {runs} --entries-per-run "
-                             f"{entries_per_run} --save benchmarks/results/retag_throughput.json",
-                  "runs": runs, "entries": counts["entries"], "generated_s": round(generated_s, 1),
+                  "command": command + " --save benchmarks/results/retag_throughput.json",
+                  "runs": runs, "entries": counts["entries"], "base_runs": counts.get("base_runs", runs),
+                  "generated_s": round(generated_s, 1),
                   "python": platform.python_version(), "cpus": os.cpu_count(), "modes": {}}
-        for mode, extra in MODES.items():
+        for mode in modes:
+            extra = MODES[mode]
             timed = retag(out, topics, [*extra, "--name", mode])
             stories = len(dataset.read_stories(out, view=mode, columns=["story_id"]))
             fixed = retag(tiny, topics, [*extra, "--name", mode])
             result["modes"][mode] = {
+                "runs": runs, "entries": counts["entries"],
                 "wall_s": round(timed["wall_s"], 1), "stories": stories,
                 "entries_per_s": round(counts["entries"] / timed["wall_s"], 1),
                 "one_unit_s": round(fixed["wall_s"], 1),
@@ -212,7 +230,9 @@ def render(result: dict) -> str:
     lines = [f"retag of {result['entries']:,} archived entries in {result['runs']} runs "
              f"(python {result['python']}, {result['cpus']} cpus)"]
     for mode, m in result["modes"].items():
-        lines.append(f"  {mode:<20} {m['wall_s']:>8.1f} s  {m['entries_per_s']:>9,.0f} entries/s  "
+        scale = "" if m.get("entries", result["entries"]) == result["entries"] else \
+            f" ({m['entries']:,} entries in {m['runs']} runs)"
+        lines.append(f"  {mode:<20} {m['wall_s']:>8.1f} s  {m['entries_per_s']:>9,.0f} entries/s{scale}  "
                      f"{m['per_unit_s']:>6.2f} s a run; one run of 50 entries alone {m['one_unit_s']:.1f} s; "
                      f"{m['stories']:,} stories")
     return "\n".join(lines)
@@ -222,9 +242,22 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--entries-per-run", type=int, default=10_000)
-    parser.add_argument("--save", help="write the result as JSON here")
+    parser.add_argument("--base-runs", type=int,
+                        help="runs parsed from the corpus; the others are derived from them (default: all parsed)")
+    parser.add_argument("--base", type=Path, help="derive from this archive (made by generate) instead")
+    parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--save", help="write the result as JSON here; with --modes, the modes measured "
+                                       "replace theirs in an existing file, the others stay")
     args = parser.parse_args(argv)
-    result = measure(args.runs, args.entries_per_run)
+    result = measure(args.runs, args.entries_per_run, base_runs=args.base_runs, base=args.base,
+                     modes=args.modes)
+    if args.save and list(args.modes) != list(MODES) and Path(args.save).exists():
+        kept = json.loads(Path(args.save).read_text())
+        kept.setdefault("commands", {})
+        for mode in args.modes:
+            kept["commands"][mode] = result["command"]
+        kept["modes"].update(result["modes"])
+        result = kept
     print(render(result))
     if args.save:
         Path(args.save).write_text(json.dumps(result, indent=1) + "\n")

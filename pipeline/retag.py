@@ -326,6 +326,7 @@ def unit_stories(source: UnitSource) -> Iterator:
     from transforms.cluster import DocumentSketcher
     from transforms.parse import SKETCH_BATCH
 
+    memoize_dofn_signatures()   # in a worker process, for the stages after this one
     unit = source.unit
     fs, _ = dataset.resolve(source.output)
     rows = []
@@ -391,6 +392,40 @@ def read_shards(beam_args: Sequence[str]) -> int:
     return 1
 
 
+def memoize_dofn_signatures() -> None:
+    """Beam reads the signature of every method of every DoFn (to find state
+    and timer parameters) about a dozen times per DoFn while it builds and
+    runs a pipeline: with inspect.signature each time, that is about half of
+    the fixed cost of a replayed unit. A function's signature does not
+    change, so it is computed once per function (per process) here; bound
+    methods share their function's. Other callables go to Beam unchanged."""
+    import types
+    import weakref
+
+    from apache_beam.transforms import core
+
+    original = core.get_signature
+    if getattr(original, "memoized", False):
+        return
+    functions: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+    methods: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+    def get_signature(func):
+        if type(func) is types.MethodType and type(func.__func__) is types.FunctionType:
+            memo, key = methods, func.__func__
+        elif type(func) is types.FunctionType:
+            memo, key = functions, func
+        else:
+            return original(func)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = original(func)
+        return found
+
+    get_signature.memoized = True
+    core.get_signature = get_signature
+
+
 def replay_unit(root: str, source: UnitSource, topics, lookback: timedelta, beam_args: Sequence[str]) -> None:
     """Runs one unit's replay as a Beam pipeline: its stories and state go to `root`."""
     import apache_beam as beam
@@ -398,6 +433,7 @@ def replay_unit(root: str, source: UnitSource, topics, lookback: timedelta, beam
 
     from pipeline.graph import RunConfig, build_story_stages
 
+    memoize_dofn_signatures()
     unit = source.unit
     config = RunConfig(feeds=(), topics=tuple(topics), output=root, run_id=unit.unit,
                        started_at=unit.started_at, lookback=lookback, clusters=source.sketch,
