@@ -162,8 +162,13 @@ def render_retag_throughput(_data: dict, path: Path = RETAG_RESULTS) -> str:
     from benchmarks.retag_throughput import render
 
     result = json.loads(Path(path).read_text())
+    commands = result.get("commands") or {}
+    if commands:
+        measured = "; ".join(f"{mode}: `{command}`" for mode, command in commands.items())
+    else:
+        measured = f"`{result['command']}`"
     return "\n".join([
-        f"Measured {result['date']} with `{result['command']}`.",
+        f"Measured {result['date']} with {measured}.",
         "",
         "```text",
         render(result),

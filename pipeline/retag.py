@@ -27,10 +27,11 @@ Two halves:
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
@@ -384,6 +385,11 @@ class UnitSource:
     unit: ReplayUnit
     bounds: Tuple[Optional[datetime], Optional[datetime]]
     sketch: bool
+    # The unit's feed documents are split into `shards` parts by a hash of
+    # the document (feed URL and fetch time), so that reading and sketching
+    # spread over the workers; this part is `shard`.
+    shard: int = 0
+    shards: int = 1
 
 
 def unit_stories(source: UnitSource) -> Iterator:
@@ -395,6 +401,7 @@ def unit_stories(source: UnitSource) -> Iterator:
     from transforms.cluster import DocumentSketcher
     from transforms.parse import SKETCH_BATCH
 
+    memoize_dofn_signatures()   # in a worker process, for the stages after this one
     unit = source.unit
     fs, _ = dataset.resolve(source.output)
     rows = []
@@ -416,7 +423,10 @@ def unit_stories(source: UnitSource) -> Iterator:
             keep = pc.and_(keep, pc.greater_equal(times, pa.scalar(start, times.type)))
         if end is not None:
             keep = pc.and_(keep, pc.less(times, pa.scalar(end, times.type)))
-        rows.extend(table.filter(keep).to_pylist())
+        table = table.filter(keep)
+        if source.shards > 1:
+            table = table.filter(pa.array(_document_shards(table, source.shards) == source.shard))
+        rows.extend(table.to_pylist())
     documents: Dict[Tuple, List[dict]] = defaultdict(list)
     for row in rows:
         documents[(row["feed_url"], row["fetched_at"])].append(row)
@@ -430,6 +440,67 @@ def unit_stories(source: UnitSource) -> Iterator:
             yield from sketcher(stories[at:at + SKETCH_BATCH])
 
 
+def _document_shards(table: pa.Table, shards: int):
+    """The shard of each row: a stable hash of its feed document (feed URL
+    and fetch time), so a document's rows meet in one shard whatever file
+    they were archived in."""
+    import zlib
+
+    import numpy as np
+
+    urls = table.column("feed_url").to_pylist()
+    times = pc.cast(table.column("fetched_at"), pa.int64()).to_pylist()
+    return np.fromiter((zlib.crc32(f"{u}\0{t}".encode("utf-8", "surrogatepass")) % shards
+                        for u, t in zip(urls, times)), dtype=np.int64, count=len(urls))
+
+
+def read_shards(beam_args: Sequence[str]) -> int:
+    """How many parts a unit's reading and sketching is split into: one per
+    worker with --direct_running_mode=multi_processing (or multi_threading),
+    else one."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    direct = PipelineOptions(list(beam_args)).view_as(DirectOptions)
+    if direct.direct_running_mode in ("multi_processing", "multi_threading"):
+        workers = int(direct.direct_num_workers or 0)
+        return workers if workers > 0 else (os.cpu_count() or 1)
+    return 1
+
+
+def memoize_dofn_signatures() -> None:
+    """Beam reads the signature of every method of every DoFn (to find state
+    and timer parameters) about a dozen times per DoFn while it builds and
+    runs a pipeline: with inspect.signature each time, that is about half of
+    the fixed cost of a replayed unit. A function's signature does not
+    change, so it is computed once per function (per process) here; bound
+    methods share their function's. Other callables go to Beam unchanged."""
+    import types
+    import weakref
+
+    from apache_beam.transforms import core
+
+    original = core.get_signature
+    if getattr(original, "memoized", False):
+        return
+    functions: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+    methods: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+    def get_signature(func):
+        if type(func) is types.MethodType and type(func.__func__) is types.FunctionType:
+            memo, key = methods, func.__func__
+        elif type(func) is types.FunctionType:
+            memo, key = functions, func
+        else:
+            return original(func)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = original(func)
+        return found
+
+    get_signature.memoized = True
+    core.get_signature = get_signature
+
+
 def replay_unit(root: str, source: UnitSource, topics, lookback: timedelta, beam_args: Sequence[str]) -> None:
     """Runs one unit's replay as a Beam pipeline: its stories and state go to `root`."""
     import apache_beam as beam
@@ -437,15 +508,20 @@ def replay_unit(root: str, source: UnitSource, topics, lookback: timedelta, beam
 
     from pipeline.graph import RunConfig, build_story_stages
 
+    memoize_dofn_signatures()
     unit = source.unit
     config = RunConfig(feeds=(), topics=tuple(topics), output=root, run_id=unit.unit,
                        started_at=unit.started_at, lookback=lookback, clusters=source.sketch,
                        archive_text=None)
     pipeline = beam.Pipeline(options=PipelineOptions(list(beam_args)))
+    # The parts of the unit, not its stories, are spread over the workers:
+    # each worker reads and sketches its own documents, and no story with
+    # its text crosses a shuffle before TagTopics.
+    shards = read_shards(beam_args)
     stories = (pipeline
-               | "Unit" >> beam.Create([source])
-               | "ReadArchive" >> beam.FlatMap(unit_stories)
-               | "Spread" >> beam.Reshuffle())
+               | "Unit" >> beam.Create([replace(source, shard=k, shards=shards) for k in range(shards)])
+               | "Spread" >> beam.Reshuffle()
+               | "ReadArchive" >> beam.FlatMap(unit_stories))
     feed_states = pipeline | "NoFeedStates" >> beam.Create([])
     build_story_stages(stories, config, feed_states, {})
     pipeline.run().wait_until_finish()

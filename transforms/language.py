@@ -31,6 +31,20 @@ def load_detector_factory(seed: int = 0):
     return factory
 
 
+_FACTORIES: dict = {}
+
+
+def shared_detector_factory(seed: int = 0):
+    """load_detector_factory's factory, loaded once per process and seed:
+    a process that runs many pipelines (`newswatch retag`, a replay per
+    run) loads the profiles once. The factory is read-only once loaded;
+    every detection seeds its own detector from it."""
+    factory = _FACTORIES.get(seed)
+    if factory is None:
+        factory = _FACTORIES[seed] = load_detector_factory(seed)
+    return factory
+
+
 def language_text(story: Story) -> str:
     return " ".join(part for part in (story.title, story.summary, story.content) if part)[:MAX_CHARS]
 
@@ -58,7 +72,7 @@ class _DetectLanguageFn(beam.DoFn):
         self._factory = None
 
     def setup(self):
-        self._factory = load_detector_factory()  # ~0.5 s, once per worker
+        self._factory = shared_detector_factory()  # ~0.5 s, once per process
 
     def process(self, story: Story):
         language = story.language or detect_language(language_text(story), self._factory)
