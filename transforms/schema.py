@@ -77,26 +77,15 @@ STORIES_SCHEMA = _schema([
 # when the run archived identities only (`--archive-text none`); an entry with
 # an empty title has "" there. entry_index is the entry's position in its
 # feed document, dedup's tie-breaker.
+# Its columns are the stories' own (same names and types), so a replayed
+# entry is a story again without conversion.
 ENTRIES_SCHEMA = _schema([
-    pa.field("story_id", pa.string(), nullable=False),
-    pa.field("url", pa.string()),
-    pa.field("canonical_url", pa.string()),
-    pa.field("feed_link", pa.string()),
-    pa.field("guid", pa.string()),
-    pa.field("title", pa.string()),
-    pa.field("summary", pa.string()),
-    pa.field("content", pa.string()),
-    pa.field("authors", STRINGS),
-    pa.field("tags", STRINGS),
-    pa.field("published_at", TIMESTAMP),
-    pa.field("updated_at", TIMESTAMP),
-    pa.field("fetched_at", TIMESTAMP),
-    pa.field("feed_url", pa.string()),
-    pa.field("feed_title", pa.string()),
-    pa.field("source", pa.string()),
-    pa.field("content_hash", pa.string()),
+    *(STORIES_SCHEMA.field(name) for name in (
+        "story_id", "url", "canonical_url", "feed_link", "guid", "title", "summary", "content",
+        "authors", "tags", "published_at", "updated_at", "fetched_at", "feed_url", "feed_title",
+        "source", "content_hash")),
     pa.field("entry_index", pa.int32()),
-    pa.field("run_id", pa.string()),
+    STORIES_SCHEMA.field("run_id"),
 ], "entries")
 
 # The Hive partition `date=YYYY-MM-DD` of every output folder, read as a date.
