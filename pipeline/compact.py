@@ -372,7 +372,7 @@ def _swap(output: str, group: Group, schema: pa.Schema) -> int:
 
     from transforms import phases
     from transforms.paths import delete_files
-    from transforms.sink import make_folder
+    from transforms.paths import make_folder
 
     folder = f"{output}/{group.kind}"
     tables = []

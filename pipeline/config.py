@@ -421,12 +421,11 @@ def load_topics(path: str, data: Optional[bytes] = None):
 
 def check_output_writable(output: str) -> None:
     """Create OUT and write and delete a probe file, before any fetch."""
-    from transforms.paths import delete_files  # OUT may hold glob characters
+    from transforms.paths import delete_files, make_folder  # OUT may hold glob characters
 
     probe = FileSystems.join(output, f".newswatch-probe-{uuid.uuid4().hex}")
     try:
-        if not FileSystems.exists(output):
-            FileSystems.mkdirs(output)
+        make_folder(output)  # a concurrent run may create OUT at the same moment
         with FileSystems.create(probe) as handle:
             handle.write(b"ok")
         delete_files([probe])

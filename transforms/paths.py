@@ -110,3 +110,12 @@ def _delete_local(paths: List[str]) -> None:
             failed[path] = exc
     if failed:
         raise BeamIOError("Delete operation failed", failed)
+
+
+def make_folder(folder: str) -> None:
+    """Creates `folder` unless it exists; another worker or run may create it at the same time."""
+    if not FileSystems.exists(folder):
+        try:
+            FileSystems.mkdirs(folder)
+        except IOError:
+            pass  # created meanwhile by another worker

@@ -31,7 +31,7 @@ from apache_beam.transforms.window import IntervalWindow
 
 from transforms import metrics, phases
 from transforms import schema as schemas
-from transforms.paths import delete_files, has_files, list_files
+from transforms.paths import delete_files, has_files, list_files, make_folder
 from transforms.records import Story
 from transforms.state.lease import LeaseFence, LeaseHandle
 
@@ -78,15 +78,6 @@ def partition_dir(output: str, kind: str, date: str) -> str:
 
 def file_name(run_id: str, shard: int, tag: str = "") -> str:
     return f"{run_id}{'-' + tag if tag else ''}-{shard:03d}.parquet"
-
-
-def make_folder(folder: str) -> None:
-    """Creates `folder` unless it exists; another worker may create it at the same time."""
-    if not FileSystems.exists(folder):
-        try:
-            FileSystems.mkdirs(folder)
-        except IOError:
-            pass  # created meanwhile by another worker
 
 
 def write_parquet_atomically(path: str, table: pa.Table, compression_level: Optional[int] = None) -> None:

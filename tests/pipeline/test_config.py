@@ -4,6 +4,7 @@ import pty
 import socket
 import subprocess
 import sys
+import threading
 
 import pandas as pd
 import pytest
@@ -88,6 +89,28 @@ def test_unwritable_output_is_a_config_error(tmp_path):
     check_output_writable(str(tmp_path / "new" / "out"))
     assert (tmp_path / "new" / "out").is_dir()
     assert list((tmp_path / "new" / "out").iterdir()) == []
+
+
+def test_runs_starting_together_both_create_the_output_folder(tmp_path):
+    # Two runs sharing a new OUT both find it missing; the second mkdirs must
+    # not turn into "cannot write to output" (CI met this under load).
+    for round_ in range(10):
+        out = str(tmp_path / f"out{round_}")
+        barrier, errors = threading.Barrier(6), []
+
+        def start():
+            barrier.wait()
+            try:
+                check_output_writable(out)
+            except ConfigError as exc:
+                errors.append(str(exc))
+
+        threads = [threading.Thread(target=start) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
 
 
 # ---------------------------------------------------------------- topic rules: where the error is

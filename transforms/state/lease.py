@@ -43,6 +43,7 @@ import apache_beam as beam
 from apache_beam.io.filesystems import FileSystems
 
 from transforms import metrics
+from transforms.paths import make_folder
 from transforms.state import conditional
 
 _log = logging.getLogger(__name__)
@@ -165,7 +166,6 @@ class Lease:
         """Takes the lease, waiting up to `wait_s` seconds for its holder to
         release it or for it to expire. Raises LeaseHeld."""
         deadline = time.monotonic() + max(0.0, wait_s)
-        from transforms.sink import make_folder  # sink imports this module
         make_folder(self.path.rsplit("/", 1)[0])  # local disk needs the _state folder
         while True:
             current = conditional.read(self.path)

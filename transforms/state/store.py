@@ -26,7 +26,8 @@ from transforms import phases
 from transforms.errors import first_line
 from transforms.feedstate import FeedState
 from transforms.paths import delete_files, file_metadata
-from transforms.sink import make_folder, write_parquet_atomically
+from transforms.paths import make_folder
+from transforms.sink import write_parquet_atomically
 from transforms.sketch import NUM_PERM
 from transforms.state.cluster_index import ClusterIndex, ClusterRecord
 from transforms.state import seen_digests, seen_files

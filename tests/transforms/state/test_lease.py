@@ -9,7 +9,7 @@ import apache_beam as beam
 import pytest
 from apache_beam.io.filesystems import FileSystems
 
-from transforms.sink import make_folder
+from transforms.paths import make_folder
 from transforms.state import conditional
 from transforms.state.lease import Heartbeat, Lease, LeaseBody, LeaseFence, LeaseHeld, LeaseLost, lease_path
 
