@@ -11,6 +11,13 @@ compile to the same rules (transforms/topics/rules.py topics_version), so
 they differ at most in comments, quoting and layout. The file is written
 under a hidden name and renamed (transforms/state/store.py
 write_atomically), through Beam's FileSystems: local disk, gs:// and s3://.
+A run killed between the two leaves the hidden temporary
+(`.<version>.yaml.<32 hex>.inprogress`): the listing never takes it for a
+version, and the next run that stores rules removes it once it is older
+than STALE_AFTER_S (remove_stale_temporaries). Writing one takes
+milliseconds, and every run stores its rules inside the output's lease, so
+a temporary that old is no running writer's: the age also spares a run that
+lost its lease while frozen and is writing its own now.
 
 Nothing reads `_rules/` to write or read stories: deleting it loses the
 history of the rules, not data. `newswatch rules` (pipeline/rules_command.py)
@@ -22,7 +29,7 @@ storing and reading go through Beam's FileSystems, imported when called.
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional
+from typing import Iterable, List, Optional
 
 import yaml
 
@@ -30,6 +37,10 @@ RULES_FOLDER = "_rules"
 SUFFIX = ".yaml"
 # topics_version: 16 lower-case hex digits.
 _VERSION = re.compile(r"[0-9a-f]{16}")
+# write_atomically's temporary for a rules file.
+_TEMPORARY = re.compile(r"\.[0-9a-f]{16}\.yaml\.[0-9a-f]{32}\.inprogress")
+# A temporary older than this is a killed run's (seconds).
+STALE_AFTER_S = 600.0
 
 
 # --------------------------------------------------------------------------- names (pure)
@@ -53,6 +64,12 @@ def version_of(name: str) -> Optional[str]:
         return None
     version = name[: -len(SUFFIX)]
     return version if is_version(version) else None
+
+
+def is_temporary(name: str) -> bool:
+    """Whether a file name under _rules/ is a rules file being written (or
+    left by a run killed while writing it)."""
+    return bool(_TEMPORARY.fullmatch(name))
 
 
 def rules_path(output: str, version: str) -> str:
@@ -85,10 +102,32 @@ def store_rules(output: str, topics, data: bytes = b"") -> Optional[str]:
     from transforms.topics import compile_rules, topics_version
 
     path = rules_path(output, topics_version(compile_rules(topics)))
+    remove_stale_temporaries(output)
     if FileSystems.exists(path):
         return None
     write_atomically(path, data or topics_yaml(topics))
     return path
+
+
+def remove_stale_temporaries(output: str, now: Optional[float] = None,
+                             older_than_s: float = STALE_AFTER_S) -> List[str]:
+    """Deletes the rules temporaries under OUT/_rules/ last written more
+    than `older_than_s` before `now` (seconds since the epoch): what runs
+    killed while storing their rules left. Returns the paths deleted."""
+    import time
+
+    from transforms.paths import delete_files, file_metadata
+
+    now = time.time() if now is None else now
+    stale = [meta.path for meta in file_metadata(f"{output.rstrip('/')}/{RULES_FOLDER}", "*")
+             if is_temporary(meta.path.rsplit("/", 1)[-1])
+             and meta.last_updated_in_seconds and now - meta.last_updated_in_seconds > older_than_s]
+    for path in stale:
+        try:
+            delete_files([path])
+        except Exception:
+            pass  # another run removed it first
+    return stale
 
 
 def read_rules_file(output: str, version: str) -> bytes:

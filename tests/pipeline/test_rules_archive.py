@@ -150,6 +150,31 @@ def test_versions_without_a_run_or_without_a_file_are_listed_as_such(history, tm
     assert err.count("\n") == 1 and f"version {b} was used by runs of {copy} but its file is not stored" in err
 
 
+def test_the_next_run_removes_what_a_run_killed_while_storing_its_rules_left(history, feed_server, tmp_path,
+                                                                            capsys):
+    # A run killed between writing its rules file's temporary and renaming
+    # it leaves `.<version>.yaml.<random>.inprogress`; one an hour old is
+    # nobody's, one just written may be a running writer's.
+    out, a, b, _ = history
+    copy = tmp_path / "out"
+    shutil.copytree(out, copy)
+    unused = "0123456789abcdef"
+    left = copy / "_rules" / f".{unused}.yaml.{'a' * 32}.inprogress"
+    left.write_bytes(b"topics:\n  - name: half")
+    hour_ago = left.stat().st_mtime - 3600
+    os.utime(left, (hour_ago, hour_ago))
+    fresh = copy / "_rules" / f".{unused}.yaml.{'b' * 32}.inprogress"
+    fresh.write_bytes(b"topics:\n")
+    capsys.readouterr()
+    assert main(["rules", "--output", str(copy)]) == 0                  # the listing ignores both
+    assert unused not in capsys.readouterr().out and list(dataset.read_rules(copy).version) == [a, b]
+    feeds, _ = serve_sample(feed_server, tmp_path)
+    (tmp_path / "a.yaml").write_bytes(RULES_A)
+    assert run(feeds, tmp_path / "a.yaml", copy, "--run-id", "r4", "--quiet") == 0
+    assert not left.exists() and fresh.exists()
+    assert rules_files(copy) == sorted([f"{a}.yaml", f"{b}.yaml", fresh.name])
+
+
 def test_an_output_without_rules_still_reads_and_reports(history, tmp_path, capsys):
     out, a, b, _ = history
     copy = tmp_path / "out"

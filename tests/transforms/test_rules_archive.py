@@ -49,3 +49,27 @@ def test_topics_given_in_code_are_stored_as_a_file_that_loads_back_to_the_same_r
 def test_reading_a_version_that_is_not_stored(tmp_path):
     with pytest.raises(FileNotFoundError, match="no rules file"):
         rules_archive.read_rules_file(str(tmp_path), "0123456789abcdef")
+
+
+def test_stale_temporaries_are_removed_and_fresh_ones_kept(tmp_path):
+    import os
+
+    folder = tmp_path / "out" / "_rules"
+    folder.mkdir(parents=True)
+    names = [f".0123456789abcdef.yaml.{c * 32}.inprogress" for c in "abc"]
+    for name in names:
+        (folder / name).write_bytes(b"half")
+    (folder / ".notes.inprogress").write_bytes(b"someone else's")
+    now = (folder / names[0]).stat().st_mtime
+    os.utime(folder / names[0], (now - 3600, now - 3600))                 # a killed run's
+    os.utime(folder / names[1], (now - rules_archive.STALE_AFTER_S - 5,) * 2)
+    assert [rules_archive.is_temporary(n) for n in names] == [True] * 3
+    assert not rules_archive.is_temporary("0123456789abcdef.yaml") and not rules_archive.is_temporary(".x.inprogress")
+    removed = rules_archive.remove_stale_temporaries(str(tmp_path / "out"), now=now)
+    assert sorted(p.rsplit("/", 1)[-1] for p in removed) == sorted(names[:2])
+    assert sorted(p.name for p in folder.iterdir()) == sorted([names[2], ".notes.inprogress"])
+    # storing rules cleans up too
+    os.utime(folder / names[2], (now - 3600, now - 3600))
+    topics = (Topic("a", "alpha"),)
+    rules_archive.store_rules(str(tmp_path / "out"), topics)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([".notes.inprogress", f"{version(topics)}.yaml"])
