@@ -586,3 +586,28 @@ def test_the_windows_a_killed_job_left_are_replayed_after_recovery(world, tmp_pa
     assert set(units) <= set(pointer["runs"]) and not pointer["skipped"], pointer
     view = dataset.read_stories(out, view="b")
     assert "Pyongyang holds party congress" in set(view.title)
+
+
+def test_a_replayed_streaming_job_writes_what_the_live_job_wrote(world, tmp_path):
+    # A bounded streaming job with rules B, then a retag of its archive with
+    # the same rules B: the view holds the rows the live job wrote, run_id
+    # included (the job's id, not its window unit's), in files named as the
+    # job named them.
+    out = tmp_path / "out"
+    with FeedServer() as server:
+        feeds = tmp_path / "feeds.txt"
+        feeds.write_text("".join(server.url(path) + "\n" for path in SNAPSHOTS[0]))
+        for path, body in SNAPSHOTS[0].items():
+            server.add(path, body)
+        assert run(feeds, world / "b.yaml", out, "job", "--streaming", "--poll-interval", "2",
+                   "--duration", "3", "--window", "60", "--host-gap", "0") == 0
+    assert retag(world / "b.yaml", out, "--name", "same") == 0
+    live = dataset.read_stories(out)
+    view = dataset.read_stories(out, view="same")
+    assert set(live.run_id) == {"job"} and len(live) > 0
+    pd.testing.assert_frame_equal(rows(view), rows(live))
+    pointer = dataset.read_view(out, "same")
+    assert pointer["runs"] and all(u.startswith("job-w") for u in pointer["runs"])   # replayed by window
+    generation = pointer["generation"]
+    assert [f.split("/")[-1] for f in files_under(out / "views" / "same" / generation / "stories")] == \
+        [f.split("/")[-1] for f in files_under(out / "stories")]
