@@ -2,8 +2,9 @@
 `newswatch compact --output OUT` (docs/compaction.md),
 `newswatch report --output OUT --html FILE` (pipeline/report/),
 `newswatch rules --output OUT` (pipeline/rules_command.py),
-`newswatch rules diff OLD NEW --output OUT` (pipeline/rules_diff.py) and
-`newswatch retag --topics NEW --output OUT` (pipeline/retag.py).
+`newswatch rules diff OLD NEW --output OUT` (pipeline/rules_diff.py),
+`newswatch retag --topics NEW --output OUT` (pipeline/retag.py) and
+`newswatch views [delete NAME] --output OUT` (pipeline/views_command.py).
 
 Exit codes: 0 success; 2 bad arguments or configuration (one line on stderr,
 before any fetch); 1 the run itself failed or its counts did not reconcile;
@@ -23,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import List, Optional, Sequence
 
 from pipeline import config as cfg
-from pipeline import rules_command
+from pipeline import rules_command, views_command
 from pipeline.progress import RunProgress, add_quiet_option
 from pipeline.summary import RunSummary, run_row
 from transforms.archive import ARCHIVE_TEXT, TEXT_FULL
@@ -126,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report_parser(commands)
     rules_command.add_parser(commands)
     _add_retag_parser(commands)
+    views_command.add_parser(commands)
     return parser
 
 
@@ -500,8 +502,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             if beam_args:  # as for report: filesystem options for a gs:// or s3:// OUT
                 _check_beam_options(beam_args)
             return _rules(args)
+        if args.command == "views":
+            if beam_args:  # as for rules
+                _check_beam_options(beam_args)
+            return _views(args)
         if args.command not in ("run", "compact", "retag"):
-            raise cfg.ConfigError("expected a command: run, compact, retag, report or rules")
+            raise cfg.ConfigError("expected a command: run, compact, retag, report, rules or views")
         _check_beam_options(beam_args)
         if args.command == "retag":
             return retag_command(args, beam_args)
@@ -615,6 +621,20 @@ def _rules(args: argparse.Namespace) -> int:
         logging.getLogger("newswatch").exception("rules failed")
         print(f"newswatch: rules failed: {first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
+def _views(args: argparse.Namespace) -> int:
+    """`newswatch views` (pipeline/views_command.py): storage trouble, and a
+    retag publishing the view being deleted, are exit 1; the rest of its
+    errors are ConfigErrors (exit 2)."""
+    try:
+        return views_command.run(args)
+    except cfg.ConfigError:
+        raise
+    except Exception as exc:
+        logging.getLogger("newswatch").exception("views failed")
+        print(f"newswatch: views failed: {first_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
 def retag_command(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
     """`newswatch retag` (pipeline/retag.py): the topics compile before
     anything of OUT is read; 2 for a bad topics file or options, a missing

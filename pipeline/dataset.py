@@ -9,6 +9,7 @@ pipeline does.
     health = dataset.read_fetches("output", since="2021-09-01")
     runs = dataset.read_runs("output")
     rules = dataset.read_rules("output")
+    views = dataset.list_views("output")
 
 Every reader returns the same columns with the same dtypes whatever it
 finds, also when the folder does not exist yet:
@@ -291,16 +292,85 @@ def read_view(output, view: str, filesystem: Optional[pafs.FileSystem] = None) -
     """The pointer of a view (OUT/views/<view>/_view.json) as a dict: its
     generation, topics_version, topics text, source, range, runs replayed,
     counts (pipeline/views.py). Raises FileNotFoundError when there is no
-    such view."""
-    from pipeline.views import POINTER, VIEWS_DIR
+    such view (also while it is being deleted)."""
+    from pipeline.views import POINTER, VIEWS_DIR, is_tombstone
 
     fs, root = _resolve(output, filesystem)
     path = f"{root}/{VIEWS_DIR}/{view}/{POINTER}"
     try:
         with fs.open_input_stream(path) as handle:
-            return json.loads(handle.read().decode("utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"no view {view!r} in {output} (no {VIEWS_DIR}/{view}/{POINTER})") from None
+            body = json.loads(handle.read().decode("utf-8"))
+    except Exception as exc:
+        # An object store's client raises its own "not found" (google's NotFound).
+        if isinstance(exc, FileNotFoundError) or fs.get_file_info(path).type == pafs.FileType.NotFound:
+            raise FileNotFoundError(f"no view {view!r} in {output} (no {VIEWS_DIR}/{view}/{POINTER})") from None
+        raise
+    if is_tombstone(body):
+        raise FileNotFoundError(f"no view {view!r} in {output} (it is being deleted)")
+    return body
+
+
+VIEWS_SCHEMA = pa.schema([
+    pa.field("name", pa.string()),
+    pa.field("topics_version", pa.string()),
+    pa.field("generation", pa.string()),
+    pa.field("created_at", pa.timestamp("us", tz="UTC")),
+    pa.field("since", pa.string()),
+    pa.field("until", pa.string()),
+    pa.field("units", pa.int64()),
+    pa.field("skipped", pa.int64()),
+    pa.field("entries", pa.int64()),
+    pa.field("stories", pa.int64()),
+    pa.field("warnings", pa.int64()),
+    pa.field("unpublished", pa.int64()),
+    pa.field("path", pa.string()),
+])
+
+
+def list_views(output, filesystem: Optional[pafs.FileSystem] = None) -> pd.DataFrame:
+    """The published views of an output (`newswatch retag`, docs/retag.md),
+    one row each, by name, from their pointers (OUT/views/<name>/_view.json):
+
+    topics_version, generation, created_at (when it was published), since
+      and until (the retag's range, as given; null: unbounded);
+    units, skipped: the commit units replayed, and those left out;
+    entries, stories: archived entries replayed, stories in the view;
+    warnings: where the view may differ from the live runs;
+    unpublished: generation folders the pointer names neither as its own
+      nor as `previous` (a retag under way, or killed);
+    path: the generation's stories folder.
+
+    Folders without a pointer (a first retag under way or killed) and views
+    being deleted are left out."""
+    from pipeline.views import POINTER, VIEWS_DIR, is_generation
+
+    fs, root = _resolve(output, filesystem)
+    folders = fs.get_file_info(pafs.FileSelector(f"{root}/{VIEWS_DIR}", allow_not_found=True))
+    rows = []
+    for folder in sorted((f for f in folders if f.type == pafs.FileType.Directory), key=lambda f: f.base_name):
+        inside = fs.get_file_info(pafs.FileSelector(folder.path, allow_not_found=True))
+        if not any(i.base_name == POINTER and i.type == pafs.FileType.File for i in inside):
+            continue
+        try:
+            body = read_view(output, folder.base_name, filesystem)
+        except FileNotFoundError:
+            continue   # deleted since the listing, or being deleted
+        counts = body.get("counts") or {}
+        named = {body.get("generation"), body.get("previous")}
+        others = [i for i in inside if i.type == pafs.FileType.Directory and is_generation(i.base_name)
+                  and i.base_name not in named]
+        created = body.get("created_at")
+        rows.append((folder.base_name, body.get("topics_version"), body.get("generation"),
+                     datetime.fromisoformat(created.replace("Z", "+00:00")) if created else None,
+                     body.get("since"), body.get("until"), len(body.get("runs") or []),
+                     len(body.get("skipped") or {}), counts.get("entries"), counts.get("stories"),
+                     len(body.get("warnings") or []), len(others),
+                     f"{os.fspath(output).rstrip('/')}/{VIEWS_DIR}/{folder.base_name}/{body.get('generation')}"
+                     f"/stories"))
+    columns = list(zip(*rows)) if rows else [()] * len(VIEWS_SCHEMA)
+    table = pa.table([pa.array(values, type=field.type) for values, field in zip(columns, VIEWS_SCHEMA)],
+                     schema=VIEWS_SCHEMA)
+    return _frame(table)
 
 
 def _in_view(output, view: Optional[str], filesystem, read):

@@ -20,6 +20,14 @@ that published cleans up, after publishing (remove_superseded): the
 generation it replaced stays until the next retag of the name, for readers
 still in it.
 
+Deleting a view (delete_view, `newswatch views delete`) first replaces the
+pointer, at the version it read, with a tombstone (`{"deleted": true}`):
+from then on readers find no such view, and a retag that read the old
+pointer cannot publish. Then the generations created before the deletion
+go, then the tombstone. A retag that reads a tombstone takes the view as
+absent and publishes by creating the pointer, which fails until the
+tombstone is gone; its generation, newer than the deletion, is kept.
+
 Reading a pointer needs no Beam (pipeline/dataset.py reads views with
 pyarrow alone); writing goes through Beam's filesystems.
 """
@@ -41,6 +49,10 @@ _GENERATION = re.compile(r"^g\d{8}T\d{6}Z-[0-9a-f]{8}$")
 
 class ViewError(Exception):
     """A view name that cannot be used, or a pointer that cannot be published."""
+
+
+class NoSuchView(ViewError):
+    """`views delete` of a name with no published view."""
 
 
 @dataclass
@@ -70,6 +82,24 @@ class ViewPointer:
         body = json.loads(data.decode("utf-8"))
         known = {name: body[name] for name in cls.__dataclass_fields__ if name in body}
         return cls(**known)
+
+
+DELETED = "deleted"   # the key of a tombstone: a pointer whose view is being deleted
+
+
+def tombstone(name: str, deleted_at: datetime, generations: List[str]) -> bytes:
+    """The pointer's body while its view is being deleted: when, and the
+    generations the pointer named (its own and `previous`)."""
+    return json.dumps({DELETED: True, "name": name, "deleted_at": _iso(deleted_at),
+                       "generations": generations}, sort_keys=True).encode("utf-8")
+
+
+def is_tombstone(body: dict) -> bool:
+    return bool(body.get(DELETED))
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 def check_name(name: str) -> str:
@@ -117,11 +147,12 @@ class Published(Exception):
 
 
 def read_pointer(output: str, name: str):
-    """(ViewPointer, version) of the published view, or (None, None)."""
+    """(ViewPointer, version) of the published view, or (None, None) when
+    there is none or it is being deleted (a tombstone)."""
     from transforms.state import conditional
 
     found = conditional.read(pointer_path(output, name))
-    if found is None:
+    if found is None or is_tombstone(json.loads(found.data.decode("utf-8"))):
         return None, None
     return ViewPointer.from_json(found.data), found.version
 
@@ -138,7 +169,8 @@ def publish(output: str, pointer: ViewPointer, version: Optional[str]) -> None:
     else:
         done = conditional.replace(path, pointer.to_json(), version)
     if done is None:
-        raise Published(f"view {pointer.name} was published by another retag meanwhile")
+        raise Published(f"view {pointer.name} was published by another retag, or is being deleted, "
+                        "meanwhile")
 
 
 def generations(output: str, name: str) -> List[str]:
@@ -198,6 +230,76 @@ def remove_superseded(output: str, name: str, mine: str) -> List[str]:
             remove_generation(output, name, generation)
             removed.append(generation)
     return removed
+
+
+@dataclass
+class Deleted:
+    """What delete_view did."""
+
+    name: str
+    generation: Optional[str]          # the generation the pointer named (None: resumed a deletion)
+    removed: List[str]                 # generation folders removed
+    kept: List[str]                    # generations newer than the deletion (a retag started since)
+
+
+def delete_view(output: str, name: str, now: Optional[datetime] = None) -> Deleted:
+    """Deletes the view `name`: its pointer first (replaced by a tombstone,
+    at the version read, so that readers see no view and a retag that read
+    the old pointer cannot publish), then the generations created before the
+    deletion, then the tombstone. A deletion killed midway leaves the
+    tombstone: the view reads as absent, and deleting it again finishes.
+    Raises NoSuchView (no pointer), Published (a retag published between
+    the read and the tombstone: nothing was deleted)."""
+    from transforms.state import conditional
+
+    path = pointer_path(output, check_name(name))
+    found = conditional.read(path)
+    if found is None:
+        unpublished = generations(output, name)
+        raise NoSuchView(f"no view {name} in {output}" + (
+            f" ({VIEWS_DIR}/{name}/ holds {len(unpublished)} unpublished generation"
+            f"{'s' if len(unpublished) != 1 else ''}: a retag under way or killed; the next retag of the "
+            f"name that publishes removes them)" if unpublished else ""))
+    body = json.loads(found.data.decode("utf-8"))
+    if is_tombstone(body):
+        marker, generation = found.data, None
+        named = set(body.get("generations") or [])
+        stamp = body.get("deleted_at", "")
+        since = datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else (
+            now or datetime.now(timezone.utc))
+    else:
+        generation = body.get("generation")
+        named = {g for g in (generation, body.get("previous")) if g}
+        since = now or datetime.now(timezone.utc)
+        marker = tombstone(name, since, sorted(named))
+        if conditional.replace(path, marker, found.version) is None:
+            raise Published(f"view {name} was published by a retag meanwhile: nothing deleted")
+    # Generation ids carry their creation time to the second: one made in
+    # the deletion's second, and not named by the pointer, may be a retag's
+    # that read the tombstone; it stays.
+    cutoff = since.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    removed, kept = [], []
+    for each in generations(output, name):
+        if each in named or generation_time(each) < cutoff:
+            remove_generation(output, name, each)
+            removed.append(each)
+        else:
+            kept.append(each)
+    # On local disk the folder keeps the pointer's hidden lock file, which
+    # is never deleted (transforms/state/conditional.py).
+    _remove_tombstone(path, marker)
+    return Deleted(name, generation, removed, kept)
+
+
+def _remove_tombstone(path: str, tombstone_body: bytes) -> None:
+    """Removes the pointer if it still holds this deletion's tombstone (only
+    a retag's create can follow a tombstone, and only once it is gone)."""
+    from transforms.paths import delete_files
+    from transforms.state import conditional
+
+    current = conditional.read(path)
+    if current is not None and current.data == tombstone_body:
+        delete_files([path])
 
 
 def exists(path: str) -> bool:

@@ -1,0 +1,230 @@
+"""`newswatch views`: listing the views `newswatch retag` made and deleting
+one (pipeline/views_command.py, pipeline/views.py). A real run over feeds
+on 127.0.0.1, real retags, real files read back."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from pipeline import dataset, views
+from pipeline.cli import main
+from tests.pipeline.test_retag import RULES_A, RULES_B, SNAPSHOTS, retag, runs_over_snapshots
+from tests.support.feedserver import FeedServer
+from tests.support.paths import ROOT
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """OUT after two runs with rules A, with two views: "b" (rules B, the
+    whole archive) and "a-first" (rules A, the first day only)."""
+    folder = tmp_path_factory.mktemp("views")
+    (folder / "a.yaml").write_text(RULES_A)
+    (folder / "b.yaml").write_text(RULES_B)
+    out = folder / "out"
+    with FeedServer() as server:
+        runs_over_snapshots(server, folder, folder / "a.yaml", out, snapshots=SNAPSHOTS[:2], run_ids=("r1", "r2"))
+    assert retag(folder / "b.yaml", out, "--name", "b") == 0
+    day = dataset.read_entries(out, columns=["fetched_at"]).fetched_at.min().date()
+    assert retag(folder / "a.yaml", out, "--name", "a-first", "--since", str(day), "--until", str(day)) == 0
+    return folder
+
+
+def text(value):
+    return None if pd.isna(value) else value   # missing text is NaN in pandas' str dtype
+
+
+@pytest.fixture
+def out(made, tmp_path):
+    copy = tmp_path / "out"
+    shutil.copytree(made / "out", copy)
+    return copy
+
+
+def test_list_views_gives_each_view_from_its_pointer(out):
+    frame = dataset.list_views(out)
+    assert list(frame.name) == ["a-first", "b"]
+    for row in frame.itertuples(index=False):
+        pointer = dataset.read_view(out, row.name)
+        assert (row.topics_version, row.generation, text(row.since), text(row.until)) == (
+            pointer["topics_version"], pointer["generation"], pointer["since"], pointer["until"])
+        assert row.stories == len(dataset.read_stories(out, view=row.name)) == pointer["counts"]["stories"]
+        assert row.units == len(pointer["runs"]) and row.unpublished == 0
+        assert row.created_at.isoformat().replace("+00:00", "Z").startswith(pointer["created_at"][:19])
+        assert os.path.isdir(row.path) and row.path.endswith(f"{row.generation}/stories")
+    b = frame.set_index("name").loc["b"]
+    assert pd.isna(b.since) and pd.isna(b.until) and b.units == 2
+    assert not pd.isna(frame.set_index("name").loc["a-first"].since)
+
+
+def test_list_views_of_an_output_without_views_is_empty_with_its_columns(made, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(made / "out", out, ignore=shutil.ignore_patterns("views"))
+    frame = dataset.list_views(out)
+    assert frame.empty and list(frame.columns) == [f.name for f in dataset.VIEWS_SCHEMA]
+
+
+def test_views_list_prints_a_line_per_view_and_json(out, capsys):
+    assert main(["views", "--output", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    frame = dataset.list_views(out).set_index("name")
+    assert lines[0].split() == ["name", "topics_version", "generation", "published", "since", "until",
+                                "units", "stories"]
+    assert [line.split()[:3] for line in lines[1:]] == [
+        [name, frame.loc[name].topics_version, frame.loc[name].generation] for name in ("a-first", "b")]
+    assert main(["views", "list", "--json", "--output", str(out)]) == 0
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["name"] for r in records] == ["a-first", "b"]
+    assert records[1]["stories"] == int(frame.loc["b"].stories) and records[1]["since"] is None
+
+
+def test_delete_removes_the_pointer_then_every_generation(out, capsys):
+    assert retag(_rules(out, "b"), out, "--name", "b", "--replace") == 0   # two generations: the view's and the one it replaced
+    capsys.readouterr()
+    before = dataset.read_view(out, "b")
+    assert len(views.generations(str(out), "b")) == 2
+    assert main(["views", "delete", "b", "--output", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert f"view b deleted (generation {before['generation']}): 2 generations removed" in said
+    with pytest.raises(FileNotFoundError, match="no view 'b'"):
+        dataset.read_stories(out, view="b")
+    assert views.generations(str(out), "b") == []
+    assert not (out / "views" / "b" / "_view.json").exists()
+    assert list(dataset.list_views(out).name) == ["a-first"]
+    assert len(dataset.read_stories(out, view="a-first")) > 0          # the other view is untouched
+    # the name can be used again
+    assert retag(_rules(out, "a-first"), out, "--name", "b") == 0
+    assert list(dataset.list_views(out).name) == ["a-first", "b"]
+
+
+def _rules(out, name):
+    """The topics file a view was made with, as the view keeps it."""
+    pointer = dataset.read_view(out, name)
+    path = out / "views" / name / pointer["topics_file"]
+    copy = out.parent / f"{name}.yaml"
+    copy.write_bytes(path.read_bytes())
+    return copy
+
+
+def test_delete_of_an_unknown_name_is_one_line_and_exit_2(out, capsys):
+    assert main(["views", "delete", "nothing", "--output", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"newswatch: error: views delete: no view nothing in {out}"]
+    assert main(["views", "delete", "../b", "--output", str(out)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main(["views", "delete", "b", "--output", str(out / "missing")]) == 2
+    assert "no output at" in capsys.readouterr().err
+    assert list(dataset.list_views(out).name) == ["a-first", "b"]
+
+
+def test_a_view_being_deleted_reads_as_absent_and_a_second_delete_finishes(out, capsys):
+    # A deletion killed after its tombstone: the pointer is a tombstone, the
+    # generations are still there.
+    pointer = dataset.read_view(out, "b")
+    from datetime import datetime, timezone
+    from transforms.state import conditional
+    path = views.pointer_path(str(out), "b")
+    found = conditional.read(path)
+    assert conditional.replace(path, views.tombstone("b", datetime.now(timezone.utc), [pointer["generation"]]),
+                               found.version)
+    with pytest.raises(FileNotFoundError, match="being deleted"):
+        dataset.read_stories(out, view="b")
+    assert list(dataset.list_views(out).name) == ["a-first"]
+    assert main(["views", "delete", "b", "--output", str(out)]) == 0
+    assert "an earlier deletion finished" in capsys.readouterr().out
+    assert views.generations(str(out), "b") == [] and not os.path.exists(path)
+
+
+def test_a_retag_that_read_the_pointer_before_a_delete_cannot_publish(out, tmp_path):
+    # The retag stops after reading the pointer; the view is deleted; the
+    # retag goes on: it must fail and not bring back a view over the deletion.
+    from transforms import phases
+
+    signal_file, resume = tmp_path / "paused", tmp_path / "resume"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **{phases.PAUSE_AT: "retag-pointer-read",
+                                                     phases.PAUSE_SIGNAL: str(signal_file),
+                                                     phases.PAUSE_UNTIL: str(resume)})
+    rules = _rules(out, "b")
+    job = subprocess.Popen([sys.executable, "-m", "pipeline", "retag", "--topics", str(rules), "--output",
+                            str(out), "--name", "b", "--replace", "--runner", "DirectRunner", "--quiet"],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        phases_wait(signal_file, job)
+        assert main(["views", "delete", "b", "--output", str(out)]) == 0
+        resume.write_text("go")
+        stdout, stderr = job.communicate(timeout=300)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode == 1 and "being deleted" in stderr, stderr[-2000:]
+    assert not (out / "views" / "b" / "_view.json").exists()
+    assert list(dataset.list_views(out).name) == ["a-first"]
+
+
+def phases_wait(signal_file, job, seconds=120):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not signal_file.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert signal_file.exists(), job.stderr.read()[-3000:] if job.poll() is not None else "no pause"
+
+
+@pytest.fixture(params=["local", "gs", "s3"])
+def store(request, tmp_path):
+    """(OUT, beam options) on each filesystem: gs:// on the emulator whole
+    runs use (fake-gcs-server cannot batch-delete, as deleting a generation
+    does), s3:// on moto serving one request at a time (tests/conftest.py)."""
+    import uuid
+
+    import apache_beam as beam
+    from apache_beam.io.filesystems import FileSystems
+
+    if request.param == "local":
+        return str(tmp_path / "out"), []
+    server = request.getfixturevalue({"gs": "gcs", "s3": "serial_s3"}[request.param])
+    beam_args = server.use_from_beam()
+    FileSystems.set_options(beam.options.pipeline_options.PipelineOptions(beam_args))
+    return f"{request.param}://{server.bucket}/views-{uuid.uuid4().hex[:8]}/out", beam_args
+
+
+def test_delete_on_each_filesystem_keeps_a_generation_begun_since(store, capsys):
+    from datetime import datetime, timedelta, timezone
+
+    out, beam_args = store
+    now = datetime.now(timezone.utc)
+    orphan, previous, current = (views.new_generation(now - timedelta(hours=h)) for h in (3, 2, 1))
+    later = views.new_generation(now + timedelta(hours=1))          # a retag that began after the deletion
+    from apache_beam.io.filesystems import FileSystems
+
+    for generation in (orphan, previous, current, later):
+        root = views.generation_dir(out, "v", generation)
+        for path in (f"{root}/{views.TOPICS_FILE}", f"{root}/stories/date=2021-09-28/r1-000.parquet"):
+            if "://" not in out:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+            with FileSystems.create(path) as handle:
+                handle.write(b"not read here")
+    views.publish(out, views.ViewPointer(name="v", generation=current, topics_version="0123456789abcdef",
+                                         topics_file=f"{current}/{views.TOPICS_FILE}", topics_text="",
+                                         source_output=out, previous=previous, runs=["r1"],
+                                         created_at=now.isoformat().replace("+00:00", "Z"),
+                                         counts={"entries": 5, "stories": 2}), None)
+    frame = dataset.list_views(out)
+    assert list(frame.name) == ["v"] and frame.generation.item() == current
+    assert (frame.stories.item(), frame.units.item(), frame.unpublished.item()) == (2, 1, 2)
+    capsys.readouterr()
+    assert main(["views", "delete", "v", "--output", out, *beam_args]) == 0
+    said = capsys.readouterr().out
+    assert f"view v deleted (generation {current}): 3 generations removed; kept {later}" in said
+    assert views.generations(out, "v") == [later]
+    with pytest.raises(FileNotFoundError, match="no view 'v'"):
+        dataset.read_view(out, "v")
+    assert dataset.list_views(out).empty
+    assert main(["views", "delete", "v", "--output", out, *beam_args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no view v in" in err and "holds 1 unpublished generation" in err
