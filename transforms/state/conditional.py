@@ -5,6 +5,8 @@ storage layer of the output folder's lease (transforms/state/lease.py).
     create(path, data)           -> the new version, or None if the object exists
     replace(path, data, version) -> the new version, or None if the object is no
                                     longer at `version` (changed or vanished)
+    delete(path, version)        -> True if deleted, False if the object is no
+                                    longer at `version` (changed or vanished)
 
 A version is an opaque token: compare it only for equality, and only with
 versions of the same path. Per filesystem:
@@ -24,11 +26,14 @@ versions of the same path. Per filesystem:
   caller read. The lease writes a unique token in every body, so every write
   has a new version.
 - gs://: the object's generation. create is an upload with
-  ifGenerationMatch=0, replace one with ifGenerationMatch=<generation>; read
+  ifGenerationMatch=0, replace one with ifGenerationMatch=<generation>,
+  delete a delete with ifGenerationMatch=<generation>; read
   takes the generation from the download's own response, so data and version
   always belong together.
 - s3://: the ETag, quoted as S3 returns it. create is a PutObject with
-  If-None-Match: *, replace one with If-Match: <ETag>; read takes the ETag of
+  If-None-Match: *, replace one with If-Match: <ETag>, delete a DeleteObject
+  with If-Match: <ETag> (AWS S3 and moto honour it; a store that ignores it
+  deletes unconditionally); read takes the ETag of
   the GetObject response. For a plain upload the ETag is the MD5 of the
   content, with the same property as the local content hash.
 
@@ -82,6 +87,12 @@ def replace(path: str, data: bytes, version: str) -> Optional[str]:
     """Writes `data` at `path` only if the object is still at `version`: the
     new version, or None if it changed or vanished (nothing is written)."""
     return _store_for(path).replace(path, bytes(data), version)
+
+
+def delete(path: str, version: str) -> bool:
+    """Deletes the object at `path` only if it is still at `version`: True
+    if deleted, False if it changed or vanished (nothing is deleted)."""
+    return _store_for(path).delete(path, version)
 
 
 def content_version(data: bytes) -> str:
@@ -196,6 +207,20 @@ class LocalDisk:
         _sync_folder(folder)
         return content_version(data)
 
+    @staticmethod
+    def delete(path: str, version: str) -> bool:
+        target = _local(path)
+        folder = os.path.dirname(target) or "."
+        if not os.path.isdir(folder):
+            return False
+        with _locked(target):
+            current = LocalDisk.read(target)
+            if current is None or current.version != version:
+                return False
+            os.unlink(target)
+        _sync_folder(folder)
+        return True
+
 
 def _local(path: str) -> str:
     return path[len("file://"):] if path.lower().startswith("file://") else path
@@ -279,6 +304,21 @@ class GcsObjects:
             return None  # not a generation, so not this object's
         return _gcs_upload(path, data, int(version))
 
+    @staticmethod
+    def delete(path: str, version: str) -> bool:
+        from google.api_core import exceptions
+
+        if not version.isdigit() or int(version) == 0:
+            return False
+        try:
+            # A retried delete that meets its own deletion finds the object
+            # gone (404): the same answer as a delete that lost, False; the
+            # object is gone either way.
+            _gcs_blob(path).delete(if_generation_match=int(version))
+        except (exceptions.PreconditionFailed, exceptions.NotFound):
+            return False
+        return True
+
 
 def _gcs_blob(path: str):
     from apache_beam.io.gcp import gcsio
@@ -329,6 +369,17 @@ class S3Objects:
     @staticmethod
     def replace(path: str, data: bytes, version: str) -> Optional[str]:
         return _s3_put(path, data, IfMatch=version)
+
+    @staticmethod
+    def delete(path: str, version: str) -> bool:
+        bucket, key = split_bucket(path)
+        try:
+            _s3_client().delete_object(Bucket=bucket, Key=key, IfMatch=version)
+        except Exception as exc:
+            if _s3_error_code(exc) not in _S3_NOT_WRITTEN:
+                raise
+            return False
+        return True
 
 
 _S3_NOT_WRITTEN = {
