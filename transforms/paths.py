@@ -101,6 +101,33 @@ def delete_files(paths: Iterable[str]) -> None:
         FileSystems.delete(paths)
 
 
+def delete_present(paths: Iterable[str]) -> List[str]:
+    """Deletes these files, each taken literally, passing over those already
+    gone (another run removed them first). Returns the paths it deleted;
+    any other failure (permissions, the network) raises BeamIOError after
+    all were tried. Object stores delete a missing object without a word, so
+    there a path counts as deleted when it existed just before."""
+    paths = list(paths)
+    if not paths:
+        return []
+    if FileSystems.get_scheme(paths[0]) is None:
+        deleted, failed = [], {}
+        for path in paths:
+            try:
+                os.remove(path)
+                deleted.append(path)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                failed[path] = exc
+        if failed:
+            raise BeamIOError("Delete operation failed", failed)
+        return deleted
+    present = [path for path in paths if FileSystems.exists(path)]
+    delete_files(present)
+    return present
+
+
 def _delete_local(paths: List[str]) -> None:
     failed = {}
     for path in paths:

@@ -113,21 +113,17 @@ def remove_stale_temporaries(output: str, now: Optional[float] = None,
                              older_than_s: float = STALE_AFTER_S) -> List[str]:
     """Deletes the rules temporaries under OUT/_rules/ last written more
     than `older_than_s` before `now` (seconds since the epoch): what runs
-    killed while storing their rules left. Returns the paths deleted."""
+    killed while storing their rules left. Returns the paths deleted (not
+    those another run removed first); storage trouble raises."""
     import time
 
-    from transforms.paths import delete_files, file_metadata
+    from transforms.paths import delete_present, file_metadata
 
     now = time.time() if now is None else now
     stale = [meta.path for meta in file_metadata(f"{output.rstrip('/')}/{RULES_FOLDER}", "*")
              if is_temporary(meta.path.rsplit("/", 1)[-1])
              and meta.last_updated_in_seconds and now - meta.last_updated_in_seconds > older_than_s]
-    for path in stale:
-        try:
-            delete_files([path])
-        except Exception:
-            pass  # another run removed it first
-    return stale
+    return delete_present(stale)   # one another run removed first is passed over; other failures raise
 
 
 def read_rules_file(output: str, version: str) -> bytes:

@@ -7,7 +7,7 @@ from apache_beam.io.filesystem import BeamIOError
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from transforms.paths import delete_files, file_metadata, list_files, literal
+from transforms.paths import delete_files, delete_present, file_metadata, list_files, literal
 
 NAME, SIBLING = "a[1]*?", "a1bc"
 FILES = ["_state/seen/r1.parquet", "_state/seen/.r2.parquet.0f.inprogress", "_state/runs/r2.json",
@@ -73,3 +73,28 @@ def test_bucket_folder_named_with_glob_characters(scheme, request):
     store = request.getfixturevalue({"gs": "gcs", "s3": "s3"}[scheme])
     FileSystems.set_options(PipelineOptions(store.use_from_beam()))
     check_listing_and_deleting(populate(f"{scheme}://{store.bucket}/paths-{scheme}"))
+
+
+@pytest.mark.parametrize("scheme", ["local", "gs", "s3"])
+def test_delete_present_reports_only_what_it_deleted(scheme, request, tmp_path):
+    # What another run removed first is passed over, not reported.
+    if scheme == "local":
+        root = str(tmp_path)
+    else:
+        store = request.getfixturevalue({"gs": "gcs", "s3": "s3"}[scheme])
+        FileSystems.set_options(PipelineOptions(store.use_from_beam()))
+        root = f"{scheme}://{store.bucket}/present-{scheme}"
+    out = populate(root)
+    here, gone = f"{out}/{FILES[0]}", f"{out}/{FILES[2]}"
+    delete_files([gone])
+    assert delete_present([here, gone]) == [here]
+    assert delete_present([here, gone]) == []
+    assert not FileSystems.exists(here)
+    assert delete_present([]) == []
+
+
+def test_delete_present_raises_for_what_is_not_a_missing_file(tmp_path):
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(BeamIOError, match="a-folder"):
+        delete_present([str(folder)])

@@ -73,3 +73,33 @@ def test_stale_temporaries_are_removed_and_fresh_ones_kept(tmp_path):
     topics = (Topic("a", "alpha"),)
     rules_archive.store_rules(str(tmp_path / "out"), topics)
     assert sorted(p.name for p in folder.iterdir()) == sorted([".notes.inprogress", f"{version(topics)}.yaml"])
+
+
+def test_a_stale_temporary_that_cannot_be_deleted_raises_and_is_not_reported(tmp_path):
+    # Root may delete any file but an immutable one (chattr +i): a failure
+    # other than "already gone" must surface, not pass as removed.
+    import os
+    import subprocess
+
+    from apache_beam.io.filesystem import BeamIOError
+
+    folder = tmp_path / "out" / "_rules"
+    folder.mkdir(parents=True)
+    stuck = folder / f".0123456789abcdef.yaml.{'d' * 32}.inprogress"
+    stuck.write_bytes(b"half")
+    old = stuck.stat().st_mtime - 3600
+    os.utime(stuck, (old, old))
+    if os.geteuid() == 0:
+        if subprocess.run(["chattr", "+i", str(stuck)], capture_output=True).returncode:
+            pytest.skip("chattr +i is not available here")
+    else:
+        folder.chmod(0o500)
+    try:
+        with pytest.raises(BeamIOError, match="Delete operation failed"):
+            rules_archive.remove_stale_temporaries(str(tmp_path / "out"))
+        assert stuck.exists()
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(stuck)], check=True)
+        else:
+            folder.chmod(0o700)

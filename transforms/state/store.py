@@ -25,7 +25,7 @@ from apache_beam.io.filesystems import FileSystems
 from transforms import phases
 from transforms.errors import first_line
 from transforms.feedstate import FeedState
-from transforms.paths import delete_files, file_metadata
+from transforms.paths import delete_files, delete_present, file_metadata
 from transforms.paths import make_folder
 from transforms.sink import write_parquet_atomically
 from transforms.sketch import NUM_PERM
@@ -164,7 +164,7 @@ class StateStore:
         write_atomically(FileSystems.join(self._dir(RUNS), f"{run_id}.json"), body)
 
     def close_run(self, run_id: str) -> None:
-        _delete_quietly([FileSystems.join(self._dir(RUNS), f"{run_id}.json")])
+        delete_present([FileSystems.join(self._dir(RUNS), f"{run_id}.json")])
 
     def open_runs(self) -> Dict[str, Optional[str]]:
         runs = {}
@@ -375,7 +375,7 @@ class StateStore:
         write_parquet_atomically(path, table)
         # Delete only inputs still as we read them: a re-run may have replaced one.
         now = self._file_stamps(kind)
-        _delete_quietly([p for p, stamp in before.items() if now.get(p) == stamp])
+        delete_present([p for p, stamp in before.items() if now.get(p) == stamp])
         self._close_forgotten_runs(as_of, lookback)
         return path
 
@@ -405,8 +405,8 @@ class StateStore:
         # Delete only inputs still as we read them: a re-run may have replaced one.
         now = self._file_stamps(SEEN)
         gone = [p for p, stamp in before.items() if now.get(p) == stamp]
-        _delete_quietly(gone)
-        _delete_quietly([seen_digests.digests_path(p) for p in gone
+        delete_present(gone)
+        delete_present([seen_digests.digests_path(p) for p in gone
                          if p.rsplit("/", 1)[-1].startswith("compacted-")])
         self._delete_orphan_digests()
         self._close_forgotten_runs(as_of, lookback)
@@ -419,7 +419,7 @@ class StateStore:
         Parquet file into place."""
         parquet = {m.path for m in self._parquet_files(SEEN)}
         now = time.time()
-        _delete_quietly([
+        delete_present([
             m.path for m in _list(self._dir(SEEN), "compacted-*" + seen_digests.SUFFIX)
             if m.path[: -len(seen_digests.SUFFIX)] + ".parquet" not in parquet
             and now - (m.last_updated_in_seconds or now) >= ORPHAN_DIGEST_SECONDS])
@@ -509,14 +509,6 @@ def write_atomically(path: str, data: bytes) -> None:
     if FileSystems.exists(path):
         delete_files([path])
     FileSystems.rename([temp], [path])
-
-
-def _delete_quietly(paths: List[str]) -> None:
-    for path in paths:
-        try:
-            delete_files([path])
-        except Exception:
-            pass  # already gone: another compaction or commit got there first
 
 
 def _iso(when: datetime) -> str:
