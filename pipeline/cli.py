@@ -21,7 +21,7 @@ import signal
 import sys
 import time
 from datetime import datetime, timedelta, timezone
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence
 
 from pipeline import config as cfg
 from pipeline import rules_command, views_command
@@ -501,11 +501,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "rules":
             if beam_args:  # as for report: filesystem options for a gs:// or s3:// OUT
                 _check_beam_options(beam_args)
-            return _rules(args)
+            return _guarded("rules", rules_command.run, args)
         if args.command == "views":
             if beam_args:  # as for rules
                 _check_beam_options(beam_args)
-            return _views(args)
+            return _guarded("views", views_command.run, args)
         if args.command not in ("run", "compact", "retag"):
             raise cfg.ConfigError("expected a command: run, compact, retag, report, rules or views")
         _check_beam_options(beam_args)
@@ -610,28 +610,18 @@ def _build_report(args: argparse.Namespace, report, step_done) -> int:
     return EXIT_OK
 
 
-def _rules(args: argparse.Namespace) -> int:
-    """`newswatch rules` (pipeline/rules_command.py): storage trouble is exit 1,
-    the rest of its errors are ConfigErrors (exit 2)."""
+def _guarded(command: str, run: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """`newswatch rules` and `views` (pipeline/rules_command.py,
+    views_command.py): their ConfigErrors are exit 2; anything else (storage
+    trouble, a retag publishing the view being deleted) is one line and
+    exit 1."""
     try:
-        return rules_command.run(args)
+        return run(args)
     except cfg.ConfigError:
         raise
     except Exception as exc:
-        logging.getLogger("newswatch").exception("rules failed")
-        print(f"newswatch: rules failed: {first_line(exc)}", file=sys.stderr)
-        return EXIT_FAILED
-def _views(args: argparse.Namespace) -> int:
-    """`newswatch views` (pipeline/views_command.py): storage trouble, and a
-    retag publishing the view being deleted, are exit 1; the rest of its
-    errors are ConfigErrors (exit 2)."""
-    try:
-        return views_command.run(args)
-    except cfg.ConfigError:
-        raise
-    except Exception as exc:
-        logging.getLogger("newswatch").exception("views failed")
-        print(f"newswatch: views failed: {first_line(exc)}", file=sys.stderr)
+        logging.getLogger("newswatch").exception("%s failed", command)
+        print(f"newswatch: {command} failed: {first_line(exc)}", file=sys.stderr)
         return EXIT_FAILED
 
 

@@ -23,12 +23,11 @@ import pandas as pd
 
 from pipeline import dataset, rules_diff
 from pipeline.config import ConfigError
+from pipeline.output_commands import add_output_options, checked_output, iso_time as _time
 from transforms import rules_archive
 
 LIST, SHOW, DIFF = "list", "show", "diff"
-# Folders only a newswatch output holds (docs/output.md).
-OUTPUT_FOLDERS = ("runs", "stories", "fetches", "errors", "entries", "views", "_state",
-                  rules_archive.RULES_FOLDER)
+LIST_JSON = "list: one JSON object per line and version, for machines"
 # A version may be named by a unique prefix of at least this many digits.
 MIN_PREFIX = 4
 
@@ -37,25 +36,14 @@ def add_parser(commands) -> None:
     """`rules` and its actions, on the subcommands of the newswatch parser."""
     rules = commands.add_parser("rules", help="the versions of the topics rules an output has seen, "
                                               "and their stored files")
-    _options(rules, inherited=False)
+    add_output_options(rules, inherited=False, json_help=LIST_JSON)
     actions = rules.add_subparsers(dest="rules_action", parser_class=type(rules))
-    _options(actions.add_parser(LIST, help="each version: its first and last run, runs, stored file "
-                                           "(the default)"), inherited=True)
+    add_output_options(actions.add_parser(LIST, help="each version: its first and last run, runs, stored "
+                                                     "file (the default)"), inherited=True, json_help=LIST_JSON)
     show = actions.add_parser(SHOW, help="print the stored topics file of a version, as it was given")
     show.add_argument("version", help="a topics_version (or a unique prefix of it)")
-    _options(show, inherited=True, with_json=False)
+    add_output_options(show, inherited=True, json_help=None)
     rules_diff.add_parser(actions)
-
-
-def _options(parser: argparse.ArgumentParser, inherited: bool, with_json: bool = True) -> None:
-    # On `rules` and on each action, so that `rules --output OUT show V` and
-    # `rules show V --output OUT` both work. An action's defaults are
-    # SUPPRESSed: they would overwrite what `rules` itself parsed.
-    parser.add_argument("--output", default=argparse.SUPPRESS if inherited else None,
-                        help="output folder (local path, gs:// or s3://)")
-    if with_json:
-        parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS if inherited else False,
-                            help="list: one JSON object per line and version, for machines")
 
 
 def run(args: argparse.Namespace, out=None) -> int:
@@ -64,25 +52,8 @@ def run(args: argparse.Namespace, out=None) -> int:
     if args.rules_action == DIFF:
         # Its rules compile, and their versions resolve, before OUT is looked at.
         return rules_diff.command(args, out)
-    if not getattr(args, "output", None):
-        raise ConfigError("rules: give --output OUT")
-    output = args.output.rstrip("/") or "/"
-    problem = output_problem(output)
-    if problem:
-        raise ConfigError(f"rules: {problem}")
-    return ACTIONS[args.rules_action or LIST](output, args, out)
-
-
-def output_problem(output: str) -> Optional[str]:
-    """Why OUT cannot be listed (missing, or not a newswatch output), or None."""
-    from pipeline.compact import output_exists
-    from transforms.paths import has_files
-
-    if not output_exists(output):
-        return f"no output at {output}"
-    if not any(has_files(output, f"{folder}/**") for folder in OUTPUT_FOLDERS):
-        return f"{output} is not a newswatch output (it has none of {', '.join(f + '/' for f in OUTPUT_FOLDERS)})"
-    return None
+    action = args.rules_action or LIST
+    return ACTIONS[action](checked_output(args, "rules", action, json_actions=(LIST,)), args, out)
 
 
 # --------------------------------------------------------------------------- list
@@ -139,12 +110,6 @@ def listing_json(frame: pd.DataFrame) -> str:
 
 def _text(value) -> Optional[str]:
     return None if pd.isna(value) else str(value)  # missing text is NaN in pandas' str dtype
-
-
-def _time(value) -> Optional[str]:
-    if pd.isna(value):
-        return None
-    return value.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _relative(path: str, output: str) -> str:

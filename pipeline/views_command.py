@@ -24,44 +24,30 @@ import pandas as pd
 
 from pipeline import dataset
 from pipeline.config import ConfigError
-from pipeline.rules_command import output_problem
+from pipeline.output_commands import add_output_options, checked_output, iso_time as _time
 
 LIST, DELETE = "list", "delete"
+LIST_JSON = "list: one JSON object per line and view, for machines"
 
 
 def add_parser(commands) -> None:
     """`views` and its actions, on the subcommands of the newswatch parser."""
     views = commands.add_parser("views", help="the named views `retag` made: list them, delete one")
-    _options(views, inherited=False)
+    add_output_options(views, inherited=False, json_help=LIST_JSON)
     actions = views.add_subparsers(dest="views_action", parser_class=type(views))
-    _options(actions.add_parser(LIST, help="each view: rules version, generation, when published, range, "
-                                           "counts (the default)"), inherited=True)
+    add_output_options(actions.add_parser(LIST, help="each view: rules version, generation, when published, "
+                                                     "range, counts (the default)"),
+                       inherited=True, json_help=LIST_JSON)
     delete = actions.add_parser(DELETE, help="remove a view: its pointer first (readers then find no such "
                                              "view), then its files")
     delete.add_argument("name", help="the view's name (OUT/views/NAME/)")
-    _options(delete, inherited=True, with_json=False)
-
-
-def _options(parser: argparse.ArgumentParser, inherited: bool, with_json: bool = True) -> None:
-    # As in rules_command: on `views` and on each action; an action's
-    # defaults are SUPPRESSed so they do not overwrite what `views` parsed.
-    parser.add_argument("--output", default=argparse.SUPPRESS if inherited else None,
-                        help="output folder (local path, gs:// or s3://)")
-    if with_json:
-        parser.add_argument("--json", action="store_true", default=argparse.SUPPRESS if inherited else False,
-                            help="list: one JSON object per line and view, for machines")
+    add_output_options(delete, inherited=True, json_help=None)
 
 
 def run(args: argparse.Namespace, out=None) -> int:
     """Runs the action `args` names; raises ConfigError for exit 2."""
-    out = out or sys.stdout
-    if not getattr(args, "output", None):
-        raise ConfigError("views: give --output OUT")
-    output = args.output.rstrip("/") or "/"
-    problem = output_problem(output)
-    if problem:
-        raise ConfigError(f"views: {problem}")
-    return ACTIONS[args.views_action or LIST](output, args, out)
+    action = args.views_action or LIST
+    return ACTIONS[action](checked_output(args, "views", action, json_actions=(LIST,)), args, out or sys.stdout)
 
 
 # --------------------------------------------------------------------------- list
@@ -85,10 +71,13 @@ def listing_lines(frame: pd.DataFrame, output: str) -> List[str]:
                if row.unpublished else [])
             for row in frame.itertuples(index=False)]
     widths = [max(len(cells[i]) for cells in [header, *rows]) for i in range(len(header))]
+    numeric = {header.index("units"), header.index("stories")}
 
     def line(cells):
-        return "  ".join(c.rjust(widths[i]) if i >= 6 and i < len(widths) else
-                         c.ljust(widths[i]) if i < len(widths) else c for i, c in enumerate(cells)).rstrip()
+        # The header's columns aligned (counts to the right); a note past them as it is.
+        aligned = [cell.rjust(width) if i in numeric else cell.ljust(width)
+                   for i, (cell, width) in enumerate(zip(cells, widths))]
+        return "  ".join(aligned + cells[len(widths):]).rstrip()
 
     return [line(header), *(line(cells) for cells in rows)]
 
@@ -118,12 +107,6 @@ def _count(value) -> str:
     return "-" if pd.isna(value) else f"{int(value):,}"
 
 
-def _time(value) -> Optional[str]:
-    if pd.isna(value):
-        return None
-    return value.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 # --------------------------------------------------------------------------- delete
 
 
@@ -132,15 +115,13 @@ def delete_view(output: str, args: argparse.Namespace, out) -> int:
 
     try:
         done = views.delete_view(output, args.name)
-    except views.NoSuchView as exc:
-        raise ConfigError(f"views delete: {exc}") from None
-    except views.ViewError as exc:   # a name that cannot be a view's
+    except views.ViewError as exc:   # no such view, a name that cannot be one, a tombstone without its list
         raise ConfigError(f"views delete: {exc}") from None
     line = f"newswatch: view {done.name} deleted" + (
         f" (generation {done.generation})" if done.generation else " (an earlier deletion finished)")
     line += f": {len(done.removed)} generation{'s' if len(done.removed) != 1 else ''} removed"
     if done.kept:
-        line += (f"; kept {', '.join(done.kept)}, made since the deletion began by a retag of the same "
+        line += (f"; kept {', '.join(done.kept)}, not there when the deletion began: a retag of the same "
                  f"name (it publishes, or the next retag that publishes removes it)")
     print(line, file=out, flush=True)
     return 0
