@@ -20,13 +20,14 @@ that published cleans up, after publishing (remove_superseded): the
 generation it replaced stays until the next retag of the name, for readers
 still in it.
 
-Deleting a view (delete_view, `newswatch views delete`) first replaces the
-pointer, at the version it read, with a tombstone (`{"deleted": true}`):
-from then on readers find no such view, and a retag that read the old
-pointer cannot publish. Then the generations created before the deletion
-go, then the tombstone. A retag that reads a tombstone takes the view as
-absent and publishes by creating the pointer, which fails until the
-tombstone is gone; its generation, newer than the deletion, is kept.
+Deleting a view (delete_view, `newswatch views delete`) lists the
+generations, then replaces the pointer, at the version it read, with a
+tombstone (`{"deleted": true, "remove": [...]}`) that stores that list: from
+then on readers find no such view, and a retag that read the old pointer
+cannot publish. Then exactly the listed generations go, then the tombstone
+(deleted at its version only). A retag that reads a tombstone takes the view
+as absent and publishes by creating the pointer, which fails until the
+tombstone is gone; its generation, not in the list, is kept.
 
 Reading a pointer needs no Beam (pipeline/dataset.py reads views with
 pyarrow alone); writing goes through Beam's filesystems.
@@ -85,13 +86,15 @@ class ViewPointer:
 
 
 DELETED = "deleted"   # the key of a tombstone: a pointer whose view is being deleted
+REMOVE = "remove"     # a tombstone's generations to remove
 
 
-def tombstone(name: str, deleted_at: datetime, generations: List[str]) -> bytes:
+def tombstone(name: str, deleted_at: datetime, remove: List[str]) -> bytes:
     """The pointer's body while its view is being deleted: when, and the
-    generations the pointer named (its own and `previous`)."""
+    generations the deletion removes (listed before the tombstone was
+    written, with those the pointer named)."""
     return json.dumps({DELETED: True, "name": name, "deleted_at": _iso(deleted_at),
-                       "generations": generations}, sort_keys=True).encode("utf-8")
+                       REMOVE: sorted(remove)}, sort_keys=True).encode("utf-8")
 
 
 def is_tombstone(body: dict) -> bool:
@@ -169,8 +172,13 @@ def publish(output: str, pointer: ViewPointer, version: Optional[str]) -> None:
     else:
         done = conditional.replace(path, pointer.to_json(), version)
     if done is None:
-        raise Published(f"view {pointer.name} was published by another retag, or is being deleted, "
-                        "meanwhile")
+        # Say what stands in the way now (it may have changed again since).
+        now = conditional.read(path)
+        if now is None:
+            raise Published(f"view {pointer.name} was deleted meanwhile (`newswatch views delete`)")
+        if is_tombstone(json.loads(now.data.decode("utf-8"))):
+            raise Published(f"view {pointer.name} is being deleted (`newswatch views delete`)")
+        raise Published(f"view {pointer.name} was published by another retag meanwhile")
 
 
 def generations(output: str, name: str) -> List[str]:
@@ -237,19 +245,30 @@ class Deleted:
     """What delete_view did."""
 
     name: str
-    generation: Optional[str]          # the generation the pointer named (None: resumed a deletion)
+    generation: Optional[str]          # the generation the pointer named (None: finished an earlier deletion)
     removed: List[str]                 # generation folders removed
-    kept: List[str]                    # generations newer than the deletion (a retag started since)
+    kept: List[str]                    # generations not listed in the tombstone (retags begun since)
+
+
+# Points where a test can stop a deletion (transforms/phases.py).
+DELETE_POINTER_READ = "views-delete-pointer-read"   # the pointer is read, nothing written
+DELETE_TOMBSTONED = "views-delete-tombstoned"       # the tombstone is in place, nothing removed
 
 
 def delete_view(output: str, name: str, now: Optional[datetime] = None) -> Deleted:
-    """Deletes the view `name`: its pointer first (replaced by a tombstone,
-    at the version read, so that readers see no view and a retag that read
-    the old pointer cannot publish), then the generations created before the
-    deletion, then the tombstone. A deletion killed midway leaves the
-    tombstone: the view reads as absent, and deleting it again finishes.
-    Raises NoSuchView (no pointer), Published (a retag published between
-    the read and the tombstone: nothing was deleted)."""
+    """Deletes the view `name`: lists its generations, replaces the pointer
+    at the version read by a tombstone that stores that list (from then on
+    readers see no view, and a retag that read the old pointer cannot
+    publish), removes exactly the listed generations, then the tombstone at
+    the version this deletion wrote or read. No clocks are compared: a
+    generation made after the listing (a retag that read the tombstone, or
+    one that will fail to publish) is kept. A deletion killed midway leaves
+    the tombstone: the view reads as absent, and deleting it again finishes
+    from the tombstone's list. Raises NoSuchView (no pointer, or another
+    deletion finished meanwhile), Published (a retag published between the
+    read and the tombstone: nothing was deleted), ViewError (a tombstone
+    without its list)."""
+    from transforms import phases
     from transforms.state import conditional
 
     path = pointer_path(output, check_name(name))
@@ -260,46 +279,56 @@ def delete_view(output: str, name: str, now: Optional[datetime] = None) -> Delet
             f" ({VIEWS_DIR}/{name}/ holds {len(unpublished)} unpublished generation"
             f"{'s' if len(unpublished) != 1 else ''}: a retag under way or killed; the next retag of the "
             f"name that publishes removes them)" if unpublished else ""))
+    phases.reached(DELETE_POINTER_READ)
     body = json.loads(found.data.decode("utf-8"))
-    if is_tombstone(body):
-        marker, generation = found.data, None
-        named = set(body.get("generations") or [])
-        stamp = body.get("deleted_at", "")
-        since = datetime.fromisoformat(stamp.replace("Z", "+00:00")) if stamp else (
-            now or datetime.now(timezone.utc))
-    else:
-        generation = body.get("generation")
-        named = {g for g in (generation, body.get("previous")) if g}
-        since = now or datetime.now(timezone.utc)
-        marker = tombstone(name, since, sorted(named))
-        if conditional.replace(path, marker, found.version) is None:
-            raise Published(f"view {name} was published by a retag meanwhile: nothing deleted")
-    # Generation ids carry their creation time to the second: one made in
-    # the deletion's second, and not named by the pointer, may be a retag's
-    # that read the tombstone; it stays.
-    cutoff = since.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    generation = None
+    if not is_tombstone(body):
+        named = {g for g in (body.get("generation"), body.get("previous")) if g}
+        marker = tombstone(name, now or datetime.now(timezone.utc), sorted(named | set(generations(output, name))))
+        version = conditional.replace(path, marker, found.version)
+        if version is None:
+            found, body = _after_a_lost_race(output, name, path)
+        else:
+            generation = body.get("generation")
+            found, body = conditional.Versioned(marker, version), json.loads(marker.decode("utf-8"))
+    remove = _listed(body, name)
+    phases.reached(DELETE_TOMBSTONED)
     removed, kept = [], []
     for each in generations(output, name):
-        if each in named or generation_time(each) < cutoff:
+        if each in remove:
             remove_generation(output, name, each)
             removed.append(each)
         else:
             kept.append(each)
-    # On local disk the folder keeps the pointer's hidden lock file, which
-    # is never deleted (transforms/state/conditional.py).
-    _remove_tombstone(path, marker)
+    # At the version written or read: if another deletion removed it and a
+    # retag has since created the pointer, that pointer stays. On local
+    # disk the folder keeps the pointer's hidden lock file, which is never
+    # deleted (transforms/state/conditional.py).
+    conditional.delete(path, found.version)
     return Deleted(name, generation, removed, kept)
 
 
-def _remove_tombstone(path: str, tombstone_body: bytes) -> None:
-    """Removes the pointer if it still holds this deletion's tombstone (only
-    a retag's create can follow a tombstone, and only once it is gone)."""
-    from transforms.paths import delete_files
+def _after_a_lost_race(output: str, name: str, path: str):
+    """The pointer changed between the read and the tombstone: (found, body)
+    of another deletion's tombstone, to finish that deletion; else NoSuchView
+    (that deletion has finished) or Published (a retag published)."""
     from transforms.state import conditional
 
-    current = conditional.read(path)
-    if current is not None and current.data == tombstone_body:
-        delete_files([path])
+    found = conditional.read(path)
+    if found is None:
+        raise NoSuchView(f"no view {name} in {output} (another `views delete` removed it meanwhile)")
+    body = json.loads(found.data.decode("utf-8"))
+    if not is_tombstone(body):
+        raise Published(f"view {name} was published by a retag meanwhile: nothing deleted")
+    return found, body
+
+
+def _listed(body: dict, name: str) -> set:
+    """The generations a tombstone says to remove."""
+    if not isinstance(body.get(REMOVE), list):
+        raise ViewError(f"view {name} is being deleted, but its tombstone ({VIEWS_DIR}/{name}/{POINTER}) lists "
+                        f"no generations to remove: remove {VIEWS_DIR}/{name}/ by hand once no retag of it runs")
+    return set(body[REMOVE])
 
 
 def exists(path: str) -> bool:

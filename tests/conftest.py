@@ -19,6 +19,17 @@ os.environ["NO_GCE_CHECK"] = "true"
 
 
 @pytest.fixture
+def copy_of(tmp_path):
+    """copy_of(folder): a copy of an output a module fixture made, as
+    tmp_path/out, for one test to change."""
+    def copy(folder):
+        import shutil
+
+        return shutil.copytree(folder, tmp_path / "out")
+    return copy
+
+
+@pytest.fixture
 def feed_server():
     """A started FeedServer on 127.0.0.1; stopped after the test."""
     with FeedServer() as server:

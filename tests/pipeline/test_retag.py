@@ -126,11 +126,9 @@ def world(tmp_path_factory):
 
 
 @pytest.fixture
-def out(world, tmp_path):
+def out(world, copy_of):
     """A copy of the rules-A output, for a test to change."""
-    copy = tmp_path / "out"
-    shutil.copytree(world / "out_a", copy)
-    return copy
+    return copy_of(world / "out_a")
 
 
 def test_the_fixture_needs_state_across_runs(world):

@@ -40,10 +40,8 @@ def text(value):
 
 
 @pytest.fixture
-def out(made, tmp_path):
-    copy = tmp_path / "out"
-    shutil.copytree(made / "out", copy)
-    return copy
+def out(made, copy_of):
+    return copy_of(made / "out")
 
 
 def test_list_views_gives_each_view_from_its_pointer(out):
@@ -122,22 +120,42 @@ def test_delete_of_an_unknown_name_is_one_line_and_exit_2(out, capsys):
     assert list(dataset.list_views(out).name) == ["a-first", "b"]
 
 
-def test_a_view_being_deleted_reads_as_absent_and_a_second_delete_finishes(out, capsys):
-    # A deletion killed after its tombstone: the pointer is a tombstone, the
-    # generations are still there.
-    pointer = dataset.read_view(out, "b")
+def killed_deletion(out, name, remove=None):
+    """The pointer of `name` as a deletion killed after its tombstone leaves
+    it: a tombstone listing `remove` (default: the view's generations)."""
     from datetime import datetime, timezone
+
     from transforms.state import conditional
-    path = views.pointer_path(str(out), "b")
+
+    path = views.pointer_path(str(out), name)
     found = conditional.read(path)
-    assert conditional.replace(path, views.tombstone("b", datetime.now(timezone.utc), [pointer["generation"]]),
-                               found.version)
-    with pytest.raises(FileNotFoundError, match="being deleted"):
+    remove = views.generations(str(out), name) if remove is None else remove
+    assert conditional.replace(path, views.tombstone(name, datetime.now(timezone.utc), remove), found.version)
+    return path
+
+
+def test_a_view_being_deleted_reads_as_absent_and_a_second_delete_finishes(out, capsys):
+    generations = views.generations(str(out), "b")
+    path = killed_deletion(out, "b")
+    with pytest.raises(FileNotFoundError, match=r"\(it is being deleted\)"):
         dataset.read_stories(out, view="b")
     assert list(dataset.list_views(out).name) == ["a-first"]
+    assert views.generations(str(out), "b") == generations
     assert main(["views", "delete", "b", "--output", str(out)]) == 0
-    assert "an earlier deletion finished" in capsys.readouterr().out
+    assert "(an earlier deletion finished): 1 generation removed" in capsys.readouterr().out
     assert views.generations(str(out), "b") == [] and not os.path.exists(path)
+
+
+def test_a_tombstone_without_its_list_is_one_line_and_exit_2(out, capsys):
+    from transforms.state import conditional
+
+    path = views.pointer_path(str(out), "b")
+    found = conditional.read(path)
+    assert conditional.replace(path, json.dumps({"deleted": True, "name": "b"}).encode(), found.version)
+    assert main(["views", "delete", "b", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "lists no generations to remove" in err
+    assert len(views.generations(str(out), "b")) == 1                   # nothing guessed, nothing removed
 
 
 def test_a_retag_that_read_the_pointer_before_a_delete_cannot_publish(out, tmp_path):
@@ -161,9 +179,108 @@ def test_a_retag_that_read_the_pointer_before_a_delete_cannot_publish(out, tmp_p
     finally:
         if job.poll() is None:
             job.kill()
-    assert job.returncode == 1 and "being deleted" in stderr, stderr[-2000:]
+    assert job.returncode == 1 and "view b was deleted meanwhile" in stderr, stderr[-2000:]
     assert not (out / "views" / "b" / "_view.json").exists()
     assert list(dataset.list_views(out).name) == ["a-first"]
+
+
+def paused_delete(out, tmp_path, phase):
+    """`newswatch views delete b` in a subprocess, paused at `phase`
+    (pipeline/views.py); returns it and its resume function."""
+    from transforms import phases
+
+    signal_file, resume = tmp_path / f"{phase}.paused", tmp_path / f"{phase}.resume"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **{phases.PAUSE_AT: phase, phases.PAUSE_SIGNAL: str(signal_file),
+                                                     phases.PAUSE_UNTIL: str(resume)})
+    job = subprocess.Popen([sys.executable, "-m", "pipeline", "views", "delete", "b", "--output", str(out)],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    phases_wait(signal_file, job)
+
+    def finish():
+        resume.write_text("go")
+        try:
+            return job.communicate(timeout=120)
+        finally:
+            if job.poll() is None:
+                job.kill()
+    return job, finish
+
+
+def test_while_the_tombstone_stands_generations_stay_readers_see_none_and_a_retag_cannot_publish(
+        out, tmp_path, capsys):
+    before = views.generations(str(out), "b")
+    rules = _rules(out, "b")
+    job, finish = paused_delete(out, tmp_path, views.DELETE_TOMBSTONED)
+    try:
+        assert views.generations(str(out), "b") == before                    # nothing removed yet
+        with pytest.raises(FileNotFoundError, match=r"\(it is being deleted\)"):
+            dataset.read_stories(out, view="b")
+        assert retag(rules, out, "--name", "b") == 1                           # it read the tombstone
+        assert "view b is being deleted" in capsys.readouterr().err
+        started = [g for g in views.generations(str(out), "b") if g not in before]
+        assert len(started) == 1
+    finally:
+        stdout, stderr = finish()
+    assert job.returncode == 0, stderr[-2000:]
+    assert f"1 generation removed; kept {started[0]}" in stdout
+    assert views.generations(str(out), "b") == started                         # the retag's, not listed
+    assert not (out / "views" / "b" / "_view.json").exists()
+
+
+def test_a_retag_that_publishes_between_the_read_and_the_tombstone_wins_and_nothing_is_deleted(out, tmp_path):
+    job, finish = paused_delete(out, tmp_path, views.DELETE_POINTER_READ)
+    try:
+        assert retag(_rules(out, "b"), out, "--name", "b", "--replace") == 0
+        published = dataset.read_view(out, "b")
+        generations = views.generations(str(out), "b")
+    finally:
+        stdout, stderr = finish()
+    assert job.returncode == 1, stderr[-2000:]
+    assert "view b was published by a retag meanwhile: nothing deleted" in stderr
+    assert dataset.read_view(out, "b") == published
+    assert views.generations(str(out), "b") == generations and len(generations) == 2
+    assert len(dataset.read_stories(out, view="b")) == published["counts"]["stories"]
+
+
+def test_a_delete_that_loses_the_race_to_another_delete_finishes_it_or_says_so(out, tmp_path):
+    # Another deletion's tombstone stands: this one finishes it from its list.
+    job, finish = paused_delete(out, tmp_path, views.DELETE_POINTER_READ)
+    try:
+        path = killed_deletion(out, "b")
+    finally:
+        stdout, stderr = finish()
+    assert job.returncode == 0, stderr[-2000:]
+    assert "view b deleted (an earlier deletion finished): 1 generation removed" in stdout
+    assert views.generations(str(out), "b") == [] and not os.path.exists(path)
+    # The other deletion has finished: nothing left to delete, and it says so.
+    assert retag(_rules(out, "a-first"), out, "--name", "b") == 0
+    again = tmp_path / "again"
+    again.mkdir()
+    job, finish = paused_delete(out, again, views.DELETE_POINTER_READ)
+    try:
+        assert main(["views", "delete", "b", "--output", str(out)]) == 0
+    finally:
+        stdout, stderr = finish()
+    assert job.returncode == 2 and stderr.strip().splitlines() == [
+        f"newswatch: error: views delete: no view b in {out} (another `views delete` removed it meanwhile)"]
+
+
+def test_a_resumed_delete_leaves_a_pointer_made_after_its_tombstone_went(out, tmp_path):
+    # B read a killed deletion's tombstone; A finishes that deletion; a retag
+    # makes the view anew; B goes on: its tombstone removal, at the version
+    # it read, must not remove the new pointer.
+    killed_deletion(out, "b")
+    job, finish = paused_delete(out, tmp_path, views.DELETE_POINTER_READ)
+    try:
+        assert main(["views", "delete", "b", "--output", str(out)]) == 0      # A
+        assert retag(_rules(out, "a-first"), out, "--name", "b") == 0
+        remade = dataset.read_view(out, "b")
+    finally:
+        stdout, stderr = finish()
+    assert job.returncode == 0, stderr[-2000:]
+    assert "0 generations removed" in stdout
+    assert dataset.read_view(out, "b") == remade
+    assert len(dataset.read_stories(out, view="b")) == remade["counts"]["stories"]
 
 
 def phases_wait(signal_file, job, seconds=120):
@@ -193,22 +310,33 @@ def store(request, tmp_path):
     return f"{request.param}://{server.bucket}/views-{uuid.uuid4().hex[:8]}/out", beam_args
 
 
-def test_delete_on_each_filesystem_keeps_a_generation_begun_since(store, capsys):
+def test_delete_on_each_filesystem_removes_what_it_listed_and_keeps_a_generation_begun_since(
+        store, capsys, monkeypatch, tmp_path):
+    # Generation ids carry times; a later one made by a machine whose clock
+    # is behind must still be kept, and an orphan from the future removed:
+    # the deletion goes by its listing, not by clocks.
+    import threading
     from datetime import datetime, timedelta, timezone
+
+    from apache_beam.io.filesystems import FileSystems
+
+    from transforms import phases
 
     out, beam_args = store
     now = datetime.now(timezone.utc)
-    orphan, previous, current = (views.new_generation(now - timedelta(hours=h)) for h in (3, 2, 1))
-    later = views.new_generation(now + timedelta(hours=1))          # a retag that began after the deletion
-    from apache_beam.io.filesystems import FileSystems
+    orphan, previous, current = (views.new_generation(now + timedelta(hours=h)) for h in (3, -2, -1))
+    later = views.new_generation(now - timedelta(hours=5))          # made after the listing, on a slow clock
 
-    for generation in (orphan, previous, current, later):
+    def make(generation):
         root = views.generation_dir(out, "v", generation)
         for path in (f"{root}/{views.TOPICS_FILE}", f"{root}/stories/date=2021-09-28/r1-000.parquet"):
             if "://" not in out:
                 os.makedirs(os.path.dirname(path), exist_ok=True)
             with FileSystems.create(path) as handle:
                 handle.write(b"not read here")
+
+    for generation in (orphan, previous, current):
+        make(generation)
     views.publish(out, views.ViewPointer(name="v", generation=current, topics_version="0123456789abcdef",
                                          topics_file=f"{current}/{views.TOPICS_FILE}", topics_text="",
                                          source_output=out, previous=previous, runs=["r1"],
@@ -216,9 +344,27 @@ def test_delete_on_each_filesystem_keeps_a_generation_begun_since(store, capsys)
                                          counts={"entries": 5, "stories": 2}), None)
     frame = dataset.list_views(out)
     assert list(frame.name) == ["v"] and frame.generation.item() == current
-    assert (frame.stories.item(), frame.units.item(), frame.unpublished.item()) == (2, 1, 2)
+    assert (frame.stories.item(), frame.units.item(), frame.unpublished.item()) == (2, 1, 1)
     capsys.readouterr()
-    assert main(["views", "delete", "v", "--output", out, *beam_args]) == 0
+    signal_file, resume = tmp_path / "paused", tmp_path / "resume"
+    monkeypatch.setenv(phases.PAUSE_AT, views.DELETE_TOMBSTONED)
+    monkeypatch.setenv(phases.PAUSE_SIGNAL, str(signal_file))
+    monkeypatch.setenv(phases.PAUSE_UNTIL, str(resume))
+    codes = []
+    deleting = threading.Thread(target=lambda: codes.append(main(["views", "delete", "v", "--output", out,
+                                                                  *beam_args])))
+    deleting.start()
+    try:
+        for _ in range(1200):
+            if signal_file.exists() or not deleting.is_alive():
+                break
+            deleting.join(0.05)
+        assert signal_file.exists()
+        make(later)
+    finally:
+        resume.write_text("go")
+        deleting.join(120)
+    assert codes == [0]
     said = capsys.readouterr().out
     assert f"view v deleted (generation {current}): 3 generations removed; kept {later}" in said
     assert views.generations(out, "v") == [later]
@@ -228,3 +374,12 @@ def test_delete_on_each_filesystem_keeps_a_generation_begun_since(store, capsys)
     assert main(["views", "delete", "v", "--output", out, *beam_args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "no view v in" in err and "holds 1 unpublished generation" in err
+
+
+def test_views_json_belongs_to_the_listing(out, capsys):
+    for argv in (["views", "--json", "delete", "b", "--output", str(out)],
+                 ["rules", "--json", "show", "0123456789abcdef", "--output", str(out)]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--json is for list only" in err[0], err
+    assert list(dataset.list_views(out).name) == ["a-first", "b"]
