@@ -105,9 +105,10 @@ def real_feeds_disk(folder: Optional[Path] = None) -> Optional[dict]:
 
 
 def measure(entries: int = PER, repeat: int = 1, latency: float = 0.02, work: Optional[str] = None,
-            log: Callable[[str], None] = _stderr) -> dict:
+            log: Callable[[str], None] = _stderr, variants: Optional[List[str]] = None) -> dict:
     """Generates the corpus, serves it, runs every variant `repeat` times
-    (alternating); returns the figures, or {"error": ...} for a wrong run."""
+    (alternating); returns the figures, or {"error": ...} for a wrong run.
+    `variants`: the runs to make ("off" always among them), default all."""
     from benchmarks import corpus, local
     from benchmarks.measure import run_measured
     from benchmarks.run import MIN_FREE_MEMORY, ROOT, TOPICS, _python_env, machine, serve_folder
@@ -121,14 +122,15 @@ def measure(entries: int = PER, repeat: int = 1, latency: float = 0.02, work: Op
         folder = os.path.join(work, "corpus")
         truth = corpus.write(spec, load_topic_definitions(str(TOPICS)), folder)
         log(f"corpus {truth.entries:,} entries in {truth.documents:,} documents, {truth.bytes / 1e6:,.0f} MB")
-        runs: Dict[str, list] = {name: [] for name in VARIANTS}
+        chosen = {name: VARIANTS[name] for name in VARIANTS if name == "off" or name in (variants or VARIANTS)}
+        runs: Dict[str, list] = {name: [] for name in chosen}
         problems: List[str] = []
         with FeedServer() as server:
             feeds = os.path.join(work, "feeds.txt")
             with open(feeds, "w") as handle:
                 handle.write("".join(server.url(p) + "\n" for p in serve_folder(server, folder, latency)))
             for attempt in range(repeat):
-                for name, flags in VARIANTS.items():
+                for name, flags in chosen.items():
                     out = os.path.join(work, f"out-{name}-{attempt}")
                     cmd = [sys.executable, "-m", "pipeline", "run", "--feeds", feeds, "--topics", str(TOPICS),
                            "--output", out, "--run-id", "bench", "--runner", "DirectRunner",
@@ -144,23 +146,25 @@ def measure(entries: int = PER, repeat: int = 1, latency: float = 0.02, work: Op
         if problems:
             return {"error": "; ".join(sorted(set(problems)))}
         median = lambda name, key: statistics.median(r[key] for r in runs[name])
-        cpu = {name: round(median(name, "cpu_s"), 2) for name in VARIANTS}
-        disk = {name: int(median(name, "archive_bytes")) for name in ("full", "none")}
+        cpu = {name: round(median(name, "cpu_s"), 2) for name in chosen}
+        archiving = [name for name in ("full", "none") if name in chosen]
+        disk = {name: int(median(name, "archive_bytes")) for name in archiving}
         return {
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "machine": machine(),
-            "command": f"python -m benchmarks.archive_cost --entries {entries} --repeat {repeat}",
+            "command": f"python -m benchmarks.archive_cost --entries {entries} --repeat {repeat}"
+                       + (f" --variants {','.join(chosen)}" if len(chosen) < len(VARIANTS) else ""),
             "entries": truth.entries, "documents": truth.documents, "corpus_bytes": truth.bytes,
             "repeat": repeat,
             "cpu_s": cpu,
-            "wall_s": {name: round(median(name, "wall_s"), 2) for name in VARIANTS},
-            "peak_rss": {name: int(median(name, "peak_rss")) for name in VARIANTS},
+            "wall_s": {name: round(median(name, "wall_s"), 2) for name in chosen},
+            "peak_rss": {name: int(median(name, "peak_rss")) for name in chosen},
             "archive_bytes": disk,
             "bytes_per_100k": {name: round(disk[name] * PER / truth.entries) for name in disk},
-            "cpu_ratio": {name: round(cpu[name] / cpu["off"], 3) for name in ("full", "none")},
+            "cpu_ratio": {name: round(cpu[name] / cpu["off"], 3) for name in archiving},
             "target_cpu_ratio": TARGET_CPU_RATIO,
             "rss_ratio": {name: round(median(name, "peak_rss") / median("off", "peak_rss"), 3)
-                          for name in ("full", "none")},
+                          for name in archiving},
             "target_rss_ratio": TARGET_RSS_RATIO,
             "real_feeds": real_feeds_disk(),
         }
@@ -187,6 +191,8 @@ def render(result: dict) -> str:
              f"{'--no-archive':<28} {result['cpu_s']['off']:>8.1f} {'-':>7} {result['wall_s']['off']:>8.1f} "
              f"{rss('off'):>9} {'-':>7} {'-':>25}"]
     for name, label in (("full", "archive (text kept, default)"), ("none", "--archive-text none")):
+        if name not in result["cpu_s"]:
+            continue
         rss_ratio = f"{result['rss_ratio'][name]:>6.2f}x" if "rss_ratio" in result else f"{'':>7}"
         lines.append(f"{label:<28} {result['cpu_s'][name]:>8.1f} {result['cpu_ratio'][name]:>6.2f}x "
                      f"{result['wall_s'][name]:>8.1f} {rss(name):>9} {rss_ratio} {per(name):>25}")
@@ -212,9 +218,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=PER, help="corpus size (default 100,000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of each variant, alternating (median)")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"runs to make, comma-separated, of {','.join(VARIANTS)} (off is always run)")
     parser.add_argument("--save", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
-    result = measure(args.entries, args.repeat)
+    result = measure(args.entries, args.repeat, variants=args.variants.split(","))
     print(render(result))
     if args.save and "error" not in result:
         args.save.parent.mkdir(parents=True, exist_ok=True)

@@ -193,14 +193,14 @@ def shard_of(record, kind: OutputKind, shards: int) -> int:
 
 
 # Rows travel from the stages to the writer as Arrow record batches of at
-# most BATCH_ROWS rows (lz4-compressed IPC bytes), and a file is written
-# ROW_GROUP_ROWS rows at a time: what a (date, shard) group holds in memory
-# is its rows in Arrow, not a Python object per row, and the writer adds one
-# row group to it. A run's partitions and the archive's in particular hold
-# every entry with its text (docs/archive.md#cost).
+# most BATCH_ROWS rows, zstd-compressed IPC bytes (what the group holds until
+# the write), and a file is written ROW_GROUP_ROWS rows at a time: a (date,
+# shard) group is its rows in Arrow, not a Python object per row, and the
+# writer adds one row group to it. The archive's groups hold every entry of
+# a fetch day with its text (docs/archive.md#cost).
 BATCH_ROWS = 2_000
-ROW_GROUP_ROWS = 20_000
-_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="lz4")
+ROW_GROUP_ROWS = 10_000
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 
 def rows_to_ipc(records: List, schema: pa.Schema) -> bytes:
