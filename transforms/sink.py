@@ -17,17 +17,20 @@ beam.io.WriteToParquet writes unreadable and mislabelled files for windowed
 """
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
 import zlib
 from dataclasses import dataclass
-from typing import Callable, Iterable, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import IntervalWindow
+from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import metrics, phases
 from transforms import schema as schemas
@@ -43,7 +46,12 @@ class OutputKind:
     name: str
     schema: pa.Schema
     date_of: Callable            # record -> datetime that picks the partition
-    sort_key: Callable           # record -> sortable, for deterministic files
+    sort_key: Callable           # record -> sortable: picks the shard (shard_of)
+    # The same order as sort_key, on the file's columns (sort_indices): how
+    # rows are sorted in a file. Columns in `null_as_empty` sort a null as ""
+    # as sort_key does (`entry_key or ""`).
+    sort_columns: Tuple[str, ...]
+    null_as_empty: Tuple[str, ...] = ()
     compression_level: Optional[int] = None   # zstd level; None: pyarrow's default
 
 
@@ -51,18 +59,20 @@ def _story_date(story: Story):
     return story.published_at or story.fetched_at
 
 
-STORIES = OutputKind("stories", schemas.STORIES_SCHEMA, _story_date, lambda s: s.story_id)
+STORIES = OutputKind("stories", schemas.STORIES_SCHEMA, _story_date, lambda s: s.story_id, ("story_id",))
 FETCHES = OutputKind("fetches", schemas.FETCHES_SCHEMA, lambda r: r.fetched_at,
-                     lambda r: (r.feed_url, r.fetched_at))
+                     lambda r: (r.feed_url, r.fetched_at), ("feed_url", "fetched_at"))
 ERRORS = OutputKind("errors", schemas.ERRORS_SCHEMA, lambda r: r.occurred_at,
-                    lambda r: (r.stage, r.feed_url, r.entry_key or "", r.reason))
+                    lambda r: (r.stage, r.feed_url, r.entry_key or "", r.reason),
+                    ("stage", "feed_url", "entry_key", "reason"), null_as_empty=("entry_key",))
 # Partitioned by when the entry was fetched, so a retag of some days reads
 # those days only. zstd 9: the archive is the largest output and is written
 # once and read rarely (transforms/archive.py).
 ENTRIES = OutputKind("entries", schemas.ENTRIES_SCHEMA, lambda s: s.fetched_at,
-                     lambda s: (s.feed_url, s.fetched_at, s.entry_index, s.story_id), compression_level=9)
+                     lambda s: (s.feed_url, s.fetched_at, s.entry_index, s.story_id),
+                     ("feed_url", "fetched_at", "entry_index", "story_id"), compression_level=9)
 # One file a run (`<run_id>.parquet`), written by write_run_row, not WritePartitions.
-RUNS = OutputKind("runs", schemas.RUNS_SCHEMA, lambda r: r["started_at"], lambda r: r["run_id"])
+RUNS = OutputKind("runs", schemas.RUNS_SCHEMA, lambda r: r["started_at"], lambda r: r["run_id"], ("run_id",))
 # Outputs that exist, with their schema, from a run on: an empty file when
 # the run gave them no rows (ensure_schema_files).
 ALWAYS_PRESENT = (FETCHES, ERRORS)
@@ -82,17 +92,34 @@ def file_name(run_id: str, shard: int, tag: str = "") -> str:
 
 def write_parquet_atomically(path: str, table: pa.Table, compression_level: Optional[int] = None) -> None:
     """Write `table` to `path` so that the file appears whole or not at all."""
+    write_row_groups_atomically(path, table.schema, [table], compression_level)
+
+
+def write_row_groups_atomically(path: str, schema: pa.Schema, row_groups: Iterable[pa.Table],
+                                compression_level: Optional[int] = None,
+                                before_publish: Callable[[], None] = lambda: None) -> None:
+    """Write the tables of `row_groups` one after the other into one file at
+    `path`, which appears whole or not at all: each is written as it comes
+    (no more of the file than one of them is in memory), into a hidden
+    temporary that is renamed once complete. `before_publish` runs just
+    before the rename; if it (or the writing) raises, the temporary goes and
+    nothing appears."""
     folder, name = path.rsplit("/", 1)
     make_folder(folder)
     temp = f"{folder}/.{name}.{uuid.uuid4().hex}.inprogress"
-    with FileSystems.create(temp) as handle:
-        pq.write_table(table, handle, compression="zstd", compression_level=compression_level)
     try:
+        with FileSystems.create(temp) as handle:
+            with pq.ParquetWriter(handle, schema, compression="zstd",
+                                  compression_level=compression_level) as writer:
+                for table in row_groups:
+                    writer.write_table(table)
+        before_publish()
         if FileSystems.exists(path):  # re-run of the same run id: replace
             delete_files([path])
         FileSystems.rename([temp], [path])
     except Exception:
-        delete_files([temp])
+        with contextlib.suppress(Exception):  # the first error is the one to see
+            delete_files([temp])
         raise
 
 
@@ -165,33 +192,108 @@ def shard_of(record, kind: OutputKind, shards: int) -> int:
     return zlib.crc32(repr(kind.sort_key(record)).encode()) % shards
 
 
+# Rows travel from the stages to the writer as Arrow record batches of at
+# most BATCH_ROWS rows, zstd-compressed IPC bytes (what the group holds until
+# the write), and a file is written ROW_GROUP_ROWS rows at a time: a (date,
+# shard) group is its rows in Arrow, not a Python object per row, and the
+# writer adds one row group to it. The archive's groups hold every entry of
+# a fetch day with its text (docs/archive.md#cost).
+BATCH_ROWS = 2_000
+ROW_GROUP_ROWS = 10_000
+_IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
+
+
+def rows_to_ipc(records: List, schema: pa.Schema) -> bytes:
+    """`records` (read by attribute, to_row) as one Arrow IPC stream."""
+    batch = pa.RecordBatch.from_pylist([to_row(r, schema) for r in records], schema=schema)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, schema, options=_IPC_OPTIONS) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+def table_from_ipc(messages: Iterable[bytes], schema: pa.Schema) -> pa.Table:
+    batches = [batch for message in messages for batch in pa.ipc.open_stream(message)]
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+def sort_order(table: pa.Table, kind: OutputKind) -> pa.Array:
+    """The row order kind.sort_key gives, on the table's columns: a stable
+    sort, so rows with equal keys keep the order they came in. (Strings
+    compare as UTF-8 bytes, which is code point order, as Python's do;
+    timestamps by their UTC instant, as aware datetimes do.)"""
+    keys = {}
+    for name in kind.sort_columns:
+        column = table.column(name)
+        keys[name] = pc.fill_null(column, "") if name in kind.null_as_empty else column
+    return pc.sort_indices(pa.table(keys), sort_keys=[(name, "ascending") for name in keys])
+
+
+def sorted_row_groups(table: pa.Table, kind: OutputKind, rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
+    """The table's rows in file order, `rows` at a time."""
+    order = sort_order(table, kind)
+    for start in range(0, table.num_rows, rows):
+        yield table.take(order.slice(start, rows))
+
+
+class _BatchRowsFn(beam.DoFn):
+    """record -> ("<date>|<shard>", Arrow IPC bytes of up to batch_rows
+    records of that partition and window), in the order the records came."""
+
+    def __init__(self, kind: OutputKind, shards: int, batch_rows: int):
+        self.kind, self.shards, self.batch_rows = kind, shards, batch_rows
+
+    def start_bundle(self):
+        self._buffers: Dict[Tuple[str, object], list] = {}
+        self._latest: Dict[Tuple[str, object], object] = {}
+
+    def process(self, record, win=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
+        key = f"{schemas.partition_date(self.kind.date_of(record))}|{shard_of(record, self.kind, self.shards)}"
+        slot = (key, win)
+        buffer = self._buffers.setdefault(slot, [])
+        buffer.append(record)
+        self._latest[slot] = max(self._latest.get(slot, timestamp), timestamp)
+        if len(buffer) >= self.batch_rows:
+            yield self._flush(slot)
+
+    def finish_bundle(self):
+        for slot in list(self._buffers):
+            yield self._flush(slot)
+
+    def _flush(self, slot) -> WindowedValue:
+        key, win = slot
+        message = rows_to_ipc(self._buffers.pop(slot), self.kind.schema)
+        return WindowedValue((key, message), self._latest.pop(slot), [win])
+
+
 class _WritePartitionFn(beam.DoFn):
-    def __init__(self, output: str, kind: OutputKind, run_id: str, lease: Optional[LeaseHandle] = None):
+    def __init__(self, output: str, kind: OutputKind, run_id: str, lease: Optional[LeaseHandle] = None,
+                 row_group_rows: int = ROW_GROUP_ROWS):
         self.output = output
         self.kind = kind
         self.run_id = run_id
         self.lease = lease
+        self.row_group_rows = row_group_rows
         self._fence = LeaseFence(lease)
         self.rows = metrics.counter(f"rows_written_{kind.name}")
         self.files = metrics.counter(f"files_written_{kind.name}")
 
-    def process(self, grouped: Tuple[str, Iterable], win=beam.DoFn.WindowParam,
+    def process(self, grouped: Tuple[str, Iterable[bytes]], win=beam.DoFn.WindowParam,
                 pane=beam.DoFn.PaneInfoParam):
-        key, records = grouped
+        key, messages = grouped
         date, shard = key.split("|", 1)
         tag = window_tag(win, pane)
-        records = sorted(records, key=self.kind.sort_key)
-        table = pa.Table.from_pylist([to_row(r, self.kind.schema) for r in records],
-                                     schema=self.kind.schema)
+        table = table_from_ipc(messages, self.kind.schema)
         path = FileSystems.join(partition_dir(self.output, self.kind.name, date),
                                 file_name(self.run_id, int(shard), tag))
         # A run that lost its lease (taken over while it was frozen) must not
         # add visible files: the new holder has already recovered its writes.
-        self._fence.check()
-        write_parquet_atomically(path, table, self.kind.compression_level)
+        write_row_groups_atomically(path, self.kind.schema,
+                                    sorted_row_groups(table, self.kind, self.row_group_rows),
+                                    self.kind.compression_level, before_publish=self._fence.check)
         if self.kind.name == STORIES.name:
             phases.reached(phases.WRITE)
-        self.rows.inc(len(records))
+        self.rows.inc(table.num_rows)
         self.files.inc()
         yield path
 
@@ -199,25 +301,28 @@ class _WritePartitionFn(beam.DoFn):
 class WritePartitions(beam.PTransform):
     """PCollection[record] -> PCollection[str] of the Parquet files written.
 
-    Records are grouped by (UTC date partition, shard); each group becomes one
-    file OUT/<kind>/date=<date>/<run_id>[-w<window start>-p<pane>]-<shard>.parquet with rows
-    sorted, so the same input always gives the same files.
+    Records are grouped by (UTC date partition, shard) in Arrow batches of
+    `batch_rows`; each group becomes one file
+    OUT/<kind>/date=<date>/<run_id>[-w<window start>-p<pane>]-<shard>.parquet with rows
+    sorted (sort_order), written `row_group_rows` at a time, so the same
+    input always gives the same files.
     """
 
     def __init__(self, output: str, kind: OutputKind, run_id: str, shards: int = 1,
-                 lease: Optional[LeaseHandle] = None):
+                 lease: Optional[LeaseHandle] = None, batch_rows: int = BATCH_ROWS,
+                 row_group_rows: int = ROW_GROUP_ROWS):
         super().__init__()
         self.output, self.kind, self.run_id = output, kind, run_id
         self.shards = shards
         self.lease = lease
+        self.batch_rows, self.row_group_rows = batch_rows, row_group_rows
 
     def expand(self, records):
-        kind, shards = self.kind, self.shards
         return (
             records
-            | "KeyByPartition" >> beam.Map(
-                lambda r: (f"{schemas.partition_date(kind.date_of(r))}|{shard_of(r, kind, shards)}", r))
-            .with_output_types(Tuple[str, object])
+            | "ArrowBatches" >> beam.ParDo(_BatchRowsFn(self.kind, self.shards, self.batch_rows))
+            .with_output_types(Tuple[str, bytes])
             | "Group" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(_WritePartitionFn(self.output, kind, self.run_id, self.lease))
+            | "Write" >> beam.ParDo(_WritePartitionFn(self.output, self.kind, self.run_id, self.lease,
+                                                      self.row_group_rows))
         )

@@ -1,5 +1,6 @@
 """Sink stage: Hive-partitioned Parquet that pandas reads back whole."""
 import os
+import zlib
 from datetime import datetime, timezone
 
 import apache_beam as beam
@@ -207,3 +208,72 @@ def test_empty_files_and_the_run_row_on_object_storage(scheme, request):
     runs = read_runs(out)
     assert list(runs["run_id"]) == ["r"] and runs.loc[0, "entries"] == 7
     assert len(read_errors(out)) == 0
+
+
+def _old_file_rows(records, kind):
+    """A file's rows as a sort of the records by kind.sort_key gives them."""
+    return pa.Table.from_pylist([to_row(r, kind.schema) for r in sorted(records, key=kind.sort_key)],
+                                schema=kind.schema).to_pylist()
+
+
+def test_arrow_sort_gives_the_order_of_the_sort_key_for_every_kind():
+    from datetime import timedelta
+
+    from transforms.records import DeadLetter
+    from transforms.sink import ENTRIES, ERRORS, sort_order
+
+    plus_two = timezone(timedelta(hours=2))
+    feeds = ["https://b.example/", "https://a.example/z", "https://a.example/\u00e9", "https://a.example/\U0001f600"]
+    entries = [Story(story_id=f"s{(i * 7) % 5}", url="u", canonical_url="u", guid=None, title="t",
+                     summary="", content="", feed_url=feeds[i % 4], entry_index=(i * 3) % 4,
+                     # the same instant written in two offsets sorts as one
+                     fetched_at=(datetime(2021, 9, 30, 12, i % 3, tzinfo=UTC) if i % 2 else
+                                 datetime(2021, 9, 30, 14, i % 3, tzinfo=plus_two)))
+               for i in range(40)]
+    errors = [DeadLetter(stage=["parse_entry", "fetch"][i % 2], feed_url=feeds[i % 3],
+                         reason=f"r{i % 2}", excerpt=str(i), occurred_at=datetime(2021, 9, 30, tzinfo=UTC),
+                         entry_key=[None, "", "k", "\u00e9"][(i // 2) % 4])
+              for i in range(40)]   # null and "" entry keys tie, as in the sort key: input order decides
+    fetches = [FetchLogRow(feed_url=feeds[i % 4], final_url="u", status=200, bytes=1, elapsed_s=0.1,
+                           entry_count=i, error=None, fetched_at=datetime(2021, 9, 30, i % 5, tzinfo=UTC))
+               for i in range(40)]
+    for kind, records in ((ENTRIES, entries), (ERRORS, errors), (FETCHES, fetches), (STORIES, STORIES_IN[::-1])):
+        table = pa.Table.from_pylist([to_row(r, kind.schema) for r in records], schema=kind.schema)
+        assert table.take(sort_order(table, kind)).to_pylist() == _old_file_rows(records, kind), kind.name
+
+
+def test_a_file_larger_than_a_batch_is_written_in_row_groups_with_the_rows_sorted(tmp_path):
+    # Rows reach the writer in Arrow batches and leave it a row group at a
+    # time: many batches and row groups must give the rows, and the order, of
+    # one sort of every record.
+    stories = [make_story(i, datetime(2021, 9, 28 + i % 2, 5, tzinfo=UTC)) for i in range(250)][::-1]
+    with TestPipeline(runner="DirectRunner") as p:
+        p | beam.Create(stories) | WritePartitions(str(tmp_path), STORIES, "r", shards=2,
+                                                  batch_rows=7, row_group_rows=10)
+    files = sorted(str(path) for path in (tmp_path / "stories").glob("date=*/*.parquet"))
+    assert len(files) == 4
+    for path in files:
+        date = path.split("date=")[1][:10]
+        shard = int(path[-11:-8])
+        expected = [s for s in stories if partition_date(s.published_at) == date
+                    and zlib.crc32(repr(s.story_id).encode()) % 2 == shard]
+        parquet = pq.ParquetFile(path)
+        assert parquet.metadata.num_row_groups == -(-len(expected) // 10) > 1
+        assert pq.read_table(path).to_pylist() == _old_file_rows(expected, STORIES)
+        assert parquet.schema_arrow.metadata == STORIES_SCHEMA.metadata
+
+
+def test_a_failed_write_leaves_no_file_and_no_temporary(tmp_path):
+    from transforms.sink import write_row_groups_atomically
+
+    def refuse():
+        raise RuntimeError("lease lost")
+
+    path = str(tmp_path / "stories" / "date=2021-09-28" / "r-000.parquet")
+    table = pa.table({"x": [1, 2]})
+    with pytest.raises(RuntimeError, match="lease lost"):
+        write_row_groups_atomically(path, table.schema, [table, table], before_publish=refuse)
+    assert os.listdir(os.path.dirname(path)) == []
+    write_row_groups_atomically(path, table.schema, [table, table])
+    assert pq.read_table(path).column("x").to_pylist() == [1, 2, 1, 2]
+    assert pq.ParquetFile(path).metadata.num_row_groups == 2
