@@ -317,9 +317,9 @@ def _component_lines(components: Dict[str, dict], results: Optional[List[Result]
                          f"feedparser's {r['feedparser_per_s']:,.0f}/s); fast path alone "
                          f"{r['fast_per_s']:,.0f}/s on the {r['accepted']} it reads ({r['fast_ratio']:.1f}x)")
         elif name == "convert":
-            for corpus in ("generated", "realfeeds"):
-                c = r[corpus]
-                lines.append(f"{name:>9}  {'entry -> story, ' + corpus:<32} {'-':>6} " + (
+            for part in ("generated", "realfeeds"):
+                c = r[part]
+                lines.append(f"{name:>9}  {'entry -> story, ' + part:<32} {'-':>6} " + (
                     f"skipped: {c['skipped']}" if "skipped" in c else
                     f"{c['convert_per_s']:>7,.0f} entries/s, {c['ratio']:.2f}x the CPU of the reference "
                     f"conversion; {c['share_now']:.0%} of parse + conversion (was {c['share_before']:.0%})"))
