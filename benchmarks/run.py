@@ -273,6 +273,7 @@ COMPONENTS = {
     "seen": ("benchmarks.seen_lookup", {"stories": 1_000_000}),
     "parse": ("benchmarks.parse_guards", {"items": 50, "rounds": 30}),
     "parse_speed": ("benchmarks.parse_speed", {"rounds": 3}),
+    "convert": ("benchmarks.convert_speed", {"entries": 2000, "rounds": 3}),
     "lease": ("benchmarks.lease_bench", {"runs": 50}),
     "clusters": ("benchmarks.cluster_bench", {"stories": 1_000_000, "new": 1000}),
     "retag": ("benchmarks.retag_throughput", {"runs": 4, "entries_per_run": 2000}),
@@ -315,6 +316,13 @@ def _component_lines(components: Dict[str, dict], results: Optional[List[Result]
                          f"{r['auto_per_s']:>7,.0f} entries/s with --parser auto ({r['auto_ratio']:.1f}x "
                          f"feedparser's {r['feedparser_per_s']:,.0f}/s); fast path alone "
                          f"{r['fast_per_s']:,.0f}/s on the {r['accepted']} it reads ({r['fast_ratio']:.1f}x)")
+        elif name == "convert":
+            for part in ("generated", "realfeeds"):
+                c = r[part]
+                lines.append(f"{name:>9}  {'entry -> story, ' + part:<32} {'-':>6} " + (
+                    f"skipped: {c['skipped']}" if "skipped" in c else
+                    f"{c['convert_per_s']:>7,.0f} entries/s, {c['ratio']:.2f}x the CPU of the reference "
+                    f"conversion; {c['share_now']:.0%} of parse + conversion (was {c['share_before']:.0%})"))
         elif name == "topics":
             lines.append(f"{name:>9}  {str(r['topics']) + ' rules, matcher':<32} {'-':>6} "
                          f"{r['ours_per_s']:>7,.0f} stories/s on one core ({r['engine']} scan; "

@@ -5,6 +5,7 @@ from a counter, a clock or the machine), so it is stable across runs and hosts.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -61,14 +62,22 @@ def canonical_url(url: Optional[str]) -> Optional[str]:
     return urlunsplit((scheme, netloc, path, urlencode(query), ""))
 
 
+@functools.lru_cache(maxsize=1024)
+def url_host(url: str) -> Optional[str]:
+    """urlsplit(url.strip()).hostname, None when urlsplit refuses the URL.
+    Remembered: the parse stage asks for the host of one entry's link
+    several times (redirector, source), and of its feed's for every entry."""
+    try:
+        return urlsplit(url.strip()).hostname
+    except ValueError:
+        return None
+
+
 def site_host(url: Optional[str]) -> Optional[str]:
     """The site's host name, lower-case and without a leading "www."."""
     if not url:
         return None
-    try:
-        host = urlsplit(url.strip()).hostname
-    except ValueError:
-        return None
+    host = url_host(url)
     if not host:
         return None
     host = host.lower().rstrip(".")
@@ -78,8 +87,25 @@ def site_host(url: Optional[str]) -> Optional[str]:
 _NON_WORD = re.compile(r"[\W_]+", re.UNICODE)
 
 
+# bytes.translate table for ASCII text: a character regex \w matches (a
+# letter or digit; not "_") to itself, any other character to a space.
+_ASCII_WORD_OR_SPACE = bytes(c if chr(c).isalnum() and c != ord("_") else ord(" ") for c in range(128)) + bytes(128)
+
+
 def normalize_for_hash(text: str) -> str:
-    """Case, width, punctuation and spacing differences do not change a story."""
+    """Case, width, punctuation and spacing differences do not change a story:
+    NFKC, case-folded, every run of characters that are not regex \\w (or
+    are "_") one space, trimmed (normalize_for_hash_reference)."""
+    text = unicodedata.normalize("NFKC", text or "").casefold()
+    if text.isascii():
+        # One bytes.translate and a split: ~4x faster than the substitution,
+        # which pays per run of punctuation. No word character is whitespace.
+        return " ".join(text.encode("ascii").translate(_ASCII_WORD_OR_SPACE).decode("ascii").split())
+    return _NON_WORD.sub(" ", text).strip()
+
+
+def normalize_for_hash_reference(text: str) -> str:
+    """normalize_for_hash by its definition, a regex substitution: the reference it is tested against."""
     text = unicodedata.normalize("NFKC", text or "").casefold()
     return _NON_WORD.sub(" ", text).strip()
 

@@ -55,7 +55,7 @@ from transforms.entity_guard import as_feedparser_reads, entity_hazard
 from transforms.errors import dead_letter, error_category, excerpt
 from transforms.fast_parse import FALLBACK_REASONS, Refused, read_fast_document
 from transforms.feed_split import SplitFeed, feedparser_input, split_feed
-from transforms.html_text import (CONTROL_CHARACTERS, FIELD_CAPS, NAME_CAP, capped_text,
+from transforms.html_text import (CONTROL_CHARACTERS, FIELD_CAPS, NAME_CAP, TextMemo, capped_text,
                                   collapse_whitespace, unique_texts)
 from transforms.json_feed import read_json_feed
 from transforms.records import DeadLetter, FetchLogRow, FetchResult, Story
@@ -311,9 +311,10 @@ def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str
                                    _other_alternates(entry, feed_link), guid) or feed_link
     canonical = identity.canonical_url(url)
     title, title_cut = capped_text([entry.get("title")], FIELD_CAPS["title"])
-    summary, summary_cut = capped_text([entry.get("summary")], FIELD_CAPS["summary"])
+    memo = TextMemo()
+    summary, summary_cut = capped_text([entry.get("summary")], FIELD_CAPS["summary"], memo)
     content, content_cut = capped_text([c.get("value") for c in entry.get("content") or []],
-                                       FIELD_CAPS["content"])
+                                       FIELD_CAPS["content"], memo)
     if summary and summary == content:
         content, content_cut = "", False  # feedparser copies content into summary for some feeds
     truncated = tuple(name for name, cut in (("title", title_cut), ("summary", summary_cut),

@@ -14,8 +14,11 @@ without control characters or spaces, on a host that is not a redirector.
 """
 from __future__ import annotations
 
+import functools
 from typing import Iterable, Optional
 from urllib.parse import parse_qsl, urlsplit
+
+from transforms.identity import url_host
 
 # Hosts whose item links are redirects, not the publisher's address. Seen in
 # real feeds (corpora/realfeeds, issue 15); a host is listed only when the
@@ -38,6 +41,7 @@ MAX_URL_LENGTH = 2048
 TARGET_PARAMS = ("url",)
 
 
+@functools.lru_cache(maxsize=1024)   # asked of the feed's own site for every entry
 def redirector_host(host: Optional[str]) -> bool:
     """Is `host` (a host name, any case, with or without "www.") a redirector?"""
     if not host:
@@ -47,12 +51,7 @@ def redirector_host(host: Optional[str]) -> bool:
 
 
 def _host(url: Optional[str]) -> Optional[str]:
-    if not url:
-        return None
-    try:
-        return urlsplit(url.strip()).hostname
-    except ValueError:
-        return None
+    return url_host(url) if url else None
 
 
 def is_redirector(url: Optional[str]) -> bool:

@@ -1,9 +1,10 @@
 """Plain text from feed fields (transforms/html_text.py): markup, entities,
 control characters, whitespace, field caps."""
+import random
 import re
 
-from transforms.html_text import (CONTROL_CHARACTERS, FIELD_CAPS, capped_text, collapse_whitespace,
-                                  html_to_text, unique_texts)
+from transforms.html_text import (CONTROL_CHARACTERS, FIELD_CAPS, TextMemo, _simple_html_text, capped_text,
+                                  collapse_whitespace, html_to_text, html_to_text_reference, unique_texts)
 
 
 def test_html_to_text_removes_markup_decodes_entities_collapses_space():
@@ -48,3 +49,59 @@ def test_capped_text_joins_distinct_values_and_says_when_it_cut():
 def test_unique_texts_cleans_drops_empties_and_repeats():
     assert unique_texts([" Jane  Doe ", None, "", "Jane Doe", "A\x00B"]) == ["Jane Doe", "A B"]
     assert unique_texts(["abcdef"], cap=3) == ["abc"]
+
+
+# ------------------------------------------------------------ the fast reading against HTMLParser
+
+_NAMES = ["p", "P", "br", "div", "a", "b", "img", "script", "Style", "iframe", "h1", "x", "li", "Td",
+          "noscript", "svg", "math", "title"]
+_SPACES = [" ", "  ", "\t", "\n", "\r", "\f", "\v", "\xa0", "", "/"]
+_ATTRIBUTES = ["href", "src", "class", "data-x", "x:y", "_a", "a.b", "1a", "-a", "é"]
+_VALUES = ['"v"', "'v'", "v", '"a>b"', "'a<b'", '"', "'", "v/", "/v", "", '"x y"', "a=b", "`x`",
+           "v\xa0w", '"&amp;"', "a&b"]
+_TEXTS = ["word", " ", "&amp;", "&amp", "&#39;", "&nbsp;x", "é", "e\u0301", "<", ">", "&", "\x00", "",
+          "Kim's", "&lt;b&gt;", "<!-- c -->", "</script>", "</SCRIPT >", "</ script>", "x</style>",
+          "<script>", "</scriptx>", "<?pi?>", "<!DOCTYPE html>"]
+
+
+def _markup(rng: random.Random) -> str:
+    def tag():
+        if rng.random() < 0.3:
+            return "</" + rng.choice(["", "", " "]) + rng.choice(_NAMES) + rng.choice(_SPACES) + \
+                rng.choice([">", ">", " x>", ""])
+        text = "<" + rng.choice(_NAMES)
+        for _ in range(rng.randint(0, 3)):
+            text += rng.choice(_SPACES) + rng.choice(_ATTRIBUTES)
+            if rng.random() < 0.7:
+                text += rng.choice(["", " "]) + rng.choice(["=", "=", "=="]) + rng.choice(["", " "]) + \
+                    rng.choice(_VALUES)
+        return text + rng.choice(_SPACES) + rng.choice([">", "/>", ">", ">", ""])
+    return "".join(tag() if rng.random() < 0.5 else rng.choice(_TEXTS) for _ in range(rng.randint(1, 10)))
+
+
+def test_the_fast_reading_gives_htmlparsers_text_on_generated_markup():
+    rng = random.Random(17)
+    read_fast = 0
+    for _ in range(30_000):
+        markup = _markup(rng)
+        read_fast += _simple_html_text(markup) is not None
+        assert html_to_text(markup) == html_to_text_reference(markup), markup
+    assert read_fast > 2_000   # the comparison covers the fast reading, not only the fallback
+
+
+def test_plain_feed_markup_is_read_without_htmlparser():
+    markup = ('<p class="lead">Kim&#8217;s <a href="https://example.com/a?b=1&amp;c=2">speech</a></p>'
+              '<script type="text/javascript">if (a < b) { x("</p>") }</script><br/><IMG SRC=x.png>'
+              '<iframe src="v"><p>hidden</p></iframe>tail')
+    assert _simple_html_text(markup) is not None
+    assert html_to_text(markup) == html_to_text_reference(markup) == "Kim’s speech tail"
+    # what it leaves to HTMLParser
+    for markup in ("a <!-- c --> b", "a < b <i>c</i>", "<a href=x/>t", "<script>never closed", "<p\xa0x>t"):
+        assert _simple_html_text(markup) is None
+        assert html_to_text(markup) == html_to_text_reference(markup)
+
+
+def test_a_memo_converts_each_value_once():
+    memo = TextMemo()
+    assert capped_text(["<p>same</p>"], 10, memo) == capped_text(["<p>same</p>", "same"], 100, memo) == ("same", False)
+    assert dict(memo) == {"<p>same</p>": "same", "same": "same"}

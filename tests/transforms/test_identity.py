@@ -65,3 +65,18 @@ def test_dedup_keys_strongest_first_and_no_text_key_for_empty_entries():
 def test_site_host():
     assert identity.site_host("https://www.GlobalSecurity.org/wmd/") == "globalsecurity.org"
     assert identity.site_host("/local/path") is None
+
+
+def test_the_hash_normalisation_equals_its_regex_definition():
+    # ASCII text takes a bytes.translate path: every ASCII character, and
+    # mixed text (the regex path), give what the definition gives.
+    import random
+
+    rng = random.Random(17)
+    texts = ["".join(map(chr, range(128))), "Kim_Jong-Un's  \x00visit\t(2026)", "", "___", "Ünïcödé ﬁ ＡＢＣ １２"]
+    for _ in range(5000):
+        texts.append("".join(chr(rng.choice([rng.randrange(0x80), rng.randrange(0x3000), rng.randrange(0x110000)]))
+                             for _ in range(rng.randint(0, 30))))
+    for text in texts:
+        assert identity.normalize_for_hash(text) == identity.normalize_for_hash_reference(text), repr(text)
+    assert identity.normalize_for_hash("Kim_Jong-Un's  visit") == "kim jong un s visit"
