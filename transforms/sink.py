@@ -193,11 +193,12 @@ def shard_of(record, kind: OutputKind, shards: int) -> int:
 
 
 # Rows travel from the stages to the writer as Arrow record batches of at
-# most BATCH_ROWS rows, zstd-compressed IPC bytes (what the group holds until
-# the write), and a file is written ROW_GROUP_ROWS rows at a time: a (date,
-# shard) group is its rows in Arrow, not a Python object per row, and the
-# writer adds one row group to it. The archive's groups hold every entry of
-# a fetch day with its text (docs/archive.md#cost).
+# most BATCH_ROWS rows, zstd-compressed IPC bytes, and a file is written
+# ROW_GROUP_ROWS rows at a time, because the archive's (date, shard) groups
+# hold every entry of a fetch day with its text: compressed Arrow keeps
+# what the group holds until the write small, where a Python object per row
+# did not, and writing by row group bounds the Parquet writer's buffers
+# (docs/archive.md#cost).
 BATCH_ROWS = 2_000
 ROW_GROUP_ROWS = 10_000
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
@@ -283,11 +284,16 @@ class _WritePartitionFn(beam.DoFn):
         key, messages = grouped
         date, shard = key.split("|", 1)
         tag = window_tag(win, pane)
-        table = table_from_ipc(messages, self.kind.schema)
+        # One chunk per column: take() on a table of many BATCH_ROWS chunks
+        # concatenates every column again for each row group.
+        table = table_from_ipc(messages, self.kind.schema).combine_chunks()
         path = FileSystems.join(partition_dir(self.output, self.kind.name, date),
                                 file_name(self.run_id, int(shard), tag))
         # A run that lost its lease (taken over while it was frozen) must not
         # add visible files: the new holder has already recovered its writes.
+        # The check runs once the temporary file is complete, just before
+        # the rename that makes it visible; if it fails the temporary is
+        # removed and nothing is published.
         write_row_groups_atomically(path, self.kind.schema,
                                     sorted_row_groups(table, self.kind, self.row_group_rows),
                                     self.kind.compression_level, before_publish=self._fence.check)

@@ -45,3 +45,23 @@ def test_a_wrong_run_gives_no_figures():
     assert archive_cost.render({"error": "full: 10 entries archived, expected 200"}).startswith(
         "entry archive: REFUSED")
     assert not archive_cost.met({"error": "x"})
+
+
+@pytest.mark.parametrize("variants", ["off,fulll", "off,none", "bogus"])
+def test_variants_unknown_or_without_full_stop_before_any_run(variants, capsys):
+    with pytest.raises(SystemExit) as stop:
+        archive_cost.main(["--entries", "200", "--variants", variants])
+    assert stop.value.code == 2
+    assert "--variants" in capsys.readouterr().err
+
+
+def test_a_result_without_the_archive_run_renders_and_is_not_met():
+    # what a measure() without "full" returns: the figures are still shown
+    result = {"entries": 200, "documents": 2, "corpus_bytes": 10**6, "repeat": 1,
+              "cpu_s": {"off": 2.0, "none": 2.1}, "wall_s": {"off": 3.0, "none": 3.1},
+              "peak_rss": {"off": 2**28, "none": 2**28}, "bytes_per_100k": {"none": 2**20},
+              "cpu_ratio": {"none": 1.05}, "target_cpu_ratio": 1.15,
+              "rss_ratio": {"none": 1.0}, "target_rss_ratio": 1.3, "real_feeds": None}
+    text = archive_cost.render(result)
+    assert "--archive-text none" in text and "1.05x" in text and "targets: not measured" in text
+    assert not archive_cost.met(result)

@@ -277,3 +277,28 @@ def test_a_failed_write_leaves_no_file_and_no_temporary(tmp_path):
     write_row_groups_atomically(path, table.schema, [table, table])
     assert pq.read_table(path).column("x").to_pylist() == [1, 2, 1, 2]
     assert pq.ParquetFile(path).metadata.num_row_groups == 2
+
+
+def test_a_run_whose_lease_was_taken_over_publishes_no_file(tmp_path):
+    # The fence inside the writer, end to end: a run frozen past its lease's
+    # TTL, whose lease another run then took, must fail at its first file and
+    # leave neither the file nor its temporary in the partition.
+    import threading
+
+    from transforms.state.lease import Lease, LeaseLost
+
+    held = Lease(str(tmp_path), "held", ttl_s=3600).acquire()
+    with TestPipeline(runner="DirectRunner") as p:   # a lease still held: the files appear
+        p | beam.Create(STORIES_IN) | WritePartitions(str(tmp_path), STORIES, "r", lease=held.handle())
+    assert len(list((tmp_path / "stories").glob("date=*/r-000.parquet"))) == 3
+    held.release()
+
+    frozen = Lease(str(tmp_path), "frozen", ttl_s=1).acquire()
+    threading.Event().wait(1.2)                      # no heartbeat: past its TTL
+    Lease(str(tmp_path), "next").acquire()
+    with pytest.raises(Exception) as failure:
+        with TestPipeline(runner="DirectRunner") as p:
+            p | beam.Create(STORIES_IN) | WritePartitions(str(tmp_path), STORIES, "r2", lease=frozen.handle())
+    assert isinstance(failure.value, LeaseLost) or "LeaseLost" in str(failure.value)
+    left = [path.name for path in (tmp_path / "stories").rglob("*") if path.is_file()]
+    assert sorted(left) == ["r-000.parquet"] * 3     # the first run's files only: no r2 file, no temporary
