@@ -1,7 +1,6 @@
 """The conventions of docs/development.md that code can break without a test
 failing elsewhere: DoFn names, one metrics namespace, module docstrings."""
 import ast
-from pathlib import Path
 
 from tests.support.paths import ROOT
 

@@ -4,7 +4,6 @@ per story (as drip runs leave them) and fetches spread over two months; the
 rows read back through pipeline/dataset.py and plain pandas before and after,
 compaction killed (SIGKILL) at each step of its swap, files of schema
 versions 1, 2 and 3 in one partition, and the same on gs:// and s3://."""
-import json
 import os
 import re
 import shutil

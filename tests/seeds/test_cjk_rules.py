@@ -12,7 +12,7 @@ from pipeline.config import load_topics
 from transforms.topics import TopicMatcher, parse_query
 from transforms.topics.query import Except, walk
 from transforms.topics.text import is_unspaced
-from tests.support.paths import ROOT, SEEDS
+from tests.support.paths import SEEDS
 
 RULES = SEEDS / "topics.yaml"
 
