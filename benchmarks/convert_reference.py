@@ -21,7 +21,6 @@ from transforms.identity import normalize_for_hash_reference
 from transforms.parse import _entry_link, _other_alternates, collapse_whitespace
 from transforms.records import Story
 
-_parse_date = parse_date.__wrapped__          # without its cache
 _redirector_host = publisher.redirector_host.__wrapped__
 
 
@@ -91,8 +90,8 @@ def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str
                                               ("content", content_cut)) if cut)
     authors = unique_texts([a.get("name") for a in entry.get("authors") or []] or [entry.get("author")])
     tags = unique_texts(t.get("term") or t.get("label") for t in entry.get("tags") or [])
-    updated_at = _parse_date(dict.get(entry, "updated"))
-    published_at = _parse_date(dict.get(entry, "published")) or updated_at
+    updated_at = parse_date(dict.get(entry, "updated"))
+    published_at = parse_date(dict.get(entry, "published")) or updated_at
     text = summary or content
     digest = _content_hash(title, text)
     return Story(

@@ -25,7 +25,6 @@ from typing import Callable, List, Tuple
 from benchmarks import convert_reference, corpus
 from benchmarks.parse_speed import REALFEEDS, load
 from transforms import identity, publisher
-from transforms.dates import parse_date
 from transforms.html_text import NAME_CAP, capped_text
 from transforms.parse import UnreadableFeed, entry_to_story, open_feed
 
@@ -64,9 +63,9 @@ def _convert(convert: Callable, entries: List[Entry]) -> list:
 
 
 def _convert_afresh(entries: List[Entry]) -> list:
-    # What the conversion remembers (dates, hosts) is forgotten before each
-    # round: a later round would otherwise find every date already parsed.
-    for remembered in (parse_date, identity.url_host, publisher.redirector_host):
+    # What the conversion remembers (hosts) is forgotten before each round:
+    # a later round would otherwise find every host already looked up.
+    for remembered in (identity.url_host, publisher.redirector_host):
         remembered.cache_clear()
     return _convert(entry_to_story, entries)
 

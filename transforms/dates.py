@@ -46,9 +46,8 @@ def _parse_date_iso8601_with_full_date(value: str):
     return None if _YEAR_WITHOUT_MONTH.match(value) else _parse_date_iso8601(value)
 
 
-# Remembered: an entry's updated and published are often the same string,
-# and a feed polled again gives its entries' dates again.
-@functools.lru_cache(maxsize=4096)
+# Not memoized: feedparser's ISO 8601 handler fills missing parts from
+# today's date, so a cached answer would go stale in a long-lived worker.
 def parse_date(raw: Optional[str]) -> Optional[datetime]:
     """A feed's date string as an aware UTC datetime, or None.
 

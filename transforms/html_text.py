@@ -92,7 +92,11 @@ _ATTRIBUTE = (rf"{_SPACE}+[a-zA-Z_:][-a-zA-Z0-9_:.]*"
 # whose href is "x/").
 _SIMPLE_TAG = re.compile(rf"<(?:([a-zA-Z][a-zA-Z0-9]*)(?:{_ATTRIBUTE})*{_SPACE}*(/?)"
                          rf"|/([a-zA-Z][a-zA-Z0-9]*){_SPACE}*)>")
-_RAW_CONTENT = frozenset({"script", "style"})   # HTMLParser.CDATA_CONTENT_ELEMENTS
+_RAW_CONTENT = frozenset({"script", "style"})
+# The fast reading copies CPython 3.11's HTMLParser (set_cdata_mode); a
+# parser with other raw or escapable-raw elements reads everything itself.
+_FAST_PATH_AGREES = (frozenset(HTMLParser.CDATA_CONTENT_ELEMENTS) == _RAW_CONTENT
+                     and not getattr(HTMLParser, "RCDATA_CONTENT_ELEMENTS", ()))
 _unescape = html.unescape
 
 
@@ -132,7 +136,9 @@ class _Separators(dict):
 
     def __missing__(self, name: str) -> Optional[str]:
         lower = name.lower()
-        value = self[name] = None if lower in _SKIP_CONTENT else " " if lower in _BLOCK else ""
+        value = None if lower in _SKIP_CONTENT else " " if lower in _BLOCK else ""
+        if len(name) <= 16 and len(self) < 1024:  # hostile markup invents names without end
+            self[name] = value
         return value
 
 
@@ -142,6 +148,8 @@ _SEPARATORS = _Separators()
 def _simple_html_text(value: str) -> Optional[str]:
     """What _TextExtractor joins for `value`, or None when its markup is not
     of the plain shape read here exactly (see _SIMPLE_TAG)."""
+    if not _FAST_PATH_AGREES:
+        return None
     if _RAW_START.search(value):
         pieces = _split_raw_content(value)
         if pieces is None:
