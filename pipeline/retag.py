@@ -551,17 +551,24 @@ class _PreparePartFn:
         yield number, path
 
 
-def _merge_unit(folder: str, keyed) -> Iterator[str]:
+def _merge_unit(folder: str, languages: bool, keyed) -> Iterator[str]:
     """A unit's parts joined and deduplicated as DedupStories does
     (dedup.dedup_stories, its in-memory twin: the preferred copy of each
-    story wins, whatever the order), written as the unit's prepared file."""
+    story wins, whatever the order), written as the unit's prepared file.
+    With `languages`, the matched stories get their language here, as
+    DetectLanguage would give it (it keeps a language a story has)."""
     from transforms.dedup import dedup_stories
+    from transforms.language import detect_language, language_text, shared_detector_factory
     from transforms.paths import delete_files
 
     number, parts = keyed
     parts = sorted(parts)
     stories = [story for path in parts for story in load_prepared(path)]
     kept, _ = dedup_stories(stories)
+    if languages:
+        factory = shared_detector_factory()
+        kept = [story.replace(language=detect_language(language_text(story), factory))
+                if story.topics and not story.language else story for story in kept]
     path = prepared_path(folder, number)
     _dump(path, kept)
     delete_files(parts)
@@ -571,8 +578,10 @@ def _merge_unit(folder: str, keyed) -> Iterator[str]:
 def prepare_units(folder: str, sources: Sequence[UnitSource], topics, beam_args: Sequence[str]) -> List[str]:
     """What does not depend on earlier runs, for every unit in one Beam
     pipeline (with multi_processing, its workers start once for them all):
-    reading, sketching, topic tagging and dedup within the unit. Returns
-    the prepared file of each unit, in the order of `sources`."""
+    reading, sketching, topic tagging and dedup within the unit; with
+    several workers, also the language of the matched stories (some of
+    which seen-before then drops: extra work that pays only when spread).
+    Returns the prepared file of each unit, in the order of `sources`."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -592,7 +601,7 @@ def prepare_units(folder: str, sources: Sequence[UnitSource], topics, beam_args:
      | "Spread" >> beam.Reshuffle()
      | "ReadSketchTag" >> beam.FlatMap(_PreparePartFn(rules, folder))
      | "ByUnit" >> beam.GroupByKey()
-     | "DedupUnit" >> beam.FlatMap(lambda keyed: _merge_unit(folder, keyed)))
+     | "DedupUnit" >> beam.FlatMap(lambda keyed: _merge_unit(folder, shards > 1, keyed)))
     pipeline.run().wait_until_finish()
     return [prepared_path(folder, number) for number in range(len(sources))]
 
