@@ -530,10 +530,12 @@ def load_prepared(path: str) -> List:
 class _PreparePartFn:
     """One part of one unit: its stories read and sketched (unit_stories),
     then tagged as TagTopics tags them (unmatched ones cut by
-    without_text); written to the prepared folder. Yields (unit number, path)."""
+    without_text). A unit in one part is finished here (_finish_unit);
+    otherwise the part is written to the prepared folder and (unit number,
+    path) yielded, for _merge_unit."""
 
-    def __init__(self, topics: tuple, folder: str):
-        self.topics, self.folder = topics, folder
+    def __init__(self, topics: tuple, folder: str, languages: bool):
+        self.topics, self.folder, self.languages = topics, folder, languages
         self._tagger = None
 
     def __getstate__(self):
@@ -546,33 +548,41 @@ class _PreparePartFn:
         if self._tagger is None:   # once per worker's copy of the function
             self._tagger = StoryTagger(self.topics)
         tagger = self._tagger
+        stories = [tagger(story) for story in unit_stories(source)]
+        if source.shards == 1:
+            _finish_unit(self.folder, number, stories, self.languages)
+            return
         path = prepared_path(self.folder, number, source.shard)
-        _dump(path, [tagger(story) for story in unit_stories(source)])
+        _dump(path, stories)
         yield number, path
 
 
 def _merge_unit(folder: str, languages: bool, keyed) -> Iterator[str]:
-    """A unit's parts joined and deduplicated as DedupStories does
+    """A unit's parts joined and finished."""
+    from transforms.paths import delete_files
+
+    number, parts = keyed
+    parts = sorted(parts)
+    _finish_unit(folder, number, [story for path in parts for story in load_prepared(path)], languages)
+    delete_files(parts)
+    yield prepared_path(folder, number)
+
+
+def _finish_unit(folder: str, number: int, stories: List, languages: bool) -> None:
+    """A unit's tagged stories deduplicated as DedupStories does
     (dedup.dedup_stories, its in-memory twin: the preferred copy of each
     story wins, whatever the order), written as the unit's prepared file.
     With `languages`, the matched stories get their language here, as
     DetectLanguage would give it (it keeps a language a story has)."""
     from transforms.dedup import dedup_stories
     from transforms.language import detect_language, language_text, shared_detector_factory
-    from transforms.paths import delete_files
 
-    number, parts = keyed
-    parts = sorted(parts)
-    stories = [story for path in parts for story in load_prepared(path)]
     kept, _ = dedup_stories(stories)
     if languages:
         factory = shared_detector_factory()
         kept = [story.replace(language=detect_language(language_text(story), factory))
                 if story.topics and not story.language else story for story in kept]
-    path = prepared_path(folder, number)
-    _dump(path, kept)
-    delete_files(parts)
-    yield path
+    _dump(prepared_path(folder, number), kept)
 
 
 def prepare_units(folder: str, sources: Sequence[UnitSource], topics, beam_args: Sequence[str]) -> List[str]:
@@ -599,9 +609,9 @@ def prepare_units(folder: str, sources: Sequence[UnitSource], topics, beam_args:
     (pipeline
      | "Parts" >> beam.Create(parts)
      | "Spread" >> beam.Reshuffle()
-     | "ReadSketchTag" >> beam.FlatMap(_PreparePartFn(rules, folder))
+     | "ReadSketchTag" >> beam.FlatMap(_PreparePartFn(rules, folder, shards > 1))
      | "ByUnit" >> beam.GroupByKey()
-     | "DedupUnit" >> beam.FlatMap(lambda keyed: _merge_unit(folder, shards > 1, keyed)))
+     | "JoinParts" >> beam.FlatMap(lambda keyed: _merge_unit(folder, shards > 1, keyed)))
     pipeline.run().wait_until_finish()
     return [prepared_path(folder, number) for number in range(len(sources))]
 
