@@ -20,9 +20,13 @@ Two halves:
   its input with pyarrow: the runs/ rows, the committed units in
   _state/seen, the open markers, and run id, fetch time and whether the
   text was kept of each archived entry in the partitions of the range only.
-- the replay (`replay_unit`): one unit's entries read inside the pipeline
-  (`unit_stories`: the archived rows of the unit, sketched again per feed
-  document as the parse stage does), then build_story_stages.
+- the replay, in two steps. The preparation (`prepare_units`), one Beam
+  pipeline for all units, does what does not depend on earlier runs: each
+  unit's archived rows read (`unit_stories`), tagged, sketched again per
+  feed document as the parse stage does, and deduplicated within the unit,
+  into a file per unit under the generation's _prepared/. Then each unit,
+  in commit order, is a Beam pipeline from those stories through
+  build_story_stages from SeenBefore on (`replay_unit`).
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -392,11 +396,15 @@ class UnitSource:
     shards: int = 1
 
 
-def unit_stories(source: UnitSource) -> Iterator:
+def unit_stories(source: UnitSource, tag: Callable) -> Iterator:
     """The stories the parse stage gave for one unit's entries, from the
-    archive: rows of the unit's run (and window) in range, each feed
-    document's rows in feed order and sketched together, SKETCH_BATCH at a
-    time, as transforms.parse.iter_parse_fetch does."""
+    archive, passed through `tag` (the story, or a copy to keep): rows of
+    the unit's run (and window) in range, each feed document's rows in
+    feed order and sketched together, SKETCH_BATCH at a time, as
+    transforms.parse.iter_parse_fetch does. Only the stories `tag` gave a
+    topic get their sketch (clusters read no other), so a document none of
+    whose stories matched is not sketched; every story of a sketched
+    document still counts towards its boilerplate."""
     from pipeline import dataset
     from transforms.cluster import DocumentSketcher
     from transforms.parse import SKETCH_BATCH
@@ -432,12 +440,16 @@ def unit_stories(source: UnitSource) -> Iterator:
         documents[(row["feed_url"], row["fetched_at"])].append(row)
     for key in sorted(documents, key=lambda k: (k[1], k[0])):
         stories = [story_from_entry_row(row) for row in sorted(documents[key], key=lambda r: r["entry_index"] or 0)]
-        if not source.sketch:
-            yield from stories
-            continue
-        sketcher = DocumentSketcher()
-        for at in range(0, len(stories), SKETCH_BATCH):
-            yield from sketcher(stories[at:at + SKETCH_BATCH])
+        tagged = [tag(story) for story in stories]
+        wanted = [bool(story.topics) for story in tagged]
+        if source.sketch and any(wanted):
+            sketcher = DocumentSketcher()
+            for at in range(0, len(stories), SKETCH_BATCH):
+                sketcher(stories[at:at + SKETCH_BATCH], wanted[at:at + SKETCH_BATCH])
+            for story, kept in zip(stories, tagged):
+                if kept.topics:
+                    kept.sketch = story.sketch
+        yield from tagged
 
 
 def _document_shards(table: pa.Table, shards: int):
@@ -528,11 +540,11 @@ def load_prepared(path: str) -> List:
 
 
 class _PreparePartFn:
-    """One part of one unit: its stories read and sketched (unit_stories),
-    then tagged as TagTopics tags them (unmatched ones cut by
-    without_text). A unit in one part is finished here (_finish_unit);
-    otherwise the part is written to the prepared folder and (unit number,
-    path) yielded, for _merge_unit."""
+    """One part of one unit: its stories read, tagged as TagTopics tags
+    them (unmatched ones cut by without_text) and sketched (unit_stories).
+    A unit in one part is finished here (_finish_unit); otherwise the part
+    is written to the prepared folder and (unit number, path) yielded, for
+    _merge_unit."""
 
     def __init__(self, topics: tuple, folder: str, languages: bool):
         self.topics, self.folder, self.languages = topics, folder, languages
@@ -547,8 +559,7 @@ class _PreparePartFn:
         number, source = part
         if self._tagger is None:   # once per worker's copy of the function
             self._tagger = StoryTagger(self.topics)
-        tagger = self._tagger
-        stories = [tagger(story) for story in unit_stories(source)]
+        stories = list(unit_stories(source, self._tagger))
         if source.shards == 1:
             _finish_unit(self.folder, number, stories, self.languages)
             return
