@@ -53,7 +53,8 @@ from transforms.topics.text import fold_accents, normalize, tokenize
 
 __all__ = [
     "And", "AtLeast", "Except", "KeepMatched", "LanguageIs", "Match", "MatchTopics", "Near", "Node", "Not", "Or",
-    "QuerySyntaxError", "SourceIs", "StoryTagger", "TagTopics", "Term", "Topic", "TopicError", "TopicMatcher", "TopicRef",
+    "QuerySyntaxError", "SourceIs", "StoryTagger", "TagTopics", "Term", "Topic", "TopicError", "TopicMatcher",
+    "TopicRef",
     "compile_rules", "compile_topics", "fold_accents", "normalize", "parse_query", "tag_story",
     "tokenize", "topics_version", "without_text",
 ]
