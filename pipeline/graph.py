@@ -120,7 +120,7 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
 
 
 def build_story_stages(parsed: beam.PCollection, config: RunConfig, feed_states: beam.PCollection,
-                       written: Dict[str, beam.PCollection]) -> Dict[str, beam.PCollection]:
+                       written: Dict[str, beam.PCollection], prepared: bool = False) -> Dict[str, beam.PCollection]:
     """The stages after parse, for a live run and for `newswatch retag`
     (pipeline/retag.py), which replays archived entries through them:
     Tag topics -> Dedup -> Seen before [-> Dedup across polls] -> Keep
@@ -130,25 +130,28 @@ def build_story_stages(parsed: beam.PCollection, config: RunConfig, feed_states:
     in `written` are written.
 
     `parsed` is a PCollection[Story] as the parse stage gives it (sketched
-    unless clusters are off); returns `written` with "stories" and "state"
-    added.
+    unless clusters are off); with `prepared` (batch only), the stories are
+    already tagged and deduplicated within the run (retag's preparation:
+    topics.StoryTagger, then dedup.dedup_stories) and the stages start at
+    SeenBefore. Returns `written` with "stories" and "state" added.
     """
     streaming = config.streaming
-    # Tagged before dedup so unmatched stories cross dedup without their text
-    # (topics.without_text); dropped after it, so which copy of a story is
-    # kept, and the counts by reason, are as if matching came after dedup.
-    tagged = parsed | "TagTopics" >> TagTopics(config.topics)
-    if streaming:
-        # Within one poll the preferred copy wins (as in batch).
-        tagged = tagged | "PerPoll" >> beam.WindowInto(window.FixedWindows(streaming.poll_interval_s))
+    if prepared:
+        assert not streaming, "prepared stories are replayed as batch steps"
+        deduped = parsed
+    else:
+        # Tagged before dedup so unmatched stories cross dedup without their text
+        # (topics.without_text); dropped after it, so which copy of a story is
+        # kept, and the counts by reason, are as if matching came after dedup.
+        tagged = parsed | "TagTopics" >> TagTopics(config.topics)
+        if streaming:
+            # Within one poll the preferred copy wins (as in batch).
+            tagged = tagged | "PerPoll" >> beam.WindowInto(window.FixedWindows(streaming.poll_interval_s))
+        deduped = tagged | "Dedup" >> DedupStories()
     # What committed runs and windows wrote (within the lookback) is loaded
     # once per worker: a streaming job starts from what earlier jobs and
     # batch runs wrote, as a batch run does.
-    fresh = (
-        tagged
-        | "Dedup" >> DedupStories()
-        | "SeenBefore" >> SeenBefore(config.output, config.run_id, config.started_at, config.lookback)
-    )
+    fresh = deduped | "SeenBefore" >> SeenBefore(config.output, config.run_id, config.started_at, config.lookback)
     new = fresh.new
     if streaming:
         # Across polls of this job, keyed state remembers what was written for the TTL.

@@ -20,9 +20,13 @@ Two halves:
   its input with pyarrow: the runs/ rows, the committed units in
   _state/seen, the open markers, and run id, fetch time and whether the
   text was kept of each archived entry in the partitions of the range only.
-- the replay (`replay_unit`): one unit's entries read inside the pipeline
-  (`unit_stories`: the archived rows of the unit, sketched again per feed
-  document as the parse stage does), then build_story_stages.
+- the replay, in two steps. The preparation (`prepare_units`), one Beam
+  pipeline for all units, does what does not depend on earlier runs: each
+  unit's archived rows read (`unit_stories`), tagged, sketched again per
+  feed document as the parse stage does, and deduplicated within the unit,
+  into a file per unit under the generation's _prepared/. Then each unit,
+  in commit order, is a Beam pipeline from those stories through
+  build_story_stages from SeenBefore on (`replay_unit`).
 """
 from __future__ import annotations
 
@@ -33,7 +37,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -392,11 +396,15 @@ class UnitSource:
     shards: int = 1
 
 
-def unit_stories(source: UnitSource) -> Iterator:
+def unit_stories(source: UnitSource, tag: Callable) -> Iterator:
     """The stories the parse stage gave for one unit's entries, from the
-    archive: rows of the unit's run (and window) in range, each feed
-    document's rows in feed order and sketched together, SKETCH_BATCH at a
-    time, as transforms.parse.iter_parse_fetch does."""
+    archive, passed through `tag` (the story, or a copy to keep): rows of
+    the unit's run (and window) in range, each feed document's rows in
+    feed order and sketched together, SKETCH_BATCH at a time, as
+    transforms.parse.iter_parse_fetch does. Only the stories `tag` gave a
+    topic get their sketch (clusters read no other), so a document none of
+    whose stories matched is not sketched; every story of a sketched
+    document still counts towards its boilerplate."""
     from pipeline import dataset
     from transforms.cluster import DocumentSketcher
     from transforms.parse import SKETCH_BATCH
@@ -432,12 +440,16 @@ def unit_stories(source: UnitSource) -> Iterator:
         documents[(row["feed_url"], row["fetched_at"])].append(row)
     for key in sorted(documents, key=lambda k: (k[1], k[0])):
         stories = [story_from_entry_row(row) for row in sorted(documents[key], key=lambda r: r["entry_index"] or 0)]
-        if not source.sketch:
-            yield from stories
-            continue
-        sketcher = DocumentSketcher()
-        for at in range(0, len(stories), SKETCH_BATCH):
-            yield from sketcher(stories[at:at + SKETCH_BATCH])
+        tagged = [tag(story) for story in stories]
+        wanted = [bool(story.topics) for story in tagged]
+        if source.sketch and any(wanted):
+            sketcher = DocumentSketcher()
+            for at in range(0, len(stories), SKETCH_BATCH):
+                sketcher(stories[at:at + SKETCH_BATCH], wanted[at:at + SKETCH_BATCH])
+            for story, kept in zip(stories, tagged):
+                if kept.topics:
+                    kept.sketch = story.sketch
+        yield from tagged
 
 
 def _document_shards(table: pa.Table, shards: int):
@@ -501,8 +513,138 @@ def memoize_dofn_signatures() -> None:
     core.get_signature = get_signature
 
 
-def replay_unit(root: str, source: UnitSource, topics, lookback: timedelta, beam_args: Sequence[str]) -> None:
-    """Runs one unit's replay as a Beam pipeline: its stories and state go to `root`."""
+PREPARED = "_prepared"   # below the generation: the prepared units, removed before publishing
+
+
+def prepared_path(folder: str, number: int, shard: Optional[int] = None) -> str:
+    """The prepared stories of unit `number`, or of one part of it."""
+    return f"{folder}/u{number:06d}" + ("" if shard is None else f"-{shard:03d}") + ".pickle"
+
+
+def _dump(path: str, stories: List) -> None:
+    import pickle
+
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.create(path) as handle:
+        handle.write(pickle.dumps(stories, protocol=pickle.HIGHEST_PROTOCOL))
+
+
+def load_prepared(path: str) -> List:
+    import pickle
+
+    from apache_beam.io.filesystems import FileSystems
+
+    with FileSystems.open(path, compression_type="uncompressed") as handle:
+        return pickle.loads(handle.read())
+
+
+class _PreparePartFn:
+    """One part of one unit: its stories read, tagged as TagTopics tags
+    them (unmatched ones cut by without_text) and sketched (unit_stories).
+    A unit in one part is finished here (_finish_unit); otherwise the part
+    is written to the prepared folder and (unit number, path) yielded, for
+    _merge_unit."""
+
+    def __init__(self, topics: tuple, folder: str, languages: bool):
+        self.topics, self.folder, self.languages = topics, folder, languages
+        self._tagger = None
+
+    def __getstate__(self):
+        return {**self.__dict__, "_tagger": None}   # the compiled rules stay in their process
+
+    def __call__(self, part):
+        from transforms.topics import StoryTagger
+
+        number, source = part
+        if self._tagger is None:   # once per worker's copy of the function
+            self._tagger = StoryTagger(self.topics)
+        stories = list(unit_stories(source, self._tagger))
+        if source.shards == 1:
+            _finish_unit(self.folder, number, stories, self.languages)
+            return
+        path = prepared_path(self.folder, number, source.shard)
+        _dump(path, stories)
+        yield number, path
+
+
+def _merge_unit(folder: str, languages: bool, keyed) -> Iterator[str]:
+    """A unit's parts joined and finished."""
+    from transforms.paths import delete_files
+
+    number, parts = keyed
+    parts = sorted(parts)
+    _finish_unit(folder, number, [story for path in parts for story in load_prepared(path)], languages)
+    delete_files(parts)
+    yield prepared_path(folder, number)
+
+
+def _finish_unit(folder: str, number: int, stories: List, languages: bool) -> None:
+    """A unit's tagged stories deduplicated as DedupStories does
+    (dedup.dedup_stories, its in-memory twin: the preferred copy of each
+    story wins, whatever the order), written as the unit's prepared file.
+    With `languages`, the matched stories get their language here, as
+    DetectLanguage would give it (it keeps a language a story has)."""
+    from transforms.dedup import dedup_stories
+    from transforms.language import detect_language, language_text, shared_detector_factory
+
+    kept, _ = dedup_stories(stories)
+    if languages:
+        factory = shared_detector_factory()
+        kept = [story.replace(language=detect_language(language_text(story), factory))
+                if story.topics and not story.language else story for story in kept]
+    _dump(prepared_path(folder, number), kept)
+
+
+def prepare_units(folder: str, sources: Sequence[UnitSource], topics, beam_args: Sequence[str]) -> List[str]:
+    """What does not depend on earlier runs, for every unit in one Beam
+    pipeline (with multi_processing, its workers start once for them all):
+    reading, sketching, topic tagging and dedup within the unit; with
+    several workers, also the language of the matched stories (some of
+    which seen-before then drops: extra work that pays only when spread).
+    Returns the prepared file of each unit, in the order of `sources`."""
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    from transforms.topics import as_topic
+
+    memoize_dofn_signatures()
+    shards = read_shards(beam_args)
+    parts = [(number, replace(source, shard=k, shards=shards))
+             for number, source in enumerate(sources) for k in range(shards)]
+    rules = tuple(as_topic(t) for t in topics)
+    pipeline = beam.Pipeline(options=PipelineOptions(list(beam_args)))
+    # Parts, not stories, are spread over the workers: each reads, sketches
+    # and tags its own feed documents, so no text crosses a shuffle; only
+    # the parts' paths are grouped by unit.
+    (pipeline
+     | "Parts" >> beam.Create(parts)
+     | "Spread" >> beam.Reshuffle()
+     | "ReadSketchTag" >> beam.FlatMap(_PreparePartFn(rules, folder, shards > 1))
+     | "ByUnit" >> beam.GroupByKey()
+     | "JoinParts" >> beam.FlatMap(lambda keyed: _merge_unit(folder, shards > 1, keyed)))
+    pipeline.run().wait_until_finish()
+    return [prepared_path(folder, number) for number in range(len(sources))]
+
+
+def replay_args(beam_args: Sequence[str]) -> List[str]:
+    """The Beam options of a unit's replay: the DirectRunner in-process.
+    What remains of a unit after preparation (seen-before, language for the
+    few kept stories, clusters, writing, the commit) costs less than
+    starting worker processes, which multi_processing does per pipeline;
+    the preparation, nearly all the work, ran with the workers asked for."""
+    from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+
+    runner = PipelineOptions(list(beam_args)).view_as(StandardOptions).runner
+    if runner not in (None, "DirectRunner", "SwitchingDirectRunner"):
+        return list(beam_args)
+    return [*beam_args, "--direct_running_mode=in_memory", "--direct_num_workers=1"]
+
+
+def replay_unit(root: str, source: UnitSource, prepared: str, topics, lookback: timedelta,
+                beam_args: Sequence[str]) -> None:
+    """Runs one unit's replay as a Beam pipeline, from its prepared stories
+    (prepare_units) on: its stories and state go to `root`."""
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -513,18 +655,25 @@ def replay_unit(root: str, source: UnitSource, topics, lookback: timedelta, beam
     config = RunConfig(feeds=(), topics=tuple(topics), output=root, run_id=unit.unit,
                        started_at=unit.started_at, lookback=lookback, clusters=source.sketch,
                        archive_text=None)
-    pipeline = beam.Pipeline(options=PipelineOptions(list(beam_args)))
-    # The parts of the unit, not its stories, are spread over the workers:
-    # each worker reads and sketches its own documents, and no story with
-    # its text crosses a shuffle before TagTopics.
-    shards = read_shards(beam_args)
+    pipeline = beam.Pipeline(options=PipelineOptions(replay_args(beam_args)))
     stories = (pipeline
-               | "Unit" >> beam.Create([replace(source, shard=k, shards=shards) for k in range(shards)])
-               | "Spread" >> beam.Reshuffle()
-               | "ReadArchive" >> beam.FlatMap(unit_stories))
+               | "Prepared" >> beam.Create([prepared])
+               | "Load" >> beam.FlatMap(load_prepared))
     feed_states = pipeline | "NoFeedStates" >> beam.Create([])
-    build_story_stages(stories, config, feed_states, {})
+    build_story_stages(stories, config, feed_states, {}, prepared=True)
     pipeline.run().wait_until_finish()
+
+
+def remove_prepared(folder: str) -> None:
+    """The prepared files left (all of them, after a failure), and the folder on local disk."""
+    from transforms.paths import delete_files, list_files
+
+    delete_files(list_files(folder, "*.pickle"))
+    if "://" not in folder:
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
 
 
 # ---------------------------------------------------------------- the command
@@ -619,6 +768,7 @@ def run_retag(options: RetagOptions, topics, topics_text: str, version: str,
 
     from pipeline import dataset, views
     from transforms import phases
+    from transforms.paths import delete_files
 
     name = options.name or views.default_name(version)
     old, old_version = views.read_pointer(options.output, name)
@@ -640,12 +790,19 @@ def run_retag(options: RetagOptions, topics, topics_text: str, version: str,
         f"{len(the_plan.partitions)} partitions) with topics_version {version}"
         + ("" if generation is None else f" into view {name} generation {generation}"))
     started = time.monotonic()
+    prepared_folder = f"{root}/{PREPARED}"
     try:
-        for number, unit in enumerate(the_plan.units, 1):
-            replay_unit(root, UnitSource(options.output, unit, bounds, options.clusters), topics,
-                        lookback, beam_args)
+        sources = [UnitSource(options.output, unit, bounds, options.clusters) for unit in the_plan.units]
+        prepared = prepare_units(prepared_folder, sources, topics, beam_args)
+        if not options.quiet:
+            say(f"newswatch: prepared {len(sources)} units (read, sketched, tagged, deduplicated) "
+                f"in {time.monotonic() - started:.1f} s")
+        for number, (source, path) in enumerate(zip(sources, prepared), 1):
+            replay_unit(root, source, path, topics, lookback, beam_args)
+            delete_files([path])
             if not options.quiet:
-                say(f"newswatch: replayed {number}/{len(the_plan.units)} {unit.unit}")
+                say(f"newswatch: replayed {number}/{len(the_plan.units)} {source.unit.unit}")
+        remove_prepared(prepared_folder)
         new_counts = topic_counts(dataset.read_stories(root, columns=["topics"]))
         if options.dry_run:
             # the live stories of the same entries: those of the replayed runs fetched in range

@@ -51,10 +51,12 @@ class DocumentSketcher:
     def __init__(self):
         self.known = None
 
-    def __call__(self, stories: List[Story]) -> List[Story]:
+    def __call__(self, stories: List[Story], wanted: Optional[List[bool]] = None) -> List[Story]:
+        """`wanted`: which stories need their sketch (the others get None;
+        all count towards the boilerplate)."""
         texts = [sketches.clustering_text(s.summary, s.content) for s in stories]
         found, self.known = sketches.sketch_document(
-            texts, self.known, items=[(s.title, text) for s, text in zip(stories, texts)])
+            texts, self.known, items=[(s.title, text) for s, text in zip(stories, texts)], wanted=wanted)
         for story, made in zip(stories, found):
             story.sketch = made
         return stories

@@ -169,12 +169,15 @@ def document_sketches(texts: Sequence[str]) -> List[Optional[Sketch]]:
 
 
 def sketch_document(texts: Sequence[str], known: Optional[np.ndarray] = None,
-                    items: Optional[Sequence] = None) -> Tuple[List[Optional[Sketch]], np.ndarray]:
+                    items: Optional[Sequence] = None,
+                    wanted: Optional[Sequence[bool]] = None) -> Tuple[List[Optional[Sketch]], np.ndarray]:
     """document_sketches for one part of a document, also leaving out the
     boilerplate `known` from its earlier parts; returns the sketches and the
     boilerplate so far (for the next part). `items`: one key per text (its
     headline and body, say): an item the feed repeats counts once towards
-    boilerplate, or a story served four times would lose its own text."""
+    boilerplate, or a story served four times would lose its own text.
+    `wanted`: which texts need their sketch (None for the others); every
+    text still counts towards the boilerplate."""
     hashed = [shingles(t) for t in texts]
     if items is None:
         counted = hashed
@@ -186,7 +189,9 @@ def sketch_document(texts: Sequence[str], known: Optional[np.ndarray] = None,
     dropped = boilerplate(counted)
     if known is not None and len(known):
         dropped = np.union1d(dropped, known)
-    return [sketch(h, dropped) for h in hashed], dropped
+    if wanted is None:
+        return [sketch(h, dropped) for h in hashed], dropped
+    return [sketch(h, dropped) if want else None for h, want in zip(hashed, wanted)], dropped
 
 
 def band_keys(signatures: np.ndarray) -> np.ndarray:

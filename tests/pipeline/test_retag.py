@@ -173,6 +173,7 @@ def test_the_view_pointer_says_what_it_holds(world, out):
     generation = out / "views" / name / pointer["generation"]
     assert (generation / "topics.yaml").read_text() == RULES_B
     assert (generation / "_state" / "seen").is_dir()       # the view's own state
+    assert not (generation / "_prepared").exists()          # the prepared units went before publishing
     assert pointer["counts"]["stories"] == len(dataset.read_stories(out, view=name))
     # the live state and story folders were not written
     assert files_under(out / "stories") == files_under(world / "out_a" / "stories")
@@ -385,6 +386,16 @@ def at(hour, minute=0):
 
 def group(path, run_id, unit=None, first=at(1), last=None, rows=10, without_text=0):
     return EntryGroup(path, run_id, unit, rows, first, last or first, without_text)
+
+
+def test_units_are_replayed_in_process_after_a_preparation_on_the_workers_asked_for():
+    from pipeline.retag import read_shards, replay_args
+
+    two = ["--runner", "DirectRunner", "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]
+    assert read_shards(two) == 2 and read_shards(replay_args(two)) == 1
+    assert read_shards(replay_args(["--runner=DirectRunner"])) == 1
+    dataflow = ["--runner", "DataflowRunner", "--project", "p"]
+    assert replay_args(dataflow) == dataflow
 
 
 def test_plan_replays_committed_units_in_commit_order_and_reports_the_rest():

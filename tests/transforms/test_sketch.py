@@ -13,7 +13,7 @@ from tests.support.paths import ROOT
 from tests.support.reprints import (CHINESE, FOOTER, JAPANESE, KOREAN, KOREAN_OTHER, MUSEUM,
                                     MUSEUM_OWN_REPORT, SHIP, SHIP_OWN_REPORT, alone, lead, linked_pairs,
                                     reprint, unrelated_stories)
-from transforms.sketch import MAX_TOKENS, clustering_text, document_sketches, same_story, tokens
+from transforms.sketch import MAX_TOKENS, clustering_text, document_sketches, same_story, sketch_document, tokens
 
 # -- tokens ------------------------------------------------------------------
 @pytest.mark.parametrize("text,expected", [
@@ -91,6 +91,18 @@ def test_fifty_unrelated_stories_with_one_footer_stay_apart():
     assert len(linked_pairs([alone(t) for t in in_feed])) >= 5
     # ... and without the footer they were apart to begin with
     assert linked_pairs([alone(t) for t in stories]) == []
+
+
+def test_only_the_wanted_sketches_are_made_and_all_texts_count_towards_the_boilerplate():
+    in_feed = [f"{s} {FOOTER}" for s in unrelated_stories(50)]
+    wanted = [k % 10 == 0 for k in range(50)]
+    found, dropped = sketch_document(in_feed, wanted=wanted)
+    every, every_dropped = sketch_document(in_feed)
+    assert [s for s, w in zip(found, wanted) if not w] == [None] * 45
+    assert [s for s, w in zip(found, wanted) if w] == [s for s, w in zip(every, wanted) if w]
+    assert list(dropped) == list(every_dropped)
+    # Control: the five wanted texts alone would not have found the footer.
+    assert [s for s, w in zip(found, wanted) if w] != sketch_document([t for t, w in zip(in_feed, wanted) if w])[0]
 
 
 def test_a_shared_byline_and_newsletter_pitch_in_front_does_not_link_stories():

@@ -53,7 +53,8 @@ from transforms.topics.text import fold_accents, normalize, tokenize
 
 __all__ = [
     "And", "AtLeast", "Except", "KeepMatched", "LanguageIs", "Match", "MatchTopics", "Near", "Node", "Not", "Or",
-    "QuerySyntaxError", "SourceIs", "TagTopics", "Term", "Topic", "TopicError", "TopicMatcher", "TopicRef",
+    "QuerySyntaxError", "SourceIs", "StoryTagger", "TagTopics", "Term", "Topic", "TopicError", "TopicMatcher",
+    "TopicRef",
     "compile_rules", "compile_topics", "fold_accents", "normalize", "parse_query", "tag_story",
     "tokenize", "topics_version", "without_text",
 ]
@@ -106,17 +107,17 @@ def without_text(story: Story) -> Story:
     return story.replace(summary=stub, content="", authors=[], tags=[])
 
 
-class _TagTopicsFn(beam.DoFn):
-    def __init__(self, topics: tuple):
-        self._topics = topics  # plain dataclasses pickle small and safely
-        self._matcher: Optional[TopicMatcher] = None
-        self._detect = None
+class StoryTagger:
+    """What TagTopics does to one story, outside Beam as well (`newswatch
+    retag` tags a whole run's stories before its replay): the story tagged,
+    or cut down by without_text when no topic matched. Built once per
+    worker: it compiles the rules and, when a rule has a `language:`
+    condition, loads the language profiles."""
 
-    def setup(self):
-        self._matcher = TopicMatcher(self._topics)
-        logging.getLogger(__name__).info("topic matcher: %d topics, %s scan", len(self._topics),
-                                         self._matcher.engine)
-        if self._matcher.needs_language:
+    def __init__(self, topics: tuple):
+        self.matcher = TopicMatcher(topics)
+        self._detect = None
+        if self.matcher.needs_language:
             from transforms.language import detect_language, language_text, load_detector_factory
 
             factory = load_detector_factory()
@@ -128,9 +129,23 @@ class _TagTopicsFn(beam.DoFn):
 
             self._detect = detect
 
+    def __call__(self, story: Story) -> Story:
+        tagged = tag_story(story, self.matcher, self._detect)
+        return without_text(story) if tagged is None else tagged
+
+
+class _TagTopicsFn(beam.DoFn):
+    def __init__(self, topics: tuple):
+        self._topics = topics  # plain dataclasses pickle small and safely
+        self._tagger: Optional[StoryTagger] = None
+
+    def setup(self):
+        self._tagger = StoryTagger(self._topics)
+        logging.getLogger(__name__).info("topic matcher: %d topics, %s scan", len(self._topics),
+                                         self._tagger.matcher.engine)
+
     def process(self, story: Story):
-        tagged = tag_story(story, self._matcher, self._detect)
-        yield without_text(story) if tagged is None else tagged
+        yield self._tagger(story)
 
 
 class _KeepMatchedFn(beam.DoFn):
