@@ -137,7 +137,8 @@ def build_story_stages(parsed: beam.PCollection, config: RunConfig, feed_states:
     """
     streaming = config.streaming
     if prepared:
-        assert not streaming, "prepared stories are replayed as batch steps"
+        if streaming:
+            raise ValueError("prepared stories are replayed as batch steps")
         deduped = parsed
     else:
         # Tagged before dedup so unmatched stories cross dedup without their text

@@ -527,7 +527,7 @@ def _dump(path: str, stories: List) -> None:
     from apache_beam.io.filesystems import FileSystems
 
     with FileSystems.create(path) as handle:
-        handle.write(pickle.dumps(stories, protocol=pickle.HIGHEST_PROTOCOL))
+        pickle.dump(stories, handle, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def load_prepared(path: str) -> List:
@@ -536,7 +536,7 @@ def load_prepared(path: str) -> List:
     from apache_beam.io.filesystems import FileSystems
 
     with FileSystems.open(path, compression_type="uncompressed") as handle:
-        return pickle.loads(handle.read())
+        return pickle.load(handle)
 
 
 class _PreparePartFn:
@@ -574,7 +574,12 @@ def _merge_unit(folder: str, languages: bool, keyed) -> Iterator[str]:
 
     number, parts = keyed
     parts = sorted(parts)
-    _finish_unit(folder, number, [story for path in parts for story in load_prepared(path)], languages)
+    # In unit_stories' order (documents by fetch time and feed, entries in
+    # feed order), whatever part a document fell in: of two equally preferred
+    # copies dedup keeps the first, as the live run and the in-process replay do.
+    stories = sorted((story for path in parts for story in load_prepared(path)),
+                     key=lambda story: (story.fetched_at, story.feed_url, story.entry_index))
+    _finish_unit(folder, number, stories, languages)
     delete_files(parts)
     yield prepared_path(folder, number)
 
@@ -636,7 +641,9 @@ def replay_args(beam_args: Sequence[str]) -> List[str]:
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
     runner = PipelineOptions(list(beam_args)).view_as(StandardOptions).runner
-    if runner not in (None, "DirectRunner", "SwitchingDirectRunner"):
+    # Beam takes a runner's name in any case, with or without "Runner".
+    if runner is not None and str(runner).lower().removesuffix("runner") not in (
+            "direct", "switchingdirect", "bundlebaseddirect"):
         return list(beam_args)
     return [*beam_args, "--direct_running_mode=in_memory", "--direct_num_workers=1"]
 
@@ -825,6 +832,8 @@ def run_retag(options: RetagOptions, topics, topics_text: str, version: str,
             previous=old.generation if old is not None else None, warnings=the_plan.warnings)
         views.publish(options.output, pointer, old_version)
     finally:
+        # After a failure too: the prepared files hold the matched stories' text.
+        remove_prepared(prepared_folder)
         if options.dry_run:
             shutil.rmtree(root, ignore_errors=True)
     views.remove_superseded(options.output, name, generation)

@@ -118,9 +118,9 @@ class StoryTagger:
         self.matcher = TopicMatcher(topics)
         self._detect = None
         if self.matcher.needs_language:
-            from transforms.language import detect_language, language_text, load_detector_factory
+            from transforms.language import detect_language, language_text, shared_detector_factory
 
-            factory = load_detector_factory()
+            factory = shared_detector_factory()
             early = metrics.counter("rules_language_detections")
 
             def detect(story: Story) -> str:
