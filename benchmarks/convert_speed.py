@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, List, Tuple
 
 from benchmarks import convert_reference, corpus
-from benchmarks.parse_speed import REALFEEDS, load
+from benchmarks.parse_speed import REALFEEDS, best_of_turns, load
 from transforms import identity, publisher
 from transforms.html_text import NAME_CAP, capped_text
 from transforms.parse import UnreadableFeed, entry_to_story, open_feed
@@ -70,16 +70,6 @@ def _convert_afresh(entries: List[Entry]) -> list:
     return _convert(entry_to_story, entries)
 
 
-def _best_of_turns(rounds: int, *jobs) -> List[float]:
-    best = [float("inf")] * len(jobs)
-    for _ in range(rounds):
-        for i, job in enumerate(jobs):
-            start = time.process_time()
-            job()
-            best[i] = min(best[i], time.process_time() - start)
-    return best
-
-
 def measure_corpus(documents: List[Tuple[str, bytes]], rounds: int) -> dict:
     start = time.process_time()
     entries = parse(documents)
@@ -89,7 +79,7 @@ def measure_corpus(documents: List[Tuple[str, bytes]], rounds: int) -> dict:
     # A fast wrong answer is not a result.
     if _convert(entry_to_story, entries) != _convert(convert_reference.entry_to_story, entries):
         raise SystemExit("convert_speed: the conversions give different stories; no figure reported")
-    reference_s, ours_s = _best_of_turns(
+    reference_s, ours_s = best_of_turns(
         rounds, lambda: _convert(convert_reference.entry_to_story, entries),
         lambda: _convert_afresh(entries))
     n = len(entries)

@@ -45,7 +45,7 @@ def _auto(documents) -> int:
     return sum(sum(1 for _ in open_feed(body, HEADERS).entries) for _, body in documents)
 
 
-def _best_of_turns(rounds: int, *jobs) -> List[float]:
+def best_of_turns(rounds: int, *jobs) -> List[float]:
     """The fastest CPU time of each job, run in turns so that noise from a
     shared machine falls on all of them alike."""
     best = [float("inf")] * len(jobs)
@@ -73,7 +73,7 @@ def measure(corpus: Optional[str] = None, rounds: int = 5) -> dict:
     # A fast wrong answer is not a result.
     if _auto(documents) != entries or _fast(accepted) != entries_accepted:
         raise SystemExit("parse_speed: the paths give different entry counts; no figure reported")
-    fp_all, fp_accepted, fast, auto = _best_of_turns(
+    fp_all, fp_accepted, fast, auto = best_of_turns(
         rounds, lambda: _feedparser(documents), lambda: _feedparser(accepted),
         lambda: _fast(accepted), lambda: _auto(documents))
     return {
