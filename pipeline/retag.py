@@ -52,6 +52,8 @@ _log = logging.getLogger(__name__)
 PUBLISHING = "retag-publishing"
 # ... and one where it has read the view's pointer, before the survey.
 POINTER_READ = "retag-pointer-read"
+# ... and one where every unit is prepared, none replayed yet.
+UNITS_PREPARED = "retag-units-prepared"
 
 # `<run_id>-w<window start>-p<pane>-<shard>.parquet`: a streaming job's file
 # of one window pane (transforms.sink.window_tag); `<run_id>-<shard>.parquet`
@@ -800,15 +802,25 @@ def run_retag(options: RetagOptions, topics, topics_text: str, version: str,
     prepared_folder = f"{root}/{PREPARED}"
     try:
         sources = [UnitSource(options.output, unit, bounds, options.clusters) for unit in the_plan.units]
-        prepared = prepare_units(prepared_folder, sources, topics, beam_args)
-        if not options.quiet:
-            say(f"newswatch: prepared {len(sources)} units (read, sketched, tagged, deduplicated) "
-                f"in {time.monotonic() - started:.1f} s")
-        for number, (source, path) in enumerate(zip(sources, prepared), 1):
-            replay_unit(root, source, path, topics, lookback, beam_args)
-            delete_files([path])
+        try:
+            prepared = prepare_units(prepared_folder, sources, topics, beam_args)
             if not options.quiet:
-                say(f"newswatch: replayed {number}/{len(the_plan.units)} {source.unit.unit}")
+                say(f"newswatch: prepared {len(sources)} units (read, sketched, tagged, deduplicated) "
+                    f"in {time.monotonic() - started:.1f} s")
+            phases.reached(UNITS_PREPARED)
+            for number, (source, path) in enumerate(zip(sources, prepared), 1):
+                replay_unit(root, source, path, topics, lookback, beam_args)
+                delete_files([path])
+                if not options.quiet:
+                    say(f"newswatch: replayed {number}/{len(the_plan.units)} {source.unit.unit}")
+        except Exception as error:
+            # A later retag of the name that published, or a `views delete`,
+            # removes this unpublished generation, files and all: the replay
+            # then fails on a missing file, which is not the story to tell.
+            if generation is not None and not views.exists(f"{root}/{views.TOPICS_FILE}"):
+                raise views.Published(f"generation {generation} of view {name} was removed by another "
+                                      "retag or a `views delete` while it was being written") from error
+            raise
         remove_prepared(prepared_folder)
         new_counts = topic_counts(dataset.read_stories(root, columns=["topics"]))
         if options.dry_run:

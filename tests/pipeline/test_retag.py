@@ -37,7 +37,7 @@ RULES_B = RULES_A + """  - name: missile_tests
     query: 'topic:dprk AND language:ko'
 """
 COMPARED = ["story_id", "run_id", "topics", "matched_terms", "matches", "language", "cluster_id",
-            "cluster_size", "topics_version", "date", "title"]
+            "cluster_size", "topics_version", "date", "title", "url", "published_at"]
 
 
 def item(guid, title, text, link=None, day=28, hour=1):
@@ -154,6 +154,9 @@ def test_retag_equals_fresh_runs_with_the_new_rules(world, out, mode, capsys, mo
     printed = capsys.readouterr().out.strip().splitlines()
     view = dataset.read_stories(out, view="b")
     pd.testing.assert_frame_equal(rows(view), rows(dataset.read_stories(world / "out_b")))
+    # fetched_at is the archived fetch's (out_b's runs fetched at other times)
+    archived = dataset.read_entries(out, columns=["story_id", "fetched_at"])
+    assert set(zip(view.story_id, view.fetched_at)) <= set(zip(archived.story_id, archived.fetched_at))
     # the last line is the published stories folder, for plain pandas
     assert printed[-1].endswith("/stories") and Path(printed[-1]).is_dir()
     pd.testing.assert_frame_equal(rows(pd.read_parquet(printed[-1])),
@@ -393,7 +396,10 @@ def test_units_are_replayed_in_process_after_a_preparation_on_the_workers_asked_
 
     two = ["--runner", "DirectRunner", "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]
     assert read_shards(two) == 2 and read_shards(replay_args(two)) == 1
-    assert read_shards(replay_args(["--runner=DirectRunner"])) == 1
+    # any spelling Beam takes for the direct runner replays in-process
+    for runner in ("--runner=direct", "--runner=SwitchingDirectRunner", "--runner=BundleBasedDirect"):
+        assert read_shards(replay_args([runner, "--direct_running_mode=multi_processing",
+                                        "--direct_num_workers=2"])) == 1, runner
     dataflow = ["--runner", "DataflowRunner", "--project", "p"]
     assert replay_args(dataflow) == dataflow
 
@@ -499,33 +505,78 @@ def test_a_run_with_no_archive_is_named_in_the_view(world, tmp_path, capsys):
     assert pointer["warnings"] and "n2" in pointer["warnings"][0] and "warning: run n2" in printed
 
 
+def paused_retag(rules, out, tmp_path, phase, *args):
+    """`newswatch retag` in a subprocess, paused at `phase` (pipeline/retag.py);
+    returns it and its resume function (which returns its stderr)."""
+    go_on, paused = tmp_path / f"{phase}.go-on", tmp_path / f"{phase}.paused"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSWATCH_PAUSE_AT=phase,
+               NEWSWATCH_PAUSE_SIGNAL=str(paused), NEWSWATCH_PAUSE_UNTIL=str(go_on))
+    job = subprocess.Popen([sys.executable, "-m", "pipeline", "retag", "--topics", str(rules),
+                            "--output", str(out), *args, "--runner", "DirectRunner", "--quiet"],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not paused.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not paused.exists():
+        job.kill()
+    assert paused.exists(), job.communicate()[1][-2000:] if job.poll() is not None else "no pause"
+
+    def finish():
+        go_on.write_text("")
+        try:
+            return job.communicate(timeout=300)[1]
+        finally:
+            if job.poll() is None:
+                job.kill()
+    return job, finish
+
+
 def test_a_retag_does_not_remove_the_generation_another_retag_published(world, out, tmp_path):
     assert retag(world / "a.yaml", out, "--name", "v") == 0
-    go_on, paused = tmp_path / "go-on", tmp_path / "paused"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSWATCH_PAUSE_AT="retag-pointer-read",
-               NEWSWATCH_PAUSE_SIGNAL=str(paused), NEWSWATCH_PAUSE_UNTIL=str(go_on))
-    slow = subprocess.Popen([sys.executable, "-m", "pipeline", "retag", "--topics", str(world / "b.yaml"),
-                             "--output", str(out), "--name", "v", "--replace", "--runner", "DirectRunner",
-                             "--quiet"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    slow, finish = paused_retag(world / "b.yaml", out, tmp_path, "retag-pointer-read", "--name", "v", "--replace")
     try:
-        deadline = time.monotonic() + 120
-        while not paused.exists() and slow.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert paused.exists(), slow.communicate()[1][-2000:] if slow.poll() is not None else "no pause"
         # meanwhile another retag of the name publishes
         assert retag(world / "b.yaml", out, "--name", "v", "--replace") == 0
         published = dataset.read_view(out, "v")
-        go_on.write_text("")
-        _, err = slow.communicate(timeout=300)
     finally:
-        if slow.poll() is None:
-            slow.kill()
+        err = finish()
     assert slow.returncode == 1 and "another retag" in err, err[-2000:]
     assert dataset.read_view(out, "v") == published
     assert published["generation"] in views.generations(str(out), "v")
     pd.testing.assert_frame_equal(rows(dataset.read_stories(out, view="v")),
                                   rows(dataset.read_stories(world / "out_b")))
+
+
+def test_a_retag_whose_generation_a_later_retag_removed_says_so(world, out, tmp_path):
+    # The slow retag has prepared its units; a later one of the name
+    # publishes and removes the slow one's older, unpublished generation,
+    # prepared files and all: the slow one must say what happened.
+    slow, finish = paused_retag(world / "b.yaml", out, tmp_path, "retag-units-prepared", "--name", "v")
+    [mine] = views.generations(str(out), "v")
+    assert list((out / "views" / "v" / mine / "_prepared").glob("*.pickle"))
+    try:
+        assert retag(world / "b.yaml", out, "--name", "v") == 0
+        published = dataset.read_view(out, "v")
+        assert mine not in views.generations(str(out), "v")
+    finally:
+        err = finish()
+    assert slow.returncode == 1, err[-2000:]
+    assert f"generation {mine} of view v was removed by another retag or a `views delete`" in err, err[-2000:]
+    assert dataset.read_view(out, "v") == published
+    assert views.generations(str(out), "v") == [published["generation"]]
+
+
+def test_a_failed_retag_removes_its_prepared_files(world, out, tmp_path):
+    # The prepared files hold the matched stories' text: a retag that fails
+    # while replaying leaves none of them behind.
+    slow, finish = paused_retag(world / "b.yaml", out, tmp_path, "retag-units-prepared", "--name", "v")
+    prepared = sorted((out / "views" / "v").glob("*/_prepared/*.pickle"))
+    assert len(prepared) == len(RUNS)
+    prepared[-1].write_bytes(b"not a pickle")   # the last unit's replay fails
+    err = finish()
+    assert slow.returncode == 1 and "retag failed" in err, err[-2000:]
+    assert not list((out / "views" / "v").glob("*/_prepared"))
+    assert not (out / "views" / "v" / "_view.json").exists()
 
 
 def test_a_read_whose_pointer_changed_meanwhile_reads_again(world, out):
