@@ -1,7 +1,7 @@
 """`newswatch retag` throughput: archived entries re-tagged per second.
 
     python -m benchmarks.retag_throughput [--runs 100] [--entries-per-run 10000] [--base-runs 3]
-                                          [--modes in_process multi_processing_2]
+                                          [--modes in_process multi_processing_2] [--work DIR]
                                           [--save benchmarks/results/retag_throughput.json]
 
 The archive is generated directly as Parquet, not through the pipeline:
@@ -204,6 +204,7 @@ def measure(runs: int = 100, entries_per_run: int = 10_000, work: Optional[Path]
     from pipeline import dataset
 
     folder = Path(work or tempfile.mkdtemp(prefix="retag-bench-"))
+    folder.mkdir(parents=True, exist_ok=True)
     try:
         out = folder / "out"
         began = time.monotonic()
@@ -274,8 +275,11 @@ def main(argv=None) -> int:
     parser.add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parser.add_argument("--save", help="write the result as JSON here; with --modes, the modes measured "
                                        "replace theirs in an existing file, the others stay")
+    parser.add_argument("--work", type=Path,
+                        help="generate here and keep it (the archive in WORK/out, the new rules in "
+                             "WORK/b.yaml), e.g. to profile a retag of it (docs/retag.md#cost)")
     args = parser.parse_args(argv)
-    result = measure(args.runs, args.entries_per_run, base_runs=args.base_runs, base=args.base,
+    result = measure(args.runs, args.entries_per_run, work=args.work, base_runs=args.base_runs, base=args.base,
                      modes=args.modes)
     if args.save and list(args.modes) != list(MODES) and Path(args.save).exists():
         kept = json.loads(Path(args.save).read_text())

@@ -14,7 +14,7 @@ import pytest
 
 from pipeline import dataset, views
 from pipeline.cli import main
-from pipeline.retag import EntryGroup, RunRecord, plan_units
+from pipeline.retag import POINTER_READ, PUBLISHING, UNITS_PREPARED, EntryGroup, RunRecord, plan_units
 from tests.support.feedserver import FeedServer
 from tests.support.paths import ROOT
 from tests.support.reprints import SHIP
@@ -98,6 +98,32 @@ def runs_over_snapshots(server, folder, topics, out, snapshots=SNAPSHOTS, run_id
         for path, body in snapshot.items():
             server.add(path, body)
         assert run(feeds, topics, out, run_id, *extra) == 0
+
+
+def paused_retag(rules, out, tmp_path, phase, *args):
+    """`newswatch retag` in a subprocess, paused at `phase` (pipeline/retag.py);
+    returns it and its resume function (which returns its stderr)."""
+    go_on, paused = tmp_path / f"{phase}.go-on", tmp_path / f"{phase}.paused"
+    env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSWATCH_PAUSE_AT=phase,
+               NEWSWATCH_PAUSE_SIGNAL=str(paused), NEWSWATCH_PAUSE_UNTIL=str(go_on))
+    job = subprocess.Popen([sys.executable, "-m", "pipeline", "retag", "--topics", str(rules),
+                            "--output", str(out), *args, "--runner", "DirectRunner", "--quiet"],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not paused.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not paused.exists():
+        job.kill()
+    assert paused.exists(), job.communicate()[1][-2000:] if job.poll() is not None else "no pause"
+
+    def finish():
+        go_on.write_text("")
+        try:
+            return job.communicate(timeout=300)[1]
+        finally:
+            if job.poll() is None:
+                job.kill()
+    return job, finish
 
 
 def rows(frame):
@@ -265,20 +291,9 @@ def test_sigkill_during_a_retag_leaves_the_old_view_and_the_next_retag_cleans_up
     assert retag(world / "a.yaml", out, "--name", "v") == 0
     old = dataset.read_view(out, "v")
     old_rows = rows(dataset.read_stories(out, view="v"))
-    signal_file = tmp_path / "paused"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSWATCH_PAUSE_AT="retag-publishing",
-               NEWSWATCH_PAUSE_SIGNAL=str(signal_file))
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "retag", "--topics", str(world / "b.yaml"),
-                             "--output", str(out), "--name", "v", "--replace", "--runner", "DirectRunner"],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 240
-        while not signal_file.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert signal_file.exists(), proc.stderr.read()[-2000:] if proc.poll() is not None else "no pause"
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    proc, _ = paused_retag(world / "b.yaml", out, tmp_path, PUBLISHING, "--name", "v", "--replace")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
     # the new generation is all written, but not published: the old view is what readers get
     orphans = [g for g in views.generations(str(out), "v") if g != old["generation"]]
     assert len(orphans) == 1 and list((out / "views" / "v" / orphans[0] / "stories").rglob("*.parquet"))
@@ -505,35 +520,9 @@ def test_a_run_with_no_archive_is_named_in_the_view(world, tmp_path, capsys):
     assert pointer["warnings"] and "n2" in pointer["warnings"][0] and "warning: run n2" in printed
 
 
-def paused_retag(rules, out, tmp_path, phase, *args):
-    """`newswatch retag` in a subprocess, paused at `phase` (pipeline/retag.py);
-    returns it and its resume function (which returns its stderr)."""
-    go_on, paused = tmp_path / f"{phase}.go-on", tmp_path / f"{phase}.paused"
-    env = dict(os.environ, PYTHONPATH=str(ROOT), NEWSWATCH_PAUSE_AT=phase,
-               NEWSWATCH_PAUSE_SIGNAL=str(paused), NEWSWATCH_PAUSE_UNTIL=str(go_on))
-    job = subprocess.Popen([sys.executable, "-m", "pipeline", "retag", "--topics", str(rules),
-                            "--output", str(out), *args, "--runner", "DirectRunner", "--quiet"],
-                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not paused.exists() and job.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if not paused.exists():
-        job.kill()
-    assert paused.exists(), job.communicate()[1][-2000:] if job.poll() is not None else "no pause"
-
-    def finish():
-        go_on.write_text("")
-        try:
-            return job.communicate(timeout=300)[1]
-        finally:
-            if job.poll() is None:
-                job.kill()
-    return job, finish
-
-
 def test_a_retag_does_not_remove_the_generation_another_retag_published(world, out, tmp_path):
     assert retag(world / "a.yaml", out, "--name", "v") == 0
-    slow, finish = paused_retag(world / "b.yaml", out, tmp_path, "retag-pointer-read", "--name", "v", "--replace")
+    slow, finish = paused_retag(world / "b.yaml", out, tmp_path, POINTER_READ, "--name", "v", "--replace")
     try:
         # meanwhile another retag of the name publishes
         assert retag(world / "b.yaml", out, "--name", "v", "--replace") == 0
@@ -551,7 +540,7 @@ def test_a_retag_whose_generation_a_later_retag_removed_says_so(world, out, tmp_
     # The slow retag has prepared its units; a later one of the name
     # publishes and removes the slow one's older, unpublished generation,
     # prepared files and all: the slow one must say what happened.
-    slow, finish = paused_retag(world / "b.yaml", out, tmp_path, "retag-units-prepared", "--name", "v")
+    slow, finish = paused_retag(world / "b.yaml", out, tmp_path, UNITS_PREPARED, "--name", "v")
     [mine] = views.generations(str(out), "v")
     assert list((out / "views" / "v" / mine / "_prepared").glob("*.pickle"))
     try:
@@ -569,7 +558,7 @@ def test_a_retag_whose_generation_a_later_retag_removed_says_so(world, out, tmp_
 def test_a_failed_retag_removes_its_prepared_files(world, out, tmp_path):
     # The prepared files hold the matched stories' text: a retag that fails
     # while replaying leaves none of them behind.
-    slow, finish = paused_retag(world / "b.yaml", out, tmp_path, "retag-units-prepared", "--name", "v")
+    slow, finish = paused_retag(world / "b.yaml", out, tmp_path, UNITS_PREPARED, "--name", "v")
     prepared = sorted((out / "views" / "v").glob("*/_prepared/*.pickle"))
     assert len(prepared) == len(RUNS)
     prepared[-1].write_bytes(b"not a pickle")   # the last unit's replay fails

@@ -191,12 +191,8 @@ class LocalDisk:
     @staticmethod
     def replace(path: str, data: bytes, version: str) -> Optional[str]:
         target = _local(path)
-        folder = os.path.dirname(target) or "."
-        if not os.path.isdir(folder):
-            return None
-        with _locked(target):
-            current = LocalDisk.read(target)
-            if current is None or current.version != version:
+        with _at_version(target, version) as held:
+            if not held:
                 return None
             temp = _write_temp(target, data)
             try:
@@ -204,22 +200,30 @@ class LocalDisk:
             except BaseException:
                 os.unlink(temp)
                 raise
-        _sync_folder(folder)
+        _sync_folder(os.path.dirname(target) or ".")
         return content_version(data)
 
     @staticmethod
     def delete(path: str, version: str) -> bool:
         target = _local(path)
-        folder = os.path.dirname(target) or "."
-        if not os.path.isdir(folder):
-            return False
-        with _locked(target):
-            current = LocalDisk.read(target)
-            if current is None or current.version != version:
+        with _at_version(target, version) as held:
+            if not held:
                 return False
             os.unlink(target)
-        _sync_folder(folder)
+        _sync_folder(os.path.dirname(target) or ".")
         return True
+
+
+@contextlib.contextmanager
+def _at_version(target: str, version: str) -> Iterator[bool]:
+    """Whether `target` is there at `version`, under its lock (held until
+    the block ends, so no other writer changes it meanwhile)."""
+    if not os.path.isdir(os.path.dirname(target) or "."):
+        yield False
+        return
+    with _locked(target):
+        current = LocalDisk.read(target)
+        yield current is not None and current.version == version
 
 
 def _local(path: str) -> str:
