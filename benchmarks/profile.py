@@ -2,6 +2,12 @@
 benchmark corpus (or of the plain-Python baseline, to compare).
 
     python -m benchmarks.profile --entries 10000 [--baseline] [--top 40] [--save out.pstats]
+    python -m benchmarks.profile --retag DIR [--top 40]
+
+`--retag DIR` profiles `newswatch retag` (in-process) of the archive that
+`python -m benchmarks.retag_throughput --runs 3 --modes in_process --work DIR`
+generated, instead of a run. Both print, after the top functions, the
+shares of the CPU by area (`AREAS`: where each function's own time lives).
 
 The DirectRunner in-process executes every stage on the calling thread, so
 one cProfile sees all of it (fetch threads only wait on sockets). For
@@ -26,6 +32,78 @@ from pipeline.config import load_topic_definitions
 from tests.support.feedserver import FeedServer
 
 
+# Where a function's own time counts, by the file it is in: the first
+# area whose marker the file name contains (Beam first: it has its own
+# transforms/ folder).
+AREAS = (
+    ("Beam (bundles, coders, the runner)", ("apache_beam/",)),
+    ("language detection (langdetect)", ("langdetect/",)),
+    ("topic matching", ("transforms/topics/", "hyperscan")),
+    ("sketching and clusters", ("transforms/sketch", "transforms/cluster")),
+    ("seen-before, dedup, state", ("transforms/seen", "transforms/dedup", "transforms/state/")),
+    ("parsing feeds (feedparser, lxml)", ("feedparser/", "transforms/fast_parse", "lxml")),
+    ("reading archived entries into stories", ("pipeline/retag.py", "transforms/archive.py")),
+    ("our other modules", ("/transforms/", "/pipeline/")),
+    ("pyarrow (reading, writing Parquet)", ("pyarrow/",)),
+    ("imports", ("<frozen importlib", "importlib/")),
+)
+
+
+OTHER = "Python's library and built-ins, for the rest"
+
+
+def _own_area(function) -> str:
+    file_name, _, name = function
+    for area, markers in AREAS:
+        if any(marker in file_name for marker in markers):
+            return area
+    if file_name == "~" and "pickle" in name:
+        return "pickling (prepared files, Beam's pickled values)"
+    return OTHER
+
+
+def cpu_by_area(stats: pstats.Stats) -> dict:
+    """Each function's own time by area; the time of Python's library and
+    built-ins (a regex, str.encode, dataclasses.replace) goes to the areas
+    of their callers, in the shares cProfile recorded per caller, up to a
+    few calls up."""
+    totals: dict = {}
+
+    def spread(function, seconds: float, depth: int) -> None:
+        area = _own_area(function)
+        callers = stats.stats[function][4] if function in stats.stats else {}
+        if area != OTHER or depth == 0 or not callers:
+            totals[area] = totals.get(area, 0.0) + seconds
+            return
+        shares = {caller: timing[2] for caller, timing in callers.items()}
+        whole = sum(shares.values())
+        for caller, share in shares.items():
+            if whole > 0:
+                spread(caller, seconds * share / whole, depth - 1)
+            else:
+                spread(caller, seconds / len(shares), depth - 1)
+
+    for function, (_, _, own, _, _) in stats.stats.items():
+        spread(function, own, 4)
+    return totals
+
+
+def print_areas(stats: pstats.Stats) -> None:
+    totals = cpu_by_area(stats)
+    whole = sum(totals.values()) or 1.0
+    print(f"\nCPU by area (own time of the functions; {whole:.1f} s profiled)")
+    for area, seconds in sorted(totals.items(), key=lambda item: -item[1]):
+        print(f"  {area:<46} {seconds:>8.1f} s {seconds / whole:>6.1%}")
+
+
+def profile_retag(folder: str, profiler: cProfile.Profile) -> int:
+    from pipeline.cli import main as newswatch
+
+    return profiler.runcall(newswatch, [
+        "retag", "--topics", os.path.join(folder, "b.yaml"), "--output", os.path.join(folder, "out"),
+        "--name", "profiled", "--replace", "--runner", "DirectRunner", "--quiet"])
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
@@ -33,8 +111,21 @@ def main(argv=None) -> int:
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--save", help="write the raw pstats here")
+    parser.add_argument("--retag", metavar="DIR", help="profile a retag of this generated archive instead")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, force=True)
+    if args.retag:
+        profiler = cProfile.Profile()
+        code = profile_retag(args.retag, profiler)
+        if code != 0:
+            print(f"newswatch retag exited {code}", file=sys.stderr)
+            return 1
+        stats = pstats.Stats(profiler)
+        if args.save:
+            stats.dump_stats(args.save)
+        stats.sort_stats(args.sort).print_stats(args.top)
+        print_areas(stats)
+        return 0
 
     work = tempfile.mkdtemp(prefix="newswatch-profile-")
     try:
@@ -68,6 +159,7 @@ def main(argv=None) -> int:
         if args.save:
             stats.dump_stats(args.save)
         stats.sort_stats(args.sort).print_stats(args.top)
+        print_areas(stats)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -31,3 +31,18 @@ def test_a_tiny_measure_retags_every_run_in_both_modes_and_renders(tmp_path, mon
     assert len(stories) == 1 and stories.pop() > 0          # both modes: the same rows
     text = retag_throughput.render(result)
     assert "retag of 200 archived entries in 2 runs" in text and "multi_processing_2" in text
+
+
+def test_a_kept_archive_can_be_profiled_by_area(tmp_path, monkeypatch, capsys):
+    from benchmarks import profile
+
+    monkeypatch.setenv("PYTHONPATH", str(retag_throughput.ROOT))
+    work = tmp_path / "kept"
+    assert retag_throughput.main(["--runs", "1", "--entries-per-run", "100", "--modes", "in_process",
+                                  "--work", str(work)]) == 0
+    assert (work / "b.yaml").is_file() and dataset.read_entries(work / "out").shape[0] == 100
+    capsys.readouterr()
+    assert profile.main(["--retag", str(work), "--top", "0"]) == 0
+    printed = capsys.readouterr().out
+    assert "CPU by area" in printed and "topic matching" in printed
+    assert dataset.read_view(work / "out", "profiled")["runs"] == ["run0000"]
