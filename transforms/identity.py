@@ -32,6 +32,17 @@ def is_tracking_param(name: str) -> bool:
     return low in TRACKING_PARAMS or low.startswith(TRACKING_PREFIXES)
 
 
+# An absolute http(s) URL of the shape most feed links have: lower-case
+# scheme, a host of ASCII letters, digits, dots and hyphens (no port,
+# userinfo or IPv6 literal), then a path of printable ASCII without a query,
+# and perhaps a fragment. urlsplit reads it exactly as these groups (nothing
+# it strips or checks can occur), so canonical_url needs no more than them;
+# tests/transforms/test_identity.py compares the two readings.
+_PLAIN_URL = re.compile(r"(https?)://([a-zA-Z0-9][-a-zA-Z0-9.]*)((?:/[ -\"$->@-~]*)?)(?:#[ -~]*)?")
+# The host of an http(s) URL whose host is of that plain shape, whatever follows it.
+_PLAIN_HOST = re.compile(r"https?://([a-zA-Z0-9][-a-zA-Z0-9.]*)(?:[/?#]|\Z)")
+
+
 def canonical_url(url: Optional[str]) -> Optional[str]:
     """The URL two copies of a story share.
 
@@ -40,6 +51,18 @@ def canonical_url(url: Optional[str]) -> Optional[str]:
     userinfo dropped, empty path made "/". Returns None for an empty or
     non-http(s) URL.
     """
+    if not url:
+        return None
+    url = url.strip()
+    plain = _PLAIN_URL.fullmatch(url)
+    if plain:
+        scheme, host, path = plain.groups()
+        return f"{scheme}://{host.lower().rstrip('.')}{path or '/'}"
+    return canonical_url_reference(url)
+
+
+def canonical_url_reference(url: Optional[str]) -> Optional[str]:
+    """canonical_url by urlsplit alone: the reference its plain-URL reading is tested against."""
     if not url:
         return None
     url = url.strip()
@@ -67,6 +90,15 @@ def url_host(url: str) -> Optional[str]:
     """urlsplit(url.strip()).hostname, None when urlsplit refuses the URL.
     Remembered: the parse stage asks for the host of one entry's link
     several times (redirector, source), and of its feed's for every entry."""
+    url = url.strip()
+    plain = _PLAIN_HOST.match(url)
+    if plain:   # the netloc urlsplit finds is exactly this host
+        return plain.group(1).lower()
+    return url_host_reference(url)
+
+
+def url_host_reference(url: str) -> Optional[str]:
+    """url_host by urlsplit alone: the reference its plain-host reading is tested against."""
     try:
         return urlsplit(url.strip()).hostname
     except ValueError:

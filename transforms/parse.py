@@ -281,7 +281,24 @@ def _entry_link(entry, base: Optional[str]) -> Optional[str]:
     if not link:
         return None
     link = CONTROL_CHARACTERS.sub("", link).strip()
-    return urljoin(base, link) if base else link
+    return join_link(base, link) if base else link
+
+
+def join_link(base: str, link: str) -> str:
+    """urljoin(base, link), without urljoin's work for the usual link: an
+    absolute http(s) URL with a host, of the base's scheme, which urljoin
+    takes apart and puts back together unchanged. It is kept as it is when
+    nothing urlsplit strips, splits off or refuses can change it: printable
+    ASCII, no ";" (path parameters), "[" or "]" (IPv6 hosts), no empty query
+    or fragment; and a base urlsplit cannot refuse (ASCII, no brackets).
+    tests/transforms/test_parse.py compares it with urljoin."""
+    scheme = "https:" if link.startswith("https://") else "http:" if link.startswith("http://") else None
+    if (scheme and base.startswith(scheme) and link[len(scheme) + 2:][:1] not in ("", "/", "?", "#")
+            and link.isascii() and link.isprintable() and base.isascii()
+            and not any(c in link for c in ";[]") and "[" not in base and "]" not in base
+            and not link.endswith(("?", "#")) and "?#" not in link):
+        return link
+    return urljoin(base, link)
 
 
 def _other_alternates(entry, link: Optional[str]) -> List[str]:
