@@ -65,9 +65,16 @@ class _TextExtractor(HTMLParser):
 
 def collapse_whitespace(text: str) -> str:
     """Control characters blanked, then every run of whitespace one space, trimmed."""
+    # Printable text (most of it) holds no control character and no
+    # whitespace but the ASCII space (str.isprintable: Unicode's "Other" and
+    # "Separator" characters are not printable): then without two spaces in
+    # a row or at an end, it is already collapsed.
+    if text.isprintable():
+        if "  " not in text and text[:1] != " " and text[-1:] != " ":
+            return text
     # str.split() splits on exactly what the regex \s matches; it is ~3x
     # faster than a regex substitution, and control characters are rare.
-    if CONTROL_CHARACTERS.search(text):
+    elif CONTROL_CHARACTERS.search(text):
         text = CONTROL_CHARACTERS.sub(" ", text)
     return " ".join(text.split())
 

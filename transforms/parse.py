@@ -295,7 +295,7 @@ def join_link(base: str, link: str) -> str:
     scheme = "https:" if link.startswith("https://") else "http:" if link.startswith("http://") else None
     if (scheme and base.startswith(scheme) and link[len(scheme) + 2:][:1] not in ("", "/", "?", "#")
             and link.isascii() and link.isprintable() and base.isascii()
-            and not any(c in link for c in ";[]") and "[" not in base and "]" not in base
+            and ";" not in link and "[" not in link and "]" not in link and "[" not in base and "]" not in base
             and not link.endswith(("?", "#")) and "?#" not in link):
         return link
     return urljoin(base, link)
