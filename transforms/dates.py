@@ -78,14 +78,12 @@ def _common_shape(value: str) -> Optional[datetime]:
         day, month, year, hour, minute, second, zone = rfc822.groups()
         zone = zone.lower()
         if zone[0] in "+-":   # as feedparser's RFC 822 handler reads an offset
-            offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[3:]))
+            minutes = int(zone[1:3]) * 60 + int(zone[3:])
         elif zone.startswith("gmt") and zone != "gmt":   # "GMT+1": the handler's own reading
             return None
         else:                 # a zone name; the handler takes one it does not know as UTC
-            offset = timedelta(hours=_rfc822_zones().get(zone, 0))
+            minutes = _rfc822_zones().get(zone, 0) * 60
         fields = (int(year), _MONTHS[month.lower()], int(day), int(hour), int(minute), int(second))
-        if zone[0] == "-":
-            offset = -offset
     else:
         w3dtf = _W3DTF_SHAPE.fullmatch(value)
         if not w3dtf:
@@ -95,11 +93,13 @@ def _common_shape(value: str) -> Optional[datetime]:
         # (fractions dropped), minutes of the offset from its fifth character
         # on ("+0530" is read as +05:00).
         fields = (int(year), int(month), int(day), int(hour), int(minute), int(float(second)))
-        offset = timedelta(hours=int(zone[1:3]), minutes=int(zone[4:])) if zone else timedelta(0)
-        if zone and zone[0] == "-":
-            offset = -offset
+        minutes = int(zone[1:3]) * 60 + int(zone[4:]) if zone else 0
+    if zone and zone[0] == "-":
+        minutes = -minutes
     try:
-        return (datetime(*fields) - offset).replace(tzinfo=timezone.utc)
+        if not minutes:
+            return datetime(*fields, tzinfo=timezone.utc)
+        return (datetime(*fields) - timedelta(minutes=minutes)).replace(tzinfo=timezone.utc)
     except (ValueError, OverflowError):   # the handlers decide (the next one may read it)
         return None
 

@@ -151,9 +151,9 @@ def normalize_for_hash_reference(text: str) -> str:
     return _NON_WORD.sub(" ", text).strip()
 
 
-def _digest(*parts: str) -> str:
+def _digest(first: str, *rest: str) -> str:
     """The first 32 hex digits of the SHA-256 of the parts, each followed by U+001F."""
-    return hashlib.sha256("".join(part + "\x1f" for part in parts).encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return hashlib.sha256(("\x1f".join((first,) + rest) + "\x1f").encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
 def content_hash(title: str, text: str) -> str:

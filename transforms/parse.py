@@ -341,8 +341,11 @@ def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str
     # A feed that only says when an entry was updated (common in Atom) gives
     # that time as the publication time; gofeed and most readers do the same.
     # dict.get: FeedParserDict.get would silently map updated -> published.
-    updated_at = parse_date(dict.get(entry, "updated"))
-    published_at = parse_date(dict.get(entry, "published")) or updated_at
+    updated = dict.get(entry, "updated")
+    published = dict.get(entry, "published")
+    updated_at = parse_date(updated)
+    # (Often the same string: read once.)
+    published_at = (updated_at if published == updated else parse_date(published)) or updated_at
     text = summary or content
     digest = identity.content_hash(title, text)
     return Story(
