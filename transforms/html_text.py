@@ -253,7 +253,7 @@ def capped_text(raw_values: Iterable[Optional[str]], cap: int,
         if value and value not in texts:
             texts.append(value)
     text = " ".join(texts)
-    cut = len(text) > cap or any(len(v) > limit for v in raw_values)
+    cut = len(text) > cap or max(map(len, raw_values), default=0) > limit
     return CappedText(text[:cap].rstrip() if cut else text, cut)
 
 
