@@ -69,14 +69,16 @@ def collapse_whitespace(text: str) -> str:
     # whitespace but the ASCII space (str.isprintable: Unicode's "Other" and
     # "Separator" characters are not printable): then without two spaces in
     # a row or at an end, it is already collapsed.
-    if text.isprintable():
-        if "  " not in text and text[:1] != " " and text[-1:] != " ":
-            return text
-    # str.split() splits on exactly what the regex \s matches; it is ~3x
-    # faster than a regex substitution, and control characters are rare.
-    elif CONTROL_CHARACTERS.search(text):
-        text = CONTROL_CHARACTERS.sub(" ", text)
-    return " ".join(text.split())
+    if text.isprintable() and "  " not in text and text[:1] != " " and text[-1:] != " ":
+        return text
+    # str.split() splits on exactly what the regex \s matches, ~3x faster
+    # than a substitution. Control characters are rare and none is
+    # printable, so a printable result has none left to blank (a scan
+    # with isprintable costs a tenth of the regex search's).
+    collapsed = " ".join(text.split())
+    if not collapsed.isprintable() and CONTROL_CHARACTERS.search(collapsed):
+        collapsed = " ".join(CONTROL_CHARACTERS.sub(" ", collapsed).split())
+    return collapsed
 
 
 # The markup of most feed HTML: tags of a plain shape and nothing else that
