@@ -5,23 +5,30 @@ equal stories for every entry of every corpus.
 
 It is transforms.parse.entry_to_story with the slow parts of that time:
 HTML to text by html.parser.HTMLParser alone, the hash's normalisation by
-a regex substitution, and nothing remembered (dates, hosts, an entry's
-summary that is its content again). Everything else is the live code.
+a regex substitution, links joined by urljoin, canonical URLs and hosts
+by urlsplit, dates by feedparser's handlers, and nothing remembered
+(hosts, an entry's summary that is its content again). Everything else is
+the live code.
 """
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Optional
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
-from transforms import identity, publisher
-from transforms.dates import parse_date
+from transforms import identity, parse, publisher
+from transforms.dates import parse_date_reference as parse_date
 from transforms.html_text import FIELD_CAPS, capped_text, html_to_text_reference, unique_texts
 from transforms.identity import normalize_for_hash_reference
-from transforms.parse import _entry_link, _other_alternates, collapse_whitespace
+from transforms.parse import _other_alternates, collapse_whitespace
 from transforms.records import Story
 
 _redirector_host = publisher.redirector_host.__wrapped__
+
+
+def _entry_link(entry, base: Optional[str]) -> Optional[str]:
+    link = parse._entry_link(entry, None)   # the link as the entry gives it, not joined
+    return urljoin(base, link) if base and link is not None else link
 
 
 def _site_host(url: Optional[str]) -> Optional[str]:
@@ -79,7 +86,7 @@ def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str
     guid = collapse_whitespace(entry.get("id") or "") or None
     url = _publisher_link(feed_link, dict.get(entry, "feedburner_origlink"),
                           _other_alternates(entry, feed_link), guid) or feed_link
-    canonical = identity.canonical_url(url)
+    canonical = identity.canonical_url_reference(url)
     title, title_cut = capped_text([entry.get("title")], FIELD_CAPS["title"], html_to_text_reference)
     summary, summary_cut = capped_text([entry.get("summary")], FIELD_CAPS["summary"], html_to_text_reference)
     content, content_cut = capped_text([c.get("value") for c in entry.get("content") or []],

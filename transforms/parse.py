@@ -281,7 +281,24 @@ def _entry_link(entry, base: Optional[str]) -> Optional[str]:
     if not link:
         return None
     link = CONTROL_CHARACTERS.sub("", link).strip()
-    return urljoin(base, link) if base else link
+    return join_link(base, link) if base else link
+
+
+def join_link(base: str, link: str) -> str:
+    """urljoin(base, link), without urljoin's work for the usual link: an
+    absolute http(s) URL with a host, of the base's scheme, which urljoin
+    takes apart and puts back together unchanged. It is kept as it is when
+    nothing urlsplit strips, splits off or refuses can change it: printable
+    ASCII, no ";" (path parameters), "[" or "]" (IPv6 hosts), no empty query
+    or fragment; and a base urlsplit cannot refuse (ASCII, no brackets).
+    tests/transforms/test_parse.py compares it with urljoin."""
+    scheme = "https:" if link.startswith("https://") else "http:" if link.startswith("http://") else None
+    if (scheme and base.startswith(scheme) and link[len(scheme) + 2:][:1] not in ("", "/", "?", "#")
+            and link.isascii() and link.isprintable() and base.isascii()
+            and ";" not in link and "[" not in link and "]" not in link and "[" not in base and "]" not in base
+            and not link.endswith(("?", "#")) and "?#" not in link):
+        return link
+    return urljoin(base, link)
 
 
 def _other_alternates(entry, link: Optional[str]) -> List[str]:
@@ -324,8 +341,11 @@ def entry_to_story(entry, *, index: int, feed_url: str, feed_title: Optional[str
     # A feed that only says when an entry was updated (common in Atom) gives
     # that time as the publication time; gofeed and most readers do the same.
     # dict.get: FeedParserDict.get would silently map updated -> published.
-    updated_at = parse_date(dict.get(entry, "updated"))
-    published_at = parse_date(dict.get(entry, "published")) or updated_at
+    updated = dict.get(entry, "updated")
+    published = dict.get(entry, "published")
+    updated_at = parse_date(updated)
+    # (Often the same string: read once.)
+    published_at = (updated_at if published == updated else parse_date(published)) or updated_at
     text = summary or content
     digest = identity.content_hash(title, text)
     return Story(

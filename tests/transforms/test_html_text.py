@@ -23,6 +23,14 @@ def test_every_unicode_space_and_control_character_becomes_one_space():
         text = f"  a{chunk}b {chunk}\x00\u3000c  "
         assert collapse_whitespace(text) == reference(text)
     assert collapse_whitespace("\u2003Kim\x85Jong\xa0\x1cUn\u200b ") == "Kim Jong Un"
+    # Printable text already collapsed is returned as it is: every printable
+    # character, single spaces between, must be neither whitespace nor removed.
+    printable = [chr(c) for c in range(0x110000) if chr(c).isprintable() and chr(c) != " "]
+    for i in range(0, len(printable), 500):
+        text = " ".join(printable[i:i + 500])
+        assert collapse_whitespace(text) == reference(text) == text
+    for text in ["a  b", " a", "a ", "a\tb", "a\u00a0b", "", " "]:
+        assert collapse_whitespace(text) == reference(text)
 
 
 def test_html_to_text_drops_scripts_styles_and_control_characters():

@@ -73,10 +73,41 @@ def test_the_hash_normalisation_equals_its_regex_definition():
     import random
 
     rng = random.Random(17)
-    texts = ["".join(map(chr, range(128))), "Kim_Jong-Un's  \x00visit\t(2026)", "", "___", "Ünïcödé ﬁ ＡＢＣ １２"]
+    texts = ["".join(map(chr, range(128))), "Kim_Jong-Un's  \x00visit\t(2026)", "", "___", "Ünïcödé ﬁ ＡＢＣ １２",
+             # non-ASCII text whose punctuation is all ASCII (a bytes.translate path) and not
+             "Café, naïve (Zoë): ok!", "서울: 북한, 미사일 발사", "東京、日本。", "Kim’s “speech” — in 평양", "a\u00a0b\u2028c"]
     for _ in range(5000):
         texts.append("".join(chr(rng.choice([rng.randrange(0x80), rng.randrange(0x3000), rng.randrange(0x110000)]))
                              for _ in range(rng.randint(0, 30))))
     for text in texts:
         assert identity.normalize_for_hash(text) == identity.normalize_for_hash_reference(text), repr(text)
     assert identity.normalize_for_hash("Kim_Jong-Un's  visit") == "kim jong un s visit"
+
+
+def _urls():
+    """URLs of the plain shape canonical_url and url_host read by a regex,
+    and near misses: case, ports, userinfo, IPv6 and IDN hosts, dot
+    segments, empty and odd queries and fragments, spaces, tabs, controls."""
+    import itertools
+
+    schemes = ["http://", "https://", "HTTP://", "Https://", "ftp://", "http:/", "//", ""]
+    hosts = ["example.com", "Example.COM", "www.example.com.", "a", "a..", "-x.org", "1.2.3.4", "news_site.org",
+             "ex%41.com", "user@example.com", "user:pw@h.org", "example.com:80", "example.com:443",
+             "example.com:8080", "example.com:x", "[::1]", "[::1", "bücher.de", "xn--bcher-kva.de", "exa mple.com",
+             "exa\tmple.com", "", "."]
+    rests = ["", "/", "/a/b.html", "/A/./b/../c", "//x", "/a;p=1", "/a?", "/a?utm_source=x&b=2", "/a#", "/a#frag",
+             "/a?#", "?q=1", "#top", "/a b", "/ä", "/a\tb", "/a\nb", "/[x]", "/a?x=[1]", "/%7Euser", "/a#b?c", "\x7f"]
+    for scheme, host, rest in itertools.product(schemes, hosts, rests):
+        url = scheme + host + rest
+        yield url
+        yield f"  {url}\n"
+
+
+def test_plain_urls_read_by_a_regex_give_what_urlsplit_gives():
+    plain = 0
+    for url in _urls():
+        assert identity.canonical_url(url) == identity.canonical_url_reference(url), repr(url)
+        identity.url_host.cache_clear()
+        assert identity.url_host(url) == identity.url_host_reference(url), repr(url)
+        plain += identity._PLAIN_URL.fullmatch(url.strip()) is not None
+    assert plain > 300, plain   # the regex reading was exercised, not only urlsplit

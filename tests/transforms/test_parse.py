@@ -114,3 +114,38 @@ def test_updated_at_is_null_when_the_feed_gives_only_a_publication_date():
 def test_a_body_that_is_not_a_feed_raises_unreadable_feed(body):
     with pytest.raises(UnreadableFeed, match="^not_a_feed: "):
         read_feed(body)
+
+
+def test_join_link_gives_what_urljoin_gives():
+    # join_link keeps an absolute link without urljoin's work: on relative
+    # links, dot segments, IDNs, other schemes, IPv6 hosts, empty queries and
+    # fragments, path parameters and bases urlsplit refuses it must agree
+    # with urljoin, raising where it raises.
+    import itertools
+    from urllib.parse import urljoin
+
+    from transforms.parse import join_link
+
+    bases = ["https://www.example.org/news/", "http://www.example.org/a/b", "https://example.org", "HTTPS://x.org/",
+             "https://[::1]/feed", "https://[::1/feed", "https://bücher.de/", "https://x.org/[a]", "ftp://x.org/",
+             "https://exa\tmple.org/", "/relative/base", "https:", "http://x.org/a;p?q#f"]
+    links = ["https://example.org/a/b.html", "http://example.org/a", "https://example.org", "https://Example.ORG/A",
+             "https://example.org/./a/../b", "https://example.org/a/..", "https://bücher.de/x", "https://xn--bcher-kva.de/",
+             "https://example.org/a?", "https://example.org/a#", "https://example.org/a?#f", "https://example.org/a?q#",
+             "https://example.org/a;p", "https://example.org/a;", "https://example.org/a?x=1;y=2", "https://[::1]/a",
+             "https://[::1/a", "https://example.org]/", "https://example.org/a b", "https://example.org/a\tb",
+             "https:///a", "https://?q", "https://#f", "https://", "HTTPS://example.org/", "https:example.org/a",
+             "//example.org/a", "/a/b", "a/b", "../a", "./a", "?q=1", "#f", "mailto:x@example.org", "https://ex.org/ä"]
+    kept = 0
+    for base, link in itertools.product(bases, links):
+        try:
+            expected = urljoin(base, link)
+        except ValueError as exc:
+            expected = type(exc)
+        try:
+            got = join_link(base, link)
+        except ValueError as exc:
+            got = type(exc)
+        assert got == expected, (base, link)
+        kept += got is link
+    assert kept > 20, kept   # the link kept as it is, not only urljoin's answers
