@@ -24,6 +24,7 @@ import pstats
 import shutil
 import sys
 import tempfile
+from typing import Optional
 
 from benchmarks import corpus, local
 from benchmarks.run import TOPICS, serve_folder
@@ -65,26 +66,39 @@ def _own_area(function) -> str:
 def cpu_by_area(stats: pstats.Stats) -> dict:
     """Each function's own time by area; the time of Python's library and
     built-ins (a regex, str.encode, dataclasses.replace) goes to the areas
-    of their callers, in the shares cProfile recorded per caller, up to a
-    few calls up."""
+    of their callers, up to a few calls up: a function's own time in the
+    shares cProfile recorded of it per caller, and further up the time
+    spent in the caller per its own caller (its cumulative time there, which
+    holds the work it asked for, where its own time would count calls). A
+    caller already on the way up is a recursion: the time goes to the
+    outer callers."""
     totals: dict = {}
 
-    def spread(function, seconds: float, depth: int) -> None:
+    def areas_of(function, depth: int, path: frozenset, index: int) -> Optional[dict]:
+        """`function`'s time as shares by area (summing to 1); None when every
+        caller is on `path`. `index` 2 reads the callers' own times, 3 their
+        cumulative ones."""
         area = _own_area(function)
         callers = stats.stats[function][4] if function in stats.stats else {}
         if area != OTHER or depth == 0 or not callers:
-            totals[area] = totals.get(area, 0.0) + seconds
-            return
-        shares = {caller: timing[2] for caller, timing in callers.items()}
-        whole = sum(shares.values())
-        for caller, share in shares.items():
-            if whole > 0:
-                spread(caller, seconds * share / whole, depth - 1)
-            else:
-                spread(caller, seconds / len(shares), depth - 1)
+            return {area: 1.0}
+        path = path | {function}
+        found = [(areas_of(caller, depth - 1, path, 3), timing[index])
+                 for caller, timing in callers.items() if caller not in path]
+        found = [(shares, weight) for shares, weight in found if shares is not None]
+        if not found:
+            return None
+        whole = sum(weight for _, weight in found)
+        result: dict = {}
+        for shares, weight in found:
+            part = weight / whole if whole > 0 else 1 / len(found)
+            for name, share in shares.items():
+                result[name] = result.get(name, 0.0) + share * part
+        return result
 
     for function, (_, _, own, _, _) in stats.stats.items():
-        spread(function, own, 4)
+        for area, share in (areas_of(function, 4, frozenset(), 2) or {OTHER: 1.0}).items():
+            totals[area] = totals.get(area, 0.0) + own * share
     return totals
 
 
