@@ -21,6 +21,7 @@ from tests.support.paths import ROOT, SEEDS
 from tests.support.sample import ASIA, TOPICS, WIRE, run, serve_sample
 from transforms.archive import entry_row, story_from_entry_row
 from transforms.schema import ENTRIES_SCHEMA
+from transforms.sink import ENTRIES
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 UTC = timezone.utc
@@ -86,7 +87,7 @@ def test_an_archived_entry_reads_back_as_the_story_parse_gave():
     assert len(stories) == 32
     sink = pa.BufferOutputStream()
     pq.write_table(pa.Table.from_pylist([entry_row(s) for s in stories], schema=ENTRIES_SCHEMA), sink,
-                   compression="zstd", compression_level=9)
+                   compression="zstd", compression_level=ENTRIES.compression_level)
     rows = pq.read_table(pa.BufferReader(sink.getvalue())).to_pylist()
     for story, row in zip(stories, rows):
         back = story_from_entry_row(row)
