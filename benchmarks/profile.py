@@ -43,7 +43,10 @@ AREAS = (
     ("sketching and clusters", ("transforms/sketch", "transforms/cluster")),
     ("seen-before, dedup, state", ("transforms/seen", "transforms/dedup", "transforms/state/")),
     ("parsing feeds (feedparser, lxml)", ("feedparser/", "transforms/fast_parse", "lxml")),
-    ("reading archived entries into stories", ("pipeline/retag.py", "transforms/archive.py")),
+    ("entries to stories (HTML to text, URLs, dates, hash, ids)",
+     ("transforms/parse.py", "transforms/html_text", "transforms/identity", "transforms/dates",
+      "transforms/publisher", "transforms/records")),
+    ("the entry archive (rows from and to stories)", ("pipeline/retag.py", "transforms/archive.py")),
     ("our other modules", ("/transforms/", "/pipeline/")),
     ("pyarrow (reading, writing Parquet)", ("pyarrow/",)),
     ("imports", ("<frozen importlib", "importlib/")),
@@ -107,7 +110,7 @@ def print_areas(stats: pstats.Stats) -> None:
     whole = sum(totals.values()) or 1.0
     print(f"\nCPU by area (own time of the functions; {whole:.1f} s profiled)")
     for area, seconds in sorted(totals.items(), key=lambda item: -item[1]):
-        print(f"  {area:<46} {seconds:>8.1f} s {seconds / whole:>6.1%}")
+        print(f"  {area:<58} {seconds:>8.1f} s {seconds / whole:>6.1%}")
 
 
 def profile_retag(folder: str, profiler: cProfile.Profile) -> int:
