@@ -1,0 +1,35 @@
+"""benchmarks.run.targets: issue 17's targets, judged from one run's results."""
+from benchmarks.run import Result, targets
+
+MB = 1_000_000
+
+
+def result(contestant, cpu_s, wall_s=None, rss_mb=500, machine=None):
+    return Result(size=100_000, contestant=contestant, entries=100_000, rows=10, wall_s=wall_s or cpu_s,
+                  cpu_s=cpu_s, peak_rss=rss_mb * MB, machine_speedup=machine)
+
+
+def judged(results):
+    return {label: (value, verdict) for label, value, _, verdict in targets(results, None, None)}
+
+
+def test_the_pipeline_must_beat_both_plain_loops():
+    rows = judged([result("baseline", 200), result("baseline-fast", 120), result("pipeline", 110, rss_mb=650)])
+    assert rows["pipeline CPU per entry / plain loop with feedparser"] == ("0.55x", "met")
+    assert rows["pipeline CPU per entry / plain loop with the fast parser"] == ("0.92x", "met")
+    assert rows["peak RSS, pipeline, in-process"][1] == "met"
+    rows = judged([result("baseline", 200), result("baseline-fast", 80), result("pipeline", 130, rss_mb=750)])
+    assert rows["pipeline CPU per entry / plain loop with feedparser"] == ("0.65x", "NOT MET")
+    assert rows["pipeline CPU per entry / plain loop with the fast parser"] == ("1.62x", "NOT MET")
+    assert rows["peak RSS, pipeline, in-process"][1] == "NOT MET"        # 700 MB in-process
+
+
+def test_two_workers_are_judged_only_where_the_machine_gives_1_7x():
+    pipe = result("pipeline", 100, wall_s=100)
+    slow = judged([pipe, result("pipeline-mp", 120, wall_s=80, rss_mb=1400, machine=1.8)])
+    assert slow["multi_processing x2 / in-process throughput"][1].startswith("NOT MET")
+    assert slow["peak RSS, pipeline, multi_processing x2"][1] == "met"   # 1.5 GB with two workers
+    fast = judged([pipe, result("pipeline-mp", 120, wall_s=60, machine=1.8)])
+    assert fast["multi_processing x2 / in-process throughput"][1].startswith("met")
+    busy = judged([pipe, result("pipeline-mp", 120, wall_s=80, machine=1.5)])
+    assert busy["multi_processing x2 / in-process throughput"][1].startswith("not judged")
