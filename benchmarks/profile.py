@@ -113,6 +113,15 @@ def print_areas(stats: pstats.Stats) -> None:
         print(f"  {area:<58} {seconds:>8.1f} s {seconds / whole:>6.1%}")
 
 
+def report(profiler: cProfile.Profile, args) -> None:
+    """The top functions, the CPU by area, and the raw stats if asked for."""
+    stats = pstats.Stats(profiler)
+    if args.save:
+        stats.dump_stats(args.save)
+    stats.sort_stats(args.sort).print_stats(args.top)
+    print_areas(stats)
+
+
 def profile_retag(folder: str, profiler: cProfile.Profile) -> int:
     from pipeline.cli import main as newswatch
 
@@ -137,11 +146,7 @@ def main(argv=None) -> int:
         if code != 0:
             print(f"newswatch retag exited {code}", file=sys.stderr)
             return 1
-        stats = pstats.Stats(profiler)
-        if args.save:
-            stats.dump_stats(args.save)
-        stats.sort_stats(args.sort).print_stats(args.top)
-        print_areas(stats)
+        report(profiler, args)
         return 0
 
     work = tempfile.mkdtemp(prefix="newswatch-profile-")
@@ -172,11 +177,7 @@ def main(argv=None) -> int:
                 stories = os.path.join(out, "stories")
         verdict = check_stories(Verdict(), stories, truth)
         print(f"output: {verdict.rows} rows, {'ok' if verdict.ok else verdict.why()}")
-        stats = pstats.Stats(profiler)
-        if args.save:
-            stats.dump_stats(args.save)
-        stats.sort_stats(args.sort).print_stats(args.top)
-        print_areas(stats)
+        report(profiler, args)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -322,7 +322,7 @@ def _component_lines(components: Dict[str, dict], results: Optional[List[Result]
                 lines.append(f"{name:>9}  {'entry -> story, ' + part:<32} {'-':>6} " + (
                     f"skipped: {c['skipped']}" if "skipped" in c else
                     f"{c['convert_per_s']:>7,.0f} entries/s, {c['ratio']:.2f}x the CPU of the reference "
-                    f"conversion; {c['share_now']:.0%} of parse + conversion (was {c['share_before']:.0%})"))
+                    f"conversion; {c['share_now']:.0%} of parse + conversion (the reference's {c['share_before']:.0%})"))
         elif name == "topics":
             lines.append(f"{name:>9}  {str(r['topics']) + ' rules, matcher':<32} {'-':>6} "
                          f"{r['ours_per_s']:>7,.0f} stories/s on one core ({r['engine']} scan; "
