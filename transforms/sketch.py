@@ -109,13 +109,34 @@ def tokens(text: str) -> List[str]:
         limit *= 4
 
 
+class _WordIds(dict):
+    """Token -> its id, the CRC-32 of its UTF-8, remembered: news text
+    repeats its words, and a lookup made from C (map over __getitem__)
+    costs a fraction of encoding and hashing each token again. Emptied when
+    full, so it holds at most WORD_IDS_MAX words."""
+
+    def __missing__(self, word: str) -> int:
+        if len(self) >= WORD_IDS_MAX:
+            self.clear()
+        value = self[word] = zlib.crc32(word.encode("utf-8", "surrogatepass"))
+        return value
+
+
+WORD_IDS_MAX = 50_000
+_WORD_IDS = _WordIds()
+
+
+def word_id(word: str) -> int:
+    """A token's id, the same in every process and run (shingles hash these)."""
+    return zlib.crc32(word.encode("utf-8", "surrogatepass"))
+
+
 def shingles(text: str) -> np.ndarray:
     """64-bit hashes of the text's shingles, in text order (with repeats)."""
     words = tokens(text)
     if len(words) < SHINGLE:
         return np.zeros(0, dtype=np.uint64)
-    ids = np.fromiter((zlib.crc32(w.encode("utf-8", "surrogatepass")) for w in words),
-                      dtype=np.uint64, count=len(words))
+    ids = np.fromiter(map(_WORD_IDS.__getitem__, words), dtype=np.uint64, count=len(words))
     n = len(words) - SHINGLE + 1
     with np.errstate(over="ignore"):
         mixed = np.zeros(n, dtype=np.uint64)

@@ -302,3 +302,32 @@ def test_a_run_whose_lease_was_taken_over_publishes_no_file(tmp_path):
     assert isinstance(failure.value, LeaseLost) or "LeaseLost" in str(failure.value)
     left = [path.name for path in (tmp_path / "stories").rglob("*") if path.is_file()]
     assert sorted(left) == ["r-000.parquet"] * 3     # the first run's files only: no r2 file, no temporary
+
+
+def test_row_groups_taken_from_many_chunks_are_the_rows_of_one_sort():
+    # sorted_row_groups reads the batches the group brought without joining
+    # them: every row group, put together from several chunks (some empty),
+    # must hold the rows of one take of the sorted table, in order.
+    import random
+
+    from transforms.sink import ENTRIES, sort_order, sorted_row_groups
+
+    rng = random.Random(7)
+    feeds = [f"https://f{i}.example/" for i in range(9)]
+    records = [Story(story_id=f"s{rng.randrange(50)}", url="u", canonical_url="u", guid=None,
+                     title=f"t{i}", summary="x" * rng.randrange(30), content="", feed_url=rng.choice(feeds),
+                     entry_index=rng.randrange(6), fetched_at=datetime(2021, 9, 30, rng.randrange(3), tzinfo=UTC))
+               for i in range(500)]
+    rows = [to_row(r, ENTRIES.schema) for r in records]
+    sizes = [0, 37, 1, 0, 120, 200, 142, 0]
+    batches, at = [], 0
+    for size in sizes:
+        batches.append(pa.RecordBatch.from_pylist(rows[at:at + size], schema=ENTRIES.schema))
+        at += size
+    chunked = pa.Table.from_batches(batches, schema=ENTRIES.schema)
+    whole = pa.Table.from_pylist(rows, schema=ENTRIES.schema)
+    expected = whole.take(sort_order(whole, ENTRIES)).to_pylist()
+    for group_rows in (7, 64, 500, 1000):
+        groups = list(sorted_row_groups(chunked, ENTRIES, group_rows))
+        assert [g.num_rows for g in groups][:-1] == [group_rows] * (len(groups) - 1)
+        assert [row for g in groups for row in g.to_pylist()] == expected, group_rows

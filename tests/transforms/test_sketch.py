@@ -218,3 +218,32 @@ def test_the_hash_functions_are_fixed_for_stored_sketches():
     another numpy: the signature of a fixed text is pinned."""
     made = alone(SHIP)
     assert made.signature.hex()[:32] == "4936c4028a65a402f77d67035e22bf07"
+
+
+def _shingles_from_word_ids(text):
+    # The definition: each token's CRC-32, mixed over SHINGLE positions.
+    import numpy as np
+    from transforms import sketch as sk
+    words = tokens(text)
+    ids = np.array([sk.word_id(w) for w in words], dtype=np.uint64)
+    n = len(words) - sk.SHINGLE + 1
+    if n <= 0:
+        return np.zeros(0, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        mixed = np.zeros(n, dtype=np.uint64)
+        for k in range(sk.SHINGLE):
+            mixed += ids[k:k + n] * sk._POSITION[k]
+    return sk._finalise(mixed)
+
+
+def test_remembered_word_ids_give_the_shingles_of_the_definition_and_stay_bounded(monkeypatch):
+    import numpy as np
+    from transforms import sketch as sk
+    monkeypatch.setattr(sk, "WORD_IDS_MAX", 50)
+    sk._WORD_IDS.clear()
+    texts = [MUSEUM, KOREAN, JAPANESE, CHINESE, "Ünïcödé wörds \ud800 lone surrogate and more words here too ok",
+             MUSEUM.upper(), " ".join(f"w{i}" for i in range(300))]
+    for text in texts * 2:   # the second pass reads remembered ids
+        assert np.array_equal(sk.shingles(text), _shingles_from_word_ids(text))
+        assert len(sk._WORD_IDS) <= 50
+    sk._WORD_IDS.clear()
