@@ -468,6 +468,9 @@ def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], c
         if repeat > 1:
             line += f" {r.cpu_spread * 100:>9.0f}%"
         lines.append(line)
+    workers = two_workers_line(results)
+    if workers:
+        lines.append(workers)
     if fetch:
         lines.append(f"{'fetch':>9}  {str(fetch['feeds']) + ' feeds @ ' + str(int(fetch['latency_s'] * 1000)) + ' ms':<32} "
                      f"{'-':>6} {fetch['feeds_per_s']:>6,.0f} feeds/s{'':>10}{fetch['pipeline_s']:>8.1f}")
@@ -504,6 +507,27 @@ def _huge_line(huge: Optional[dict], seed: Optional[dict]) -> str:
     if seed and seed.get("ok"):
         line += f", seed run's + {_mb(huge['peak_rss'] - seed['peak_rss'])}"
     return line
+
+
+def two_workers_line(results: List[Result]) -> Optional[str]:
+    """Where two workers fall short of twice the in-process throughput, at
+    the target size: the CPU multi_processing adds to the in-process run's
+    (the main process, and the workers' own above it), and how much of the
+    wall time the workers were busy (their CPU over workers x wall)."""
+    at = _target_size(results)
+    by = {(r.size, r.contestant): r for r in results if r.ok}
+    one, two = by.get((at, "pipeline")), by.get((at, "pipeline-mp"))
+    if not one or not two or not one.cpu_s or not two.wall_s:
+        return None
+    workers = sorted((cpu for role, cpu in two.cpu_by_role.items() if role.startswith("worker")), reverse=True)
+    if len(workers) < 2:
+        return None
+    main = two.cpu_by_role.get("main", 0.0)
+    added = (main + sum(workers)) / one.cpu_s
+    busy = sum(workers) / (len(workers) * two.wall_s)
+    return (f"{'workers':>9}  {len(workers)} workers at {at:,} entries: CPU {added:.2f}x the in-process run's "
+            f"{one.cpu_s:,.0f} s (main process {main:,.0f} s, workers {' + '.join(f'{w:,.0f}' for w in workers)} s); "
+            f"workers busy {busy:.0%} of the {two.wall_s:,.0f} s wall")
 
 
 def clusters_cpu_ratio(results: List[Result]):

@@ -33,3 +33,18 @@ def test_two_workers_are_judged_only_where_the_machine_gives_1_7x():
     assert fast["multi_processing x2 / in-process throughput"][1].startswith("met")
     busy = judged([pipe, result("pipeline-mp", 120, wall_s=80, machine=1.5)])
     assert busy["multi_processing x2 / in-process throughput"][1].startswith("not judged")
+
+
+def test_the_two_workers_line_splits_the_shortfall_into_added_cpu_and_idle_workers():
+    from benchmarks.run import two_workers_line
+
+    one = result("pipeline", 188, wall_s=189)
+    two = result("pipeline-mp", 236, wall_s=141)
+    two.cpu_by_role = {"main": 16.0, "worker 1": 115.0, "worker 2": 105.0}
+    line = two_workers_line([one, two])
+    assert "CPU 1.26x the in-process run's 188 s" in line
+    assert "(main process 16 s, workers 115 + 105 s)" in line
+    assert "workers busy 78% of the 141 s wall" in line
+    two.cpu_by_role = {"main": 236.0}      # no worker processes seen: no line
+    assert two_workers_line([one, two]) is None
+    assert two_workers_line([one]) is None
