@@ -78,6 +78,7 @@ class Result:
     problems: List[str] = field(default_factory=list)
     language_agreement: Optional[float] = None
     cpu_by_role: Dict[str, float] = field(default_factory=dict)
+    roles_wall_s: float = 0.0      # wall time of the repeat cpu_by_role is from (0: wall_s's)
     machine_speedup: Optional[float] = None   # two processes vs one, same work, before and after
 
     @property
@@ -220,6 +221,8 @@ def _summarise(size: int, name: str, truth, runs) -> Result:
     problems = [p for _, verdict, *_ in runs for p in verdict.problems]
     cpus = [cpu for *_, cpu in runs]
     median_cpu = statistics.median(cpus)
+    # CPU by process from one repeat, the one of median wall time, with its own wall.
+    middle = sorted(runs, key=lambda run: run[3])[(len(runs) - 1) // 2]
     return Result(
         size=size, contestant=name, entries=runs[-1][2],
         rows=runs[-1][1].rows,
@@ -230,7 +233,8 @@ def _summarise(size: int, name: str, truth, runs) -> Result:
         cpu_spread=(max(cpus) - min(cpus)) / median_cpu if median_cpu and len(cpus) > 1 else 0.0,
         problems=sorted(set(problems)),
         language_agreement=runs[-1][1].language_agreement,
-        cpu_by_role=runs[-1][0].cpu_by_role,
+        cpu_by_role=middle[0].cpu_by_role,
+        roles_wall_s=middle[3],
     )
 
 
@@ -513,7 +517,8 @@ def two_workers_line(results: List[Result]) -> Optional[str]:
     """Where two workers fall short of twice the in-process throughput, at
     the target size: the CPU multi_processing adds to the in-process run's
     (the main process, and the workers' own above it), and how much of the
-    wall time the workers were busy (their CPU over workers x wall)."""
+    wall time the workers were busy (their CPU over workers x wall, both
+    of one repeat)."""
     at = _target_size(results)
     by = {(r.size, r.contestant): r for r in results if r.ok}
     one, two = by.get((at, "pipeline")), by.get((at, "pipeline-mp"))
@@ -523,11 +528,12 @@ def two_workers_line(results: List[Result]) -> Optional[str]:
     if len(workers) < 2:
         return None
     main = two.cpu_by_role.get("main", 0.0)
+    wall = two.roles_wall_s or two.wall_s
     added = (main + sum(workers)) / one.cpu_s
-    busy = sum(workers) / (len(workers) * two.wall_s)
+    busy = sum(workers) / (len(workers) * wall)
     return (f"{'workers':>9}  {len(workers)} workers at {at:,} entries: CPU {added:.2f}x the in-process run's "
             f"{one.cpu_s:,.0f} s (main process {main:,.0f} s, workers {' + '.join(f'{w:,.0f}' for w in workers)} s); "
-            f"workers busy {busy:.0%} of the {two.wall_s:,.0f} s wall")
+            f"workers busy {busy:.0%} of the {wall:,.0f} s wall")
 
 
 def clusters_cpu_ratio(results: List[Result]):

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -233,26 +232,10 @@ def sort_order(table: pa.Table, kind: OutputKind) -> pa.Array:
 
 
 def sorted_row_groups(table: pa.Table, kind: OutputKind, rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
-    """The table's rows in file order, `rows` at a time.
-
-    The table stays in its chunks (the Arrow batches the group brought): a
-    row group is taken from each chunk it draws on and put in order, so no
-    more than one row group is copied at a time. Joining the chunks first
-    would copy every text once more, the largest memory of the write."""
-    order = sort_order(table, kind).to_numpy().astype(np.int64)
-    batches = [batch for batch in table.to_batches() if batch.num_rows]
-    starts = np.cumsum([0] + [batch.num_rows for batch in batches])
-    for first in range(0, table.num_rows, rows):
-        wanted = order[first:first + rows]
-        chunk = np.searchsorted(starts, wanted, side="right") - 1
-        by_chunk = np.argsort(chunk, kind="stable")
-        pieces = []
-        for c in np.unique(chunk):
-            local = wanted[by_chunk][chunk[by_chunk] == c] - starts[c]
-            pieces.append(batches[c].take(pa.array(local)))
-        group = pa.Table.from_batches(pieces, schema=table.schema).combine_chunks()
-        # The pieces are in chunk order; put the rows back in file order.
-        yield group.take(pa.array(np.argsort(by_chunk, kind="stable")))
+    """The table's rows in file order, `rows` at a time."""
+    order = sort_order(table, kind)
+    for start in range(0, table.num_rows, rows):
+        yield table.take(order.slice(start, rows))
 
 
 class _BatchRowsFn(beam.DoFn):
@@ -302,7 +285,9 @@ class _WritePartitionFn(beam.DoFn):
         key, messages = grouped
         date, shard = key.split("|", 1)
         tag = window_tag(win, pane)
-        table = table_from_ipc(messages, self.kind.schema)
+        # One chunk per column: take() on a table of many BATCH_ROWS chunks
+        # concatenates every column again for each row group.
+        table = table_from_ipc(messages, self.kind.schema).combine_chunks()
         path = FileSystems.join(partition_dir(self.output, self.kind.name, date),
                                 file_name(self.run_id, int(shard), tag))
         # A run that lost its lease (taken over while it was frozen) must not

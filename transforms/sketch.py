@@ -109,6 +109,11 @@ def tokens(text: str) -> List[str]:
         limit *= 4
 
 
+def word_id(word: str) -> int:
+    """A token's id, the same in every process and run (shingles hash these)."""
+    return zlib.crc32(word.encode("utf-8", "surrogatepass"))
+
+
 class _WordIds(dict):
     """Token -> its id, the CRC-32 of its UTF-8, remembered: news text
     repeats its words, and a lookup made from C (map over __getitem__)
@@ -118,17 +123,12 @@ class _WordIds(dict):
     def __missing__(self, word: str) -> int:
         if len(self) >= WORD_IDS_MAX:
             self.clear()
-        value = self[word] = zlib.crc32(word.encode("utf-8", "surrogatepass"))
+        value = self[word] = word_id(word)
         return value
 
 
 WORD_IDS_MAX = 50_000
 _WORD_IDS = _WordIds()
-
-
-def word_id(word: str) -> int:
-    """A token's id, the same in every process and run (shingles hash these)."""
-    return zlib.crc32(word.encode("utf-8", "surrogatepass"))
 
 
 def shingles(text: str) -> np.ndarray:

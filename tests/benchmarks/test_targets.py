@@ -48,3 +48,25 @@ def test_the_two_workers_line_splits_the_shortfall_into_added_cpu_and_idle_worke
     two.cpu_by_role = {"main": 236.0}      # no worker processes seen: no line
     assert two_workers_line([one, two]) is None
     assert two_workers_line([one]) is None
+
+
+def test_with_repeats_the_workers_line_takes_cpu_by_process_and_wall_from_one_repeat():
+    # Three repeats of the two-worker run; the last on a loaded machine. The
+    # line must use the repeat of median wall time for both its CPU by
+    # process and its wall time, never one repeat's CPU over another's wall.
+    from benchmarks.measure import Measurement
+    from benchmarks.run import _summarise, two_workers_line
+    from benchmarks.verify import Verdict
+
+    def repeat(wall, main, w1, w2):
+        m = Measurement(wall_s=wall, cpu_s=main + w1 + w2, peak_rss=MB, peak_processes=3,
+                        cpu_by_role={"main": main, "worker 1": w1, "worker 2": w2},
+                        returncode=0, stdout="", stderr="")
+        return (m, Verdict(rows=10), 100_000, wall, main + w1 + w2)
+
+    two = _summarise(100_000, "pipeline-mp", None, [repeat(141, 16, 115, 105), repeat(120, 14, 100, 98),
+                                                     repeat(200, 20, 150, 130)])
+    assert two.wall_s == 141 and two.roles_wall_s == 141
+    line = two_workers_line([result("pipeline", 188, wall_s=189), two])
+    assert "(main process 16 s, workers 115 + 105 s)" in line
+    assert "workers busy 78% of the 141 s wall" in line

@@ -304,10 +304,10 @@ def test_a_run_whose_lease_was_taken_over_publishes_no_file(tmp_path):
     assert sorted(left) == ["r-000.parquet"] * 3     # the first run's files only: no r2 file, no temporary
 
 
-def test_row_groups_taken_from_many_chunks_are_the_rows_of_one_sort():
-    # sorted_row_groups reads the batches the group brought without joining
-    # them: every row group, put together from several chunks (some empty),
-    # must hold the rows of one take of the sorted table, in order.
+def test_row_groups_of_a_table_of_many_chunks_are_the_rows_of_one_sort():
+    # A group's table comes in the Arrow batches it was sent in (some
+    # empty): cut into row groups of any size, its rows must be those of one
+    # take of the sorted table, in order.
     import random
 
     from transforms.sink import ENTRIES, sort_order, sorted_row_groups
