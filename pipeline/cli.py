@@ -29,6 +29,7 @@ from pipeline.progress import RunProgress, add_quiet_option
 from pipeline.summary import RunSummary, run_row
 from transforms.archive import ARCHIVE_TEXT, TEXT_FULL
 from transforms.errors import first_line
+from transforms import process_memory
 from transforms.fast_parse import PARSERS
 from transforms.state.store import DEFAULT_LOOKBACK_DAYS
 
@@ -509,6 +510,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command not in ("run", "compact", "retag"):
             raise cfg.ConfigError("expected a command: run, compact, retag, report, rules or views")
         _check_beam_options(beam_args)
+        process_memory.apply()
         if args.command == "retag":
             return retag_command(args, beam_args)
         if args.command == "compact":

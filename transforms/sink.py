@@ -32,7 +32,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import IntervalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms import metrics, phases
+from transforms import metrics, phases, process_memory
 from transforms import schema as schemas
 from transforms.paths import delete_files, has_files, list_files, make_folder
 from transforms.records import Story
@@ -215,8 +215,17 @@ def rows_to_ipc(records: List, schema: pa.Schema) -> bytes:
 
 
 def table_from_ipc(messages: Iterable[bytes], schema: pa.Schema) -> pa.Table:
-    batches = [batch for message in messages for batch in pa.ipc.open_stream(message)]
-    return pa.Table.from_batches(batches, schema=schema)
+    """The rows of `messages` (rows_to_ipc's) as one table of one chunk per
+    column. Read a column at a time, so the batches of one column and its
+    joined copy are what is held twice, not the whole table."""
+    messages = list(messages)
+    columns = []
+    for index, field in enumerate(schema):
+        options = pa.ipc.IpcReadOptions(included_fields=[index])
+        chunks = [batch.column(0) for message in messages
+                  for batch in pa.ipc.open_stream(message, options=options)]
+        columns.append(pa.concat_arrays(chunks) if chunks else pa.array([], type=field.type))
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def sort_order(table: pa.Table, kind: OutputKind) -> pa.Array:
@@ -280,6 +289,9 @@ class _WritePartitionFn(beam.DoFn):
         self.rows = metrics.counter(f"rows_written_{kind.name}")
         self.files = metrics.counter(f"files_written_{kind.name}")
 
+    def setup(self):
+        process_memory.apply()  # a worker the CLI did not start (Dataflow)
+
     def process(self, grouped: Tuple[str, Iterable[bytes]], win=beam.DoFn.WindowParam,
                 pane=beam.DoFn.PaneInfoParam):
         key, messages = grouped
@@ -287,7 +299,7 @@ class _WritePartitionFn(beam.DoFn):
         tag = window_tag(win, pane)
         # One chunk per column: take() on a table of many BATCH_ROWS chunks
         # concatenates every column again for each row group.
-        table = table_from_ipc(messages, self.kind.schema).combine_chunks()
+        table = table_from_ipc(messages, self.kind.schema)
         path = FileSystems.join(partition_dir(self.output, self.kind.name, date),
                                 file_name(self.run_id, int(shard), tag))
         # A run that lost its lease (taken over while it was frozen) must not

@@ -331,3 +331,42 @@ def test_row_groups_of_a_table_of_many_chunks_are_the_rows_of_one_sort():
         groups = list(sorted_row_groups(chunked, ENTRIES, group_rows))
         assert [g.num_rows for g in groups][:-1] == [group_rows] * (len(groups) - 1)
         assert [row for g in groups for row in g.to_pylist()] == expected, group_rows
+
+
+def test_a_groups_batches_join_into_one_chunk_a_column_holding_one_column_twice_at_most():
+    # The writer joins a group's IPC batches a column at a time: Arrow's peak
+    # while joining stays well under the two whole copies (batches and joined
+    # table) that joining the table at once holds.
+    import random
+
+    from transforms.sink import ENTRIES, rows_to_ipc, table_from_ipc
+
+    rng = random.Random(3)
+    records = [Story(story_id=f"s{i}", url="u", canonical_url="u", guid=None, title=f"t{i}",
+                     summary="".join(rng.choice("abcdefgh ") for _ in range(400)),
+                     content="".join(rng.choice("xyz ") for _ in range(300)), feed_url=f"f{i % 7}",
+                     entry_index=i % 50, fetched_at=datetime(2021, 9, 30, tzinfo=UTC))
+               for i in range(3000)]
+    messages = [rows_to_ipc(records[at:at + 100], ENTRIES.schema) for at in range(0, len(records), 100)]
+    expected = [to_row(r, ENTRIES.schema) for r in records]
+
+    def peak_of(join):
+        pool = pa.proxy_memory_pool(pa.system_memory_pool())
+        default = pa.default_memory_pool()
+        pa.set_memory_pool(pool)
+        try:
+            table = join()
+        finally:
+            pa.set_memory_pool(default)
+        chunks, rows, size = [c.num_chunks for c in table.columns], table.to_pylist(), table.nbytes
+        del table  # before the pool its buffers came from
+        return pool.max_memory() / size, chunks, rows
+
+    ratio, chunks, rows = peak_of(lambda: table_from_ipc(messages, ENTRIES.schema))
+    whole_ratio, _, whole_rows = peak_of(lambda: pa.Table.from_batches(
+        [b for m in messages for b in pa.ipc.open_stream(m)], schema=ENTRIES.schema).combine_chunks())
+    assert rows == expected == whole_rows
+    assert chunks == [1] * len(ENTRIES.schema)
+    assert whole_ratio > 1.9 and ratio < 1.6, (ratio, whole_ratio)
+    empty = table_from_ipc([], ENTRIES.schema)
+    assert empty.num_rows == 0 and empty.schema == ENTRIES.schema
