@@ -29,6 +29,7 @@ from datetime import datetime, timezone
 from typing import List
 
 import psutil
+import pyarrow as pa
 
 from benchmarks import corpus, local
 from benchmarks.run import TOPICS, serve_folder
@@ -69,11 +70,13 @@ class StageMemory:
             try:
                 return recorder._original(runner, context, bundle_context, bundle_input)
             finally:
+                after = recorder.process.memory_info().rss
+                stage_peak = max(recorder._stage_peak, after)
+                recorder.peak = max(recorder.peak, stage_peak)
                 recorder.stages.append({
                     "steps": stage_steps(bundle_context.stage),
-                    "before_mb": round(before / MB), "peak_mb": round(recorder._stage_peak / MB),
-                    "after_mb": round(recorder.process.memory_info().rss / MB),
-                    "seconds": round(time.monotonic() - started, 1)})
+                    "before_mb": round(before / MB), "peak_mb": round(stage_peak / MB),
+                    "after_mb": round(after / MB), "seconds": round(time.monotonic() - started, 1)})
 
         self._runner._execute_bundle = execute_bundle
         self._thread.start()
@@ -148,6 +151,7 @@ def main(argv=None) -> int:
         "measured": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python -m benchmarks.stage_memory " + " ".join(argv if argv is not None else sys.argv[1:]),
         "entries": args.entries, "allocators": args.allocators,
+        "arrow_pool": pa.default_memory_pool().backend_name,
         "start_mb": start_mb, "peak_mb": round(memory.peak / MB), "stages": memory.stages,
     }
     print(f"{args.entries:,} entries, allocators {args.allocators}: RSS {start_mb:,} MB before the run, "
