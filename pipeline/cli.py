@@ -27,9 +27,9 @@ from pipeline import config as cfg
 from pipeline import rules_command, views_command
 from pipeline.progress import RunProgress, add_quiet_option
 from pipeline.summary import RunSummary, run_row
+from transforms import process_memory
 from transforms.archive import ARCHIVE_TEXT, TEXT_FULL
 from transforms.errors import first_line
-from transforms import process_memory
 from transforms.fast_parse import PARSERS
 from transforms.state.store import DEFAULT_LOOKBACK_DAYS
 

@@ -72,7 +72,7 @@ def _plain(value):
     return value
 
 
-def without_text(story: Story) -> Story:
+def identities_only(story: Story) -> Story:
     """The story as an archive without text keeps it (entry_row with TEXT_NONE)."""
     return story.replace(**{name: None for name in TEXT_FIELDS})
 
@@ -94,6 +94,6 @@ class ArchiveEntries(beam.PTransform):
         # attribute, as entry_row does; the stages after parse replace a
         # story rather than change it, so what it buffers is what parse gave.
         if self.text == TEXT_NONE:
-            stories = stories | "WithoutText" >> beam.Map(without_text)
+            stories = stories | "IdentitiesOnly" >> beam.Map(identities_only)
         return stories | "WriteEntries" >> WritePartitions(self.output, ENTRIES, self.run_id, self.shards,
                                                            lease=self.lease)

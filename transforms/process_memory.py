@@ -3,7 +3,7 @@
 A batch stage on the DirectRunner holds its whole input and output, and
 frees them when the next stage has read them; what a process gives back to
 the system then decides its peak more than what it holds at any moment
-(docs/performance.md#memory). Three defaults keep freed memory:
+(docs/performance.md, "Where the time and memory go"). Three defaults keep freed memory:
 
 - pyarrow allocates from mimalloc, which keeps freed pages for reuse; the
   system pool (malloc) gives large blocks back at once.
