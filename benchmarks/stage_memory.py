@@ -12,7 +12,9 @@ stage this records the process's RSS when it starts, its peak while it runs
 changes). A stage is named by the top-level steps it runs.
 
 `--allocators default` runs with pyarrow's and glibc's defaults instead of
-transforms/process_memory.py's settings, to compare.
+transforms/process_memory.py's settings, to compare (NEWSWATCH_ALLOCATORS=
+default); it refuses to run where those settings are already in the
+environment, since glibc reads them when the process starts.
 """
 from __future__ import annotations
 
@@ -119,10 +121,15 @@ def main(argv=None) -> int:
     parser.add_argument("--save", help="write the result here as JSON")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, force=True)
-    if args.allocators == "default":
-        from transforms import process_memory
+    from transforms import process_memory
 
-        process_memory._applied = True   # apply() then leaves the process as it is
+    if args.allocators == "default":
+        inherited = sorted(name for name in process_memory.ENVIRONMENT if name in os.environ)
+        if inherited:
+            print(f"stage_memory: --allocators default with {', '.join(inherited)} set: "
+                  "start it from an environment without them", file=sys.stderr)
+            return 2
+        os.environ[process_memory.SWITCH] = "default"
     work = tempfile.mkdtemp(prefix="newswatch-stage-memory-")
     try:
         truth = corpus.write(corpus.CorpusSpec(entries=args.entries), load_topic_definitions(str(TOPICS)), work)

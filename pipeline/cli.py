@@ -510,7 +510,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command not in ("run", "compact", "retag"):
             raise cfg.ConfigError("expected a command: run, compact, retag, report, rules or views")
         _check_beam_options(beam_args)
-        process_memory.apply()
+        try:
+            process_memory.apply()
+        except ValueError as exc:
+            raise cfg.ConfigError(str(exc)) from None
         if args.command == "retag":
             return retag_command(args, beam_args)
         if args.command == "compact":

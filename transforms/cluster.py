@@ -35,7 +35,7 @@ from apache_beam.transforms import window
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec
 from apache_beam.utils import shared
 
-from transforms import metrics, process_memory, sketch as sketches
+from transforms import metrics, sketch as sketches
 from transforms.dedup import preference
 from transforms.records import Story
 from transforms.sketch import BANDS, NUM_PERM, band_keys
@@ -186,8 +186,6 @@ class _AssignClustersFn(beam.DoFn):
         self.forgotten = metrics.counter("cluster_sketches_forgotten")
 
     def setup(self):
-        process_memory.apply()  # a worker the CLI did not start (Dataflow)
-
         def load():
             return StateStore(self.output).load_clusters(self.run_id, self.as_of, self.lookback)
         self._index = self._shared.acquire(load, tag=("clusters", self.output, self.run_id,

@@ -15,9 +15,13 @@ the system then decides its peak more than what it holds at any moment
   from an arena and stay in it; a fixed threshold keeps blocks of
   MMAP_THRESHOLD bytes and more mapped, and unmapped when freed.
 
-`apply()` sets these in this process and, through the environment, in the
-processes it starts (Beam's multi_processing workers read them at start).
-A setting already in the environment is the user's and is left as it is.
+The command line calls `apply()`, which sets these in its process and,
+through the environment, in the processes it starts (Beam's
+multi_processing workers read them at start). A setting already in the
+environment is the user's and is left as it is; NEWSWATCH_ALLOCATORS=default
+leaves all of them to the libraries. Workers the command line does not
+start (Dataflow's) keep their defaults: their runner spills what a stage
+holds, and their harness allocates from many threads.
 """
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ ENVIRONMENT = {
     "MALLOC_MMAP_THRESHOLD_": str(MMAP_THRESHOLD),
     "ARROW_DEFAULT_MEMORY_POOL": "system",
 }
+SWITCH = "NEWSWATCH_ALLOCATORS"
+SWITCH_VALUES = ("tuned", "default")
 # mallopt(3) parameters, from glibc's malloc.h.
 _M_MMAP_THRESHOLD = -3
 _M_ARENA_MAX = -8
@@ -42,9 +48,14 @@ _applied = False
 
 
 def apply() -> None:
-    """Set the allocators of this process (once) and of its children."""
+    """Set the allocators of this process (once) and of its children, unless
+    NEWSWATCH_ALLOCATORS is "default"; ValueError for any value but "tuned"
+    and "default"."""
     global _applied
-    if _applied:
+    choice = os.environ.get(SWITCH, "tuned")
+    if choice not in SWITCH_VALUES:
+        raise ValueError(f"{SWITCH}={choice!r}: expected one of {', '.join(SWITCH_VALUES)}")
+    if _applied or choice == "default":
         return
     _applied = True
     given = {name for name in ENVIRONMENT if name in os.environ}

@@ -24,7 +24,7 @@ from typing import Iterator, List
 import apache_beam as beam
 from apache_beam.utils import shared
 
-from transforms import identity, metrics, process_memory
+from transforms import identity, metrics
 from transforms.records import Story
 from transforms.state.seen_index import SeenIndex
 from transforms.state.store import SeenRecord, StateStore, key_digest
@@ -60,8 +60,6 @@ class _SeenBeforeFn(beam.DoFn):
         self.unreadable = metrics.distribution("state_seen_unreadable_files")
 
     def setup(self):
-        process_memory.apply()  # a worker the CLI did not start (Dataflow)
-
         def load():
             return StateStore(self.output).load_seen(self.run_id, self.as_of, self.lookback)
         self._index = self._shared.acquire(load, tag=(self.output, self.run_id, self.as_of.isoformat()))

@@ -32,7 +32,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.transforms.window import IntervalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
-from transforms import metrics, phases, process_memory
+from transforms import metrics, phases
 from transforms import schema as schemas
 from transforms.paths import delete_files, has_files, list_files, make_folder
 from transforms.records import Story
@@ -220,15 +220,16 @@ def rows_to_ipc(records: List, schema: pa.Schema) -> bytes:
 
 def table_from_ipc(messages: Iterable[bytes], schema: pa.Schema) -> pa.Table:
     """The rows of `messages` (rows_to_ipc's) as one table of one chunk per
-    column. Read a column at a time, so the batches of one column and its
-    joined copy are what is held twice, not the whole table."""
+    column (more where a column's text passes 2 GiB, as combine_chunks
+    splits it). Read a column at a time, so the batches of one column and
+    its joined copy are what is held twice, not the whole table."""
     messages = list(messages)
     columns = []
     for index, field in enumerate(schema):
         options = pa.ipc.IpcReadOptions(included_fields=[index])
-        chunks = [batch.column(0) for message in messages
-                  for batch in pa.ipc.open_stream(message, options=options)]
-        columns.append(pa.concat_arrays(chunks) if chunks else pa.array([], type=field.type))
+        chunks = pa.chunked_array([batch.column(0) for message in messages
+                                   for batch in pa.ipc.open_stream(message, options=options)], type=field.type)
+        columns.append(pa.Table.from_arrays([chunks], names=[field.name]).combine_chunks().column(0))
     return pa.Table.from_arrays(columns, schema=schema)
 
 
@@ -292,9 +293,6 @@ class _WritePartitionFn(beam.DoFn):
         self._fence = LeaseFence(lease)
         self.rows = metrics.counter(f"rows_written_{kind.name}")
         self.files = metrics.counter(f"files_written_{kind.name}")
-
-    def setup(self):
-        process_memory.apply()  # a worker the CLI did not start (Dataflow)
 
     def process(self, grouped: Tuple[str, Iterable[bytes]], win=beam.DoFn.WindowParam,
                 pane=beam.DoFn.PaneInfoParam):

@@ -1,12 +1,18 @@
 """benchmarks/stage_memory.py: RSS around each stage of one in-process run,
 with the process's allocators or the libraries'. No size is asserted."""
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 
 from tests.support.paths import ROOT
+from transforms.process_memory import ENVIRONMENT, SWITCH
+
+# What an earlier in-process run in this pytest process set is not the
+# libraries' defaults: the runs start from an environment without it.
+CLEAN = {name: value for name, value in os.environ.items() if name not in ENVIRONMENT and name != SWITCH}
 
 pytestmark = [pytest.mark.bench]
 
@@ -16,7 +22,7 @@ def test_every_stage_of_a_run_is_recorded_and_each_allocator_choice_kept_beside_
     for allocators in ("tuned", "default"):
         proc = subprocess.run([sys.executable, "-m", "benchmarks.stage_memory", "--entries", "400",
                                "--allocators", allocators, "--save", str(saved)],
-                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+                              cwd=ROOT, env=CLEAN, capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"400 entries, allocators {allocators}" in proc.stdout
     result = json.loads(saved.read_text())
@@ -29,3 +35,11 @@ def test_every_stage_of_a_run_is_recorded_and_each_allocator_choice_kept_beside_
         for stage in run["stages"]:
             assert 0 < stage["before_mb"] <= stage["peak_mb"] and stage["after_mb"] > 0, stage
         assert run["peak_mb"] >= max(stage["peak_mb"] for stage in run["stages"]) > run["start_mb"] > 0
+
+
+def test_the_libraries_allocators_are_not_measured_where_the_environment_already_set_others(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.stage_memory", "--entries", "400",
+                           "--allocators", "default", "--save", str(tmp_path / "r.json")],
+                          cwd=ROOT, env={**CLEAN, "MALLOC_ARENA_MAX": "2"}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "MALLOC_ARENA_MAX" in proc.stderr
+    assert not (tmp_path / "r.json").exists()
