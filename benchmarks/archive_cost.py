@@ -127,7 +127,7 @@ def measure(entries: int = PER, repeat: int = 1, latency: float = 0.02, work: Op
         raise ValueError(f"unknown variants {unknown}")
     from benchmarks import corpus, local
     from benchmarks.measure import run_measured
-    from benchmarks.run import MIN_FREE_MEMORY, ROOT, TOPICS, _python_env, machine, serve_folder
+    from benchmarks.run import MIN_FREE_MEMORY, ROOT, TOPICS, _python_env, machine, served_feed_list
     from pipeline.config import load_topic_definitions
     from tests.support.feedserver import FeedServer
 
@@ -142,9 +142,7 @@ def measure(entries: int = PER, repeat: int = 1, latency: float = 0.02, work: Op
         runs: Dict[str, list] = {name: [] for name in chosen}
         problems: List[str] = []
         with FeedServer() as server:
-            feeds = os.path.join(work, "feeds.txt")
-            with open(feeds, "w") as handle:
-                handle.write("".join(server.url(p) + "\n" for p in serve_folder(server, folder, latency)))
+            feeds = served_feed_list(server, folder, latency, os.path.join(work, "feeds.txt"))
             for attempt in range(repeat):
                 for name, flags in chosen.items():
                     out = os.path.join(work, f"out-{name}-{attempt}")

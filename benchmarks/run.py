@@ -191,10 +191,7 @@ def measure_size(size: int, names: List[str], repeat: int, latency: float, work:
         f"({time.perf_counter() - started:.0f} s to generate)")
     results = []
     with FeedServer() as server:
-        paths = serve_folder(server, folder, latency)
-        feeds = os.path.join(work, f"feeds-{size}.txt")
-        with open(feeds, "w") as handle:
-            handle.write("".join(server.url(p) + "\n" for p in paths))
+        feeds = served_feed_list(server, folder, latency, os.path.join(work, f"feeds-{size}.txt"))
         for name in names:
             runs = []
             # The machine is shared (and its two virtual cores may not be
@@ -249,6 +246,14 @@ def serve_folder(server: FeedServer, folder: str, latency: float) -> List[str]:
                 server.handle(path, _file_responder(os.path.join(directory, name), latency))
                 paths.append(path)
     return sorted(paths)
+
+
+def served_feed_list(server: FeedServer, folder: str, latency: float, feeds: str) -> str:
+    """serve_folder, then the served URLs written as the feed list `feeds`;
+    returns `feeds`."""
+    with open(feeds, "w") as handle:
+        handle.write("".join(server.url(p) + "\n" for p in serve_folder(server, folder, latency)))
+    return feeds
 
 
 def _file_responder(filename: str, latency: float):

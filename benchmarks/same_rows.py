@@ -30,7 +30,7 @@ from typing import Dict, List, Optional
 import pandas as pd
 
 from benchmarks import corpus
-from benchmarks.run import ROOT, TOPICS, serve_folder
+from benchmarks.run import ROOT, TOPICS, served_feed_list
 from pipeline.config import load_topic_definitions
 from tests.support.feedserver import FeedServer
 
@@ -105,10 +105,8 @@ def compare(base: str, entries: int, work: str, log=print) -> Dict[str, List[str
                              load_topic_definitions(topics), os.path.join(work, "corpus"))
         log(f"corpus: {truth.entries:,} entries in {truth.documents:,} documents")
         with FeedServer() as server:
-            feeds = os.path.join(work, "corpus-feeds.txt")
-            paths = serve_folder(server, os.path.join(work, "corpus"), 0.0)
-            Path(feeds).write_text("".join(server.url(p) + "\n" for p in paths))
-            inputs["corpus"] = feeds
+            inputs["corpus"] = served_feed_list(server, os.path.join(work, "corpus"), 0.0,
+                                                os.path.join(work, "corpus-feeds.txt"))
             for name, source in inputs.items():
                 feed_list = os.path.join(source, "feeds.opml") if name == "seeds" else source
                 outs = {}

@@ -34,7 +34,7 @@ import psutil
 import pyarrow as pa
 
 from benchmarks import corpus, local
-from benchmarks.run import TOPICS, serve_folder
+from benchmarks.run import TOPICS, served_feed_list
 from benchmarks.verify import Verdict, check_stories
 from pipeline.config import load_topic_definitions
 from tests.support.feedserver import FeedServer
@@ -134,10 +134,7 @@ def main(argv=None) -> int:
     try:
         truth = corpus.write(corpus.CorpusSpec(entries=args.entries), load_topic_definitions(str(TOPICS)), work)
         with FeedServer() as server:
-            paths = serve_folder(server, work, 0.0)
-            feeds = os.path.join(work, "feeds.txt")
-            with open(feeds, "w") as handle:
-                handle.write("".join(server.url(p) + "\n" for p in paths))
+            feeds = served_feed_list(server, work, 0.0, os.path.join(work, "feeds.txt"))
             out = os.path.join(work, "out")
             from pipeline.cli import main as newswatch
 
