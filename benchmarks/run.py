@@ -249,8 +249,8 @@ def serve_folder(server: FeedServer, folder: str, latency: float) -> List[str]:
 
 
 def served_feed_list(server: FeedServer, folder: str, latency: float, feeds: str) -> str:
-    """serve_folder, then the served URLs written as the feed list `feeds`;
-    returns `feeds`."""
+    """Serves `folder` (serve_folder) and writes the served URLs as the feed
+    list `feeds`; returns `feeds`."""
     with open(feeds, "w") as handle:
         handle.write("".join(server.url(p) + "\n" for p in serve_folder(server, folder, latency)))
     return feeds

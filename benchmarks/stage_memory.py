@@ -13,8 +13,8 @@ changes). A stage is named by the top-level steps it runs.
 
 `--allocators default` runs with pyarrow's and glibc's defaults instead of
 transforms/process_memory.py's settings, to compare (NEWSWATCH_ALLOCATORS=
-default); it refuses to run where those settings are already in the
-environment, since glibc reads them when the process starts.
+default). Either choice refuses to run where the environment already sets
+the allocators otherwise, since glibc reads them when the process starts.
 """
 from __future__ import annotations
 
@@ -123,12 +123,20 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.WARNING, force=True)
     from transforms import process_memory
 
+    # glibc reads its settings when the process starts: measure only what
+    # the label says.
     if args.allocators == "default":
         inherited = sorted(name for name in process_memory.ENVIRONMENT if name in os.environ)
-        if inherited:
-            print(f"stage_memory: --allocators default with {', '.join(inherited)} set: "
-                  "start it from an environment without them", file=sys.stderr)
-            return 2
+    else:
+        inherited = sorted(name for name, value in process_memory.ENVIRONMENT.items()
+                           if os.environ.get(name, value) != value)
+        if os.environ.get(process_memory.SWITCH, "tuned") != "tuned":
+            inherited.append(process_memory.SWITCH)
+    if inherited:
+        print(f"stage_memory: --allocators {args.allocators} with {', '.join(inherited)} set otherwise: "
+              "start it from an environment without them", file=sys.stderr)
+        return 2
+    if args.allocators == "default":
         os.environ[process_memory.SWITCH] = "default"
     work = tempfile.mkdtemp(prefix="newswatch-stage-memory-")
     try:

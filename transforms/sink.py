@@ -208,7 +208,7 @@ _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 def rows_to_ipc(records: List, schema: pa.Schema) -> bytes:
     """`records` (read by attribute, as to_row reads them) as one Arrow IPC
     stream. Built a column at a time: a dict per row and from_pylist cost
-    about eight times as much, most of the archive's CPU."""
+    several times as much, most of the archive's CPU."""
     batch = pa.RecordBatch.from_arrays(
         [pa.array([getattr(r, name) for r in records], type=field.type) for name, field in zip(schema.names, schema)],
         schema=schema)
@@ -220,9 +220,10 @@ def rows_to_ipc(records: List, schema: pa.Schema) -> bytes:
 
 def table_from_ipc(messages: Iterable[bytes], schema: pa.Schema) -> pa.Table:
     """The rows of `messages` (rows_to_ipc's) as one table of one chunk per
-    column (more where a column's text passes 2 GiB, as combine_chunks
-    splits it). Read a column at a time, so the batches of one column and
-    its joined copy are what is held twice, not the whole table."""
+    column (none when there are no rows). Read a column at a time, so the
+    batches of one column and its joined copy are what is held twice, not
+    the whole table. A group whose text column passes 2 GiB fails at the
+    sort's take, which joins the chunks combine_chunks split it into."""
     messages = list(messages)
     columns = []
     for index, field in enumerate(schema):

@@ -37,9 +37,14 @@ def test_every_stage_of_a_run_is_recorded_and_each_allocator_choice_kept_beside_
         assert run["peak_mb"] >= max(stage["peak_mb"] for stage in run["stages"]) > run["start_mb"] > 0
 
 
-def test_the_libraries_allocators_are_not_measured_where_the_environment_already_set_others(tmp_path):
+@pytest.mark.parametrize("allocators, env, named", [
+    ("default", {"MALLOC_ARENA_MAX": "2"}, "MALLOC_ARENA_MAX"),
+    ("tuned", {"MALLOC_ARENA_MAX": "8"}, "MALLOC_ARENA_MAX"),
+    ("tuned", {SWITCH: "default"}, SWITCH),
+])
+def test_allocators_are_not_measured_where_the_environment_already_set_others(tmp_path, allocators, env, named):
     proc = subprocess.run([sys.executable, "-m", "benchmarks.stage_memory", "--entries", "400",
-                           "--allocators", "default", "--save", str(tmp_path / "r.json")],
-                          cwd=ROOT, env={**CLEAN, "MALLOC_ARENA_MAX": "2"}, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and "MALLOC_ARENA_MAX" in proc.stderr
+                           "--allocators", allocators, "--save", str(tmp_path / "r.json")],
+                          cwd=ROOT, env={**CLEAN, **env}, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and named in proc.stderr
     assert not (tmp_path / "r.json").exists()
