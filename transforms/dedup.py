@@ -18,6 +18,7 @@ from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec
 
 from transforms import identity, metrics
 from transforms.records import Story
+from transforms.state.store import key_digest
 
 KEY_KINDS = ("guid", "url", "text")
 _NO_DATE = float("inf")
@@ -75,19 +76,27 @@ def dedup_stories(stories: Iterable[Story]) -> Tuple[List[Story], int]:
 # so three passes over full stories cost most of the stage's CPU and memory.
 # A record is a plain tuple (Beam's fast coder handles it without pickle);
 # the winners' stories are picked out of the parsed stories once, at the end.
+# Its handle and keys are 16-byte digests (key_digest), not the strings
+# they stand for: every pass holds each record, keyed, in memory at once.
 
 _HANDLE, _PREFERENCE = 0, 4
 _KEY_INDEX = {kind: 1 + i for i, kind in enumerate(KEY_KINDS)}
 
 
+def handle_digest(story: Story) -> bytes:
+    """entry_handle's digest: how the winners name the stories they keep."""
+    return key_digest(entry_handle(story))
+
+
 def identity_record(story: Story) -> tuple:
-    """(entry handle, guid key, url key, text key, preference): all that
-    dedup needs to know about a story. A kind the story has no key of gets
-    a key of its own, so the story stays alone in that pass."""
+    """(handle digest, guid key, url key, text key, preference): all that
+    dedup needs to know about a story, each key the digest of dedup_key's
+    string. A kind the story has no key of gets a key of its own, so the
+    story stays alone in that pass."""
     keys = _keys(story)
     handle = entry_handle(story)
-    return (handle, *(f"{kind}:{keys[kind]}" if kind in keys else f"self:{handle}"
-                      for kind in KEY_KINDS), preference(story))
+    return (key_digest(handle), *(key_digest(f"{kind}:{keys[kind]}" if kind in keys else f"self:{handle}")
+                                  for kind in KEY_KINDS), preference(story))
 
 
 class _KeepPreferred(beam.CombineFn):
@@ -134,7 +143,7 @@ class _DedupByKind(beam.PTransform):
         index = _KEY_INDEX[self.kind]
         return (
             records
-            | "Key" >> beam.Map(lambda r: (r[index], r)).with_output_types(Tuple[str, tuple])
+            | "Key" >> beam.Map(lambda r: (r[index], r)).with_output_types(Tuple[bytes, tuple])
             | "KeepPreferred" >> beam.CombinePerKey(_KeepPreferred())
             | "Emit" >> beam.ParDo(_EmitWinnerFn())
         )
@@ -160,7 +169,7 @@ class _ToSet(beam.CombineFn):
 
 class _KeepWinnersFn(beam.DoFn):
     def process(self, story: Story, winners):
-        if entry_handle(story) in winners:
+        if handle_digest(story) in winners:
             yield story
 
 
@@ -176,7 +185,7 @@ class DedupStories(beam.PTransform):
             records = records | f"By{kind.capitalize()}" >> _DedupByKind(kind)
         winners = (
             records
-            | "WinnerHandles" >> beam.Map(lambda r: r[_HANDLE]).with_output_types(str)
+            | "WinnerHandles" >> beam.Map(lambda r: r[_HANDLE]).with_output_types(bytes)
             # without_defaults + default_value: also right for windowed input.
             | "AsOneSet" >> beam.CombineGlobally(_ToSet()).without_defaults()
         )

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import apache_beam as beam
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -198,8 +199,8 @@ def shard_of(record, kind: OutputKind, shards: int) -> int:
 # ROW_GROUP_ROWS rows at a time, because the archive's (date, shard) groups
 # hold every entry of a fetch day with its text: compressed Arrow keeps
 # what the group holds until the write small, where a Python object per row
-# did not, and writing by row group bounds the Parquet writer's buffers
-# (docs/archive.md#cost).
+# did not, and the writer never holds the group decompressed, only one
+# message and one row group of it (sorted_row_groups, docs/archive.md#cost).
 BATCH_ROWS = 2_000
 ROW_GROUP_ROWS = 10_000
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
@@ -209,36 +210,29 @@ def rows_to_ipc(records: List, schema: pa.Schema) -> bytes:
     """`records` (read by attribute, as to_row reads them) as one Arrow IPC
     stream. Built a column at a time: a dict per row and from_pylist cost
     several times as much, most of the archive's CPU."""
-    batch = pa.RecordBatch.from_arrays(
+    return _batch_to_ipc(pa.RecordBatch.from_arrays(
         [pa.array([getattr(r, name) for r in records], type=field.type) for name, field in zip(schema.names, schema)],
-        schema=schema)
+        schema=schema))
+
+
+def _batch_to_ipc(batch: pa.RecordBatch) -> bytes:
     sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, schema, options=_IPC_OPTIONS) as writer:
+    with pa.ipc.new_stream(sink, batch.schema, options=_IPC_OPTIONS) as writer:
         writer.write_batch(batch)
     return sink.getvalue().to_pybytes()
 
 
-def table_from_ipc(messages: Iterable[bytes], schema: pa.Schema) -> pa.Table:
-    """The rows of `messages` (rows_to_ipc's) as one table of one chunk per
-    column (none when there are no rows). Read a column at a time, so the
-    batches of one column and its joined copy are what is held twice, not
-    the whole table. A group whose text column passes 2 GiB fails at the
-    sort's take, which joins the chunks combine_chunks split it into."""
-    messages = list(messages)
-    columns = []
-    for index, field in enumerate(schema):
-        options = pa.ipc.IpcReadOptions(included_fields=[index])
-        chunks = pa.chunked_array([batch.column(0) for message in messages
-                                   for batch in pa.ipc.open_stream(message, options=options)], type=field.type)
-        columns.append(pa.Table.from_arrays([chunks], names=[field.name]).combine_chunks().column(0))
-    return pa.Table.from_arrays(columns, schema=schema)
+def _batches(message: bytes, fields: Optional[List[int]] = None) -> Iterator[pa.RecordBatch]:
+    options = pa.ipc.IpcReadOptions(included_fields=fields) if fields is not None else None
+    return iter(pa.ipc.open_stream(message, options=options))
 
 
 def sort_order(table: pa.Table, kind: OutputKind) -> pa.Array:
-    """The row order kind.sort_key gives, on the table's columns: a stable
-    sort, so rows with equal keys keep the order they came in. (Strings
-    compare as UTF-8 bytes, which is code point order, as Python's do;
-    timestamps by their UTC instant, as aware datetimes do.)"""
+    """The row order kind.sort_key gives, on the table's columns (the sort
+    columns are enough): a stable sort, so rows with equal keys keep the
+    order they came in. (Strings compare as UTF-8 bytes, which is code point
+    order, as Python's do; timestamps by their UTC instant, as aware
+    datetimes do.)"""
     keys = {}
     for name in kind.sort_columns:
         column = table.column(name)
@@ -246,11 +240,47 @@ def sort_order(table: pa.Table, kind: OutputKind) -> pa.Array:
     return pc.sort_indices(pa.table(keys), sort_keys=[(name, "ascending") for name in keys])
 
 
-def sorted_row_groups(table: pa.Table, kind: OutputKind, rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
-    """The table's rows in file order, `rows` at a time."""
-    order = sort_order(table, kind)
-    for start in range(0, table.num_rows, rows):
-        yield table.take(order.slice(start, rows))
+def sorted_row_groups(messages: Iterable[bytes], kind: OutputKind, rows: int = ROW_GROUP_ROWS) -> Iterator[pa.Table]:
+    """The rows of `messages` (rows_to_ipc's) in file order (sort_order),
+    `rows` at a time, without ever holding them all decompressed:
+    1. the sort columns alone are read, and every row gets its rank;
+    2. each message is decompressed once, and its rows go, compressed
+       again, to the bucket of the row group their rank puts them in;
+    3. each bucket in turn is decompressed, put in rank order and given out.
+    Held at most: the messages and the buckets, compressed, one message and
+    one row group. A group of at most `rows` rows is read and sorted whole."""
+    messages = list(messages)
+    schema = kind.schema
+    key_fields = sorted(schema.get_field_index(name) for name in kind.sort_columns)   # as IPC reads them
+    keys = pa.Table.from_batches([batch for message in messages for batch in _batches(message, key_fields)],
+                                 schema=pa.schema([schema.field(i) for i in key_fields]))
+    order = sort_order(keys, kind).to_numpy()
+    total = len(order)
+    del keys
+    if total <= rows:
+        if total:
+            yield pa.Table.from_batches([b for message in messages for b in _batches(message)],
+                                        schema=schema).take(order)
+        return
+    rank = np.empty(total, dtype=np.int64)
+    rank[order] = np.arange(total, dtype=np.int64)
+    del order
+    buckets: List[list] = [[] for _ in range(-(-total // rows))]   # (IPC bytes, ranks of its rows)
+    at = 0
+    for message in messages:
+        for batch in _batches(message):
+            ranks = rank[at:at + batch.num_rows]
+            groups = ranks // rows
+            for group in np.unique(groups):
+                where = np.flatnonzero(groups == group)
+                buckets[group].append((_batch_to_ipc(batch.take(pa.array(where))), ranks[where]))
+            at += batch.num_rows
+    for group, pieces in enumerate(buckets):
+        buckets[group] = None
+        table = pa.Table.from_batches([b for data, _ in pieces for b in _batches(data)], schema=schema)
+        ordered = table.take(np.argsort(np.concatenate([ranks for _, ranks in pieces])))
+        del pieces, table   # only the row group given out stays
+        yield ordered
 
 
 class _BatchRowsFn(beam.DoFn):
@@ -300,9 +330,14 @@ class _WritePartitionFn(beam.DoFn):
         key, messages = grouped
         date, shard = key.split("|", 1)
         tag = window_tag(win, pane)
-        # One chunk per column: take() on a table of many BATCH_ROWS chunks
-        # concatenates every column again for each row group.
-        table = table_from_ipc(messages, self.kind.schema)
+        written = 0
+
+        def row_groups():
+            nonlocal written
+            for table in sorted_row_groups(messages, self.kind, self.row_group_rows):
+                written += table.num_rows
+                yield table
+
         path = FileSystems.join(partition_dir(self.output, self.kind.name, date),
                                 file_name(self.run_id, int(shard), tag))
         # A run that lost its lease (taken over while it was frozen) must not
@@ -311,11 +346,11 @@ class _WritePartitionFn(beam.DoFn):
         # the rename that makes it visible; if it fails the temporary is
         # removed and nothing is published.
         write_row_groups_atomically(path, self.kind.schema,
-                                    sorted_row_groups(table, self.kind, self.row_group_rows),
+                                    row_groups(),
                                     self.kind.compression_level, before_publish=self._fence.check)
         if self.kind.name == STORIES.name:
             phases.reached(phases.WRITE)
-        self.rows.inc(table.num_rows)
+        self.rows.inc(written)
         self.files.inc()
         yield path
 

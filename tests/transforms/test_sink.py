@@ -304,13 +304,13 @@ def test_a_run_whose_lease_was_taken_over_publishes_no_file(tmp_path):
     assert sorted(left) == ["r-000.parquet"] * 3     # the first run's files only: no r2 file, no temporary
 
 
-def test_row_groups_of_a_table_of_many_chunks_are_the_rows_of_one_sort():
-    # A group's table comes in the Arrow batches it was sent in (some
-    # empty): cut into row groups of any size, its rows must be those of one
-    # take of the sorted table, in order.
+def test_row_groups_of_a_groups_messages_are_the_rows_of_one_sort():
+    # A group comes as the IPC messages it was sent in (some empty): cut
+    # into row groups of any size, its rows must be those of one take of
+    # the sorted whole, in order.
     import random
 
-    from transforms.sink import ENTRIES, sort_order, sorted_row_groups
+    from transforms.sink import ENTRIES, rows_to_ipc, sort_order, sorted_row_groups
 
     rng = random.Random(7)
     feeds = [f"https://f{i}.example/" for i in range(9)]
@@ -318,28 +318,30 @@ def test_row_groups_of_a_table_of_many_chunks_are_the_rows_of_one_sort():
                      title=f"t{i}", summary="x" * rng.randrange(30), content="", feed_url=rng.choice(feeds),
                      entry_index=rng.randrange(6), fetched_at=datetime(2021, 9, 30, rng.randrange(3), tzinfo=UTC))
                for i in range(500)]
-    rows = [to_row(r, ENTRIES.schema) for r in records]
     sizes = [0, 37, 1, 0, 120, 200, 142, 0]
-    batches, at = [], 0
+    messages, at = [], 0
     for size in sizes:
-        batches.append(pa.RecordBatch.from_pylist(rows[at:at + size], schema=ENTRIES.schema))
+        messages.append(rows_to_ipc(records[at:at + size], ENTRIES.schema))
         at += size
-    chunked = pa.Table.from_batches(batches, schema=ENTRIES.schema)
-    whole = pa.Table.from_pylist(rows, schema=ENTRIES.schema)
+    whole = pa.Table.from_pylist([to_row(r, ENTRIES.schema) for r in records], schema=ENTRIES.schema)
     expected = whole.take(sort_order(whole, ENTRIES)).to_pylist()
-    for group_rows in (7, 64, 500, 1000):
-        groups = list(sorted_row_groups(chunked, ENTRIES, group_rows))
+    for group_rows in (7, 64, 499, 500, 1000):
+        groups = list(sorted_row_groups(messages, ENTRIES, group_rows))
         assert [g.num_rows for g in groups][:-1] == [group_rows] * (len(groups) - 1)
+        assert all(g.schema == ENTRIES.schema for g in groups)
         assert [row for g in groups for row in g.to_pylist()] == expected, group_rows
+    assert list(sorted_row_groups([messages[0]], ENTRIES, 7)) == []
+    assert list(sorted_row_groups([], ENTRIES, 7)) == []
 
 
-def test_a_groups_batches_join_into_one_chunk_a_column_holding_one_column_twice_at_most():
-    # The writer joins a group's IPC batches a column at a time: Arrow's peak
-    # while joining stays well under the two whole copies (batches and joined
-    # table) that joining the table at once holds.
+def test_a_group_is_written_holding_one_message_and_one_row_group_decompressed():
+    # The writer never decompresses a whole group (a day of archived text):
+    # Arrow's peak while giving out every row group stays a fraction of the
+    # group's table, which reading the group whole and sorting it would
+    # hold once at least.
     import random
 
-    from transforms.sink import ENTRIES, rows_to_ipc, table_from_ipc
+    from transforms.sink import ENTRIES, rows_to_ipc, sorted_row_groups
 
     rng = random.Random(3)
     records = [Story(story_id=f"s{i}", url="u", canonical_url="u", guid=None, title=f"t{i}",
@@ -347,26 +349,19 @@ def test_a_groups_batches_join_into_one_chunk_a_column_holding_one_column_twice_
                      content="".join(rng.choice("xyz ") for _ in range(300)), feed_url=f"f{i % 7}",
                      entry_index=i % 50, fetched_at=datetime(2021, 9, 30, tzinfo=UTC))
                for i in range(3000)]
+    rng.shuffle(records)
     messages = [rows_to_ipc(records[at:at + 100], ENTRIES.schema) for at in range(0, len(records), 100)]
-    expected = [to_row(r, ENTRIES.schema) for r in records]
+    whole = pa.Table.from_pylist([to_row(r, ENTRIES.schema) for r in records], schema=ENTRIES.schema)
 
-    def peak_of(join):
-        pool = pa.proxy_memory_pool(pa.system_memory_pool())
-        default = pa.default_memory_pool()
-        pa.set_memory_pool(pool)
-        try:
-            table = join()
-        finally:
-            pa.set_memory_pool(default)
-        chunks, rows, size = [c.num_chunks for c in table.columns], table.to_pylist(), table.nbytes
-        del table  # before the pool its buffers came from
-        return pool.max_memory() / size, chunks, rows
-
-    ratio, chunks, rows = peak_of(lambda: table_from_ipc(messages, ENTRIES.schema))
-    whole_ratio, _, whole_rows = peak_of(lambda: pa.Table.from_batches(
-        [b for m in messages for b in pa.ipc.open_stream(m)], schema=ENTRIES.schema).combine_chunks())
-    assert rows == expected == whole_rows
-    assert chunks == [1] * len(ENTRIES.schema)
-    assert whole_ratio > 1.9 and ratio < 1.6, (ratio, whole_ratio)
-    empty = table_from_ipc([], ENTRIES.schema)
-    assert empty.num_rows == 0 and empty.schema == ENTRIES.schema
+    pool = pa.proxy_memory_pool(pa.system_memory_pool())
+    default = pa.default_memory_pool()
+    pa.set_memory_pool(pool)
+    try:
+        rows = []
+        for group in sorted_row_groups(messages, ENTRIES, 300):
+            rows.extend(group.column("story_id").to_pylist())
+            del group
+    finally:
+        pa.set_memory_pool(default)
+    assert sorted(rows) == sorted(r.story_id for r in records) and len(rows) == 3000
+    assert pool.max_memory() < 0.5 * whole.nbytes, (pool.max_memory(), whole.nbytes)

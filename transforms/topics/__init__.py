@@ -93,18 +93,21 @@ def tag_story(story: Story, matcher: TopicMatcher,
 
 
 def without_text(story: Story) -> Story:
-    """A story no topic matched, cut down to what dedup needs of it.
+    """A story no topic matched, cut down to what dedup and SeenBefore need
+    of it.
 
     Topics are matched before dedup so that the ~95 % of stories no topic
     wants do not carry their text through dedup's shuffles and the join that
     picks its winners (most of the pipeline's memory). Such a story is still
     needed there: it may be the preferred copy of a story whose later copy
-    matched. Its identities (ids, URLs, guid, content hash, preference) stay;
-    its text goes, except a one-character stub that keeps "has text" true,
-    which decides whether it has a text identity (identity.dedup_keys).
+    matched, and it may have been written by an earlier run. Its identities
+    (ids, URLs, guid, content hash, preference, seen keys) stay; its text,
+    sketch and names go, except a one-character stub that keeps "has text"
+    true, which decides whether it has a text identity (identity.dedup_keys).
     """
-    stub = "" if story.title else (story.summary or story.content)[:1]
-    return story.replace(summary=stub, content="", authors=[], tags=[])
+    stub = (story.title or story.summary or story.content)[:1]
+    return story.replace(title="", summary=stub, content="", authors=[], tags=[], feed_title=None,
+                         source=None, sketch=None)
 
 
 class StoryTagger:

@@ -14,6 +14,7 @@ from transforms.language import detect_language, language_text, load_detector_fa
 from transforms.identity import content_hash
 from transforms.dedup import DedupStories, dedup_stories, identity_record
 from transforms.records import Match, Story
+from transforms.seen import seen_records
 from transforms.topics import (KeepMatched, MatchTopics, TagTopics, Topic, TopicError, TopicMatcher, tag_story,
                               without_text)
 
@@ -135,9 +136,13 @@ def test_match_topics_is_picklable():
 def test_unmatched_stories_lose_their_text_but_keep_every_identity():
     for s in [story("1", "Weather", "sunny " * 100, "<p>long</p> " * 1000),
               story("2", "", "only a summary"), story("3", "", "", "only content"), story("4", "", "", "")]:
+        s = s.replace(feed_title="A feed", source="A site", sketch=(1, 2, 3))
         slim = without_text(s)
         assert identity_record(slim) == identity_record(s)
-        assert slim.content == "" and len(slim.summary) <= 1
+        assert seen_records(slim) == seen_records(s)
+        assert slim.title == slim.content == "" and len(slim.summary) <= 1
+        assert slim.feed_title is slim.source is slim.sketch is None
+        assert len(pickle.dumps(slim)) < len(pickle.dumps(s.replace(content="", summary="")))
 
 
 def test_tagging_before_dedup_keeps_what_matching_after_dedup_would():
