@@ -18,6 +18,7 @@ beam.io.WriteToParquet writes unreadable and mislabelled files for windowed
 from __future__ import annotations
 
 import contextlib
+import io
 import re
 import uuid
 import zlib
@@ -115,6 +116,7 @@ def write_row_groups_atomically(path: str, schema: pa.Schema, row_groups: Iterab
                                   compression_level=compression_level) as writer:
                 for table in row_groups:
                     writer.write_table(table)
+                    del table   # before the next one is made
         before_publish()
         if FileSystems.exists(path):  # re-run of the same run id: replace
             delete_files([path])
@@ -247,40 +249,65 @@ def sorted_row_groups(messages: Iterable[bytes], kind: OutputKind, rows: int = R
     2. each message is decompressed once, and its rows go, compressed
        again, to the bucket of the row group their rank puts them in;
     3. each bucket in turn is decompressed, put in rank order and given out.
-    Held at most: the messages and the buckets, compressed, one message and
-    one row group. A group of at most `rows` rows is read and sorted whole."""
+    Held besides the messages and the buckets (compressed): one message
+    decompressed, or one row group twice (as read and sorted). A group of at
+    most `rows` rows is read and sorted whole."""
     messages = list(messages)
+    rank = _ranks(messages, kind)
+    if len(rank) <= rows:
+        if len(rank):
+            yield pa.Table.from_batches([b for message in messages for b in _batches(message)],
+                                        schema=kind.schema).take(np.argsort(rank))
+        return
+    buckets = _route_to_buckets(messages, rank, rows, kind.schema)
+    del rank
+    for group in range(len(buckets)):
+        data, ranks = buckets[group]
+        buckets[group] = None
+        table = pa.ipc.open_stream(data).read_all()
+        del data
+        ordered = table.take(np.argsort(ranks))
+        del table
+        yield ordered
+        del ordered
+
+
+def _ranks(messages: List[bytes], kind: OutputKind) -> np.ndarray:
+    """Each row's place in file order, the rows numbered as the messages give them."""
     schema = kind.schema
     key_fields = sorted(schema.get_field_index(name) for name in kind.sort_columns)   # as IPC reads them
     keys = pa.Table.from_batches([batch for message in messages for batch in _batches(message, key_fields)],
                                  schema=pa.schema([schema.field(i) for i in key_fields]))
     order = sort_order(keys, kind).to_numpy()
-    total = len(order)
-    del keys
-    if total <= rows:
-        if total:
-            yield pa.Table.from_batches([b for message in messages for b in _batches(message)],
-                                        schema=schema).take(order)
-        return
-    rank = np.empty(total, dtype=np.int64)
-    rank[order] = np.arange(total, dtype=np.int64)
-    del order
-    buckets: List[list] = [[] for _ in range(-(-total // rows))]   # (IPC bytes, ranks of its rows)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order), dtype=np.int64)
+    return rank
+
+
+def _route_to_buckets(messages: List[bytes], rank: np.ndarray, rows: int,
+                      schema: pa.Schema) -> List[Tuple[bytes, np.ndarray]]:
+    """Per row group (rank // rows): its rows as one compressed IPC stream,
+    in the order they came, and their ranks. The streams grow in Python
+    buffers, which over-allocate by an eighth, where Arrow's double."""
+    count = -(-len(rank) // rows)
+    sinks = [io.BytesIO() for _ in range(count)]
+    writers = [pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), schema, options=_IPC_OPTIONS) for sink in sinks]
+    ranks_of: List[list] = [[] for _ in range(count)]
     at = 0
     for message in messages:
         for batch in _batches(message):
             ranks = rank[at:at + batch.num_rows]
-            groups = ranks // rows
-            for group in np.unique(groups):
-                where = np.flatnonzero(groups == group)
-                buckets[group].append((_batch_to_ipc(batch.take(pa.array(where))), ranks[where]))
             at += batch.num_rows
-    for group, pieces in enumerate(buckets):
-        buckets[group] = None
-        table = pa.Table.from_batches([b for data, _ in pieces for b in _batches(data)], schema=schema)
-        ordered = table.take(np.argsort(np.concatenate([ranks for _, ranks in pieces])))
-        del pieces, table   # only the row group given out stays
-        yield ordered
+            groups = ranks // rows
+            by_group = np.argsort(groups, kind="stable")   # each group's rows, in the order they came
+            present, starts = np.unique(groups[by_group], return_index=True)
+            for group, start, end in zip(present, starts, [*starts[1:], len(by_group)]):
+                where = by_group[start:end]
+                writers[group].write_batch(batch.take(where))
+                ranks_of[group].append(ranks[where])
+    for writer in writers:
+        writer.close()
+    return [(sink.getvalue(), np.concatenate(ranks)) for sink, ranks in zip(sinks, ranks_of)]
 
 
 class _BatchRowsFn(beam.DoFn):
@@ -337,6 +364,7 @@ class _WritePartitionFn(beam.DoFn):
             for table in sorted_row_groups(messages, self.kind, self.row_group_rows):
                 written += table.num_rows
                 yield table
+                del table
 
         path = FileSystems.join(partition_dir(self.output, self.kind.name, date),
                                 file_name(self.run_id, int(shard), tag))

@@ -136,7 +136,8 @@ def test_match_topics_is_picklable():
 def test_unmatched_stories_lose_their_text_but_keep_every_identity():
     for s in [story("1", "Weather", "sunny " * 100, "<p>long</p> " * 1000),
               story("2", "", "only a summary"), story("3", "", "", "only content"), story("4", "", "", "")]:
-        s = s.replace(feed_title="A feed", source="A site", sketch=(1, 2, 3))
+        s = s.replace(feed_title="A feed", source="A site", sketch=(1, 2, 3), feed_link=f"https://r.example/{s.story_id}",
+                      content_hash=content_hash(s.title, s.summary or s.content))
         slim = without_text(s)
         assert identity_record(slim) == identity_record(s)
         assert seen_records(slim) == seen_records(s)
