@@ -201,8 +201,8 @@ def shard_of(record, kind: OutputKind, shards: int) -> int:
 # ROW_GROUP_ROWS rows at a time, because the archive's (date, shard) groups
 # hold every entry of a fetch day with its text: compressed Arrow keeps
 # what the group holds until the write small, where a Python object per row
-# did not, and the writer never holds the group decompressed, only one
-# message and one row group of it (sorted_row_groups, docs/archive.md#cost).
+# did not, and the writer never holds more of the group decompressed than
+# one message or one row group (sorted_row_groups, docs/archive.md#cost).
 BATCH_ROWS = 2_000
 ROW_GROUP_ROWS = 10_000
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
@@ -250,8 +250,9 @@ def sorted_row_groups(messages: Iterable[bytes], kind: OutputKind, rows: int = R
        again, to the bucket of the row group their rank puts them in;
     3. each bucket in turn is decompressed, put in rank order and given out.
     Held besides the messages and the buckets (compressed): one message
-    decompressed, or one row group twice (as read and sorted). A group of at
-    most `rows` rows is read and sorted whole."""
+    decompressed, or one row group as read and sorted, and one column of it
+    joined by the take. A group of at most `rows` rows is read and sorted
+    whole."""
     messages = list(messages)
     rank = _ranks(messages, kind)
     if len(rank) <= rows:
