@@ -40,3 +40,20 @@ def test_a_pickled_story_carries_values_not_field_names():
     data = pickle.dumps(story(), pickle.HIGHEST_PROTOCOL)
     assert b"canonical_url" not in data and b"matched_terms" not in data
     assert b"datetime" not in data
+
+
+def test_equal_links_are_encoded_once_and_come_back_as_one_string():
+    coder = coders.FastPrimitivesCoder()
+    link = "https://e.example/2021/09/28/a-long-article-path"
+    # Equal but distinct strings, as the parser makes them.
+    s = story(url=link, canonical_url="".join(link), feed_link=link[:8] + link[8:], guid="g1")
+    assert s.url is not s.canonical_url
+    data = coder.encode(s)
+    assert data.count(link.encode()) == 1
+    back = coder.decode(data)
+    assert back == s
+    assert back.url is back.canonical_url is back.feed_link
+    # Links that differ stay apart.
+    other = story(canonical_url="https://e.example/b")
+    back = coder.decode(coder.encode(other))
+    assert (back.url, back.canonical_url) == ("https://e.example/a", "https://e.example/b")
