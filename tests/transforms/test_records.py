@@ -45,7 +45,7 @@ def test_a_pickled_story_carries_values_not_field_names():
 def test_equal_links_are_encoded_once_and_come_back_as_one_string():
     coder = coders.FastPrimitivesCoder()
     link = "https://e.example/2021/09/28/a-long-article-path"
-    # Equal but distinct strings, as the parser makes them.
+    # Equal but distinct strings (the parser makes canonical_url anew).
     s = story(url=link, canonical_url="".join(link), feed_link=link[:8] + link[8:], guid="g1")
     assert s.url is not s.canonical_url
     data = coder.encode(s)
@@ -53,7 +53,21 @@ def test_equal_links_are_encoded_once_and_come_back_as_one_string():
     back = coder.decode(data)
     assert back == s
     assert back.url is back.canonical_url is back.feed_link
+    # A guid that is the link is written once too.
+    s = story(url=link, canonical_url=None, guid="".join(link))
+    data = coder.encode(s)
+    assert data.count(link.encode()) == 1 and coder.decode(data) == s
     # Links that differ stay apart.
     other = story(canonical_url="https://e.example/b")
     back = coder.decode(coder.encode(other))
-    assert (back.url, back.canonical_url) == ("https://e.example/a", "https://e.example/b")
+    assert back == other and back.canonical_url == "https://e.example/b"
+
+
+class Link(str):
+    """A str subclass, as a caller's own code might hand in."""
+
+
+def test_only_exact_strings_are_shared_so_every_link_keeps_its_type():
+    coder = coders.FastPrimitivesCoder()
+    back = coder.decode(coder.encode(story(url=Link("https://e.example/a"))))
+    assert type(back.url) is Link and type(back.canonical_url) is str
