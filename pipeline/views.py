@@ -45,7 +45,9 @@ VIEWS_DIR = "views"
 POINTER = "_view.json"
 TOPICS_FILE = "topics.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-_GENERATION = re.compile(r"^g\d{8}T\d{6}Z-[0-9a-f]{8}$")
+# gYYYYmmddTHHMMSS[ffffff]Z-<random>: ids made before the microseconds were
+# added have none, and still name generations.
+_GENERATION = re.compile(r"^g(\d{8}T\d{6}(?:\d{6})?)Z-[0-9a-f]{8}$")
 
 
 class ViewError(Exception):
@@ -117,9 +119,10 @@ def default_name(topics_version: str) -> str:
 
 
 def new_generation(now: Optional[datetime] = None) -> str:
-    """A new generation id: its UTC time, then a random part."""
-    now = now or datetime.now(timezone.utc)
-    return f"g{now.strftime('%Y%m%dT%H%M%SZ')}-{uuid.uuid4().hex[:8]}"
+    """A new generation id: its UTC time to the microsecond (two retags of a
+    name often start within one second), then a random part."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return f"g{now.strftime('%Y%m%dT%H%M%S%fZ')}-{uuid.uuid4().hex[:8]}"
 
 
 def is_generation(name: str) -> bool:
@@ -190,7 +193,7 @@ def generations(output: str, name: str) -> List[str]:
         first = path[len(view_dir(output, name)) + 1:].split("/", 1)[0]
         if is_generation(first):
             found.add(first)
-    return sorted(found)
+    return sorted(found, key=lambda generation: (generation_time(generation), generation))
 
 
 def remove_generation(output: str, name: str, generation: str) -> int:
@@ -215,8 +218,10 @@ def remove_generation(output: str, name: str, generation: str) -> int:
 
 
 def generation_time(generation: str) -> str:
-    """The UTC time part of a generation id (`YYYYmmddTHHMMSSZ`), which sorts as time."""
-    return generation[1:17]
+    """The UTC time part of a generation id (`YYYYmmddTHHMMSSffffff`),
+    which sorts as time; an id without microseconds counts from the start
+    of its second."""
+    return _GENERATION.match(generation).group(1).ljust(21, "0")
 
 
 def remove_superseded(output: str, name: str, mine: str) -> List[str]:

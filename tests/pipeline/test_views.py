@@ -383,3 +383,24 @@ def test_views_json_belongs_to_the_listing(out, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "--json is for list only" in err[0], err
     assert list(dataset.list_views(out).name) == ["a-first", "b"]
+
+
+def test_generations_made_within_one_second_keep_their_order(tmp_path):
+    # Two retags of a name often start within one second: the one that
+    # publishes removes the generation begun a moment before it and keeps
+    # the one begun a moment after. Ids made without microseconds still
+    # count, from the start of their second.
+    from datetime import datetime, timedelta, timezone
+
+    out = str(tmp_path / "out")
+    now = datetime(2026, 12, 6, 0, 1, 35, 500000, tzinfo=timezone.utc)
+    before, mine, after = (views.new_generation(now + timedelta(microseconds=m)) for m in (-300000, 0, 300000))
+    older, same_second = "g20261206T000134Z-0123abcd", "g20261206T000135Z-89abcdef"
+    for generation in (after, mine, same_second, before, older):
+        os.makedirs(views.stories_dir(out, "v", generation))
+        with open(f"{views.generation_dir(out, 'v', generation)}/{views.TOPICS_FILE}", "w") as handle:
+            handle.write("")
+    assert all(views.is_generation(g) for g in (before, mine, after, older, same_second))
+    assert views.generations(out, "v") == [older, same_second, before, mine, after]
+    assert views.remove_superseded(out, "v", mine) == [older, same_second, before]
+    assert views.generations(out, "v") == [mine, after]
