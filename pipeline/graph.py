@@ -142,13 +142,14 @@ def build_story_stages(parsed: beam.PCollection, config: RunConfig, feed_states:
         deduped = parsed
     else:
         # Tagged before dedup so unmatched stories cross dedup without their text
-        # (topics.without_text); dropped after it, so which copy of a story is
-        # kept, and the counts by reason, are as if matching came after dedup.
+        # (topics.without_text), and leave it as their identities only
+        # (transforms/unmatched.py); dropped after it, so which copy of a story
+        # is kept, and the counts by reason, are as if matching came after dedup.
         tagged = parsed | "TagTopics" >> TagTopics(config.topics)
         if streaming:
             # Within one poll the preferred copy wins (as in batch).
             tagged = tagged | "PerPoll" >> beam.WindowInto(window.FixedWindows(streaming.poll_interval_s))
-        deduped = tagged | "Dedup" >> DedupStories()
+        deduped = tagged | "Dedup" >> DedupStories(compact_unmatched=True)
     # What committed runs and windows wrote (within the lookback) is loaded
     # once per worker: a streaming job starts from what earlier jobs and
     # batch runs wrote, as a batch run does.

@@ -9,18 +9,18 @@ is kept does not depend on arrival order, runner or worker count.
 """
 from __future__ import annotations
 
-from typing import Iterable, List, Optional, Tuple
+from typing import Any, Iterable, List, Optional, Tuple, Union
 
 import apache_beam as beam
 from apache_beam.coders import VarIntCoder
 from apache_beam.transforms.timeutil import TimeDomain
 from apache_beam.transforms.userstate import ReadModifyWriteStateSpec, TimerSpec, on_timer
 
-from transforms import identity, metrics
+from transforms import identity, metrics, unmatched
 from transforms.records import Story
 from transforms.state.store import key_digest
 
-KEY_KINDS = ("guid", "url", "text")
+KEY_KINDS = identity.DEDUP_KINDS
 _NO_DATE = float("inf")
 
 
@@ -42,6 +42,15 @@ def dedup_key(story: Story, kind: str) -> Optional[str]:
     """The story's identity of one kind, or None when it has none of that kind."""
     value = _keys(story).get(kind)
     return f"{kind}:{value}" if value is not None else None
+
+
+def dedup_digest(item: Union[Story, tuple], kind: str) -> Optional[bytes]:
+    """The digest of dedup_key (as identity_record has it), of a story or
+    an unmatched record; None when it has no identity of that kind."""
+    if unmatched.is_unmatched(item):
+        return unmatched.key_of_kind(item, kind)
+    key = dedup_key(item, kind)
+    return key_digest(key) if key is not None else None
 
 
 def entry_handle(story: Story) -> str:
@@ -167,20 +176,50 @@ class _ToSet(beam.CombineFn):
         return acc
 
 
-class _KeepWinnersFn(beam.DoFn):
-    def process(self, story: Story, winners):
-        if handle_digest(story) in winners:
+_RECORDS = "records"
+
+
+class _IdentifyFn(beam.DoFn):
+    """Each story's identity record, and the story as it waits for the
+    winners: with `compact_unmatched`, one without topics as its unmatched
+    record."""
+
+    def __init__(self, compact_unmatched: bool):
+        self.compact_unmatched = compact_unmatched
+
+    def process(self, story: Story):
+        record = identity_record(story)
+        yield beam.pvalue.TaggedOutput(_RECORDS, record)
+        if self.compact_unmatched and not story.topics:
+            yield unmatched.unmatched_record(story, record[_HANDLE])
+        else:
             yield story
+
+
+class _KeepWinnersFn(beam.DoFn):
+    def process(self, item, winners):
+        handle = unmatched.handle(item) if unmatched.is_unmatched(item) else handle_digest(item)
+        if handle in winners:
+            yield item
 
 
 class DedupStories(beam.PTransform):
     """PCollection[Story] -> PCollection[Story] with each story once.
 
+    With `compact_unmatched` (the pipeline's stages after TagTopics), a
+    story without topics comes out as its unmatched record
+    (transforms/unmatched.py), which the stages after dedup take as well.
     Counts the dropped copies in the counter `newswatch/duplicates`.
     """
 
+    def __init__(self, compact_unmatched: bool = False, label: Optional[str] = None):
+        super().__init__(label)
+        self.compact_unmatched = compact_unmatched
+
     def expand(self, stories):
-        records = stories | "IdentityRecords" >> beam.Map(identity_record).with_output_types(tuple)
+        split = stories | "IdentityRecords" >> beam.ParDo(
+            _IdentifyFn(self.compact_unmatched)).with_outputs(_RECORDS, main="items")
+        records, items = split[_RECORDS], split.items
         for kind in KEY_KINDS:
             records = records | f"By{kind.capitalize()}" >> _DedupByKind(kind)
         winners = (
@@ -189,7 +228,7 @@ class DedupStories(beam.PTransform):
             # without_defaults + default_value: also right for windowed input.
             | "AsOneSet" >> beam.CombineGlobally(_ToSet()).without_defaults()
         )
-        return stories | "KeepWinners" >> beam.ParDo(
+        return items | "KeepWinners" >> beam.ParDo(
             _KeepWinnersFn(), winners=beam.pvalue.AsSingleton(winners, default_value=set()))
 
 
@@ -235,17 +274,19 @@ class _DedupAcrossPollsByKind(beam.PTransform):
     def expand(self, stories):
         kind = self.kind
         keyed, keyless = stories | "HasKey" >> beam.Partition(
-            lambda s, n: 0 if dedup_key(s, kind) else 1, 2)
+            lambda s, n: 0 if dedup_digest(s, kind) else 1, 2)
         remembered = (
             keyed
-            | "Key" >> beam.Map(lambda s: (dedup_key(s, kind), s)).with_output_types(Tuple[str, Story])
+            # Hex: the DirectRunner decodes timer keys as text.
+            | "Key" >> beam.Map(lambda s: (dedup_digest(s, kind).hex(), s)).with_output_types(Tuple[str, Any])
             | "Remember" >> OncePerTTL(self.ttl_s, "duplicates", "dedup_keys_forgotten")
         )
         return (remembered, keyless) | "Merge" >> beam.Flatten()
 
 
 class DedupAcrossPolls(beam.PTransform):
-    """PCollection[Story] in the global window -> each story once per TTL.
+    """PCollection[Story or unmatched record] in the global window -> each
+    story once per TTL.
 
     For streaming: a story is written only if none of its identities (guid in
     its feed, canonical URL, normalised text) was seen in the last `ttl_s`
@@ -264,7 +305,7 @@ class DedupAcrossPolls(beam.PTransform):
 
 
 class OncePerTTL(beam.PTransform):
-    """PCollection[(str key, value)] in the global window -> the values whose
+    """PCollection[(key, value)] in the global window -> the values whose
     key was not seen in the last `ttl_s` seconds (each sighting restarts the
     clock). Drops count in the counter `repeats`; forgotten keys in `forgotten`.
     DedupAcrossPolls is this, once per kind of identity."""

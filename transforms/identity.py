@@ -175,6 +175,9 @@ def story_id(canonical: Optional[str], feed_url: str, guid: Optional[str],
     return _digest("hash", content_digest)
 
 
+DEDUP_KINDS = ("guid", "url", "text")   # the kinds dedup_keys gives, strongest first
+
+
 def dedup_keys(canonical: Optional[str], feed_url: str, guid: Optional[str],
                has_text: bool, content_digest: str) -> List[Tuple[str, str]]:
     """The identities under which two entries are the same story, strongest first.

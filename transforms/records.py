@@ -114,7 +114,7 @@ class Story:
         # rebuilds datetime objects.
         values = [getattr(self, name) for name in _STORY_FIELDS]
         for i in _STORY_TIMES:
-            values[i] = _utc_micros(values[i])
+            values[i] = utc_micros(values[i])
         # Equal links (url, canonical_url, feed_link; sometimes guid, feed_url)
         # go to pickle as one str, so its memo writes them once and they decode
         # as one object: stories cut down by topics.without_text encode ~15%
@@ -135,18 +135,23 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
 
 
-def _utc_micros(value):
+def utc_micros(value):
+    """A UTC time as integer microseconds since 1970 (Beam encodes an int
+    without pickle); any other value as it is. from_utc_micros undoes it."""
     # Only UTC times become integers, so the round trip is exact.
     if isinstance(value, datetime) and value.tzinfo is timezone.utc:
         return (value - _EPOCH) // _MICROSECOND
     return value
 
 
+def from_utc_micros(value):
+    return _EPOCH + value * _MICROSECOND if type(value) is int else value
+
+
 def _story_from_values(values: tuple) -> Story:
     values = list(values)
     for i in _STORY_TIMES:
-        if type(values[i]) is int:
-            values[i] = _EPOCH + values[i] * _MICROSECOND
+        values[i] = from_utc_micros(values[i])
     return Story(*values)
 
 

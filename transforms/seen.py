@@ -19,12 +19,12 @@ shuffle every remembered key on every run to answer a few thousand lookups.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Iterator, List
+from typing import Iterator, List, Union
 
 import apache_beam as beam
 from apache_beam.utils import shared
 
-from transforms import identity, metrics
+from transforms import identity, metrics, unmatched
 from transforms.records import Story
 from transforms.state.seen_index import SeenIndex
 from transforms.state.store import SeenRecord, StateStore, key_digest
@@ -32,19 +32,28 @@ from transforms.state.store import SeenRecord, StateStore, key_digest
 REFRESH = "refresh"
 
 
-def seen_keys(story: Story) -> List[bytes]:
-    """The digests under which the story is remembered."""
+def seen_keys(story: Union[Story, tuple]) -> List[bytes]:
+    """The digests under which the story (or unmatched record) is remembered."""
+    if unmatched.is_unmatched(story):
+        return unmatched.remembered_digests(story)
     keys = identity.remembered_keys(
         story.canonical_url, story.feed_link, story.feed_url, story.guid,
         bool(story.title or story.summary or story.content), story.content_hash)
     return [key_digest(f"{kind}:{value}") for kind, value in keys]
 
 
-def seen_records(story: Story) -> List[SeenRecord]:
-    return [SeenRecord(key, story.story_id, story.fetched_at) for key in seen_keys(story)]
+def _id_and_fetch_time(story: Union[Story, tuple]):
+    if unmatched.is_unmatched(story):
+        return unmatched.story_id(story), unmatched.fetched_at(story)
+    return story.story_id, story.fetched_at
 
 
-def last_seen(story: Story, index: SeenIndex):
+def seen_records(story: Union[Story, tuple]) -> List[SeenRecord]:
+    story_id, fetched_at = _id_and_fetch_time(story)
+    return [SeenRecord(key, story_id, fetched_at) for key in seen_keys(story)]
+
+
+def last_seen(story: Union[Story, tuple], index: SeenIndex):
     """When any identity of the story was last recorded, or None."""
     times = [t for t in (index.last_seen(k) for k in seen_keys(story)) if t is not None]
     return max(times) if times else None
@@ -68,7 +77,7 @@ class _SeenBeforeFn(beam.DoFn):
         self.identities.update(len(self._index))
         self.unreadable.update(len(self._index.unreadable))
 
-    def process(self, story: Story) -> Iterator:
+    def process(self, story) -> Iterator:
         seen_at = last_seen(story, self._index)
         if seen_at is None:
             yield story
@@ -76,15 +85,17 @@ class _SeenBeforeFn(beam.DoFn):
         self.seen_before.inc()
         # Re-record a story still in its feed before the lookback forgets it,
         # or a long-lived item would come back as new every `lookback` days.
-        if story.fetched_at - seen_at > self.lookback / 2:
+        _, fetched_at = _id_and_fetch_time(story)
+        if fetched_at - seen_at > self.lookback / 2:
             for record in seen_records(story):
                 yield beam.pvalue.TaggedOutput(REFRESH, record)
 
 
 class SeenBefore(beam.PTransform):
-    """PCollection[Story] -> DoOutputsTuple with
+    """PCollection[Story or unmatched record] -> DoOutputsTuple with
 
-    - main output: PCollection[Story] not written by an earlier run
+    - main output: the stories (and unmatched records) not written by an
+      earlier run
     - `refresh`: PCollection[SeenRecord] to re-record (seen-before stories
       whose record is older than half the lookback)
 

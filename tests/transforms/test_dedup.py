@@ -115,7 +115,7 @@ def polled(story_, at_s):
     return window.TimestampedValue(story_, at_s)
 
 
-def run_across_polls(stream, ttl_s):
+def run_across_polls(stream, ttl_s, name=lambda s: (s.feed_url, s.entry_index)):
     from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
 
     from transforms.dedup import DedupAcrossPolls
@@ -123,7 +123,7 @@ def run_across_polls(stream, ttl_s):
     options = PipelineOptions(["--runner=DirectRunner"])
     options.view_as(StandardOptions).streaming = True
     p = beam.Pipeline(options=options)
-    out = p | stream | DedupAcrossPolls(ttl_s) | beam.Map(lambda s: (s.feed_url, s.entry_index))
+    out = p | stream | DedupAcrossPolls(ttl_s) | beam.Map(name)
     return p, out
 
 

@@ -22,7 +22,7 @@ from typing import Callable, Iterable, Optional
 
 import apache_beam as beam
 
-from transforms import metrics
+from transforms import metrics, unmatched
 from transforms.records import Match, Story
 from transforms.topics.matcher import TopicMatcher
 from transforms.topics.query import (
@@ -160,8 +160,8 @@ class _KeepMatchedFn(beam.DoFn):
         self._unmatched = metrics.counter("unmatched")
         self._per_topic = {name: metrics.counter(f"matched_topic_{name}") for name in self._names}
 
-    def process(self, story: Story):
-        if not story.topics:
+    def process(self, story):
+        if unmatched.is_unmatched(story) or not story.topics:
             self._unmatched.inc()
             return
         self._matched.inc()
@@ -189,8 +189,8 @@ class TagTopics(beam.PTransform):
 
 
 class KeepMatched(beam.PTransform):
-    """PCollection[Story] -> the stories TagTopics gave a topic. Counts
-    `matched`, `unmatched` and `matched_topic_<name>`."""
+    """PCollection[Story or unmatched record] -> the stories TagTopics gave
+    a topic. Counts `matched`, `unmatched` and `matched_topic_<name>`."""
 
     def __init__(self, topics: Iterable[TopicDef], label: Optional[str] = None):
         super().__init__(label)

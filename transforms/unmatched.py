@@ -1,0 +1,80 @@
+"""Unmatched stories after dedup: a story no topic matched, carried as
+its identities only.
+
+Topics are matched before dedup (transforms.topics.TagTopics), and most
+stories match none. Such a story is still needed after dedup: it may be
+the preferred copy of a story whose later copy matched, an earlier run
+may remember it (SeenBefore re-records it before the lookback forgets
+it), and a streaming job remembers it across polls (DedupAcrossPolls).
+None of these reads its text or links, only digests of its identities.
+So once dedup has taken its identity record, DedupStories carries it on
+as an unmatched record: a plain tuple, which Beam encodes without
+pickle, about a third of the size of the story cut down by
+topics.without_text. Every unmatched story of a run waits in one buffer
+for dedup's winners, so its size sets the run's peak memory.
+
+An unmatched record, in this order:
+
+  handle       dedup.handle_digest: which entry of which fetch it is
+  guid         digest of its dedup identity of each kind (identity.DEDUP_KINDS),
+  url          or None when it has none of that kind
+  text
+  given_url    digest of the "url" identity of the link its feed gave, when
+               identity.remembered_keys adds one, else None
+  story_id
+  fetched_at   UTC microseconds (records.utc_micros)
+
+The stages after dedup take a Story or an unmatched record, and ask this
+module for what they need of either.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import List, Optional, Union
+
+from transforms import identity
+from transforms.records import Story, from_utc_micros, utc_micros
+from transforms.state.store import key_digest
+
+_HANDLE, _GIVEN_URL, _STORY_ID, _FETCHED_AT = 0, 4, 5, 6
+_KEY_INDEX = {kind: 1 + i for i, kind in enumerate(identity.DEDUP_KINDS)}
+
+
+def unmatched_record(story: Story, handle: bytes) -> tuple:
+    """The record an unmatched story is carried as; `handle` is its
+    dedup.handle_digest."""
+    has_text = bool(story.title or story.summary or story.content)
+    dedup = dict(identity.dedup_keys(story.canonical_url, story.feed_url, story.guid, has_text,
+                                     story.content_hash))
+    remembered = identity.remembered_keys(story.canonical_url, story.feed_link, story.feed_url, story.guid,
+                                          has_text, story.content_hash)
+    given = (key_digest(f"{remembered[-1][0]}:{remembered[-1][1]}")
+             if len(remembered) > len(dedup) else None)
+    keys = (key_digest(f"{kind}:{dedup[kind]}") if kind in dedup else None for kind in identity.DEDUP_KINDS)
+    return (handle, *keys, given, story.story_id, utc_micros(story.fetched_at))
+
+
+def is_unmatched(item: Union[Story, tuple]) -> bool:
+    return type(item) is tuple
+
+
+def handle(record: tuple) -> bytes:
+    return record[_HANDLE]
+
+
+def key_of_kind(record: tuple, kind: str) -> Optional[bytes]:
+    """The digest of the record's dedup identity of `kind`, or None."""
+    return record[_KEY_INDEX[kind]]
+
+
+def remembered_digests(record: tuple) -> List[bytes]:
+    """The digests under which it is remembered: seen.seen_keys of the story."""
+    return [key for key in record[1:_STORY_ID] if key is not None]
+
+
+def story_id(record: tuple) -> str:
+    return record[_STORY_ID]
+
+
+def fetched_at(record: tuple) -> Optional[datetime]:
+    return from_utc_micros(record[_FETCHED_AT])
