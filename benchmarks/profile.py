@@ -41,7 +41,7 @@ AREAS = (
     ("language detection (langdetect)", ("langdetect/",)),
     ("topic matching", ("transforms/topics/", "hyperscan")),
     ("sketching and clusters", ("transforms/sketch", "transforms/cluster")),
-    ("seen-before, dedup, state", ("transforms/seen", "transforms/dedup", "transforms/state/")),
+    ("seen-before, dedup, state", ("transforms/seen", "transforms/dedup", "transforms/unmatched", "transforms/state/")),
     ("parsing feeds (feedparser, lxml)", ("feedparser/", "transforms/fast_parse", "lxml")),
     ("entries to stories (HTML to text, URLs, dates, hash, ids)",
      ("transforms/parse.py", "transforms/html_text", "transforms/identity", "transforms/dates",

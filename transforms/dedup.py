@@ -84,7 +84,7 @@ def dedup_stories(stories: Iterable[Story]) -> Tuple[List[Story], int]:
 # GroupByKey on the DirectRunner decodes, holds and re-encodes every value,
 # so three passes over full stories cost most of the stage's CPU and memory.
 # A record is a plain tuple (Beam's fast coder handles it without pickle);
-# the winners' stories are picked out of the parsed stories once, at the end.
+# the winners are picked out of the stories (or unmatched records) once, at the end.
 # Its handle and keys are 16-byte digests (key_digest), not the strings
 # they stand for: every pass holds each record, keyed, in memory at once.
 

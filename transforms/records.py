@@ -145,6 +145,7 @@ def utc_micros(value):
 
 
 def from_utc_micros(value):
+    """utc_micros undone: an int as the UTC time it stands for."""
     return _EPOCH + value * _MICROSECOND if type(value) is int else value
 
 

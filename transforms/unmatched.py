@@ -9,9 +9,10 @@ it), and a streaming job remembers it across polls (DedupAcrossPolls).
 None of these reads its text or links, only digests of its identities.
 So once dedup has taken its identity record, DedupStories carries it on
 as an unmatched record: a plain tuple, which Beam encodes without
-pickle, about a third of the size of the story cut down by
-topics.without_text. Every unmatched story of a run waits in one buffer
-for dedup's winners, so its size sets the run's peak memory.
+pickle, in under half the size of the story cut down by
+topics.without_text (test_unmatched.py). Every story of a run waits for
+dedup's winners in one buffer, which the stage after dedup holds twice
+on the DirectRunner (docs/performance.md).
 
 An unmatched record, in this order:
 
@@ -36,7 +37,7 @@ from transforms import identity
 from transforms.records import Story, from_utc_micros, utc_micros
 from transforms.state.store import key_digest
 
-_HANDLE, _GIVEN_URL, _STORY_ID, _FETCHED_AT = 0, 4, 5, 6
+_HANDLE, _STORY_ID, _FETCHED_AT = 0, 5, 6
 _KEY_INDEX = {kind: 1 + i for i, kind in enumerate(identity.DEDUP_KINDS)}
 
 

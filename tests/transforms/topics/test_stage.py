@@ -166,7 +166,7 @@ def test_tagging_before_dedup_keeps_what_matching_after_dedup_would():
     assert [s.story_id for s in expected] == ["alone"] and duplicates == 2
 
     p = test_pipeline.TestPipeline(runner="DirectRunner")
-    out = p | beam.Create(stories) | TagTopics(TOPICS) | DedupStories() | KeepMatched(TOPICS)
+    out = p | beam.Create(stories) | TagTopics(TOPICS) | DedupStories(compact_unmatched=True) | KeepMatched(TOPICS)
     assert_that(out, equal_to(expected))
     result = p.run()
     result.wait_until_finish()
