@@ -45,8 +45,8 @@ VIEWS_DIR = "views"
 POINTER = "_view.json"
 TOPICS_FILE = "topics.yaml"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
-# gYYYYmmddTHHMMSS[ffffff]Z-<random>: ids made before the microseconds were
-# added have none, and still name generations.
+# gYYYYmmddTHHMMSS[ffffff]Z-<random>: an id without the microseconds names
+# a generation too (generation_time counts it from the start of its second).
 _GENERATION = re.compile(r"^g(\d{8}T\d{6}(?:\d{6})?)Z-[0-9a-f]{8}$")
 
 
