@@ -6,7 +6,8 @@ change behaviour.
 
 Runs `newswatch run` twice on the same input, once in a checkout of REV (a
 temporary git worktree) and once in this working tree, and compares every
-row they write to stories/, fetches/ and errors/. The input is the bundled
+row they write to stories/, fetches/, errors/ and the entry archive,
+entries/. The input is the bundled
 seeds/ (what `make run` reads) and a generated benchmark corpus
 (benchmarks/corpus.py, seeded) served over HTTP on 127.0.0.1. Both runs read
 the same copy of the input, so feed URLs and paths are equal.
@@ -34,7 +35,7 @@ from benchmarks.run import ROOT, TOPICS, served_feed_list
 from pipeline.config import load_topic_definitions
 from tests.support.feedserver import FeedServer
 
-DATASETS = ("stories", "fetches", "errors")
+DATASETS = ("stories", "fetches", "errors", "entries")
 CLOCK_COLUMNS = ("run_id", "fetched_at", "occurred_at", "elapsed_s")
 
 
@@ -56,6 +57,8 @@ def comparable(out: str, dataset: str) -> Optional[pd.DataFrame]:
         return None
     frame = pd.read_parquet(folder)
     frame = frame.drop(columns=[c for c in CLOCK_COLUMNS if c in frame.columns])
+    if frame.empty:
+        return frame.reset_index(drop=True)
     frame = frame.map(lambda v: repr(v.tolist()) if hasattr(v, "tolist") else v)
     # Sorting on every column's text gives one order for equal rows too.
     order = frame.map(repr).apply(lambda row: "\x1f".join(row), axis=1).sort_values().index

@@ -45,3 +45,14 @@ def test_a_dataset_on_one_side_only_is_reported(tmp_path):
     write(tmp_path / "after", "errors", [{"stage": "fetch", "reason": "x"}])
     assert differences(str(tmp_path / "before"), str(tmp_path / "after")) == [
         "errors: only after has it"]
+
+
+def test_empty_datasets_are_the_same_and_the_entry_archive_is_compared(tmp_path):
+    # A run without errors writes an errors/ folder with no rows.
+    for side in ("before", "after"):
+        write(tmp_path / side, "errors", {"stage": pd.Series([], dtype=str), "reason": pd.Series([], dtype=str)})
+        write(tmp_path / side, "stories", [story("1", "a")])
+    write(tmp_path / "before", "entries", [story("1", "a"), story("2", "b")])
+    write(tmp_path / "after", "entries", [story("1", "a"), story("2", "b2")])
+    assert differences(str(tmp_path / "before"), str(tmp_path / "after")) == [
+        "entries.title: 1 rows differ, first 'b' -> 'b2'"]
