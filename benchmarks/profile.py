@@ -1,7 +1,7 @@
 """Where does the pipeline's time go? cProfile of one in-process run on the
 benchmark corpus (or of the plain-Python baseline, to compare).
 
-    python -m benchmarks.profile --entries 10000 [--baseline] [--top 40] [--save out.pstats]
+    python -m benchmarks.profile --entries 10000 [--baseline [--parser auto]] [--top 40] [--save out.pstats]
     python -m benchmarks.profile --retag DIR [--top 40]
 
 `--retag DIR` profiles `newswatch retag` (in-process) of the archive that
@@ -134,6 +134,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
     parser.add_argument("--baseline", action="store_true", help="profile the baseline instead")
+    parser.add_argument("--parser", choices=("feedparser", "auto"), default="feedparser",
+                        help="the baseline's parser: feedparser (its default) or auto (`baseline, fast parser`)")
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--save", help="write the raw pstats here")
@@ -160,7 +162,7 @@ def main(argv=None) -> int:
             if args.baseline:
                 from benchmarks import baseline
 
-                profiler.runcall(baseline.run, feeds, str(TOPICS), out)
+                profiler.runcall(baseline.run, feeds, str(TOPICS), out, parser=args.parser)
                 stories = os.path.join(out, "stories.parquet")
             else:
                 from pipeline.cli import main as newswatch

@@ -141,11 +141,11 @@ def build_story_stages(parsed: beam.PCollection, config: RunConfig, feed_states:
             raise ValueError("prepared stories are replayed as batch steps")
         deduped = parsed
     else:
-        # Tagged before dedup so unmatched stories cross dedup without their text
-        # (topics.without_text), and leave it as their identities only
-        # (transforms/unmatched.py); dropped after it, so which copy of a story
-        # is kept, and the counts by reason, are as if matching came after dedup.
-        tagged = parsed | "TagTopics" >> TagTopics(config.topics)
+        # Tagged before dedup so unmatched stories cross dedup as their
+        # identities only (transforms/unmatched.py); dropped after it, so which
+        # copy of a story is kept, and the counts by reason, are as if matching
+        # came after dedup.
+        tagged = parsed | "TagTopics" >> TagTopics(config.topics, cut_unmatched=False)
         if streaming:
             # Within one poll the preferred copy wins (as in batch).
             tagged = tagged | "PerPoll" >> beam.WindowInto(window.FixedWindows(streaming.poll_interval_s))

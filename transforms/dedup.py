@@ -97,15 +97,17 @@ def handle_digest(story: Story) -> bytes:
     return key_digest(entry_handle(story))
 
 
-def identity_record(story: Story) -> tuple:
+def identity_record(story: Story, digests: Optional[Tuple[Optional[bytes], ...]] = None) -> tuple:
     """(handle digest, guid key, url key, text key, preference): all that
     dedup needs to know about a story, each key the digest of dedup_key's
-    string. A kind the story has no key of gets a key of its own, so the
+    string (`digests`: unmatched.key_digests of its keys, when the caller
+    has them). A kind the story has no key of gets a key of its own, so the
     story stays alone in that pass."""
-    keys = _keys(story)
+    if digests is None:
+        digests = unmatched.key_digests(_keys(story))
     handle = entry_handle(story)
-    return (key_digest(handle), *(key_digest(f"{kind}:{keys[kind]}" if kind in keys else f"self:{handle}")
-                                  for kind in KEY_KINDS), preference(story))
+    alone = key_digest(f"self:{handle}") if None in digests else None
+    return (key_digest(handle), *(alone if d is None else d for d in digests), preference(story))
 
 
 class _KeepPreferred(beam.CombineFn):
@@ -133,28 +135,41 @@ class _KeepPreferred(beam.CombineFn):
 
 
 class _EmitWinnerFn(beam.DoFn):
-    def __init__(self):
+    """Each group's winner, keyed for the next pass (by its identity of
+    `next_index`), or by None for the set of winners after the last: the
+    keying of the next step done here saves a step every record passes."""
+
+    def __init__(self, next_index: Optional[int]):
+        self.next_index = next_index
         self.duplicates = metrics.counter("duplicates")
 
     def process(self, keyed):
         _, (best, copies) = keyed
         if copies > 1:
             self.duplicates.inc(copies - 1)
-        yield best
+        if self.next_index is None:
+            yield (None, best[_HANDLE])
+        else:
+            yield (best[self.next_index], best)
 
 
 class _DedupByKind(beam.PTransform):
-    def __init__(self, kind: str):
-        super().__init__()
-        self.kind = kind
+    """Records keyed by their identity of one kind -> the winner of each
+    key, keyed for the next kind (or by None, its handle, after the last)."""
 
-    def expand(self, records):
-        index = _KEY_INDEX[self.kind]
+    def __init__(self, next_kind: Optional[str]):
+        super().__init__()
+        self.next_kind = next_kind
+
+    def expand(self, keyed_records):
+        if self.next_kind is None:
+            emit = beam.ParDo(_EmitWinnerFn(None)).with_output_types(Tuple[None, bytes])
+        else:
+            emit = beam.ParDo(_EmitWinnerFn(_KEY_INDEX[self.next_kind])).with_output_types(Tuple[bytes, tuple])
         return (
-            records
-            | "Key" >> beam.Map(lambda r: (r[index], r)).with_output_types(Tuple[bytes, tuple])
+            keyed_records
             | "KeepPreferred" >> beam.CombinePerKey(_KeepPreferred())
-            | "Emit" >> beam.ParDo(_EmitWinnerFn())
+            | "Emit" >> emit
         )
 
 
@@ -180,18 +195,19 @@ _RECORDS = "records"
 
 
 class _IdentifyFn(beam.DoFn):
-    """Each story's identity record, and the story as it waits for the
-    winners: with `compact_unmatched`, one without topics as its unmatched
-    record."""
+    """Each story's identity record, keyed for the first pass, and the story
+    as it waits for the winners: with `compact_unmatched`, one without
+    topics as its unmatched record."""
 
     def __init__(self, compact_unmatched: bool):
         self.compact_unmatched = compact_unmatched
 
     def process(self, story: Story):
-        record = identity_record(story)
-        yield beam.pvalue.TaggedOutput(_RECORDS, record)
+        digests = unmatched.key_digests(_keys(story))   # both records' keys, computed once
+        record = identity_record(story, digests)
+        yield beam.pvalue.TaggedOutput(_RECORDS, (record[_KEY_INDEX[KEY_KINDS[0]]], record))
         if self.compact_unmatched and not story.topics:
-            yield unmatched.unmatched_record(story, record[_HANDLE])
+            yield unmatched.unmatched_record(story, record[_HANDLE], digests)
         else:
             yield story
 
@@ -219,14 +235,15 @@ class DedupStories(beam.PTransform):
     def expand(self, stories):
         split = stories | "IdentityRecords" >> beam.ParDo(
             _IdentifyFn(self.compact_unmatched)).with_outputs(_RECORDS, main="items")
-        records, items = split[_RECORDS], split.items
-        for kind in KEY_KINDS:
-            records = records | f"By{kind.capitalize()}" >> _DedupByKind(kind)
+        records, items = split[_RECORDS], split.items   # records keyed by their first kind
+        for kind, next_kind in zip(KEY_KINDS, [*KEY_KINDS[1:], None]):
+            records = records | f"By{kind.capitalize()}" >> _DedupByKind(next_kind)
         winners = (
             records
-            | "WinnerHandles" >> beam.Map(lambda r: r[_HANDLE]).with_output_types(bytes)
-            # without_defaults + default_value: also right for windowed input.
-            | "AsOneSet" >> beam.CombineGlobally(_ToSet()).without_defaults()
+            # Per window, as CombineGlobally(...).without_defaults() would; a
+            # window without any gets AsSingleton's default_value.
+            | "AsOneSet" >> beam.CombinePerKey(_ToSet())
+            | "Set" >> beam.Map(lambda keyed: keyed[1]).with_output_types(set)
         )
         return items | "KeepWinners" >> beam.ParDo(
             _KeepWinnersFn(), winners=beam.pvalue.AsSingleton(winners, default_value=set()))

@@ -205,7 +205,14 @@ def remembered_keys(canonical: Optional[str], feed_link: Optional[str], feed_url
     (by a version that did not read the publisher's link, or from a feed
     that drops feedburner:origLink again) is so recognised under either."""
     keys = dedup_keys(canonical, feed_url, guid, has_text, content_digest)
-    given = canonical_url(feed_link)
-    if given and given != canonical:
+    given = given_url(canonical, feed_link)
+    if given:
         keys.append(("url", given))
     return keys
+
+
+def given_url(canonical: Optional[str], feed_link: Optional[str]) -> Optional[str]:
+    """The canonical URL of the link the feed gave, when remembered_keys
+    adds it as a second "url" identity (it differs from `canonical`); else None."""
+    given = canonical_url(feed_link)
+    return given if given and given != canonical else None

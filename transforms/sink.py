@@ -327,7 +327,9 @@ class _BatchRowsFn(beam.DoFn):
         slot = (key, win)
         buffer = self._buffers.setdefault(slot, [])
         buffer.append(record)
-        self._latest[slot] = max(self._latest.get(slot, timestamp), timestamp)
+        latest = self._latest.get(slot)
+        if latest is None or timestamp.micros > latest.micros:   # ints: Timestamp's own comparison is Python
+            self._latest[slot] = timestamp
         if len(buffer) >= self.batch_rows:
             yield self._flush(slot)
 

@@ -31,7 +31,7 @@ module for what they need of either.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 from transforms import identity
 from transforms.records import Story, from_utc_micros, utc_micros
@@ -41,18 +41,24 @@ _HANDLE, _STORY_ID, _FETCHED_AT = 0, 5, 6
 _KEY_INDEX = {kind: 1 + i for i, kind in enumerate(identity.DEDUP_KINDS)}
 
 
-def unmatched_record(story: Story, handle: bytes) -> tuple:
+def key_digests(dedup_keys: Dict[str, str]) -> Tuple[Optional[bytes], ...]:
+    """The digest of each kind's dedup identity (identity.DEDUP_KINDS order),
+    or None where `dedup_keys` (kind -> value) has none."""
+    return tuple(key_digest(f"{kind}:{dedup_keys[kind]}") if kind in dedup_keys else None
+                 for kind in identity.DEDUP_KINDS)
+
+
+def unmatched_record(story: Story, handle: bytes,
+                     digests: Optional[Tuple[Optional[bytes], ...]] = None) -> tuple:
     """The record an unmatched story is carried as; `handle` is its
-    dedup.handle_digest."""
-    has_text = bool(story.title or story.summary or story.content)
-    dedup = dict(identity.dedup_keys(story.canonical_url, story.feed_url, story.guid, has_text,
-                                     story.content_hash))
-    remembered = identity.remembered_keys(story.canonical_url, story.feed_link, story.feed_url, story.guid,
-                                          has_text, story.content_hash)
-    given = (key_digest(f"{remembered[-1][0]}:{remembered[-1][1]}")
-             if len(remembered) > len(dedup) else None)
-    keys = (key_digest(f"{kind}:{dedup[kind]}") if kind in dedup else None for kind in identity.DEDUP_KINDS)
-    return (handle, *keys, given, story.story_id, utc_micros(story.fetched_at))
+    dedup.handle_digest, `digests` its key_digests when the caller has them."""
+    if digests is None:
+        has_text = bool(story.title or story.summary or story.content)
+        digests = key_digests(dict(identity.dedup_keys(story.canonical_url, story.feed_url, story.guid,
+                                                       has_text, story.content_hash)))
+    given = identity.given_url(story.canonical_url, story.feed_link)
+    return (handle, *digests, key_digest(f"url:{given}") if given else None,
+            story.story_id, utc_micros(story.fetched_at))
 
 
 def is_unmatched(item: Union[Story, tuple]) -> bool:

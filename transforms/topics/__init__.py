@@ -113,12 +113,14 @@ def without_text(story: Story) -> Story:
 class StoryTagger:
     """What TagTopics does to one story, outside Beam as well (`newswatch
     retag` tags a whole run's stories before its replay): the story tagged,
-    or cut down by without_text when no topic matched. Built once per
-    worker: it compiles the rules and, when a rule has a `language:`
-    condition, loads the language profiles."""
+    or, when no topic matched, cut down by without_text (unless
+    `cut_unmatched` is off). Built once per worker: it compiles the rules
+    and, when a rule has a `language:` condition, loads the language
+    profiles."""
 
-    def __init__(self, topics: tuple):
+    def __init__(self, topics: tuple, cut_unmatched: bool = True):
         self.matcher = TopicMatcher(topics)
+        self.cut_unmatched = cut_unmatched
         self._detect = None
         if self.matcher.needs_language:
             from transforms.language import detect_language, language_text, shared_detector_factory
@@ -134,16 +136,19 @@ class StoryTagger:
 
     def __call__(self, story: Story) -> Story:
         tagged = tag_story(story, self.matcher, self._detect)
-        return without_text(story) if tagged is None else tagged
+        if tagged is not None:
+            return tagged
+        return without_text(story) if self.cut_unmatched else story
 
 
 class _TagTopicsFn(beam.DoFn):
-    def __init__(self, topics: tuple):
+    def __init__(self, topics: tuple, cut_unmatched: bool):
         self._topics = topics  # plain dataclasses pickle small and safely
+        self._cut_unmatched = cut_unmatched
         self._tagger: Optional[StoryTagger] = None
 
     def setup(self):
-        self._tagger = StoryTagger(self._topics)
+        self._tagger = StoryTagger(self._topics, self._cut_unmatched)
         logging.getLogger(__name__).info("topic matcher: %d topics, %s scan", len(self._topics),
                                          self._tagger.matcher.engine)
 
@@ -175,17 +180,21 @@ class TagTopics(beam.PTransform):
     a topic get `topics` (sorted names), `matched_terms` (distinct terms as
     written in the rules), `matches` (topic, term, field, offset) and
     `topics_version`; the others have no topics and lose their text
-    (`without_text`). Topics are validated here, so a bad rule fails while
-    the graph is built, before any work.
+    (`without_text`), unless `cut_unmatched` is off: the pipeline's
+    DedupStories(compact_unmatched=True), fused right after, replaces them
+    with their unmatched records, so a cut-down copy would be thrown away.
+    Topics are validated here, so a bad rule fails while the graph is
+    built, before any work.
     """
 
-    def __init__(self, topics: Iterable[TopicDef], label: Optional[str] = None):
+    def __init__(self, topics: Iterable[TopicDef], cut_unmatched: bool = True, label: Optional[str] = None):
         super().__init__(label)
         self.topics = tuple(as_topic(t) for t in topics)
         self.version = topics_version(compile_rules(self.topics))
+        self.cut_unmatched = cut_unmatched
 
     def expand(self, stories):
-        return stories | "Tag" >> beam.ParDo(_TagTopicsFn(self.topics))
+        return stories | "Tag" >> beam.ParDo(_TagTopicsFn(self.topics, self.cut_unmatched))
 
 
 class KeepMatched(beam.PTransform):

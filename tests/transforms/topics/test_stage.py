@@ -146,7 +146,20 @@ def test_unmatched_stories_lose_their_text_but_keep_every_identity():
         assert len(pickle.dumps(slim)) < len(pickle.dumps(s.replace(content="", summary="")))
 
 
-def test_tagging_before_dedup_keeps_what_matching_after_dedup_would():
+def test_unmatched_stories_are_cut_down_unless_told_not_to():
+    # The pipeline turns unmatched stories into records right after tagging
+    # (DedupStories(compact_unmatched=True)), so it skips the cut-down copy.
+    stories = [story("1", "Weather", "sunny " * 10, source="A site"), story("2", "North Korea talks")]
+    for cut in (True, False):
+        p = test_pipeline.TestPipeline(runner="DirectRunner")
+        out = p | beam.Create(stories) | TagTopics(TOPICS, cut_unmatched=cut)
+        expected = [without_text(stories[0]) if cut else stories[0], tag_story(stories[1], TopicMatcher(TOPICS))]
+        assert_that(out, equal_to(expected))
+        p.run().wait_until_finish()
+
+
+@pytest.mark.parametrize("cut_unmatched", [True, False])
+def test_tagging_before_dedup_keeps_what_matching_after_dedup_would(cut_unmatched):
     # The preferred (earliest) copy of a story matches no topic and its later
     # copy does: matching after dedup writes neither, and so must this order.
     def at(s, day, url=None):
@@ -166,7 +179,8 @@ def test_tagging_before_dedup_keeps_what_matching_after_dedup_would():
     assert [s.story_id for s in expected] == ["alone"] and duplicates == 2
 
     p = test_pipeline.TestPipeline(runner="DirectRunner")
-    out = p | beam.Create(stories) | TagTopics(TOPICS) | DedupStories(compact_unmatched=True) | KeepMatched(TOPICS)
+    out = (p | beam.Create(stories) | TagTopics(TOPICS, cut_unmatched=cut_unmatched)
+           | DedupStories(compact_unmatched=True) | KeepMatched(TOPICS))
     assert_that(out, equal_to(expected))
     result = p.run()
     result.wait_until_finish()
