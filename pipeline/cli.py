@@ -27,7 +27,7 @@ from pipeline import config as cfg
 from pipeline import rules_command, views_command
 from pipeline.progress import RunProgress, add_quiet_option
 from pipeline.summary import RunSummary, run_row
-from transforms import process_memory
+from transforms import process_gc, process_memory
 from transforms.archive import ARCHIVE_TEXT, TEXT_FULL
 from transforms.errors import first_line
 from transforms.fast_parse import PARSERS
@@ -512,6 +512,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         _check_beam_options(beam_args)
         try:
             process_memory.apply()
+            process_gc.apply()
         except ValueError as exc:
             raise cfg.ConfigError(str(exc)) from None
         if args.command == "retag":

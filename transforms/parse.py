@@ -48,7 +48,7 @@ from urllib.parse import urljoin
 import apache_beam as beam
 import feedparser
 
-from transforms import identity, metrics, publisher
+from transforms import identity, metrics, process_gc, publisher
 from transforms.cluster import DocumentSketcher
 from transforms.dates import parse_date
 from transforms.entity_guard import as_feedparser_reads, entity_hazard
@@ -487,6 +487,9 @@ class _ParseFeedFn(beam.DoFn):
         self.entries = metrics.counter("entries")
         self.bad_entries = metrics.counter("dead_letters_entries")
         self.truncated = metrics.counter("fields_truncated")
+
+    def setup(self):
+        process_gc.in_worker()   # the first stage with work in a worker process
 
     def process(self, fetched: FetchResult):
         # Stories leave as their entries are read, before the feed's end.

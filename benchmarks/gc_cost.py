@@ -1,0 +1,86 @@
+"""What the garbage collector costs a run, with the start-up heap frozen
+(transforms/process_gc.py) and with Python's defaults (NEWSWATCH_GC=default):
+`newswatch run` in-process on the benchmark corpus, in turns, each run in a
+child process that times every collection by generation (gc.callbacks).
+
+    python -m benchmarks.gc_cost --entries 20000 --runs 2
+
+Prints one line per run and the medians: CPU of the run, and CPU spent in
+full collections (generation 2) and in younger ones.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+
+from benchmarks import corpus, local
+from benchmarks.run import ROOT, TOPICS, served_feed_list
+from pipeline.config import load_topic_definitions
+from tests.support.feedserver import FeedServer
+from transforms.process_gc import SWITCH
+
+# The child: the command line's main() with a timer on every collection.
+CHILD = r"""
+import gc, json, sys, time
+spent, began = [0.0, 0.0, 0.0], [0.0]
+def timed(phase, info):
+    if phase == "start":
+        began[0] = time.process_time()
+    else:
+        spent[info["generation"]] += time.process_time() - began[0]
+gc.callbacks.append(timed)
+from pipeline.cli import main
+start = time.process_time()
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "cpu_s": time.process_time() - start, "full_s": spent[2], "young_s": spent[0] + spent[1]}))
+"""
+MODES = ("freeze", "default")
+
+
+def run_once(feeds: str, out: str, mode: str) -> dict:
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, SWITCH: mode, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run([sys.executable, "-c", CHILD, "run", "--feeds", feeds, "--topics", str(TOPICS),
+                           "--output", out, "--runner", "DirectRunner", "--quiet", *local.cli_flags()],
+                          cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    if found["code"] != 0:
+        raise RuntimeError(f"newswatch run exited {found['code']}: {proc.stderr[-2000:]}")
+    return found
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=20_000)
+    parser.add_argument("--runs", type=int, default=2, help="runs of each mode, in turns")
+    args = parser.parse_args(argv)
+    work = tempfile.mkdtemp(prefix="newswatch-gc-")
+    try:
+        corpus.write(corpus.CorpusSpec(entries=args.entries), load_topic_definitions(str(TOPICS)), work)
+        results = {mode: [] for mode in MODES}
+        with FeedServer() as server:
+            feeds = served_feed_list(server, work, 0.0, os.path.join(work, "feeds.txt"))
+            for turn in range(args.runs):
+                for mode in (MODES if turn % 2 == 0 else MODES[::-1]):
+                    found = run_once(feeds, os.path.join(work, "out"), mode)
+                    results[mode].append(found)
+                    print(f"{mode:8} CPU {found['cpu_s']:6.1f} s, full collections {found['full_s']:5.2f} s, "
+                          f"younger {found['young_s']:5.2f} s", flush=True)
+        for mode, runs in results.items():
+            median = {key: statistics.median(r[key] for r in runs) for key in ("cpu_s", "full_s", "young_s")}
+            print(f"median {mode:8} ({args.entries:,} entries, {len(runs)} runs): CPU {median['cpu_s']:.1f} s, "
+                  f"full collections {median['full_s']:.2f} s ({median['full_s'] / median['cpu_s']:.1%}), "
+                  f"younger {median['young_s']:.2f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""The garbage collector of a pipeline process: the command line freezes
+what its process holds after start-up, and asks the workers it starts to
+do the same in the parse stage's setup; a worker nobody asked keeps the
+defaults. Each case runs in a fresh interpreter: a frozen heap is for the
+whole process."""
+import json
+import os
+import subprocess
+import sys
+
+from tests.support.paths import ROOT
+from transforms.process_gc import SWITCH
+
+# What apply() or a pipeline left: this process's frozen objects, the
+# switch in its environment, and (with `workers`) the frozen objects each
+# multi_processing worker had when it parsed a feed.
+PROBE = r"""
+import gc, json, os, sys
+{before}
+workers = []
+if {workers!r}:
+    import apache_beam as beam
+    from apache_beam.options.pipeline_options import PipelineOptions
+    from tests.support.fetched import fetched
+    from transforms.parse import ParseFeeds
+    body = b"<rss version='2.0'><channel><title>T</title><item><title>A</title><link>https://e.example/a</link></item></channel></rss>"
+    options = PipelineOptions(["--runner", "DirectRunner", "--direct_running_mode", "multi_processing",
+                               "--direct_num_workers", "2"])
+    out = os.path.join({folder!r}, "frozen")
+    with beam.Pipeline(options=options) as p:
+        parsed = p | beam.Create([fetched(body)]) | ParseFeeds("r")
+        (parsed.stories | beam.Map(lambda story: str(gc.get_freeze_count())) | beam.io.WriteToText(out))
+    workers = [int(line) for name in os.listdir({folder!r}) if name.startswith("frozen")
+               for line in open(os.path.join({folder!r}, name))]
+print(json.dumps({{"frozen": gc.get_freeze_count(), "env": os.environ.get({switch!r}), "workers": workers}}))
+"""
+
+
+def probe(before: str, folder, workers: bool = False, **env) -> dict:
+    clean = {name: value for name, value in os.environ.items() if name != SWITCH}
+    script = PROBE.format(before=before, workers=workers, folder=str(folder), switch=SWITCH)
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env={**clean, "PYTHONPATH": str(ROOT), **env})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_apply_freezes_the_start_up_heap_and_asks_the_workers_to(tmp_path):
+    assert probe("", tmp_path) == {"frozen": 0, "env": None, "workers": []}
+    seen = probe("import apache_beam\nfrom transforms import process_gc\nprocess_gc.apply()", tmp_path)
+    # Beam's import alone leaves hundreds of thousands of container objects.
+    assert seen["frozen"] > 100_000 and seen["env"] == "freeze"
+
+
+def test_the_switch_leaves_the_collector_as_it_is(tmp_path):
+    seen = probe("from transforms import process_gc\nprocess_gc.apply()", tmp_path, **{SWITCH: "default"})
+    assert seen == {"frozen": 0, "env": "default", "workers": []}
+
+
+def test_workers_freeze_in_the_parse_stage_only_when_asked(tmp_path):
+    asked = probe("", tmp_path / "asked", workers=True, **{SWITCH: "freeze"})
+    assert asked["frozen"] == 0                        # the probe's own process called nothing
+    assert asked["workers"] and all(n > 100_000 for n in asked["workers"])
+    # A worker the command line did not start (no switch) keeps the defaults.
+    alone = probe("", tmp_path / "alone", workers=True)
+    assert alone["workers"] and alone["workers"] == [0] * len(alone["workers"])
+
+
+def test_the_command_line_freezes_before_a_run(tmp_path):
+    # `newswatch compact` on an empty output does nothing, after the same
+    # start as `run` and `retag`.
+    seen = probe(f"from pipeline.cli import main\nmain(['compact', '--output', {str(tmp_path / 'out')!r}, '--quiet'])",
+                 tmp_path)
+    assert seen["frozen"] > 100_000 and seen["env"] == "freeze"
+
+
+def test_a_switch_value_that_is_not_known_stops_the_run_before_any_work(tmp_path):
+    clean = {name: value for name, value in os.environ.items() if name != SWITCH}
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--feeds", str(ROOT / "seeds" / "feeds.opml"),
+                           "--topics", str(ROOT / "seeds" / "topics.yaml"), "--output", str(tmp_path / "out"),
+                           "--runner", "DirectRunner"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120,
+                          env={**clean, "PYTHONPATH": str(ROOT), SWITCH: "off"})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["newswatch: error: NEWSWATCH_GC='off': expected one of freeze, default"]
+    assert not (tmp_path / "out").exists()

@@ -1,0 +1,66 @@
+"""How a pipeline process collects garbage: what it holds after start-up
+is frozen out of the collector's full passes.
+
+CPython's full collection (generation 2) walks every container object the
+process holds, and runs again each time the objects that outlived the
+younger collections have grown by a quarter. A pipeline process holds a
+large heap from the moment it has imported Beam, pyarrow, feedparser and
+their protobuf descriptors, classes and functions, and holds it until it
+exits; without freezing, that heap is most of what every full pass walks
+(docs/performance.md, "Where the time and memory go").
+
+`gc.freeze()` moves every object tracked at that moment to a permanent
+generation that no collection walks (reference counting still frees them;
+cycles among them stay): it is called once per process, after start-up,
+when what the process holds is what it will hold until it exits.
+
+- The command line calls `apply()` after its imports, before any run, and
+  sets NEWSWATCH_GC in the environment, so that the processes it starts
+  (Beam's multi_processing workers) freeze theirs too;
+- the parse stage calls `in_worker()` in its setup(), the first work of a
+  worker process: it freezes when NEWSWATCH_GC says so. Workers the command
+  line does not start (Dataflow's, a test's DirectRunner) have no such
+  setting and keep the collector's defaults, as they keep their allocators
+  (transforms/process_memory.py).
+
+NEWSWATCH_GC=default leaves the collector as it is, in the command line's
+process and its workers.
+"""
+from __future__ import annotations
+
+import gc
+import os
+
+SWITCH = "NEWSWATCH_GC"
+SWITCH_VALUES = ("freeze", "default")
+
+_frozen = False   # once per process: in-process, its own worker too
+
+
+def apply() -> None:
+    """Freeze this process's start-up objects (once), and ask the workers it
+    starts to freeze theirs, unless NEWSWATCH_GC is "default"; ValueError for
+    any value but "freeze" and "default"."""
+    choice = os.environ.get(SWITCH, "freeze")
+    if choice not in SWITCH_VALUES:
+        raise ValueError(f"{SWITCH}={choice!r}: expected one of {', '.join(SWITCH_VALUES)}")
+    if choice == "default":
+        return
+    os.environ[SWITCH] = "freeze"
+    _freeze()
+
+
+def in_worker() -> None:
+    """In a stage's setup(): freeze this worker process's start-up objects
+    (once) when the command line that started it asked for it."""
+    if os.environ.get(SWITCH) == "freeze":
+        _freeze()
+
+
+def _freeze() -> None:
+    global _frozen
+    if _frozen:
+        return
+    _frozen = True
+    gc.collect()   # what start-up left as garbage is freed, not kept for good
+    gc.freeze()
