@@ -469,6 +469,7 @@ def _run_pipeline(build, config, options, quiet: bool = False) -> RunSummary:
     from apache_beam.options.pipeline_options import GoogleCloudOptions, StandardOptions
 
     runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
+    process_gc.apply()   # once a process: the stages' modules are imported by now
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
     build(pipeline, config)
@@ -512,7 +513,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         _check_beam_options(beam_args)
         try:
             process_memory.apply()
-            process_gc.apply()
+            process_gc.check()
         except ValueError as exc:
             raise cfg.ConfigError(str(exc)) from None
         if args.command == "retag":
@@ -648,6 +649,7 @@ def retag_command(args: argparse.Namespace, beam_args: Sequence[str]) -> int:
                                  clusters=not args.no_clusters, quiet=args.quiet)
     topics, text, version = retag.prepare(options)   # ConfigError: nothing of OUT read yet
     _check_retag_runner(beam_args, args.dry_run)
+    process_gc.apply()
     try:
         result = retag.run_retag(options, topics, text, version, beam_args,
                                  say=lambda line: print(line, file=sys.stderr, flush=True))

@@ -542,7 +542,7 @@ def load_prepared(path: str) -> List:
 
 
 class _PreparePartFn:
-    """One part of one unit: its stories read, tagged as TagTopics tags
+    """One part of one unit: its stories read, tagged as StoryTagger tags
     them (unmatched ones cut by without_text) and sketched (unit_stories).
     A unit in one part is finished here (_finish_unit); otherwise the part
     is written to the prepared folder and (unit number, path) yielded, for
@@ -556,10 +556,12 @@ class _PreparePartFn:
         return {**self.__dict__, "_tagger": None}   # the compiled rules stay in their process
 
     def __call__(self, part):
+        from transforms import process_gc
         from transforms.topics import StoryTagger
 
         number, source = part
         if self._tagger is None:   # once per worker's copy of the function
+            process_gc.in_worker()   # before a worker's first work (transforms/process_gc.py)
             self._tagger = StoryTagger(self.topics)
         stories = list(unit_stories(source, self._tagger))
         if source.shards == 1:

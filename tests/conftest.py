@@ -69,6 +69,16 @@ def serial_s3(tmp_path_factory):
     store.stop()
 
 
+@pytest.fixture(autouse=True)
+def collector_left_alone(monkeypatch):
+    """Tests call the command line's main() in this process: it must not
+    freeze pytest's heap for the rest of the session (transforms/process_gc.py;
+    tests/transforms/test_process_gc.py runs it in fresh interpreters)."""
+    from transforms.process_gc import SWITCH
+
+    monkeypatch.setenv(SWITCH, "default")
+
+
 @pytest.fixture(params=["python", "hyperscan"])
 def matcher_engine(request, monkeypatch):
     """The test once with each scan of the topic matcher: both must find the

@@ -136,8 +136,9 @@ class _KeepPreferred(beam.CombineFn):
 
 class _EmitWinnerFn(beam.DoFn):
     """Each group's winner, keyed for the next pass (by its identity of
-    `next_index`), or by None for the set of winners after the last: the
-    keying of the next step done here saves a step every record passes."""
+    `next_index`), or by None for the set of winners after the last: keyed
+    here, in the step that emits it, rather than by a step of its own that
+    every record would pass."""
 
     def __init__(self, next_index: Optional[int]):
         self.next_index = next_index

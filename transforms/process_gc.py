@@ -14,13 +14,15 @@ generation that no collection walks (reference counting still frees them;
 cycles among them stay): it is called once per process, after start-up,
 when what the process holds is what it will hold until it exits.
 
-- The command line calls `apply()` after its imports, before any run, and
+- The command line calls `apply()` before it builds its first pipeline
+  (of `run`, or of `retag`), when the stages' modules are imported, and
   sets NEWSWATCH_GC in the environment, so that the processes it starts
   (Beam's multi_processing workers) freeze theirs too;
-- the parse stage calls `in_worker()` in its setup(), the first work of a
-  worker process: it freezes when NEWSWATCH_GC says so. Workers the command
-  line does not start (Dataflow's, a test's DirectRunner) have no such
-  setting and keep the collector's defaults, as they keep their allocators
+- the parse stage, and retag's preparation, call `in_worker()` in their
+  setup(), which a worker process runs before its first element of work:
+  it freezes when NEWSWATCH_GC says so. Workers the command line does not
+  start (Dataflow's, a test's DirectRunner) have no such setting and keep
+  the collector's defaults, as they keep their allocators
   (transforms/process_memory.py).
 
 NEWSWATCH_GC=default leaves the collector as it is, in the command line's
@@ -37,14 +39,20 @@ SWITCH_VALUES = ("freeze", "default")
 _frozen = False   # once per process: in-process, its own worker too
 
 
-def apply() -> None:
-    """Freeze this process's start-up objects (once), and ask the workers it
-    starts to freeze theirs, unless NEWSWATCH_GC is "default"; ValueError for
-    any value but "freeze" and "default"."""
+def check() -> None:
+    """ValueError for a NEWSWATCH_GC that is neither "freeze" nor "default"
+    (the command line checks it before any work)."""
     choice = os.environ.get(SWITCH, "freeze")
     if choice not in SWITCH_VALUES:
         raise ValueError(f"{SWITCH}={choice!r}: expected one of {', '.join(SWITCH_VALUES)}")
-    if choice == "default":
+
+
+def apply() -> None:
+    """Freeze this process's start-up objects (once), and ask the workers it
+    starts to freeze theirs, unless NEWSWATCH_GC is "default"; ValueError as
+    check()."""
+    check()
+    if os.environ.get(SWITCH) == "default":
         return
     os.environ[SWITCH] = "freeze"
     _freeze()

@@ -71,6 +71,24 @@ def test_beam_transform_agrees_with_the_in_memory_version():
         assert_that(out, equal_to(EXPECTED))
 
 
+def test_each_window_is_deduplicated_on_its_own():
+    # As streaming runs it (a window per poll): a story in two windows is kept
+    # in each, copies within one window once; a window with no entries gives nothing.
+    from apache_beam.metrics.metric import MetricsFilter
+    from apache_beam.transforms import window
+
+    first, second = sample(), sample()[:4]
+    timed = [window.TimestampedValue(s, 5) for s in first] + [window.TimestampedValue(s, 25) for s in second]
+    p = TestPipeline(runner="DirectRunner")
+    out = (p | beam.Create(timed) | beam.WindowInto(window.FixedWindows(10)) | DedupStories()
+           | beam.Map(lambda s, w=beam.DoFn.WindowParam: (int(w.start), s.feed_url, s.entry_index)))
+    assert_that(out, equal_to([(0, *k) for k in EXPECTED] + [(20, *k) for k in kept_ids(dedup_stories(second)[0])]))
+    result = p.run()
+    result.wait_until_finish()
+    duplicates = result.metrics().query(MetricsFilter().with_name("duplicates"))["counters"]
+    assert sum(c.committed for c in duplicates) == 3 + dedup_stories(second)[1] == 5
+
+
 def tangled(seed, n=300):
     """Stories whose identities overlap in every way: shared guids within and
     across feeds, shared URLs (some with tracking parameters), shared texts,

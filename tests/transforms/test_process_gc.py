@@ -8,8 +8,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.support.paths import ROOT
 from transforms.process_gc import SWITCH
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]   # fresh interpreters, worker processes
 
 # What apply() or a pipeline left: this process's frozen objects, the
 # switch in its environment, and (with `workers`) the frozen objects each
@@ -67,16 +71,25 @@ def test_workers_freeze_in_the_parse_stage_only_when_asked(tmp_path):
 
 
 def test_the_command_line_freezes_before_a_run(tmp_path):
-    # `newswatch compact` on an empty output does nothing, after the same
-    # start as `run` and `retag`.
-    seen = probe(f"from pipeline.cli import main\nmain(['compact', '--output', {str(tmp_path / 'out')!r}, '--quiet'])",
-                 tmp_path)
+    # A run of one feed that cannot be fetched (a dead letter; the run goes on).
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text("http://127.0.0.1:9/feed.xml\n")
+    run = (f"from pipeline.cli import main\n"
+           f"main(['run', '--feeds', {str(feeds)!r}, '--topics', {str(ROOT / 'seeds' / 'topics.yaml')!r}, "
+           f"'--output', {str(tmp_path / 'out')!r}, '--runner', 'DirectRunner', '--quiet'])")
+    seen = probe(run, tmp_path)
     assert seen["frozen"] > 100_000 and seen["env"] == "freeze"
+    assert (tmp_path / "out" / "errors").exists()   # the run ran
+    # compact builds no pipeline: it leaves the collector alone
+    compact = f"from pipeline.cli import main\nmain(['compact', '--output', {str(tmp_path / 'out')!r}, '--quiet'])"
+    assert probe(compact, tmp_path)["frozen"] == 0
 
 
 def test_a_switch_value_that_is_not_known_stops_the_run_before_any_work(tmp_path):
     clean = {name: value for name, value in os.environ.items() if name != SWITCH}
-    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--feeds", str(ROOT / "seeds" / "feeds.opml"),
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text("http://127.0.0.1:9/feed.xml\n")   # never fetched: the run stops first
+    proc = subprocess.run([sys.executable, "-m", "pipeline", "run", "--feeds", str(feeds),
                            "--topics", str(ROOT / "seeds" / "topics.yaml"), "--output", str(tmp_path / "out"),
                            "--runner", "DirectRunner"],
                           cwd=ROOT, capture_output=True, text=True, timeout=120,

@@ -14,7 +14,7 @@ from apache_beam.testing.util import assert_that, equal_to
 
 from tests.transforms.test_dedup import polled, run_across_polls, story, tangled
 from transforms import unmatched
-from transforms.dedup import KEY_KINDS, DedupStories, dedup_digest, dedup_stories, handle_digest
+from transforms.dedup import KEY_KINDS, DedupStories, _keys, dedup_digest, dedup_stories, handle_digest, identity_record
 from transforms.seen import REFRESH, SeenBefore, seen_keys, seen_records
 from transforms.state.store import StateStore
 from transforms.topics import KeepMatched, Topic, without_text
@@ -54,6 +54,10 @@ def test_a_record_holds_every_identity_of_its_story_and_nothing_else():
         assert (back, getattr(back, "tzinfo", None)) == (s.fetched_at, getattr(s.fetched_at, "tzinfo", None))
         assert unmatched.story_id(record) == s.story_id
         assert [value for value in record if isinstance(value, str)] == [s.story_id]   # no link, no text
+        # DedupStories computes a story's keys once for both its records
+        digests = unmatched.key_digests(_keys(s))
+        assert unmatched.unmatched_record(s, handle_digest(s), digests) == record_of(s) == record
+        assert identity_record(s, digests) == identity_record(s)
 
 
 def test_a_record_encodes_in_under_half_of_the_story_cut_down_without_text():

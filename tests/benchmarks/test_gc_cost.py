@@ -1,0 +1,24 @@
+"""benchmarks/gc_cost.py: runs in each garbage-collector mode, in turns, each
+timing its collections. No time is asserted (shared machines are noisy)."""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.paths import ROOT
+from transforms.process_gc import SWITCH
+
+pytestmark = [pytest.mark.bench, pytest.mark.slow]
+
+
+def test_each_mode_is_run_and_its_collections_timed():
+    env = {name: value for name, value in os.environ.items() if name != SWITCH}
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.gc_cost", "--entries", "400", "--runs", "1"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    medians = re.findall(r"^median (freeze|default) +\(400 entries, 1 runs\): CPU ([\d.]+) s, "
+                         r"full collections ([\d.]+) s", proc.stdout, re.M)
+    assert [mode for mode, _, _ in medians] == ["freeze", "default"], proc.stdout
+    assert all(float(cpu) > float(full) >= 0 for _, cpu, full in medians)
