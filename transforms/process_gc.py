@@ -59,8 +59,9 @@ def apply() -> None:
 
 
 def in_worker() -> None:
-    """In a stage's setup(): freeze this worker process's start-up objects
-    (once) when the command line that started it asked for it."""
+    """Before a stage's first element (its setup()): freeze this worker
+    process's start-up objects (once) when the command line that started it
+    asked for it."""
     if os.environ.get(SWITCH) == "freeze":
         _freeze()
 
