@@ -16,6 +16,11 @@ from tests.support.feedserver import FeedServer
 
 # Read once, when google.auth is first imported: never wait for a GCE metadata server.
 os.environ["NO_GCE_CHECK"] = "true"
+# Fixtures and tests call the command line's main() in this process: it must
+# not freeze pytest's heap for the session (transforms/process_gc.py). Set
+# before any fixture runs; tests/transforms/test_process_gc.py runs fresh
+# interpreters without it.
+os.environ["NEWSWATCH_GC"] = "default"
 
 
 @pytest.fixture
@@ -67,16 +72,6 @@ def serial_s3(tmp_path_factory):
     store = S3Server(tmp_path_factory.mktemp("s3-serial") / "moto.log", serial=True)
     yield store
     store.stop()
-
-
-@pytest.fixture(autouse=True)
-def collector_left_alone(monkeypatch):
-    """Tests call the command line's main() in this process: it must not
-    freeze pytest's heap for the rest of the session (transforms/process_gc.py;
-    tests/transforms/test_process_gc.py runs it in fresh interpreters)."""
-    from transforms.process_gc import SWITCH
-
-    monkeypatch.setenv(SWITCH, "default")
 
 
 @pytest.fixture(params=["python", "hyperscan"])

@@ -12,15 +12,16 @@ exits; without freezing, that heap is most of what every full pass walks
 `gc.freeze()` moves every object tracked at that moment to a permanent
 generation that no collection walks (reference counting still frees them;
 cycles among them stay): it is called once per process, after start-up,
-when what the process holds is what it will hold until it exits.
+when what the process holds is mostly what it will hold until it exits
+(with `--every`, also what the first cycle had loaded by then).
 
 - The command line calls `apply()` before it builds its first pipeline
   (of `run`, or of `retag`), when the stages' modules are imported, and
   sets NEWSWATCH_GC in the environment, so that the processes it starts
   (Beam's multi_processing workers) freeze theirs too;
-- the parse stage, and retag's preparation, call `in_worker()` in their
-  setup(), which a worker process runs before its first element of work:
-  it freezes when NEWSWATCH_GC says so. Workers the command line does not
+- the parse stage, in its setup(), and retag's preparation, on its first
+  element, call `in_worker()` before a worker process's first work: it
+  freezes when NEWSWATCH_GC says so. Workers the command line does not
   start (Dataflow's, a test's DirectRunner) have no such setting and keep
   the collector's defaults, as they keep their allocators
   (transforms/process_memory.py).
