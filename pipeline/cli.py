@@ -61,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     option("--run-id", help="id carried by the output files; re-running an id replaces its "
                             "files (default: from the start time)")
     option("--shards", type=int, default=1, help="files per date partition (default 1)")
+    option("--archive-shards", type=int,
+           help="entry archive files per date partition (default: --shards, or the number of "
+                "workers of --direct_running_mode=multi_processing where that is larger)")
     option("--no-clusters", nargs="?", const=True, default=False, type=_yes_no, metavar="true|false",
            help="do not group reprints into syndication clusters (cluster_id and cluster_size stay null)")
     option("--no-archive", nargs="?", const=True, default=False, type=_yes_no, metavar="true|false",
@@ -193,7 +196,7 @@ def default_run_id(now: Optional[datetime] = None) -> str:
     return now.strftime("%Y%m%dT%H%M%S") + f"{now.microsecond // 1000:03d}Z"
 
 
-def prepare(args: argparse.Namespace):
+def prepare(args: argparse.Namespace, beam_args: Sequence[str] = ()):
     """Validate everything before any work; raises ConfigError."""
     from pipeline.graph import RunConfig
     from transforms.address_guard import parse_networks
@@ -201,6 +204,8 @@ def prepare(args: argparse.Namespace):
 
     if args.shards < 1:
         raise cfg.ConfigError("--shards must be at least 1")
+    if args.archive_shards is not None and args.archive_shards < 1:
+        raise cfg.ConfigError("--archive-shards must be at least 1")
     if min(args.fetch_timeout, args.fetch_deadline, args.max_feed_bytes, args.fetch_concurrency) <= 0:
         raise cfg.ConfigError("--fetch-timeout, --fetch-deadline, --max-feed-bytes and "
                               "--fetch-concurrency must be positive")
@@ -238,6 +243,7 @@ def prepare(args: argparse.Namespace):
                              allow_private_addresses=allow_all, allowed_networks=networks)
     return RunConfig(feeds=tuple(feeds), topics=topics.topics, output=output,
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,
+                     archive_shards=args.archive_shards or max(args.shards, local_workers(beam_args)),
                      lookback=timedelta(days=args.lookback_days), streaming=streaming,
                      clusters=not args.no_clusters, topics_file=topics.data,
                      archive_text=None if args.no_archive else args.archive_text, parser=args.parser)
@@ -271,6 +277,22 @@ def _streaming_settings(args: argparse.Namespace):
 def _valid_run_id(value: str) -> bool:
     return bool(value) and len(value) <= 100 and all(c.isalnum() or c in "-_." for c in value) \
         and not value.startswith(".")
+
+
+def local_workers(beam_args: Sequence[str]) -> int:
+    """The worker processes of --direct_running_mode=multi_processing, else 1.
+
+    Each (date, shard) key of a file written is one worker's work, and the
+    entry archive is the pipeline's largest write: one shard per worker lets
+    both write at once (docs/performance.md, "Two workers")."""
+    import multiprocessing
+
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    direct = PipelineOptions(list(beam_args)).view_as(DirectOptions)
+    if direct.direct_running_mode != "multi_processing":
+        return 1
+    return direct.direct_num_workers or multiprocessing.cpu_count()   # 0: Beam's one per core
 
 
 def _writes_template(beam_args: Sequence[str]) -> bool:
@@ -525,7 +547,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                                   "outputs schedule `newswatch compact --force`, which works beside the job: "
                                   "it leaves the story files the job has not committed")
         _check_dataflow_options(args, beam_args)
-        run_config = prepare(args)
+        run_config = prepare(args, beam_args)
     except cfg.ConfigError as exc:
         print(f"newswatch: error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -59,6 +59,7 @@ class RunConfig:
     run_id: str
     fetch: FetchSettings = field(default_factory=FetchSettings)
     shards: int = 1
+    archive_shards: int = 1   # files per date partition of the entry archive
     started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
     lookback: timedelta = timedelta(days=DEFAULT_LOOKBACK_DAYS)
     politeness: Politeness = field(default_factory=Politeness)
@@ -114,7 +115,8 @@ def build_graph(fetched: beam.PCollection, config: RunConfig) -> Dict[str, beam.
     if config.archive_text is not None:
         # Every parsed entry, before dedup and matching drop any (retag reads it).
         written["entries"] = entries | "ArchiveEntries" >> ArchiveEntries(
-            config.output, config.run_id, config.archive_text, config.shards, lease=config.lease)
+            config.output, config.run_id, config.archive_text, config.archive_shards,
+            lease=config.lease)
     feed_states = fetched | "FeedStates" >> beam.Map(lambda r: (r.feed_url, r.feed_state))
     return build_story_stages(parsed.stories, config, feed_states, written)
 

@@ -32,15 +32,9 @@ def preference(story: Story) -> tuple:
             story.url or "", story.guid or "")
 
 
-def _keys(story: Story) -> dict:
-    return dict(identity.dedup_keys(
-        story.canonical_url, story.feed_url, story.guid,
-        bool(story.title or story.summary or story.content), story.content_hash))
-
-
 def dedup_key(story: Story, kind: str) -> Optional[str]:
     """The story's identity of one kind, or None when it has none of that kind."""
-    value = _keys(story).get(kind)
+    value = identity.story_dedup_keys(story).get(kind)
     return f"{kind}:{value}" if value is not None else None
 
 
@@ -104,7 +98,7 @@ def identity_record(story: Story, digests: Optional[Tuple[Optional[bytes], ...]]
     has them). A kind the story has no key of gets a key of its own, so the
     story stays alone in that pass."""
     if digests is None:
-        digests = unmatched.key_digests(_keys(story))
+        digests = unmatched.key_digests(identity.story_dedup_keys(story))
     handle = entry_handle(story)
     alone = key_digest(f"self:{handle}") if None in digests else None
     return (key_digest(handle), *(alone if d is None else d for d in digests), preference(story))
@@ -204,7 +198,7 @@ class _IdentifyFn(beam.DoFn):
         self.compact_unmatched = compact_unmatched
 
     def process(self, story: Story):
-        digests = unmatched.key_digests(_keys(story))   # both records' keys, computed once
+        digests = unmatched.key_digests(identity.story_dedup_keys(story))   # both records' keys, computed once
         record = identity_record(story, digests)
         yield beam.pvalue.TaggedOutput(_RECORDS, (record[_KEY_INDEX[KEY_KINDS[0]]], record))
         if self.compact_unmatched and not story.topics:

@@ -195,6 +195,12 @@ def dedup_keys(canonical: Optional[str], feed_url: str, guid: Optional[str],
     return keys
 
 
+def story_dedup_keys(story) -> dict:
+    """dedup_keys of a Story (transforms.records), as kind -> value."""
+    return dict(dedup_keys(story.canonical_url, story.feed_url, story.guid,
+                           bool(story.title or story.summary or story.content), story.content_hash))
+
+
 def remembered_keys(canonical: Optional[str], feed_link: Optional[str], feed_url: str,
                     guid: Optional[str], has_text: bool,
                     content_digest: str) -> List[Tuple[str, str]]:

@@ -53,9 +53,7 @@ def unmatched_record(story: Story, handle: bytes,
     """The record an unmatched story is carried as; `handle` is its
     dedup.handle_digest, `digests` its key_digests when the caller has them."""
     if digests is None:
-        has_text = bool(story.title or story.summary or story.content)
-        digests = key_digests(dict(identity.dedup_keys(story.canonical_url, story.feed_url, story.guid,
-                                                       has_text, story.content_hash)))
+        digests = key_digests(identity.story_dedup_keys(story))
     given = identity.given_url(story.canonical_url, story.feed_link)
     return (handle, *digests, key_digest(f"url:{given}") if given else None,
             story.story_id, utc_micros(story.fetched_at))

@@ -160,6 +160,22 @@ def test_bench_refuses_contestants_that_get_the_answer_wrong(tmp_path, monkeypat
     assert all("rows, expected" in " ".join(r.problems) for r in results)
 
 
+def test_at_the_target_size_the_ratio_contestants_run_in_alternating_rounds(tmp_path):
+    def order(target: int) -> tuple:
+        lines = []
+        results = run.measure_size(1000, ["floor", "baseline", "pipeline"], 1, 0.0, str(tmp_path), TOPICS,
+                                   log=lines.append, target=target, target_repeat=2)
+        ran = [name for line in lines for name, label in run.CONTESTANTS.items()
+               if line.startswith(f"{1000:>9,} {label:<32} wall")]
+        return ran, [(r.contestant, r.runs, r.ok) for r in results]
+
+    ran, results = order(target=1000)
+    assert ran == ["floor", "baseline", "pipeline", "baseline", "pipeline"]   # floor is no ratio's contestant
+    assert results == [("floor", 1, True), ("baseline", 2, True), ("pipeline", 2, True)]
+    ran, results = order(target=100_000)   # below the target size: once each
+    assert ran == ["floor", "baseline", "pipeline"] and [r[1] for r in results] == [1, 1, 1]
+
+
 def test_a_run_that_would_starve_the_machine_of_memory_is_stopped():
     # Ask for more free memory than the machine has: the first sample stops it.
     m = run_measured([sys.executable, "-c", "import time; time.sleep(30)"],

@@ -153,8 +153,21 @@ def test_rerunning_a_run_id_replaces_its_archive_files(sample, tmp_path):
     pd.testing.assert_frame_equal(again[IDENTITY], first[IDENTITY])
 
 
-def test_two_workers_archive_the_same_rows_as_one_process(sample, tmp_path):
+@pytest.fixture
+def wide_sample(feed_server, sample):
+    """The sample and one feed of 40 items: enough that every archive shard
+    of two gets rows (shard_of hashes the fetch time, so it differs by run)."""
     feeds, topics = sample
+    items = "".join(f"<item><title>Wide item {n}</title><link>https://wide.example/{n}</link>"
+                    f"<guid>w-{n}</guid></item>" for n in range(40))
+    feed_server.add("/wide.xml", f"<rss version='2.0'><channel><title>W</title>{items}</channel></rss>".encode())
+    with open(feeds, "a") as handle:
+        handle.write(feed_server.url("/wide.xml") + "\n")
+    return feeds, topics
+
+
+def test_two_workers_archive_the_same_rows_as_one_process(wide_sample, tmp_path):
+    feeds, topics = wide_sample
     assert run(feeds, topics, tmp_path / "one", "--run-id", "one") == 0
     proc = subprocess.run(
         [sys.executable, "-m", "pipeline", "run", "--feeds", str(feeds), "--topics", str(topics),
@@ -164,10 +177,29 @@ def test_two_workers_archive_the_same_rows_as_one_process(sample, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     same = [c for c in ENTRIES_SCHEMA.names if c not in ("fetched_at", "run_id")]
     one, two = entries(tmp_path / "one"), entries(tmp_path / "two")
-    assert len(one) == 6
+    assert len(one) == 46
     pd.testing.assert_frame_equal(one[same], two[same])
     names = lambda out: sorted(p.name for p in (out / "entries").rglob("*.parquet"))
-    assert names(tmp_path / "one") == ["one-000.parquet"] and names(tmp_path / "two") == ["two-000.parquet"]
+    # one archive shard per worker, so that both write it
+    assert names(tmp_path / "one") == ["one-000.parquet"]
+    assert names(tmp_path / "two") == ["two-000.parquet", "two-001.parquet"]
+
+
+def test_archive_shards_are_set_apart_from_the_story_shards(wide_sample, tmp_path):
+    feeds, topics = wide_sample
+    out = tmp_path / "out"
+    assert run(feeds, topics, out, "--run-id", "s", "--archive-shards", "2") == 0
+    assert sorted(p.name for p in (out / "entries").rglob("*.parquet")) == ["s-000.parquet", "s-001.parquet"]
+    assert {p.name for p in (out / "stories").rglob("*.parquet")} == {"s-000.parquet"}   # one a date
+    assert len(entries(out)) == 46
+
+
+def test_archive_shards_below_one_stop_the_run(sample, tmp_path, capsys):
+    feeds, topics = sample
+    assert run(feeds, topics, tmp_path / "out", "--archive-shards", "0") == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "newswatch: error: --archive-shards must be at least 1"
+    assert not (tmp_path / "out" / "entries").exists()
 
 
 def test_a_gs_output_gets_its_archive(gcs, feed_server, tmp_path):

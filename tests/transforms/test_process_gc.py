@@ -97,3 +97,51 @@ def test_a_switch_value_that_is_not_known_stops_the_run_before_any_work(tmp_path
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == ["newswatch: error: NEWSWATCH_GC='off': expected one of freeze, default"]
     assert not (tmp_path / "out").exists()
+
+
+# Imported by every Python process started with it on PYTHONPATH (the
+# command line and each worker it starts): at exit, each writes what it had
+# frozen, and whether it was a Beam worker.
+AT_EXIT = r"""
+import atexit, gc, json, os, sys
+
+def _report():
+    with open(os.path.join({folder!r}, f"{{os.getpid()}}.json"), "w") as handle:
+        json.dump({{"worker": "sdk_worker_main" in " ".join(sys.argv), "frozen": gc.get_freeze_count()}}, handle)
+
+atexit.register(_report)
+"""
+
+
+def test_retag_freezes_its_process_and_its_preparation_workers(tmp_path):
+    out = tmp_path / "out"
+    clean = {name: value for name, value in os.environ.items() if name != SWITCH}
+    env = {**clean, "PYTHONPATH": str(ROOT)}
+    seeds = ROOT / "seeds"
+    run = subprocess.run([sys.executable, "-m", "pipeline", "run", "--feeds", str(seeds / "feeds.opml"),
+                          "--topics", str(seeds / "topics.yaml"), "--output", str(out), "--runner", "DirectRunner",
+                          "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    reports = tmp_path / "reports"
+    hooks = tmp_path / "hooks"
+    reports.mkdir(), hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(AT_EXIT.format(folder=str(reports)))
+
+    def retag(name: str, **switch) -> list:
+        for old in reports.iterdir():
+            old.unlink()
+        proc = subprocess.run([sys.executable, "-m", "pipeline", "retag", "--topics", str(seeds / "topics.yaml"),
+                               "--output", str(out), "--name", name, "--runner", "DirectRunner", "--quiet",
+                               "--direct_running_mode=multi_processing", "--direct_num_workers=2"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={**env, "PYTHONPATH": f"{hooks}{os.pathsep}{ROOT}", **switch})
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        return [json.loads(path.read_text()) for path in reports.iterdir()]
+
+    seen = retag("frozen")
+    main = [r["frozen"] for r in seen if not r["worker"]]
+    workers = [r["frozen"] for r in seen if r["worker"]]
+    assert max(main) > 100_000                     # the command line's own process
+    assert len(workers) == 2 and all(n > 100_000 for n in workers)
+    defaults = retag("defaults", **{SWITCH: "default"})
+    assert defaults and all(r["frozen"] == 0 for r in defaults)

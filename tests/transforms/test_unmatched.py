@@ -13,8 +13,8 @@ from apache_beam.testing.test_stream import TestStream
 from apache_beam.testing.util import assert_that, equal_to
 
 from tests.transforms.test_dedup import polled, run_across_polls, story, tangled
-from transforms import unmatched
-from transforms.dedup import KEY_KINDS, DedupStories, _keys, dedup_digest, dedup_stories, handle_digest, identity_record
+from transforms import identity, unmatched
+from transforms.dedup import KEY_KINDS, DedupStories, dedup_digest, dedup_stories, handle_digest, identity_record
 from transforms.seen import REFRESH, SeenBefore, seen_keys, seen_records
 from transforms.state.store import StateStore
 from transforms.topics import KeepMatched, Topic, without_text
@@ -55,7 +55,7 @@ def test_a_record_holds_every_identity_of_its_story_and_nothing_else():
         assert unmatched.story_id(record) == s.story_id
         assert [value for value in record if isinstance(value, str)] == [s.story_id]   # no link, no text
         # DedupStories computes a story's keys once for both its records
-        digests = unmatched.key_digests(_keys(s))
+        digests = unmatched.key_digests(identity.story_dedup_keys(s))
         assert unmatched.unmatched_record(s, handle_digest(s), digests) == record_of(s) == record
         assert identity_record(s, digests) == identity_record(s)
 
