@@ -48,11 +48,13 @@ MIN_FREE_MEMORY = 2 * 2**30   # a contestant may not leave less to the machine's
 # Contestants run at the target size only (the figure the issue asks for),
 # to keep `make bench` short: clustering's cost as a ratio at 100k entries.
 AT_TARGET_SIZE_ONLY = {"pipeline-no-clusters"}
-# The contestants of the CPU and two-worker targets: at the target size they
-# run TARGET_REPEAT times each, in alternating rounds, so that the medians
+# The contestants compared by a ratio (the CPU, two-worker and clustering
+# targets, and another checkout's pipeline): at the target size they run
+# TARGET_REPEAT times each, in alternating rounds, so that the medians
 # compared were measured under the same load. One run apart varies by about
 # as much as a target's margin on this shared machine.
-RATIO_CONTESTANTS = ("baseline", "baseline-fast", "pipeline", "pipeline-mp")
+RATIO_CONTESTANTS = ("baseline", "baseline-fast", "pipeline", "pipeline-no-clusters", "pipeline-mp",
+                     "pipeline-other")
 TARGET_REPEAT = 3
 TARGET_CLUSTERS_CPU = 1.25    # pipeline CPU per entry, clustering on / off
 

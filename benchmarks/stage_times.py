@@ -8,9 +8,7 @@ the next one starts; the last until the command line returns.
 
 A stage is named by the top-level transforms fused into it (pipeline/graph.py's
 labels). "start-up" is from the command line's import to the first stage:
-configuration, state, the graph and, with workers, their start. The stages
-that gain nothing from the second worker are those on one key (an archive or
-story shard, clusters) and the grouping in the main process between them.
+configuration, state and the graph; the workers start in the first stage.
 """
 from __future__ import annotations
 
@@ -57,7 +55,7 @@ print(json.dumps({"code": code, "wall_s": time.perf_counter() - started, "stages
 
 # A transform of ours as the runner names it inside a fused stage:
 # "ref_AppliedPTransform_Dedup-ByGuid-..." or "(Dedup/ByGuid/.../Read)".
-_TRANSFORM = re.compile(r"(?:ref_AppliedPTransform_|\()([A-Z][A-Za-z]+)(?:[-/]([A-Z][A-Za-z]+))?")
+_TRANSFORM = re.compile(r"(?:ref_AppliedPTransform_|\()([A-Z][A-Za-z0-9]+)(?:[-/]([A-Z][A-Za-z0-9]+))?")
 
 
 def stage_label(stage: str) -> str:

@@ -60,10 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     option("--output", required=True, help="output folder (local path, gs:// or s3://)")
     option("--run-id", help="id carried by the output files; re-running an id replaces its "
                             "files (default: from the start time)")
-    option("--shards", type=int, default=1, help="files per date partition (default 1)")
+    option("--shards", type=int, default=1, help="story files per date partition (default 1)")
     option("--archive-shards", type=int,
-           help="entry archive files per date partition (default: --shards, or the number of "
-                "workers of --direct_running_mode=multi_processing where that is larger)")
+           help="entry archive files per date partition (default: --shards, or in a batch run the "
+                "number of workers of --direct_running_mode=multi_processing where that is larger)")
     option("--no-clusters", nargs="?", const=True, default=False, type=_yes_no, metavar="true|false",
            help="do not group reprints into syndication clusters (cluster_id and cluster_size stay null)")
     option("--no-archive", nargs="?", const=True, default=False, type=_yes_no, metavar="true|false",
@@ -243,7 +243,7 @@ def prepare(args: argparse.Namespace, beam_args: Sequence[str] = ()):
                              allow_private_addresses=allow_all, allowed_networks=networks)
     return RunConfig(feeds=tuple(feeds), topics=topics.topics, output=output,
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,
-                     archive_shards=args.archive_shards or max(args.shards, local_workers(beam_args)),
+                     archive_shards=args.archive_shards or max(args.shards, 1 if streaming else local_workers(beam_args)),
                      lookback=timedelta(days=args.lookback_days), streaming=streaming,
                      clusters=not args.no_clusters, topics_file=topics.data,
                      archive_text=None if args.no_archive else args.archive_text, parser=args.parser)
@@ -280,11 +280,12 @@ def _valid_run_id(value: str) -> bool:
 
 
 def local_workers(beam_args: Sequence[str]) -> int:
-    """The worker processes of --direct_running_mode=multi_processing, else 1.
+    """The worker processes of --direct_running_mode=multi_processing, else 1
+    (a batch run's: the streaming DirectRunner has no such mode).
 
     Each (date, shard) key of a file written is one worker's work, and the
-    entry archive is the pipeline's largest write: one shard per worker lets
-    both write at once (docs/performance.md, "Two workers")."""
+    entry archive is the pipeline's largest write: with one shard a worker,
+    each worker writes a share of it (docs/performance.md, "Two workers")."""
     import multiprocessing
 
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions

@@ -39,12 +39,12 @@ def test_both_modes_are_timed_stage_by_stage(tmp_path):
     summary = json.loads((results / "stage_times.json").read_text())
     modes = summary["modes"]
     assert set(modes) == {"in-process", "two workers"}
-    labels = [s["stage"] for s in summary["stages"]]
-    for first in ("Fetch/Redistribute", "ArchiveEntries/WriteEntries", "Dedup/ByGuid", "Dedup/ByUrl",
-                  "Dedup/ByText", "Clusters/Together", "CommitState/Once"):
-        assert any(label.split(" + ")[0] == first for label in labels), (first, labels)
-    for mode, whole in modes.items():
-        stages = sum(s[mode] for s in summary["stages"])
-        # start-up and the stages cover the run, end to end
-        assert abs(whole["start_up_s"] + stages - whole["wall_s"]) < 0.01 and stages > 0
+    firsts = [s["stage"].split(" + ")[0] for s in summary["stages"]]
+    # the graph's stages, in the order the runner ran them
+    order = ["Fetch/Redistribute", "ArchiveEntries/WriteEntries", "Dedup/ByGuid", "Dedup/ByUrl", "Dedup/ByText",
+             "Dedup/KeepWinners", "Clusters/Together", "CommitState/Once"]
+    assert [first for first in firsts if first in order] == order, firsts
+    parse = next(s for s in summary["stages"] if s["stage"].startswith("Fetch/Redistribute"))
+    assert "Parse" in parse["stage"].split(" + ") and "TagTopics" in parse["stage"].split(" + ")
+    assert all(s[mode] >= 0 for s in summary["stages"] for mode in modes)
     assert "the whole run" in proc.stdout and "start-up" in proc.stdout

@@ -338,3 +338,22 @@ def test_every_cycle_archives_its_entries(feed_server, tmp_path):
     assert archived.to_dict() == runs.rows_written_entries.to_dict() == runs.entries.to_dict() \
         == {run_id: 6 for run_id in runs.index}
     assert runs.rows_written_stories.sort_values().tolist() == [0, 3]
+
+
+@pytest.mark.parametrize("mode, expected", [
+    ([], 1),
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 2),
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=3", "--shards", "5"], 5),
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=2", "--streaming"], 1),
+    (["--direct_running_mode=multi_processing", "--direct_num_workers=2", "--archive-shards", "3"], 3),
+])
+def test_the_archive_has_a_shard_a_local_worker_in_a_batch_run(tmp_path, mode, expected):
+    # The streaming DirectRunner has no multi_processing mode: its archive keeps --shards.
+    from pipeline.cli import build_parser, prepare
+
+    feeds = tmp_path / "feeds.txt"
+    feeds.write_text("https://feeds.example/a.xml\n")
+    args, beam_args = build_parser().parse_known_args(
+        ["run", "--feeds", str(feeds), "--topics", str(SEEDS / "topics.yaml"), "--output", str(tmp_path / "out"),
+         *mode])
+    assert prepare(args, beam_args).archive_shards == expected
