@@ -104,10 +104,11 @@ def summarise(runs: Dict[str, List[dict]]) -> dict:
     for mode, done in runs.items():
         out["modes"][mode] = {"wall_s": statistics.median(r["wall_s"] for r in done),
                               "start_up_s": statistics.median(r["start_up_s"] for r in done)}
-    first = {mode: done[0]["stages"] for mode, done in runs.items()}
-    labels = [[label for label, *_ in stages] for stages in first.values()]
+    # Every run of either mode (a stage run as more than one bundle would
+    # be logged twice) must have run the same stages, in the same order.
+    labels = [[label for label, *_ in run["stages"]] for done in runs.values() for run in done]
     if any(len(found) != len(labels[0]) or not all(map(_same_stage, found, labels[0])) for found in labels):
-        raise RuntimeError(f"the modes ran different stages: {labels}")
+        raise RuntimeError(f"the runs ran different stages: {labels}")
     for index, label in enumerate(labels[0]):
         out["stages"].append({"stage": label, **{
             mode: statistics.median(r["stages"][index][2] for r in done) for mode, done in runs.items()}})
