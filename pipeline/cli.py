@@ -241,9 +241,14 @@ def prepare(args: argparse.Namespace, beam_args: Sequence[str] = ()):
     settings = FetchSettings(read_timeout_s=args.fetch_timeout, total_timeout_s=args.fetch_deadline,
                              max_bytes=args.max_feed_bytes, concurrency=args.fetch_concurrency,
                              allow_private_addresses=allow_all, allowed_networks=networks)
+    # Each (date, shard) of a file written is one worker's work, and the
+    # archive is the largest write: one shard a worker shares it out
+    # (docs/performance.md, "Two workers"). The streaming DirectRunner has
+    # no multi_processing mode.
+    archive_shards = args.archive_shards or max(args.shards, 1 if streaming else cfg.local_workers(beam_args))
     return RunConfig(feeds=tuple(feeds), topics=topics.topics, output=output,
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,
-                     archive_shards=args.archive_shards or max(args.shards, 1 if streaming else local_workers(beam_args)),
+                     archive_shards=archive_shards,
                      lookback=timedelta(days=args.lookback_days), streaming=streaming,
                      clusters=not args.no_clusters, topics_file=topics.data,
                      archive_text=None if args.no_archive else args.archive_text, parser=args.parser)
@@ -277,23 +282,6 @@ def _streaming_settings(args: argparse.Namespace):
 def _valid_run_id(value: str) -> bool:
     return bool(value) and len(value) <= 100 and all(c.isalnum() or c in "-_." for c in value) \
         and not value.startswith(".")
-
-
-def local_workers(beam_args: Sequence[str]) -> int:
-    """The worker processes of --direct_running_mode=multi_processing, else 1
-    (a batch run's: the streaming DirectRunner has no such mode).
-
-    Each (date, shard) key of a file written is one worker's work, and the
-    entry archive is the pipeline's largest write: with one shard a worker,
-    each worker writes a share of it (docs/performance.md, "Two workers")."""
-    import multiprocessing
-
-    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
-
-    direct = PipelineOptions(list(beam_args)).view_as(DirectOptions)
-    if direct.direct_running_mode != "multi_processing":
-        return 1
-    return direct.direct_num_workers or multiprocessing.cpu_count()   # 0: Beam's one per core
 
 
 def _writes_template(beam_args: Sequence[str]) -> bool:

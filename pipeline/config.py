@@ -419,6 +419,20 @@ def load_topics(path: str, data: Optional[bytes] = None):
                           f"topic {_shown(exc.topic)}: {exc.reason}") from None
 
 
+def local_workers(beam_args, threads: bool = False) -> int:
+    """The local DirectRunner's workers in `beam_args`: the processes of
+    --direct_running_mode=multi_processing (with `threads`, the threads of
+    multi_threading too), else 1. --direct_num_workers=0 means one per
+    core, as in Beam."""
+    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
+
+    direct = PipelineOptions(list(beam_args)).view_as(DirectOptions)
+    modes = ("multi_processing", "multi_threading") if threads else ("multi_processing",)
+    if direct.direct_running_mode not in modes:
+        return 1
+    return int(direct.direct_num_workers or 0) or os.cpu_count() or 1
+
+
 def check_output_writable(output: str) -> None:
     """Create OUT and write and delete a probe file, before any fetch."""
     from transforms.paths import delete_files, make_folder  # OUT may hold glob characters

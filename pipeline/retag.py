@@ -468,19 +468,6 @@ def _document_shards(table: pa.Table, shards: int):
                         for u, t in zip(urls, times)), dtype=np.int64, count=len(urls))
 
 
-def read_shards(beam_args: Sequence[str]) -> int:
-    """How many parts a unit's reading and sketching is split into: one per
-    worker with --direct_running_mode=multi_processing (or multi_threading),
-    else one."""
-    from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
-
-    direct = PipelineOptions(list(beam_args)).view_as(DirectOptions)
-    if direct.direct_running_mode in ("multi_processing", "multi_threading"):
-        workers = int(direct.direct_num_workers or 0)
-        return workers if workers > 0 else (os.cpu_count() or 1)
-    return 1
-
-
 def memoize_dofn_signatures() -> None:
     """Beam reads the signature of every method of every DoFn (to find state
     and timer parameters) about a dozen times per DoFn while it builds and
@@ -615,10 +602,12 @@ def prepare_units(folder: str, sources: Sequence[UnitSource], topics, beam_args:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    from pipeline.config import local_workers
     from transforms.topics import as_topic
 
     memoize_dofn_signatures()
-    shards = read_shards(beam_args)
+    # One part of each unit's reading and sketching per local worker.
+    shards = local_workers(beam_args, threads=True)
     parts = [(number, replace(source, shard=k, shards=shards))
              for number, source in enumerate(sources) for k in range(shards)]
     rules = tuple(as_topic(t) for t in topics)

@@ -345,6 +345,7 @@ def test_every_cycle_archives_its_entries(feed_server, tmp_path):
     (["--direct_running_mode=multi_processing", "--direct_num_workers=2"], 2),
     (["--direct_running_mode=multi_processing", "--direct_num_workers=3", "--shards", "5"], 5),
     (["--direct_running_mode=multi_processing", "--direct_num_workers=2", "--streaming"], 1),
+    (["--direct_running_mode=multi_threading", "--direct_num_workers=3"], 1),   # threads share one process's writes
     (["--direct_running_mode=multi_processing", "--direct_num_workers=2", "--archive-shards", "3"], 3),
 ])
 def test_the_archive_has_a_shard_a_local_worker_in_a_batch_run(tmp_path, mode, expected):
