@@ -8,7 +8,7 @@ PIP    := $(PY) -m pip
 OUT    ?= output
 BENCH_SCALE ?= default
 
-.PHONY: run test test-fast install install-test bench bench-fetch bench-topics bench-clusters bench-report bench-compact bench-archive bench-retag bench-streaming bench-huge same-rows clean
+.PHONY: run test test-fast install install-test bench bench-fetch bench-topics bench-clusters bench-report bench-compact bench-archive bench-large bench-retag bench-streaming bench-huge same-rows clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -89,6 +89,15 @@ RETAG_BASE_RUNS ?= 3
 bench-retag: $(VENV)/.installed-test
 	$(PY) -m benchmarks.retag_throughput --runs $(RETAG_RUNS) --base-runs $(RETAG_BASE_RUNS) --save benchmarks/results/retag_throughput.json
 	$(PY) -m benchmarks.docs_table
+
+# The 1M scale, apart from make bench (about an hour): the floor, the plain
+# loops and the pipeline (in-process and with two workers) once each on
+# 1,000,000 generated entries, and the seen index of 10,000,000 remembered
+# stories (its targets); writes
+# benchmarks/results/large/latest.json (shown in docs/performance.md).
+bench-large: $(VENV)/.installed-test
+	$(PY) -m benchmarks.run --scale large --sizes 1000000 --contestants floor,baseline,baseline-fast,pipeline,pipeline-mp --skip-fetch --skip-seed --huge-items 0 --components seen --results benchmarks/results/large; status=$$?; \
+	$(PY) -m benchmarks.docs_table && exit $$status
 
 # What the entry archive costs: disk per 100,000 entries (text kept, and
 # identities only) and the pipeline's CPU with the archive on vs off on one

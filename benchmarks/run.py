@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -89,6 +90,7 @@ class Result:
     cpu_by_role: Dict[str, float] = field(default_factory=dict)
     roles_wall_s: float = 0.0      # wall time of the repeat cpu_by_role is from (0: wall_s's)
     machine_speedup: Optional[float] = None   # two processes vs one, same work, before and after
+    server_cpu_s: float = 0.0      # the harness's feed server's CPU during the runs (median)
 
     @property
     def ok(self) -> bool:
@@ -209,6 +211,7 @@ def measure_size(size: int, names: List[str], repeat: int, latency: float, work:
     # independent): what two processes gain here, around each two-worker
     # run, bounds what that run can gain.
     probes: Dict[str, List[float]] = {n: [] for n in names}
+    served: Dict[str, List[float]] = {n: [] for n in names}
     with FeedServer() as server:
         feeds = served_feed_list(server, folder, latency, os.path.join(work, f"feeds-{size}.txt"))
         for attempt in range(max(wanted.values(), default=0)):
@@ -216,7 +219,9 @@ def measure_size(size: int, names: List[str], repeat: int, latency: float, work:
                 if name == "pipeline-mp":
                     probes[name].append(two_process_speedup())
                 out = os.path.join(work, f"out-{size}-{name}-{attempt}")
+                serving = served_cpu_s()
                 m, verdict, entries, wall, cpu = run_contestant(name, feeds, out, truth, other)
+                served[name].append(served_cpu_s() - serving)
                 shutil.rmtree(out, ignore_errors=True)
                 runs[name].append((m, verdict, entries, wall, cpu))
                 state = "ok" if verdict.ok else "WRONG: " + verdict.why()
@@ -228,6 +233,7 @@ def measure_size(size: int, names: List[str], repeat: int, latency: float, work:
     for name in names:
         results.append(_summarise(size, name, truth, runs[name]))
         results[-1].machine_speedup = statistics.mean(probes[name]) if probes[name] else None
+        results[-1].server_cpu_s = statistics.median(served[name]) if served[name] else 0.0
     shutil.rmtree(folder, ignore_errors=True)
     return results
 
@@ -275,18 +281,36 @@ def served_feed_list(server: FeedServer, folder: str, latency: float, feeds: str
     return feeds
 
 
+# The feed server stands in for the network, but runs on the same cores as
+# the contestants: the CPU its request threads take is counted, so that the
+# two-worker line can say what it took from the workers.
+_SERVED_CPU = [0.0]
+_SERVED_LOCK = threading.Lock()
+
+
+def served_cpu_s() -> float:
+    """CPU the feed server's request threads have taken so far in this process."""
+    with _SERVED_LOCK:
+        return _SERVED_CPU[0]
+
+
 def _file_responder(filename: str, latency: float):
     kind = "application/atom+xml" if filename.endswith(".atom") else "application/rss+xml"
 
     def respond(handler):
         time.sleep(latency)
-        with open(filename, "rb") as handle:
-            body = handle.read()
-        handler.send_response(200)
-        handler.send_header("Content-Type", f"{kind}; charset=utf-8")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
+        started = time.thread_time()
+        try:
+            with open(filename, "rb") as handle:
+                body = handle.read()
+            handler.send_response(200)
+            handler.send_header("Content-Type", f"{kind}; charset=utf-8")
+            handler.send_header("Content-Length", str(len(body)))
+            handler.end_headers()
+            handler.wfile.write(body)
+        finally:
+            with _SERVED_LOCK:
+                _SERVED_CPU[0] += time.thread_time() - started
 
     return respond
 
@@ -543,7 +567,7 @@ def two_workers_line(results: List[Result]) -> Optional[str]:
     the target size: the CPU multi_processing adds to the in-process run's
     (the main process, and the workers' own above it), and how much of the
     wall time the workers were busy (their CPU over workers x wall, both
-    of one repeat)."""
+    of one repeat), and the CPU the harness's feed server took meanwhile."""
     at = _target_size(results)
     by = {(r.size, r.contestant): r for r in results if r.ok}
     one, two = by.get((at, "pipeline")), by.get((at, "pipeline-mp"))
@@ -556,9 +580,13 @@ def two_workers_line(results: List[Result]) -> Optional[str]:
     wall = two.roles_wall_s or two.wall_s
     added = (main + sum(workers)) / one.cpu_s
     busy = sum(workers) / (len(workers) * wall)
-    return (f"{'workers':>9}  {len(workers)} workers at {at:,} entries: CPU {added:.2f}x the in-process run's "
+    line = (f"{'workers':>9}  {len(workers)} workers at {at:,} entries: CPU {added:.2f}x the in-process run's "
             f"{one.cpu_s:,.0f} s (main process {main:,.0f} s, workers {' + '.join(f'{w:,.0f}' for w in workers)} s); "
             f"workers busy {busy:.0%} of the {wall:,.0f} s wall")
+    if two.server_cpu_s:
+        line += (f"; the feed server took {two.server_cpu_s:,.1f} s of CPU on the same cores during it "
+                 f"({one.server_cpu_s:,.1f} s during the in-process run)")
+    return line
 
 
 def clusters_cpu_ratio(results: List[Result]):

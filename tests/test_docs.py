@@ -460,6 +460,54 @@ def test_docs_table_rewrites_only_between_the_markers():
         docs_table.rewrite("no markers here", data)
 
 
+def test_the_large_section_shows_bench_large_s_table_and_the_targets_at_its_size(tmp_path, monkeypatch):
+    import json
+    from dataclasses import asdict
+
+    from benchmarks import docs_table
+    from benchmarks.run import Result
+
+    def result(name, cpu, wall, rss_mb):
+        return asdict(Result(size=1_000_000, contestant=name, entries=1_000_000, rows=35_000, wall_s=wall,
+                             cpu_s=cpu, peak_rss=rss_mb * 2**20))
+
+    path = tmp_path / "latest.json"
+    path.write_text(json.dumps({
+        "context": {"date": "2000-01-01 00:00 UTC", "command": "python -m benchmarks.run --scale large --sizes 1000000",
+                    "machine": "a test machine", "load_before": "0.0 0.0 0.0", "load_after": "0.0 0.0 0.0",
+                    "corpus": "generated", "repeat": 1, "other": "", "elapsed_s": 3600.0},
+        "results": [result("baseline", 1000.0, 1000.0, 900), result("baseline-fast", 600.0, 600.0, 900),
+                    result("pipeline", 750.0, 750.0, 2000), result("pipeline-mp", 840.0, 470.0, 2600)],
+        "fetch": None, "seed": None, "huge": None,
+        "components": {"seen": {"stories": 10_000_000, "story_us": 14.0, "load_s": 2.5, "load_peak_mb": 900.0}}}))
+    monkeypatch.setitem(docs_table.OPTIONAL_SECTIONS, "bench-large",
+                        (lambda data: docs_table.render_large(data, path), path))
+    required = ("<!-- bench-table:begin -->\n<!-- bench-table:end -->\n"
+                "<!-- bench-targets:begin -->\n<!-- bench-targets:end -->\n")
+    page = docs_table.rewrite(required + "<!-- bench-large:begin -->\nOLD\n<!-- bench-large:end -->\n", {
+        "context": {"date": "1999-01-01 00:00 UTC", "command": "python -m benchmarks.run", "machine": "m",
+                    "load_before": "0", "load_after": "0", "corpus": "c", "repeat": 1, "other": "",
+                    "elapsed_s": 1.0}, "results": [], "components": {}})
+    large = page.split("<!-- bench-large:begin -->")[1]
+    assert "OLD" not in large and "`make bench-large` (`python -m benchmarks.run --scale large" in large
+    assert "2000-01-01" in large and "1999-01-01" not in large        # its own run, not make bench's
+    assert "The targets applied at 1,000,000 entries" in large
+    assert "| pipeline CPU per entry / plain loop with feedparser | 0.75x | <= 0.6x | NOT MET |" in large
+    assert "| pipeline CPU per entry / plain loop with the fast parser | 1.25x | <= 1.3x | met |" in large
+    assert "| seen index of 10,000,000 stories: load time | 2.5 s | < 15 s | met |" in large
+    assert "| peak RSS, pipeline, in-process | 2,000 MB |" in large
+
+
+def test_every_generated_section_of_the_performance_page_is_what_its_results_file_gives():
+    from benchmarks import docs_table
+
+    page = (DOCS / "performance.md").read_text()
+    assert len(docs_table.section_pattern("bench-large").findall(page)) == 1
+    if not docs_table.RESULTS.exists() or not docs_table.LARGE_RESULTS.exists():
+        pytest.skip("benchmarks/results/latest.json or large/latest.json is not committed yet")
+    assert docs_table.rewrite(page, docs_table.load()) == page, "run `make docs`"
+
+
 def test_performance_page_shows_the_committed_benchmark_result():
     from benchmarks import docs_table
 

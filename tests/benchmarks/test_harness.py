@@ -1,6 +1,7 @@
 """The benchmark's own correctness: a corpus with the asked shapes, a ground
 truth the project's own functions agree with, and no figure for a wrong run.
 No speed is asserted anywhere here."""
+import json
 import sys
 from datetime import datetime, timezone
 
@@ -130,10 +131,18 @@ def test_measurement_covers_the_whole_process_tree(tmp_path):
 def test_bench_end_to_end_on_a_small_corpus(tmp_path, capsys):
     # --compare-with this very checkout: the "other" pipeline row is measured
     # and checked like the others.
+    # Two rounds at its one size, the target size (the order of rounds:
+    # test_at_the_target_size_the_ratio_contestants_run_in_alternating_rounds).
     code = run.main(["--sizes", "1000", "--skip-fetch", "--results", str(tmp_path), "--components", "parse",
-                     "--contestants", "floor,baseline,baseline-fast,pipeline,pipeline-mp", "--compare-with", str(run.ROOT)])
+                     "--contestants", "floor,baseline,baseline-fast,pipeline,pipeline-mp", "--compare-with", str(run.ROOT),
+                     "--target-repeat", "2"])
     table = capsys.readouterr().out
     assert code == 0, table
+    saved = {r["contestant"]: r for r in json.loads((tmp_path / "latest.json").read_text())["results"]}
+    assert saved["pipeline"]["runs"] == saved["pipeline-mp"]["runs"] == 2 and saved["floor"]["runs"] == 1
+    # the feed server's CPU is counted while each contestant fetches
+    assert all(r["server_cpu_s"] > 0 for r in saved.values())
+    assert "the feed server took" in table
     for name, label in run.CONTESTANTS.items():
         # --no-clusters runs at the target size (100,000) only, not at 1,000
         assert (label in table) is (name not in run.AT_TARGET_SIZE_ONLY), name

@@ -247,3 +247,21 @@ def test_remembered_word_ids_give_the_shingles_of_the_definition_and_stay_bounde
         assert np.array_equal(sk.shingles(text), _shingles_from_word_ids(text))
         assert len(sk._WORD_IDS) <= 50
     sk._WORD_IDS.clear()
+
+
+def test_the_shingles_of_a_batch_are_each_text_s_own():
+    # One pass over a document's texts: no shingle spans two texts, short
+    # and empty texts have none, and the values are the definition's.
+    import numpy as np
+    from transforms import sketch as sk
+    texts = ["", "one two three four", MUSEUM, "a b c d e", KOREAN, "x", JAPANESE, CHINESE,
+             " ".join(f"w{i}" for i in range(300)), "five words make one shingle"]
+    found = sk.shingles_of(texts)
+    assert len(found) == len(texts)
+    for text, hashes in zip(texts, found):
+        assert np.array_equal(hashes, _shingles_from_word_ids(text)), text[:20]
+    assert [len(h) for h in found[:4]] == [0, 0, len(sk.tokens(MUSEUM)) - 4, 1]
+    assert sk.shingles_of([]) == [] and len(sk.shingles_of(["a b"])[0]) == 0
+    assert sk.sketch_document(texts)[0] == [sk.sketch(sk.shingles(t), sk.boilerplate(
+        [sk.shingles(u) for u in texts])) for t in texts]
+
