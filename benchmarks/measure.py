@@ -40,6 +40,9 @@ class Measurement:
     stdout: str
     stderr: str
     stopped: str = ""         # why the run was cut short, if it was
+    # This process's CPU while the child ran: a server it runs for the child
+    # (the benchmark's feed server) and the sampling share the child's cores.
+    own_cpu_s: float = 0.0
 
 
 class _TreeSampler(threading.Thread):
@@ -135,6 +138,7 @@ def run_measured(cmd: Sequence[str], *, cwd: Optional[str] = None, env: Optional
                  timeout_s: float = 3 * 3600, min_free_bytes: int = 0) -> Measurement:
     """Runs `cmd` to completion; output is captured, never streamed."""
     cpu_before = _children_cpu()
+    own_before = time.process_time()
     started = time.perf_counter()
     with open(os.devnull, "rb") as stdin:
         proc = psutil.Popen(list(cmd), cwd=cwd, env=env, stdin=stdin,
@@ -149,11 +153,12 @@ def run_measured(cmd: Sequence[str], *, cwd: Optional[str] = None, env: Optional
         sampler.stopped = f"stopped after {timeout_s:.0f} s"
     wall = time.perf_counter() - started
     sampler.stop()
+    own = time.process_time() - own_before
     cpu = max(_children_cpu() - cpu_before, sum(sampler.cpu_by_pid.values()))
     return Measurement(wall_s=wall, cpu_s=cpu, peak_rss=max(sampler.peak_rss, sampler.peak_single),
                        peak_processes=sampler.peak_processes, cpu_by_role=sampler.cpu_by_role(),
                        returncode=proc.returncode,
-                       stdout=stdout, stderr=stderr, stopped=sampler.stopped)
+                       stdout=stdout, stderr=stderr, stopped=sampler.stopped, own_cpu_s=own)
 
 
 def tail(text: str, lines: int = 5) -> List[str]:

@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -90,7 +89,7 @@ class Result:
     cpu_by_role: Dict[str, float] = field(default_factory=dict)
     roles_wall_s: float = 0.0      # wall time of the repeat cpu_by_role is from (0: wall_s's)
     machine_speedup: Optional[float] = None   # two processes vs one, same work, before and after
-    server_cpu_s: float = 0.0      # the harness's feed server's CPU during the runs (median)
+    harness_cpu_s: float = 0.0     # this process's CPU (feed server, sampling) during cpu_by_role's repeat
 
     @property
     def ok(self) -> bool:
@@ -211,7 +210,6 @@ def measure_size(size: int, names: List[str], repeat: int, latency: float, work:
     # independent): what two processes gain here, around each two-worker
     # run, bounds what that run can gain.
     probes: Dict[str, List[float]] = {n: [] for n in names}
-    served: Dict[str, List[float]] = {n: [] for n in names}
     with FeedServer() as server:
         feeds = served_feed_list(server, folder, latency, os.path.join(work, f"feeds-{size}.txt"))
         for attempt in range(max(wanted.values(), default=0)):
@@ -219,9 +217,7 @@ def measure_size(size: int, names: List[str], repeat: int, latency: float, work:
                 if name == "pipeline-mp":
                     probes[name].append(two_process_speedup())
                 out = os.path.join(work, f"out-{size}-{name}-{attempt}")
-                serving = served_cpu_s()
                 m, verdict, entries, wall, cpu = run_contestant(name, feeds, out, truth, other)
-                served[name].append(served_cpu_s() - serving)
                 shutil.rmtree(out, ignore_errors=True)
                 runs[name].append((m, verdict, entries, wall, cpu))
                 state = "ok" if verdict.ok else "WRONG: " + verdict.why()
@@ -233,7 +229,6 @@ def measure_size(size: int, names: List[str], repeat: int, latency: float, work:
     for name in names:
         results.append(_summarise(size, name, truth, runs[name]))
         results[-1].machine_speedup = statistics.mean(probes[name]) if probes[name] else None
-        results[-1].server_cpu_s = statistics.median(served[name]) if served[name] else 0.0
     shutil.rmtree(folder, ignore_errors=True)
     return results
 
@@ -242,7 +237,8 @@ def _summarise(size: int, name: str, truth, runs) -> Result:
     problems = [p for _, verdict, *_ in runs for p in verdict.problems]
     cpus = [cpu for *_, cpu in runs]
     median_cpu = statistics.median(cpus)
-    # CPU by process from one repeat, the one of median wall time, with its own wall.
+    # CPU by process from one repeat, the one of median wall time, with its
+    # own wall and this process's CPU (the feed server's) during it.
     middle = sorted(runs, key=lambda run: run[3])[(len(runs) - 1) // 2]
     return Result(
         size=size, contestant=name, entries=runs[-1][2],
@@ -256,6 +252,7 @@ def _summarise(size: int, name: str, truth, runs) -> Result:
         language_agreement=runs[-1][1].language_agreement,
         cpu_by_role=middle[0].cpu_by_role,
         roles_wall_s=middle[3],
+        harness_cpu_s=middle[0].own_cpu_s,
         runs=len(runs),
     )
 
@@ -281,36 +278,18 @@ def served_feed_list(server: FeedServer, folder: str, latency: float, feeds: str
     return feeds
 
 
-# The feed server stands in for the network, but runs on the same cores as
-# the contestants: the CPU its request threads take is counted, so that the
-# two-worker line can say what it took from the workers.
-_SERVED_CPU = [0.0]
-_SERVED_LOCK = threading.Lock()
-
-
-def served_cpu_s() -> float:
-    """CPU the feed server's request threads have taken so far in this process."""
-    with _SERVED_LOCK:
-        return _SERVED_CPU[0]
-
-
 def _file_responder(filename: str, latency: float):
     kind = "application/atom+xml" if filename.endswith(".atom") else "application/rss+xml"
 
     def respond(handler):
         time.sleep(latency)
-        started = time.thread_time()
-        try:
-            with open(filename, "rb") as handle:
-                body = handle.read()
-            handler.send_response(200)
-            handler.send_header("Content-Type", f"{kind}; charset=utf-8")
-            handler.send_header("Content-Length", str(len(body)))
-            handler.end_headers()
-            handler.wfile.write(body)
-        finally:
-            with _SERVED_LOCK:
-                _SERVED_CPU[0] += time.thread_time() - started
+        with open(filename, "rb") as handle:
+            body = handle.read()
+        handler.send_response(200)
+        handler.send_header("Content-Type", f"{kind}; charset=utf-8")
+        handler.send_header("Content-Length", str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
 
     return respond
 
@@ -567,7 +546,7 @@ def two_workers_line(results: List[Result]) -> Optional[str]:
     the target size: the CPU multi_processing adds to the in-process run's
     (the main process, and the workers' own above it), and how much of the
     wall time the workers were busy (their CPU over workers x wall, both
-    of one repeat), and the CPU the harness's feed server took meanwhile."""
+    of one repeat), and the CPU this process (its feed server) took meanwhile."""
     at = _target_size(results)
     by = {(r.size, r.contestant): r for r in results if r.ok}
     one, two = by.get((at, "pipeline")), by.get((at, "pipeline-mp"))
@@ -583,9 +562,9 @@ def two_workers_line(results: List[Result]) -> Optional[str]:
     line = (f"{'workers':>9}  {len(workers)} workers at {at:,} entries: CPU {added:.2f}x the in-process run's "
             f"{one.cpu_s:,.0f} s (main process {main:,.0f} s, workers {' + '.join(f'{w:,.0f}' for w in workers)} s); "
             f"workers busy {busy:.0%} of the {wall:,.0f} s wall")
-    if two.server_cpu_s:
-        line += (f"; the feed server took {two.server_cpu_s:,.1f} s of CPU on the same cores during it "
-                 f"({one.server_cpu_s:,.1f} s during the in-process run)")
+    if two.harness_cpu_s:
+        line += (f"; the benchmark's own process (feed server, sampling) took {two.harness_cpu_s:,.1f} s "
+                 f"of CPU during it ({one.harness_cpu_s:,.1f} s during the in-process run)")
     return line
 
 
@@ -713,7 +692,8 @@ def targets(results: List[Result], fetch, seed, huge: Optional[dict] = None,
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", choices=sorted(SCALES), default="default")
+    parser.add_argument("--scale", choices=sorted(SCALES),
+                        help="sizes and component sizes (default: default); with --sizes, the components' only")
     parser.add_argument("--sizes", help="comma-separated entry counts (instead of --scale)")
     parser.add_argument("--compare-with", metavar="CHECKOUT", type=Path,
                         help="also run the pipeline of another checkout of newswatch in-process "
@@ -735,7 +715,8 @@ def main(argv=None) -> int:
                         help=f"component benchmarks to run (of {','.join(COMPONENTS)}; '' for none)")
     parser.add_argument("--results", default=str(RESULTS), help="folder for latest.txt/latest.json")
     args = parser.parse_args(argv)
-    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else SCALES[args.scale]
+    scale = args.scale or "default"
+    sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else SCALES[scale]
     names = [n for n in args.contestants.split(",") if n]
     other = args.compare_with.resolve() if args.compare_with else None
     if other is not None:
@@ -763,7 +744,7 @@ def main(argv=None) -> int:
         fetch = None if args.skip_fetch else measure_fetch(args.fetch_feeds, args.fetch_latency, log)
         seed = None if args.skip_seed else measure_seed_run(work, log)
         huge = measure_huge(args.huge_items, work, log) if args.huge_items else None
-        components = {name: measure_component(name, log, "default" if args.sizes else args.scale)
+        components = {name: measure_component(name, log, scale)
                       for name in args.components.split(",") if name}
     finally:
         shutil.rmtree(work, ignore_errors=True)

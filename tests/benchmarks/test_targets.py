@@ -45,9 +45,9 @@ def test_the_two_workers_line_splits_the_shortfall_into_added_cpu_and_idle_worke
     assert "CPU 1.26x the in-process run's 188 s" in line
     assert "(main process 16 s, workers 115 + 105 s)" in line
     assert "workers busy 78% of the 141 s wall" in line and "feed server" not in line
-    one.server_cpu_s, two.server_cpu_s = 4.25, 4.5   # the harness's server shares the cores
-    assert line + ("; the feed server took 4.5 s of CPU on the same cores during it "
-                   "(4.2 s during the in-process run)") == two_workers_line([one, two])
+    one.harness_cpu_s, two.harness_cpu_s = 4.3, 4.5   # the benchmark's feed server shares the cores
+    assert line + ("; the benchmark's own process (feed server, sampling) took 4.5 s of CPU during it "
+                   "(4.3 s during the in-process run)") == two_workers_line([one, two])
     two.cpu_by_role = {"main": 236.0}      # no worker processes seen: no line
     assert two_workers_line([one, two]) is None
     assert two_workers_line([one]) is None
