@@ -61,16 +61,17 @@ def _results(data: dict):
     return [Result(**{k: v for k, v in row.items() if k in known}) for row in data.get("results", [])]
 
 
-def render_table(data: dict) -> str:
-    """The benchmark's own table, as `make bench` printed it, with the line
-    that says when, where and how it was made."""
+def render_table(data: dict, target: str = "make bench") -> str:
+    """The benchmark's own table, as `make bench` (or the make `target`
+    that ran it) printed it, with the line that says when, where and how
+    it was made."""
     from benchmarks.run import render
 
     context = data["context"]
     table = render(_results(data), data.get("fetch"), data.get("seed"), context,
                    data.get("components") or {}, data.get("huge"))
     return "\n".join([
-        f"Measured {context['date']} with `make bench` (`{context['command'].strip()}`) "
+        f"Measured {context['date']} with `{target}` (`{context['command'].strip()}`) "
         f"on {context['machine']}.",
         "",
         "```text",
@@ -194,25 +195,10 @@ def render_archive_cost(_data: dict, path: Path = ARCHIVE_COST_RESULTS) -> str:
 
 
 def render_large(_data: dict, path: Path = LARGE_RESULTS) -> str:
-    """`make bench-large`: make bench's table and targets at 1,000,000
-    entries (the issue sets its targets at 100,000: here they show how the
-    ratios and the memory hold at ten times that) and the seen index at
-    10,000,000 remembered stories, whose targets are set there."""
-    from benchmarks.run import render, targets
-
+    """`make bench-large`: its table, and make bench's targets applied to
+    its run (1,000,000 entries; the seen index of 10,000,000 stories)."""
     data = json.loads(Path(path).read_text())
-    context, results = data["context"], _results(data)
-    table = render(results, data.get("fetch"), data.get("seed"), context,
-                   data.get("components") or {}, data.get("huge"))
-    rows = targets(results, data.get("fetch"), data.get("seed"), data.get("huge"), data.get("components"))
-    sizes = sorted({r.size for r in results})
-    lines = [f"Measured {context['date']} with `make bench-large` (`{context['command'].strip()}`) "
-             f"on {context['machine']}.", "", "```text", table, "```", "",
-             f"The targets applied at {', '.join(f'{s:,}' for s in sizes)} entries:", "",
-             "| target | measured | goal | where it stands |", "|---|---|---|---|"]
-    for label, value, goal, verdict in rows:
-        lines.append("| " + " | ".join(_cell(x) for x in (label, value, goal, verdict)) + " |")
-    return "\n".join(lines)
+    return render_table(data, "make bench-large") + "\n\n" + render_targets(data)
 
 
 SECTIONS: Dict[str, Callable[[dict], str]] = {

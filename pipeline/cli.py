@@ -242,9 +242,9 @@ def prepare(args: argparse.Namespace, beam_args: Sequence[str] = ()):
                              max_bytes=args.max_feed_bytes, concurrency=args.fetch_concurrency,
                              allow_private_addresses=allow_all, allowed_networks=networks)
     # Each (date, shard) of a file written is one worker's work, and the
-    # archive is the largest write: one shard a worker shares it out
-    # (docs/performance.md, "Two workers"). The streaming DirectRunner has
-    # no multi_processing mode.
+    # archive is the largest write: with a shard per worker, each writes a
+    # share of it (docs/performance.md, "Two workers"). The streaming
+    # DirectRunner has no multi_processing mode.
     archive_shards = args.archive_shards or max(args.shards, 1 if streaming else cfg.local_workers(beam_args))
     return RunConfig(feeds=tuple(feeds), topics=topics.topics, output=output,
                      run_id=args.run_id or "", fetch=settings, shards=args.shards,

@@ -1,5 +1,5 @@
 """Loading and validating the run's configuration: feed list, topic rules,
-output location. Everything here runs before the pipeline starts; a problem
+output location, the local runner's workers. Everything here runs before the pipeline starts; a problem
 raises ConfigError with one line that says what to fix.
 """
 from __future__ import annotations
@@ -430,7 +430,8 @@ def local_workers(beam_args, threads: bool = False) -> int:
     modes = ("multi_processing", "multi_threading") if threads else ("multi_processing",)
     if direct.direct_running_mode not in modes:
         return 1
-    return int(direct.direct_num_workers or 0) or os.cpu_count() or 1
+    workers = int(direct.direct_num_workers or 0)
+    return workers if workers > 0 else (os.cpu_count() or 1)
 
 
 def check_output_writable(output: str) -> None:

@@ -468,6 +468,14 @@ def _document_shards(table: pa.Table, shards: int):
                         for u, t in zip(urls, times)), dtype=np.int64, count=len(urls))
 
 
+def preparation_parts(beam_args: Sequence[str]) -> int:
+    """How many parts a unit's reading and sketching is split into: one per
+    local worker, threads of multi_threading included."""
+    from pipeline.config import local_workers
+
+    return local_workers(beam_args, threads=True)
+
+
 def memoize_dofn_signatures() -> None:
     """Beam reads the signature of every method of every DoFn (to find state
     and timer parameters) about a dozen times per DoFn while it builds and
@@ -602,12 +610,10 @@ def prepare_units(folder: str, sources: Sequence[UnitSource], topics, beam_args:
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipeline.config import local_workers
     from transforms.topics import as_topic
 
     memoize_dofn_signatures()
-    # One part of each unit's reading and sketching per local worker.
-    shards = local_workers(beam_args, threads=True)
+    shards = preparation_parts(beam_args)
     parts = [(number, replace(source, shard=k, shards=shards))
              for number, source in enumerate(sources) for k in range(shards)]
     rules = tuple(as_topic(t) for t in topics)

@@ -408,15 +408,15 @@ def group(path, run_id, unit=None, first=at(1), last=None, rows=10, without_text
 
 def test_units_are_replayed_in_process_after_a_preparation_on_the_workers_asked_for():
     from pipeline.config import local_workers
-    from pipeline.retag import replay_args
-
-    def read_shards(args):   # as prepare_units splits a unit
-        return local_workers(args, threads=True)
+    from pipeline.retag import preparation_parts as read_shards, replay_args
 
     two = ["--runner", "DirectRunner", "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]
     assert read_shards(two) == 2 and read_shards(replay_args(two)) == 1
     threads = ["--runner", "DirectRunner", "--direct_running_mode=multi_threading", "--direct_num_workers=3"]
     assert read_shards(threads) == 3 and local_workers(threads) == 1   # a run's archive shards count processes only
+    for count in ("0", "-1"):   # Beam's "one per core"
+        assert read_shards(["--direct_running_mode=multi_processing", f"--direct_num_workers={count}"]) \
+            == (os.cpu_count() or 1)
     # any spelling Beam takes for the direct runner replays in-process
     for runner in ("--runner=direct", "--runner=SwitchingDirectRunner", "--runner=BundleBasedDirect"):
         assert read_shards(replay_args([runner, "--direct_running_mode=multi_processing",
