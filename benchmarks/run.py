@@ -238,7 +238,7 @@ def _summarise(size: int, name: str, truth, runs) -> Result:
     cpus = [cpu for *_, cpu in runs]
     median_cpu = statistics.median(cpus)
     # CPU by process from one repeat, the one of median wall time, with its
-    # own wall and this process's CPU (the feed server's) during it.
+    # own wall and this process's CPU (its feed server, its sampling) during it.
     middle = sorted(runs, key=lambda run: run[3])[(len(runs) - 1) // 2]
     return Result(
         size=size, contestant=name, entries=runs[-1][2],
@@ -529,7 +529,7 @@ def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], c
 def _huge_line(huge: Optional[dict], seed: Optional[dict]) -> str:
     """The huge feed's row: `newswatch run` on one 200,000-item feed."""
     if not huge:
-        return f"{'huge':>9}  {'one 200,000-item feed':<32} not measured yet (make bench measures it)"
+        return f"{'huge':>9}  {'one 200,000-item feed':<32} not measured in this run (make bench measures it)"
     label = f"one {huge['items']:,}-item feed, {huge['bytes'] / 1e6:,.0f} MB"
     if huge.get("error"):
         return f"{'huge':>9}  {label:<32} REFUSED, no figures: {huge['error']}"
@@ -546,7 +546,8 @@ def two_workers_line(results: List[Result]) -> Optional[str]:
     the target size: the CPU multi_processing adds to the in-process run's
     (the main process, and the workers' own above it), and how much of the
     wall time the workers were busy (their CPU over workers x wall, both
-    of one repeat), and the CPU this process (its feed server) took meanwhile."""
+    of one repeat), and the CPU this process (its feed server, its sampling)
+    took meanwhile."""
     at = _target_size(results)
     by = {(r.size, r.contestant): r for r in results if r.ok}
     one, two = by.get((at, "pipeline")), by.get((at, "pipeline-mp"))

@@ -423,7 +423,7 @@ def local_workers(beam_args, threads: bool = False) -> int:
     """The local DirectRunner's workers in `beam_args`: the processes of
     --direct_running_mode=multi_processing (with `threads`, the threads of
     multi_threading too), else 1. --direct_num_workers=0 means one per
-    core, as in Beam."""
+    core, as in Beam; a count below 0 is taken the same way."""
     from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 
     direct = PipelineOptions(list(beam_args)).view_as(DirectOptions)

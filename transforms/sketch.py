@@ -53,6 +53,7 @@ MAX_SCAN = 100_000      # characters looked at for them, at most
 LEAD_SHINGLES = 40      # distinct shingles in a sketch, at most
 MIN_SHINGLES = 8        # fewer: no sketch (the story is its own cluster)
 NUM_PERM = 64           # MinHash functions (bytes per sketch: 4 * NUM_PERM)
+SKETCH_CHUNK = 256      # texts whose shingles are hashed in one pass
 BANDS, ROWS = 32, 2     # LSH: a candidate shares all ROWS values of some band
 # A reprint: at least half of the shorter lead is in the longer, and at least
 # this many shingles are shared (a bound on the estimate's noise).
@@ -140,8 +141,8 @@ def shingles(text: str) -> np.ndarray:
 def shingles_of(texts: Sequence[str]) -> List[np.ndarray]:
     """shingles() of each text, the same values, hashed in one pass over all
     their tokens: the items of a feed document share the numpy calls, whose
-    fixed cost is about a third of sketching one text alone. The windows
-    that span two texts are hashed too, and left out."""
+    fixed cost is paid once per call, not per item. The windows that span
+    two texts are hashed too, and left out."""
     words = [tokens(t) for t in texts]
     counts = [len(w) for w in words]
     total = sum(counts)
@@ -217,7 +218,9 @@ def sketch_document(texts: Sequence[str], known: Optional[np.ndarray] = None,
     boilerplate, or a story served four times would lose its own text.
     `wanted`: which texts need their sketch (None for the others); every
     text still counts towards the boilerplate."""
-    hashed = shingles_of(texts)
+    # A chunk at a time: shingles_of holds its texts' tokens and hashes at
+    # once, and a caller may pass every row of a large feed.
+    hashed = [h for at in range(0, len(texts), SKETCH_CHUNK) for h in shingles_of(texts[at:at + SKETCH_CHUNK])]
     if items is None:
         counted = hashed
     else:

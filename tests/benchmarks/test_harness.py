@@ -140,7 +140,7 @@ def test_bench_end_to_end_on_a_small_corpus(tmp_path, capsys):
     assert code == 0, table
     saved = {r["contestant"]: r for r in json.loads((tmp_path / "latest.json").read_text())["results"]}
     assert saved["pipeline"]["runs"] == saved["pipeline-mp"]["runs"] == 2 and saved["floor"]["runs"] == 1
-    # the feed server's CPU is counted while each contestant runs (all fetch from it)
+    # this process's CPU (the feed server all fetch from, the sampling) while each contestant runs
     assert all(r["harness_cpu_s"] > 0 for r in saved.values())
     assert "the benchmark's own process (feed server, sampling) took" in table
     for name, label in run.CONTESTANTS.items():
@@ -190,3 +190,15 @@ def test_a_run_that_would_starve_the_machine_of_memory_is_stopped():
     m = run_measured([sys.executable, "-c", "import time; time.sleep(30)"],
                      min_free_bytes=10 * 2**50)
     assert m.stopped.startswith("stopped with") and m.returncode == -9  # killed, not finished
+
+
+@pytest.mark.parametrize("scale, expected", [(["--scale", "large"], "large"), ([], "default")])
+def test_scale_sets_the_components_sizes_also_beside_explicit_sizes(tmp_path, monkeypatch, scale, expected):
+    # make bench-large: 1,000,000 entries (--sizes) and the seen index at the large scale's size.
+    sizes, scales = [], []
+    monkeypatch.setattr(run, "measure_size", lambda size, *a, **k: sizes.append(size) or [])
+    monkeypatch.setattr(run, "measure_component", lambda name, log, scale: scales.append((name, scale)) or {"error": "not run"})
+    run.main([*scale, "--sizes", "1000", "--contestants", "", "--skip-fetch", "--skip-seed", "--huge-items", "0",
+              "--components", "seen", "--results", str(tmp_path)])
+    assert sizes == [1000] and scales == [("seen", expected)]
+    assert run.COMPONENT_SCALES["large"]["seen"]["stories"] == run.SEEN_TARGET_STORIES

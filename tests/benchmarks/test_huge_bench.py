@@ -46,7 +46,7 @@ def test_a_wrong_run_gets_no_figures_and_a_missing_row_says_so():
     assert "REFUSED" in line and "199 rows" in line and "250.0" not in line
     assert [t[3] for t in run.targets([], None, None, wrong)] == ["NOT MET: 199 rows, expected 200"]
     absent = run.render([], None, None, CONTEXT, {}, None)
-    assert "not measured yet" in next(l for l in absent.splitlines() if "huge" in l)
+    assert "not measured in this run" in next(l for l in absent.splitlines() if "huge" in l)
     assert run.targets([], None, None, None) == []
 
 
@@ -54,7 +54,7 @@ def test_docs_table_renders_results_with_and_without_the_row():
     data = docs_table.load()
     older = copy.deepcopy(data)
     older.pop("huge", None)
-    assert "not measured yet" in docs_table.render_table(older)
+    assert "not measured in this run" in docs_table.render_table(older)
     newer = dict(copy.deepcopy(data), huge=HUGE)
     assert "5.2x the feed" in docs_table.render_table(newer)
     assert "peak RSS / feed size" in docs_table.render_targets(json.loads(json.dumps(newer)))

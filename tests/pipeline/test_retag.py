@@ -408,19 +408,19 @@ def group(path, run_id, unit=None, first=at(1), last=None, rows=10, without_text
 
 def test_units_are_replayed_in_process_after_a_preparation_on_the_workers_asked_for():
     from pipeline.config import local_workers
-    from pipeline.retag import preparation_parts as read_shards, replay_args
+    from pipeline.retag import preparation_parts, replay_args
 
     two = ["--runner", "DirectRunner", "--direct_running_mode", "multi_processing", "--direct_num_workers", "2"]
-    assert read_shards(two) == 2 and read_shards(replay_args(two)) == 1
+    assert preparation_parts(two) == 2 and preparation_parts(replay_args(two)) == 1
     threads = ["--runner", "DirectRunner", "--direct_running_mode=multi_threading", "--direct_num_workers=3"]
-    assert read_shards(threads) == 3 and local_workers(threads) == 1   # a run's archive shards count processes only
-    for count in ("0", "-1"):   # Beam's "one per core"
-        assert read_shards(["--direct_running_mode=multi_processing", f"--direct_num_workers={count}"]) \
+    assert preparation_parts(threads) == 3 and local_workers(threads) == 1   # a run's archive shards: processes
+    for count in ("0", "-1"):   # 0 is Beam's "one per core"; below 0, the same here
+        assert preparation_parts(["--direct_running_mode=multi_processing", f"--direct_num_workers={count}"]) \
             == (os.cpu_count() or 1)
     # any spelling Beam takes for the direct runner replays in-process
     for runner in ("--runner=direct", "--runner=SwitchingDirectRunner", "--runner=BundleBasedDirect"):
-        assert read_shards(replay_args([runner, "--direct_running_mode=multi_processing",
-                                        "--direct_num_workers=2"])) == 1, runner
+        assert preparation_parts(replay_args([runner, "--direct_running_mode=multi_processing",
+                                              "--direct_num_workers=2"])) == 1, runner
     dataflow = ["--runner", "DataflowRunner", "--project", "p"]
     assert replay_args(dataflow) == dataflow
 
