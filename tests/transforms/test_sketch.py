@@ -262,6 +262,19 @@ def test_the_shingles_of_a_batch_are_each_text_s_own():
         assert np.array_equal(hashes, _shingles_from_word_ids(text)), text[:20]
     assert [len(h) for h in found[:4]] == [0, 0, len(sk.tokens(MUSEUM)) - 4, 1]
     assert sk.shingles_of([]) == [] and len(sk.shingles_of(["a b"])[0]) == 0
-    assert sk.sketch_document(texts)[0] == [sk.sketch(sk.shingles(t), sk.boilerplate(
-        [sk.shingles(u) for u in texts])) for t in texts]
+    whole = sk.sketch_document(texts)[0]
+    assert whole == [sk.sketch(sk.shingles(t), sk.boilerplate([sk.shingles(u) for u in texts])) for t in texts]
+
+
+def test_a_document_is_hashed_a_chunk_at_a_time_with_the_same_sketches(monkeypatch):
+    from transforms import sketch as sk
+    texts = [MUSEUM, "a b c d e f g h i j", KOREAN, "", MUSEUM.upper(), JAPANESE, CHINESE] * 3
+    whole = sk.sketch_document(texts)
+    calls = []
+    batch = sk.shingles_of
+    monkeypatch.setattr(sk, "shingles_of", lambda chunk: calls.append(len(chunk)) or batch(chunk))
+    monkeypatch.setattr(sk, "SKETCH_CHUNK", 4)
+    chunked = sk.sketch_document(texts)
+    assert calls == [4, 4, 4, 4, 4, 1]
+    assert chunked[0] == whole[0] and (chunked[1] == whole[1]).all()
 
