@@ -1,6 +1,7 @@
 """Loading and validating the run's configuration: feed list, topic rules,
-output location, the local runner's workers. Everything here runs before the pipeline starts; a problem
-raises ConfigError with one line that says what to fix.
+output location, the local runner's workers. Everything here runs before
+the pipeline starts; a problem raises ConfigError with one line that says
+what to fix.
 """
 from __future__ import annotations
 
