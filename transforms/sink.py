@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
-from apache_beam.transforms.window import IntervalWindow
+from apache_beam.transforms.window import GlobalWindows, IntervalWindow
 from apache_beam.utils.windowed_value import WindowedValue
 
 from transforms import metrics, phases
@@ -313,7 +313,8 @@ def _route_to_buckets(messages: List[bytes], rank: np.ndarray, rows: int,
 
 class _BatchRowsFn(beam.DoFn):
     """record -> ("<date>|<shard>", Arrow IPC bytes of up to batch_rows
-    records of that partition and window), in the order the records came."""
+    records of that partition and window), in the order the records came.
+    Each batch is stamped with its latest record's timestamp."""
 
     def __init__(self, kind: OutputKind, shards: int, batch_rows: int):
         self.kind, self.shards, self.batch_rows = kind, shards, batch_rows
@@ -323,8 +324,7 @@ class _BatchRowsFn(beam.DoFn):
         self._latest: Dict[Tuple[str, object], object] = {}
 
     def process(self, record, win=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
-        key = f"{schemas.partition_date(self.kind.date_of(record))}|{shard_of(record, self.kind, self.shards)}"
-        slot = (key, win)
+        slot = (self._key(record), win)
         buffer = self._buffers.setdefault(slot, [])
         buffer.append(record)
         latest = self._latest.get(slot)
@@ -337,10 +337,32 @@ class _BatchRowsFn(beam.DoFn):
         for slot in list(self._buffers):
             yield self._flush(slot)
 
+    def _key(self, record) -> str:
+        return f"{schemas.partition_date(self.kind.date_of(record))}|{shard_of(record, self.kind, self.shards)}"
+
     def _flush(self, slot) -> WindowedValue:
         key, win = slot
         message = rows_to_ipc(self._buffers.pop(slot), self.kind.schema)
         return WindowedValue((key, message), self._latest.pop(slot), [win])
+
+
+class _GlobalBatchRowsFn(_BatchRowsFn):
+    """_BatchRowsFn for records in the global window (a batch run), as
+    Beam's BatchElements does there: asking for each record's window and
+    timestamp takes Beam's slower way of calling process (~7 us a record
+    against ~0.6 us, measured here on 2.77), and in the one window a batch
+    is stamped at its end, which nothing after the grouping reads."""
+
+    def process(self, record):
+        slot = (self._key(record), None)
+        buffer = self._buffers.setdefault(slot, [])
+        buffer.append(record)
+        if len(buffer) >= self.batch_rows:
+            yield self._flush(slot)
+
+    def _flush(self, slot) -> WindowedValue:
+        key, _ = slot
+        return GlobalWindows.windowed_value_at_end_of_window((key, rows_to_ipc(self._buffers.pop(slot), self.kind.schema)))
 
 
 class _WritePartitionFn(beam.DoFn):
@@ -406,9 +428,10 @@ class WritePartitions(beam.PTransform):
         self.batch_rows, self.row_group_rows = batch_rows, row_group_rows
 
     def expand(self, records):
+        batching = _GlobalBatchRowsFn if records.windowing.is_default() else _BatchRowsFn
         return (
             records
-            | "ArrowBatches" >> beam.ParDo(_BatchRowsFn(self.kind, self.shards, self.batch_rows))
+            | "ArrowBatches" >> beam.ParDo(batching(self.kind, self.shards, self.batch_rows))
             .with_output_types(Tuple[str, bytes])
             | "Group" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(_WritePartitionFn(self.output, self.kind, self.run_id, self.lease,

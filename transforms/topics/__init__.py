@@ -2,8 +2,9 @@
 
 The pure core lives in the modules beside this one: `text` (normalisation),
 `query` (the query language), `rules` (named topics, references, version
-hash), `matcher` (all topics against one story) and `scan` (the field scans
-the matcher reads text with: pure Python, and Hyperscan where it installs).
+hash), `matcher` (all topics against one story), `scan` (the field scans
+the matcher reads text with: pure Python, and Hyperscan where it installs)
+and `repeats` (one match for the copies of a story a worker tags).
 This module adds tag_story, which applies the matcher to a Story, and the
 thin Beam wrappers: TagTopics (before dedup) and KeepMatched (after it), or
 both as MatchTopics.
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import logging
 
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Tuple
 
 import apache_beam as beam
 
@@ -40,6 +41,7 @@ from transforms.topics.query import (
     TopicRef,
     parse_query,
 )
+from transforms.topics.repeats import RepeatMemo, match_inputs
 from transforms.topics.rules import (
     Topic,
     TopicDef,
@@ -68,6 +70,14 @@ def tag_story(story: Story, matcher: TopicMatcher,
     `detect_language(story)` is called at most once, and only when a
     `language:` condition needs a language the story does not have yet.
     """
+    return with_matches(story, *match_story(story, matcher, detect_language), matcher.version)
+
+
+def match_story(story: Story, matcher: TopicMatcher,
+                detect_language: Optional[Callable[[Story], str]] = None) -> Tuple[list, Optional[str]]:
+    """(the matcher's answer: each matching topic with its matches, the
+    language detected on the way or None): what tag_story sets, before it
+    is set on the story."""
     detected = []
 
     def language() -> Optional[str]:
@@ -78,6 +88,11 @@ def tag_story(story: Story, matcher: TopicMatcher,
 
     found = matcher.match(story.title, story.summary, story.content,
                           source=story.source, language=language)
+    return found, (detected[0] if detected else None)
+
+
+def with_matches(story: Story, found: list, detected: Optional[str], version: str) -> Optional[Story]:
+    """The story with match_story's answer set, or None if no topic matched."""
     if not found:
         return None
     matches = [m for _, topic_matches in found for m in topic_matches]
@@ -85,10 +100,10 @@ def tag_story(story: Story, matcher: TopicMatcher,
         topics=[name for name, _ in found],
         matched_terms=sorted({m.term for m in matches}),
         matches=matches,
-        topics_version=matcher.version,
+        topics_version=version,
     )
     if detected:
-        changes["language"] = detected[0]
+        changes["language"] = detected
     return story.replace(**changes)
 
 
@@ -116,11 +131,13 @@ class StoryTagger:
     or, when no topic matched, cut down by without_text (unless
     `cut_unmatched` is off). Built once per worker: it compiles the rules
     and, when a rule has a `language:` condition, loads the language
-    profiles."""
+    profiles. A story whose text, site and language it matched lately is
+    given the same answer without matching it again (`repeats`)."""
 
     def __init__(self, topics: tuple, cut_unmatched: bool = True):
         self.matcher = TopicMatcher(topics)
         self.cut_unmatched = cut_unmatched
+        self.repeats = RepeatMemo()
         self._detect = None
         if self.matcher.needs_language:
             from transforms.language import detect_language, language_text, shared_detector_factory
@@ -135,7 +152,12 @@ class StoryTagger:
             self._detect = detect
 
     def __call__(self, story: Story) -> Story:
-        tagged = tag_story(story, self.matcher, self._detect)
+        key = match_inputs(story)
+        answer = self.repeats.get(key)
+        if answer is None:
+            answer = match_story(story, self.matcher, self._detect)
+            self.repeats.put(key, answer)
+        tagged = with_matches(story, *answer, self.matcher.version)
         if tagged is not None:
             return tagged
         return without_text(story) if self.cut_unmatched else story
