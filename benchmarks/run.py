@@ -691,6 +691,16 @@ def targets(results: List[Result], fetch, seed, huge: Optional[dict] = None,
 # --------------------------------------------------------------------------- main
 
 
+def contestant_names(contestants: str, compare: bool) -> List[str]:
+    """The contestants to run, in order: those named (comma-separated), and
+    with `compare` (--compare-with) the other checkout's pipeline after
+    ours, once, whether or not it was named."""
+    names = list(dict.fromkeys(n for n in contestants.split(",") if n))
+    if compare and "pipeline-other" not in names:
+        names.insert(names.index("pipeline") + 1 if "pipeline" in names else len(names), "pipeline-other")
+    return names
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", choices=sorted(SCALES),
@@ -718,12 +728,12 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     scale = args.scale or "default"
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",")] if args.sizes else SCALES[scale]
-    names = [n for n in args.contestants.split(",") if n]
     other = args.compare_with.resolve() if args.compare_with else None
-    if other is not None:
-        if not (other / "pipeline" / "cli.py").exists():
-            parser.error(f"--compare-with {other}: not a newswatch checkout")
-        names.insert(names.index("pipeline") + 1 if "pipeline" in names else len(names), "pipeline-other")
+    if other is not None and not (other / "pipeline" / "cli.py").exists():
+        parser.error(f"--compare-with {other}: not a newswatch checkout")
+    names = contestant_names(args.contestants, compare=other is not None)
+    if "pipeline-other" in names and other is None:
+        parser.error("pipeline-other needs --compare-with CHECKOUT")
     unknown = set(names) - set(CONTESTANTS) | {c for c in args.components.split(",") if c} - set(COMPONENTS)
     if unknown or args.repeat < 1 or args.target_repeat < 1:
         parser.error(f"unknown contestants or components {sorted(unknown)}" if unknown

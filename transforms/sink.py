@@ -349,9 +349,9 @@ class _BatchRowsFn(beam.DoFn):
 class _GlobalBatchRowsFn(_BatchRowsFn):
     """_BatchRowsFn for records in the global window (a batch run), as
     Beam's BatchElements does there: asking for each record's window and
-    timestamp takes Beam's slower way of calling process (~7 us a record
-    against ~0.6 us, measured here on 2.77), and in the one window a batch
-    is stamped at its end, which nothing after the grouping reads."""
+    timestamp makes Beam call process its slower way, microseconds more a
+    record (`python -m benchmarks.invoker_cost`), and in the one window a
+    batch is stamped at its end, which nothing after the grouping reads."""
 
     def process(self, record):
         slot = (self._key(record), None)

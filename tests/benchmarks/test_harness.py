@@ -157,6 +157,19 @@ def test_compare_with_refuses_a_folder_that_is_not_a_checkout(tmp_path):
     assert stop.value.code == 2
 
 
+def test_the_other_checkouts_pipeline_runs_once_whether_or_not_it_is_named():
+    assert run.contestant_names("baseline-fast,pipeline", compare=True) == ["baseline-fast", "pipeline", "pipeline-other"]
+    assert run.contestant_names("pipeline,pipeline-other", compare=True) == ["pipeline", "pipeline-other"]
+    assert run.contestant_names("pipeline,pipeline", compare=False) == ["pipeline"]
+    assert run.contestant_names("baseline", compare=True) == ["baseline", "pipeline-other"]
+
+
+def test_pipeline_other_needs_a_checkout():
+    with pytest.raises(SystemExit) as stop:
+        run.main(["--sizes", "1000", "--contestants", "pipeline-other"])
+    assert stop.value.code == 2
+
+
 def test_bench_refuses_contestants_that_get_the_answer_wrong(tmp_path, monkeypatch):
     # The corpus is generated for the seed topics; the contestants are given
     # narrower topics, so they write fewer stories than the truth says.
