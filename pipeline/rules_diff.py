@@ -14,7 +14,7 @@ transforms/archive.py), before the change is rolled out.
    text (`--archive-text none`) cannot be matched on text: they are counted
    and left out.
 3. `match_stories`: each story through each rule set's TopicMatcher with
-   topics.tag_story, the function TagTopics runs; a `language:` rule gets
+   topics.tag_story, which gives what TagTopics gives; a `language:` rule gets
    the seeded detection of transforms/language.py, at most once a story.
 4. `diff_matches`: per topic, the stories that enter, leave or stay, and
    why: for an entering story the NEW terms that matched it, for a leaving

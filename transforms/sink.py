@@ -325,12 +325,10 @@ class _BatchRowsFn(beam.DoFn):
 
     def process(self, record, win=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
         slot = (self._key(record), win)
-        buffer = self._buffers.setdefault(slot, [])
-        buffer.append(record)
         latest = self._latest.get(slot)
         if latest is None or timestamp.micros > latest.micros:   # ints: Timestamp's own comparison is Python
             self._latest[slot] = timestamp
-        if len(buffer) >= self.batch_rows:
+        if self._add(slot, record):
             yield self._flush(slot)
 
     def finish_bundle(self):
@@ -340,10 +338,17 @@ class _BatchRowsFn(beam.DoFn):
     def _key(self, record) -> str:
         return f"{schemas.partition_date(self.kind.date_of(record))}|{shard_of(record, self.kind, self.shards)}"
 
+    def _add(self, slot, record) -> bool:
+        """Buffers the record; True when its slot holds a full batch."""
+        buffer = self._buffers.setdefault(slot, [])
+        buffer.append(record)
+        return len(buffer) >= self.batch_rows
+
+    def _message(self, slot) -> Tuple[str, bytes]:
+        return slot[0], rows_to_ipc(self._buffers.pop(slot), self.kind.schema)
+
     def _flush(self, slot) -> WindowedValue:
-        key, win = slot
-        message = rows_to_ipc(self._buffers.pop(slot), self.kind.schema)
-        return WindowedValue((key, message), self._latest.pop(slot), [win])
+        return WindowedValue(self._message(slot), self._latest.pop(slot), [slot[1]])
 
 
 class _GlobalBatchRowsFn(_BatchRowsFn):
@@ -355,14 +360,11 @@ class _GlobalBatchRowsFn(_BatchRowsFn):
 
     def process(self, record):
         slot = (self._key(record), None)
-        buffer = self._buffers.setdefault(slot, [])
-        buffer.append(record)
-        if len(buffer) >= self.batch_rows:
+        if self._add(slot, record):
             yield self._flush(slot)
 
     def _flush(self, slot) -> WindowedValue:
-        key, _ = slot
-        return GlobalWindows.windowed_value_at_end_of_window((key, rows_to_ipc(self._buffers.pop(slot), self.kind.schema)))
+        return GlobalWindows.windowed_value_at_end_of_window(self._message(slot))
 
 
 class _WritePartitionFn(beam.DoFn):

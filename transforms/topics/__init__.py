@@ -131,8 +131,10 @@ class StoryTagger:
     or, when no topic matched, cut down by without_text (unless
     `cut_unmatched` is off). Built once per worker: it compiles the rules
     and, when a rule has a `language:` condition, loads the language
-    profiles. A story whose text, site and language it matched lately is
-    given the same answer without matching it again (`repeats`)."""
+    profiles. A story whose inputs to the matcher it matched lately (text;
+    site and language where rules read them) is given the same answer
+    without matching it again (`repeats`); the language a rule needed
+    counts in `rules_language_detections` for it as well."""
 
     def __init__(self, topics: tuple, cut_unmatched: bool = True):
         self.matcher = TopicMatcher(topics)
@@ -143,20 +145,21 @@ class StoryTagger:
             from transforms.language import detect_language, language_text, shared_detector_factory
 
             factory = shared_detector_factory()
-            early = metrics.counter("rules_language_detections")
+            self._detections = metrics.counter("rules_language_detections")
 
             def detect(story: Story) -> str:
-                early.inc()
                 return detect_language(language_text(story), factory)
 
             self._detect = detect
 
     def __call__(self, story: Story) -> Story:
-        key = match_inputs(story)
+        key = match_inputs(story, self.matcher.needs_source, self.matcher.needs_language)
         answer = self.repeats.get(key)
         if answer is None:
             answer = match_story(story, self.matcher, self._detect)
             self.repeats.put(key, answer)
+        if answer[1] is not None:   # a rule needed the story's language: detected now, or for its copy
+            self._detections.inc()
         tagged = with_matches(story, *answer, self.matcher.version)
         if tagged is not None:
             return tagged

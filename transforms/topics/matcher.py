@@ -212,6 +212,7 @@ class TopicMatcher:
         self._by_key = {k: tuple(sorted(v)) for k, v in by_key.items()}
         self._always = tuple(always)
         self.needs_language = any(n.needs_language for n in self._nodes)
+        self.needs_source = any(n.needs_source for n in self._nodes)
         self._scanner = FieldScanner(keys, engine or DEFAULT_ENGINE)
         self.engine = self._scanner.engine
 

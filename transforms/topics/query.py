@@ -126,6 +126,10 @@ class Node:
     def needs_language(self) -> bool:
         return any(c.needs_language for c in self.children_nodes())
 
+    @cached_property
+    def needs_source(self) -> bool:
+        return any(c.needs_source for c in self.children_nodes())
+
 
 def _bare(text: str) -> bool:
     return (
@@ -596,6 +600,10 @@ class SourceIs(Node):
 
     def scoped(self, fields, position):
         raise QuerySyntaxError(f"source: cannot be used inside {fields[0]}:", position)
+
+    @cached_property
+    def needs_source(self):
+        return True
 
     def __str__(self):
         return f"source:{self.host}"

@@ -11,7 +11,7 @@ from tests.support.paths import CORPORA, SEEDS
 from transforms.parse import iter_parse_fetch
 from transforms.records import FetchResult, Story
 from transforms.topics import StoryTagger, tag_story
-from transforms.topics.repeats import RepeatMemo, match_inputs
+from transforms.topics.repeats import ENTRY_CHARS, RepeatMemo
 
 pytestmark = pytest.mark.usefixtures("matcher_engine")
 
@@ -33,21 +33,27 @@ def story(sid, title, summary="", source=None, language=None, feed="https://a.ex
 
 class TestRepeatMemo:
     def test_keeps_the_most_recently_used_within_its_characters(self):
-        memo = RepeatMemo(max_chars=10)
+        memo = RepeatMemo(max_chars=2 * ENTRY_CHARS + 10)
         memo.put(("aaaa",), 1)
         memo.put(("bbbb",), 2)
         assert memo.get(("aaaa",)) == 1          # now the most recently used
-        memo.put(("cccc",), 3)                   # 12 characters: the oldest, bbbb, goes
+        memo.put(("cccc",), 3)                   # 12 characters and three entries: the oldest, bbbb, goes
         assert memo.get(("bbbb",)) is None
         assert memo.get(("aaaa",)) == 1 and memo.get(("cccc",)) == 3
-        assert memo.chars == 8 and len(memo) == 2 and memo.hits == 3
+        assert memo.chars == 2 * ENTRY_CHARS + 8 and len(memo) == 2 and memo.hits == 3
+
+    def test_each_entry_counts_besides_its_text(self):
+        memo = RepeatMemo(max_chars=3 * ENTRY_CHARS)
+        for i in range(10):
+            memo.put((str(i),), i)
+        assert len(memo) == 2 and memo.chars == 2 * (ENTRY_CHARS + 1)
 
     def test_a_key_larger_than_the_bound_is_never_kept(self):
-        memo = RepeatMemo(max_chars=10)
+        memo = RepeatMemo(max_chars=ENTRY_CHARS + 10)
         memo.put(("aaaa",), 1)
         memo.put(("x" * 11,), 2)
         assert memo.get(("x" * 11,)) is None
-        assert memo.get(("aaaa",)) == 1 and memo.chars == 4
+        assert memo.get(("aaaa",)) == 1 and memo.chars == ENTRY_CHARS + 4
 
     def test_keys_compare_in_full(self):
         memo = RepeatMemo()
@@ -66,6 +72,19 @@ class TestStoryTagger:
         assert (copy.story_id, copy.feed_url) == ("2", "https://b.example/feed")
         assert copy.topics == first.topics == ["dprk", "korean_dprk"]
         assert copy.language == first.language == "ko"    # detected once, for the first
+
+    def test_the_title_summary_and_content_are_all_part_of_the_key(self):
+        tagger = StoryTagger(TOPICS)
+        same_title = [story("1", "Talks", "Weather"), story("2", "Talks", "North Korea"),
+                      story("3", "Talks", "Weather").replace(content="DPRK")]
+        assert [tagger(s).topics for s in same_title] == [[], ["dprk"], ["dprk"]]
+        assert tagger.repeats.hits == 0
+
+    def test_the_site_and_the_language_are_part_of_the_key_only_where_rules_read_them(self):
+        tagger = StoryTagger([("dprk", "DPRK")])
+        tagger(story("1", "DPRK", source="a.example", language="en"))
+        tagger(story("2", "DPRK", source="b.example", language="ko"))
+        assert tagger.repeats.hits == 1
 
     def test_the_site_and_the_language_are_part_of_the_key(self):
         tagger = StoryTagger(TOPICS)
@@ -112,6 +131,5 @@ def test_every_story_of_the_corpora_is_tagged_as_alone():
         expected = tag_story(s, alone.matcher, alone._detect) or s
         assert tagger(s) == expected, s.story_id
         matched += bool(expected.topics)
-    # The generated corpus repeats stories as feeds do; the real feeds match some topics.
-    assert tagger.repeats.hits > 100 and matched > 100, (tagger.repeats.hits, matched)
-    assert len({match_inputs(s) for s in _stories()}) < stories
+    # The generated corpus repeats stories as feeds do, and 5 % of them match.
+    assert tagger.repeats.hits > 100 and matched > 50 and stories > 2000, (tagger.repeats.hits, matched, stories)

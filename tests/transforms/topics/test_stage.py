@@ -120,6 +120,18 @@ def test_match_topics_detects_language_for_language_rules_with_the_seeded_detect
     assert counters(result)["rules_language_detections"] == 2
 
 
+def test_a_copy_answered_from_the_memo_counts_its_language_detection():
+    # Three copies of one Korean story in one bundle: detected once, counted for each.
+    copies = [story(sid, "북한, 동해상으로 탄도미사일 발사",
+                    "합동참모본부는 북한이 오늘 오전 동해상으로 탄도미사일 한 발을 발사했다고 밝혔다.")
+              for sid in ("a", "b", "c")]
+    p, out = run_match_topics(copies, [("dprk_ko", "북한 AND language:ko")])
+    assert_that(out | beam.Map(lambda s: (s.story_id, s.language)), equal_to([("a", "ko"), ("b", "ko"), ("c", "ko")]))
+    result = p.run()
+    result.wait_until_finish()
+    assert counters(result)["rules_language_detections"] == 3
+
+
 def test_match_topics_rejects_bad_rules_when_the_graph_is_built():
     with pytest.raises(TopicError, match="^topic 'bad', position 0: expected a term after NOT$"):
         MatchTopics([("bad", "NOT")])
