@@ -32,7 +32,7 @@ from transforms.cluster import assign_clusters
 from transforms.dedup import dedup_stories
 from transforms.fast_parse import PARSERS
 from transforms.fetch import fetch_feed
-from transforms.language import detect_language, language_text, load_detector_factory
+from transforms.language import detect_language, language_text, load_detector
 from transforms.parse import parse_fetch
 from transforms.schema import STORIES_SCHEMA
 from transforms.sink import to_row
@@ -57,10 +57,10 @@ def run(feeds_path: str, topics_path: str, output: str, run_id: str = "baseline"
     entries = len(stories) + bad_entries
     kept, duplicates = dedup_stories(stories)
     del stories
-    factory = load_detector_factory()
+    detector = load_detector()
 
     def detect(story):
-        return detect_language(language_text(story), factory)
+        return detect_language(language_text(story), detector)
 
     matched = []
     for story in kept:

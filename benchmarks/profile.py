@@ -38,7 +38,7 @@ from tests.support.feedserver import FeedServer
 # transforms/ folder).
 AREAS = (
     ("Beam (bundles, coders, the runner)", ("apache_beam/",)),
-    ("language detection (langdetect)", ("langdetect/",)),
+    ("language detection (langdetect's method)", ("langdetect/", "transforms/langdetect_fast", "transforms/language.py")),
     ("topic matching", ("transforms/topics/", "hyperscan")),
     ("sketching and clusters", ("transforms/sketch", "transforms/cluster")),
     ("seen-before, dedup, state", ("transforms/seen", "transforms/dedup", "transforms/unmatched", "transforms/state/")),

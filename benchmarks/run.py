@@ -305,6 +305,7 @@ COMPONENTS = {
     "parse": ("benchmarks.parse_guards", {"items": 50, "rounds": 30}),
     "parse_speed": ("benchmarks.parse_speed", {"rounds": 3}),
     "convert": ("benchmarks.convert_speed", {"entries": 2000, "rounds": 3}),
+    "language": ("benchmarks.language_speed", {"entries": 2000, "rounds": 3}),
     "lease": ("benchmarks.lease_bench", {"runs": 50}),
     "clusters": ("benchmarks.cluster_bench", {"stories": 1_000_000, "new": 1000}),
     "retag": ("benchmarks.retag_throughput", {"runs": 4, "entries_per_run": 2000}),
@@ -355,6 +356,16 @@ def _component_lines(components: Dict[str, dict], results: Optional[List[Result]
                     f"skipped: {c['skipped']}" if "skipped" in c else
                     f"{c['convert_per_s']:>7,.0f} entries/s, {c['ratio']:.2f}x the CPU of the reference "
                     f"conversion; {c['share_now']:.0%} of parse + conversion (the reference's {c['share_before']:.0%})"))
+        elif name == "language":
+            for part, c in r["corpora"].items():
+                lines.append(f"{name:>9}  {'language detection, ' + part:<32} {'-':>6} " + (
+                    f"skipped: {c['skipped']}" if "skipped" in c else
+                    f"{c['fast_ms']:>7.2f} ms a story, {c['speedup']:.1f}x langdetect's own "
+                    f"{c['langdetect_ms']:.2f} ms, the same answers"))
+            slow, fast = r["load"]["langdetect"], r["load"]["fast"]
+            lines.append(f"{name:>9}  {'language profiles loaded':<32} {'-':>6} "
+                         f"{fast['added_mb']:>7,.0f} MB in {fast['load_s']:.2f} s "
+                         f"(langdetect's own {slow['added_mb']:,.0f} MB in {slow['load_s']:.2f} s)")
         elif name == "topics":
             lines.append(f"{name:>9}  {str(r['topics']) + ' rules, matcher':<32} {'-':>6} "
                          f"{r['ours_per_s']:>7,.0f} stories/s on one core ({r['engine']} scan; "

@@ -590,12 +590,12 @@ def _finish_unit(folder: str, number: int, stories: List, languages: bool) -> No
     With `languages`, the matched stories get their language here, as
     DetectLanguage would give it (it keeps a language a story has)."""
     from transforms.dedup import dedup_stories
-    from transforms.language import detect_language, language_text, shared_detector_factory
+    from transforms.language import detect_language, language_text, shared_detector
 
     kept, _ = dedup_stories(stories)
     if languages:
-        factory = shared_detector_factory()
-        kept = [story.replace(language=detect_language(language_text(story), factory))
+        detector = shared_detector()
+        kept = [story.replace(language=detect_language(language_text(story), detector))
                 if story.topics and not story.language else story for story in kept]
     _dump(prepared_path(folder, number), kept)
 

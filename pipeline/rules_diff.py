@@ -225,14 +225,14 @@ def language_detector(*rulesets: RuleSet) -> Optional[Callable[[Story], str]]:
     rule set asks; None when no rule needs it."""
     if not any(r.matcher.needs_language for r in rulesets):
         return None
-    from transforms.language import detect_language, language_text, load_detector_factory
+    from transforms.language import detect_language, language_text, shared_detector
 
-    factory = load_detector_factory()
+    detector = shared_detector()
     detected: Dict[str, str] = {}
 
     def detect(story: Story) -> str:
         if story.story_id not in detected:
-            detected[story.story_id] = detect_language(language_text(story), factory)
+            detected[story.story_id] = detect_language(language_text(story), detector)
         return detected[story.story_id]
 
     return detect

@@ -142,13 +142,13 @@ class StoryTagger:
         self.repeats = RepeatMemo()
         self._detect = None
         if self.matcher.needs_language:
-            from transforms.language import detect_language, language_text, shared_detector_factory
+            from transforms.language import detect_language, language_text, shared_detector
 
-            factory = shared_detector_factory()
+            detector = shared_detector()
             self._detections = metrics.counter("rules_language_detections")
 
             def detect(story: Story) -> str:
-                return detect_language(language_text(story), factory)
+                return detect_language(language_text(story), detector)
 
             self._detect = detect
 

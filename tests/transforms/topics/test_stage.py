@@ -10,7 +10,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.testing import test_pipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from transforms.language import detect_language, language_text, load_detector_factory
+from transforms.language import detect_language, language_text, load_detector
 from transforms.identity import content_hash
 from transforms.dedup import DedupStories, dedup_stories, identity_record
 from transforms.records import Match, Story
@@ -108,7 +108,7 @@ def test_match_topics_detects_language_for_language_rules_with_the_seeded_detect
                "합동참모본부는 북한이 오늘 오전 동해상으로 탄도미사일 한 발을 발사했다고 밝혔다.")
     en = story("en", "North Korea fires missile", "Seoul said North Korea fired a ballistic missile.")
     topics = [("dprk_ko", "topic:dprk AND language:ko"), ("dprk", "북한 OR \"North Korea\"")]
-    expected_ko = detect_language(language_text(ko), load_detector_factory())
+    expected_ko = detect_language(language_text(ko), load_detector())
     p, out = run_match_topics([ko, en], topics)
     assert_that(out | beam.Map(lambda s: (s.story_id, s.language, tuple(s.topics))), equal_to([
         ("ko", expected_ko, ("dprk", "dprk_ko")),
