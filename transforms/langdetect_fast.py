@@ -13,7 +13,7 @@ way langdetect does it:
 |---|---|
 | the profiles | read from langdetect's files in its order (os.listdir), each weight computed as DetectorFactory.add_profile computes it; one matrix, not a list per n-gram |
 | cleaning the text | cleaned_text: Detector.append and cleaning_text as regular expressions |
-| the n-grams | word_ngrams: the NGram buffer restarts after a space, so each word gives the same n-grams wherever it is |
+| the n-grams | word_ngrams: the NGram buffer restarts after a space, so each word gives the same n-grams wherever it is; a detector remembers them for short words |
 | the random draws | one `random.Random` seeded as langdetect seeds it, drawn in the same order (`gauss` per trial, `choice` per step) |
 | a step: p[i] *= weight + w[i] | the sum made once per trial for each n-gram drawn, the product element by element: the same two IEEE operations |
 | normalising every fifth step | Python's `sum` over the list (numpy sums pairwise, which rounds differently), then one division per element |
@@ -29,7 +29,7 @@ import json
 import os
 import random
 import re
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 from langdetect.detector import Detector
@@ -62,7 +62,8 @@ def cleaned_text(text: str) -> str:
 
 
 CHAR_MEMO = 65_536   # characters normalised once per process, before it starts again
-WORD_MEMO = 50_000   # words whose n-grams a detector remembers, before it starts again
+WORD_MEMO = 20_000   # words whose n-grams a detector remembers, before it starts again
+MEMO_WORD_CHARS = 24 # longer "words" (a clause of Chinese or Japanese) are not remembered
 
 
 class _Normalised(dict):
@@ -99,28 +100,6 @@ def word_ngrams(word: str, known) -> Tuple[Tuple[str, ...], Tuple[str, ...]]:
         last_upper = upper
     after = tuple(gram for gram in (word[-1] + " ", padded[-2:] + " ") if gram in known)
     return tuple(inside), after
-
-
-def known_ngrams(text: str, known, memo: Optional[dict] = None) -> List[str]:
-    """Detector._extract_ngrams of a cleaned text: the text normalised as
-    NGram normalises it, cut at spaces, each word's n-grams (word_ngrams,
-    remembered in `memo`) in order."""
-    memo = {} if memo is None else memo
-    words = text.translate(_NORMALISED).split(" ")
-    out: List[str] = []
-    last = len(words) - 1
-    for i, word in enumerate(words):
-        if not word:
-            continue
-        grams = memo.get(word)
-        if grams is None:
-            if len(memo) >= WORD_MEMO:
-                memo.clear()
-            grams = memo[word] = word_ngrams(word, known)
-        out.extend(grams[0])
-        if i < last:   # a space follows
-            out.extend(grams[1])
-    return out
 
 
 def _profile_files(directory: str) -> List[str]:
@@ -160,27 +139,57 @@ class FastDetector:
         self._matrix = np.zeros((len(self.rows), len(self.langlist)))
         self._matrix[rows, columns] = values
         self._uniform = np.full(len(self.langlist), 1.0 / len(self.langlist))
-        self._words: dict = {}   # normalised word -> word_ngrams
+        self._names = list(self.rows)    # row -> n-gram
+        # normalised word -> the rows of word_ngrams (the ints held by self.rows, shared)
+        self._words: Dict[str, Tuple[Tuple[int, ...], Tuple[int, ...]]] = {}
 
     def weights(self, word: str) -> List[float]:
         """The row of one n-gram: DetectorFactory.word_lang_prob_map[word]."""
         return self._matrix[self.rows[word]].tolist()
 
-    def ngrams(self, text: str) -> List[str]:
-        """The n-grams langdetect draws from, in its order."""
-        return known_ngrams(cleaned_text(text), self.rows, self._words)
+    def ngram_rows(self, cleaned: str) -> List[int]:
+        """The rows of the n-grams langdetect draws from in a cleaned text
+        (cleaned_text), in its order: the text normalised as NGram
+        normalises it, cut at spaces, each word's n-grams (word_ngrams,
+        remembered for words of up to MEMO_WORD_CHARS characters)."""
+        words = cleaned.translate(_NORMALISED).split(" ")
+        out: List[int] = []
+        last = len(words) - 1
+        for i, word in enumerate(words):
+            if not word:
+                continue
+            grams = self._words.get(word)
+            if grams is None:
+                inside, after = word_ngrams(word, self.rows)
+                grams = (tuple(self.rows[g] for g in inside), tuple(self.rows[g] for g in after))
+                if len(word) <= MEMO_WORD_CHARS:
+                    if len(self._words) >= WORD_MEMO:
+                        self._words.clear()
+                    self._words[word] = grams
+            out.extend(grams[0])
+            if i < last:   # a space follows
+                out.extend(grams[1])
+        return out
+
+    def ngrams(self, cleaned: str) -> List[str]:
+        """Detector._extract_ngrams of a cleaned text."""
+        return [self._names[row] for row in self.ngram_rows(cleaned)]
+
+    def forget_words(self) -> None:
+        """Empties the memo of words' n-grams."""
+        self._words.clear()
 
     def probabilities(self, text: str) -> List[Language]:
         """langdetect's get_probabilities() of `text`: the languages above
         its threshold, most probable first. Raises LangDetectException when
         the text has no n-gram langdetect knows, as langdetect does."""
-        ngrams = self.ngrams(text)
+        ngrams = self.ngram_rows(cleaned_text(text))
         if not ngrams:
             raise LangDetectException(ErrorCode.CantDetectError, "No features in text.")
         return self._sorted(self._average_of_trials(ngrams))
 
-    def _average_of_trials(self, ngrams: List[str]) -> np.ndarray:
-        rows, matrix = self.rows, self._matrix
+    def _average_of_trials(self, ngrams: List[int]) -> np.ndarray:
+        matrix = self._matrix
         draw = random.Random()
         draw.seed(self.seed)
         choose, positions = draw.choice, range(len(ngrams))
@@ -189,13 +198,13 @@ class FastDetector:
             prob = self._uniform.copy()
             alpha = Detector.ALPHA_DEFAULT + draw.gauss(0.0, 1.0) * Detector.ALPHA_WIDTH
             weight = alpha / Detector.BASE_FREQ
-            factors: Dict[str, np.ndarray] = {}   # n-gram -> weight + its row, for the n-grams drawn
+            factors: Dict[int, np.ndarray] = {}   # row -> weight + the row, for the n-grams drawn
             step = 0
             while True:
-                word = ngrams[choose(positions)]
-                factor = factors.get(word)
+                row = ngrams[choose(positions)]
+                factor = factors.get(row)
                 if factor is None:
-                    factor = factors[word] = weight + matrix[rows[word]]
+                    factor = factors[row] = weight + matrix[row]
                 prob *= factor
                 if step % 5 == 0:
                     total = sum(prob.tolist())

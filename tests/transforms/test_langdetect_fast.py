@@ -19,7 +19,7 @@ from langdetect.lang_detect_exception import LangDetectException
 
 from tests.support.fetched import fetched
 from tests.support.paths import CORPORA, SEEDS
-from transforms.langdetect_fast import FastDetector, cleaned_text, known_ngrams
+from transforms.langdetect_fast import FastDetector, cleaned_text
 from transforms.language import UNDETERMINED, detect_language, language_text, load_detector, shared_detector
 from transforms.parse import parse_fetch
 
@@ -121,7 +121,7 @@ def test_the_ngrams_are_langdetect_s(reference, fast, text):
     detector = reference.create()
     detector.append(text)
     detector.cleaning_text()
-    assert known_ngrams(detector.text, fast.rows) == detector._extract_ngrams()
+    assert fast.ngrams(detector.text) == detector._extract_ngrams()
 
 
 @pytest.mark.slow
@@ -170,15 +170,20 @@ def test_the_cleaned_text_is_langdetect_s(reference, text):
     assert cleaned_text(text) == detector.text
 
 
-def test_the_memos_stay_bounded_and_change_no_answer(reference, fast, monkeypatch):
+def test_the_memos_stay_bounded_and_change_no_answer(reference, monkeypatch):
     import transforms.langdetect_fast as module
 
     monkeypatch.setattr(module, "WORD_MEMO", 5)
     monkeypatch.setattr(module, "CHAR_MEMO", 8)
-    memo: dict = {}
-    for text in EDGE_TEXTS:
+    monkeypatch.setattr(module, "_NORMALISED", module._Normalised())
+    fast = FastDetector()
+    long_word = "北朝鮮が弾道ミサイルを発射日本海に落下か韓国軍合同参謀本部"
+    for text in [*EDGE_TEXTS, long_word]:
         detector = reference.create()
         detector.append(text)
         detector.cleaning_text()
-        assert known_ngrams(detector.text, fast.rows, memo) == detector._extract_ngrams()
-        assert len(memo) <= 5 and len(module._NORMALISED) <= 8
+        assert fast.ngrams(detector.text) == detector._extract_ngrams()
+        assert len(module._NORMALISED) <= 8 and len(fast._words) <= 5
+    assert module._NORMALISED and fast._words
+    assert max(map(len, fast._words)) <= module.MEMO_WORD_CHARS < len(long_word)   # a clause is not remembered
+    assert fast.ngrams(long_word) == fast.ngrams(long_word)

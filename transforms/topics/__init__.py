@@ -10,7 +10,7 @@ thin Beam wrappers: TagTopics (before dedup) and KeepMatched (after it), or
 both as MatchTopics.
 
 `language:` conditions need the story's language, which the pipeline detects
-after matching (langdetect costs ~2.5 ms a story). The matcher asks for it
+after matching (about a millisecond a story). The matcher asks for it
 only when a topic's other conditions leave the answer open; tag_story then
 detects it on the spot and keeps it on the story, so DetectLanguage does not
 run twice. Rules without `language:` never trigger detection here.
