@@ -98,6 +98,7 @@ def measure_texts(texts: List[str], rounds: int, factory, fast: FastDetector) ->
     # A fast wrong answer is not a result.
     if _answers(reference, texts) != _answers(ours, texts):
         raise SystemExit("language_speed: the detectors disagree; no figure reported")
+
     def ours_from_cold():   # each round starts with no word remembered, as a fresh worker does
         fast.forget_words()
         return _answers(ours, texts)

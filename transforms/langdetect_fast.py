@@ -5,7 +5,7 @@ over the text's characters (cleaning it, then normalising each and building
 its n-grams), and over seven trials of up to a thousand steps, each step
 multiplying 55 language probabilities one by one by the weights of an
 n-gram drawn at random. Here the characters go through regular expressions
-and str.translate, a word's n-grams are worked out once per detector, and a
+and str.translate, a detector remembers the n-grams of short words, and a
 step is one in-place numpy multiply. What decides the answer is done the
 way langdetect does it:
 
@@ -61,9 +61,9 @@ def cleaned_text(text: str) -> str:
     return text
 
 
-CHAR_MEMO = 65_536   # characters normalised once per process, before it starts again
-WORD_MEMO = 20_000   # words whose n-grams a detector remembers, before it starts again
-MEMO_WORD_CHARS = 24 # longer "words" (a clause of Chinese or Japanese) are not remembered
+CHAR_MEMO = 65_536     # characters normalised once per process, before it starts again
+WORD_MEMO = 20_000     # words whose n-grams a detector remembers, before it starts again
+MEMO_WORD_CHARS = 24   # longer "words" (a clause of Chinese or Japanese) are not remembered
 
 
 class _Normalised(dict):

@@ -36,8 +36,8 @@ _DETECTORS: dict = {}
 def shared_detector(seed: int = 0) -> FastDetector:
     """load_detector's detector, loaded once per process and seed: a
     process that runs many pipelines (`newswatch retag`, a replay per run)
-    loads the profiles once. Read-only once loaded; every detection seeds
-    its own random draws."""
+    loads the profiles once. Its only state after loading is a memo of
+    words' n-grams; every detection seeds its own random draws."""
     detector = _DETECTORS.get(seed)
     if detector is None:
         detector = _DETECTORS[seed] = load_detector(seed)
