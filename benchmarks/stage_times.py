@@ -54,12 +54,12 @@ print(json.dumps({"code": code, "wall_s": time.perf_counter() - started, "stages
 """
 
 # A transform of ours as the runner names it inside a fused stage:
-# "ref_AppliedPTransform_Dedup-ByGuid-..." or "(Dedup/ByGuid/.../Read)".
+# "ref_AppliedPTransform_Dedup-Winners-..." or "(Dedup/Winners/.../Read)".
 _TRANSFORM = re.compile(r"(?:ref_AppliedPTransform_|\()([A-Z][A-Za-z0-9]+)(?:[-/]([A-Z][A-Za-z0-9]+))?")
 
 
 def stage_label(stage: str) -> str:
-    """The first transform of a fused stage (two levels: "Dedup/ByGuid"),
+    """The first transform of a fused stage (two levels: "Dedup/Winners"),
     then the other top-level transforms fused into it, in the runner's order."""
     found = _TRANSFORM.findall(stage)
     if not found:

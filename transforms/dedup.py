@@ -74,16 +74,24 @@ def dedup_stories(stories: Iterable[Story]) -> Tuple[List[Story], int]:
 
 # ---------------------------------------------------------------- Beam
 #
-# The passes compare compact identity records, not whole stories: a
-# GroupByKey on the DirectRunner decodes, holds and re-encodes every value,
-# so three passes over full stories cost most of the stage's CPU and memory.
-# A record is a plain tuple (Beam's fast coder handles it without pickle);
-# the winners are picked out of the stories (or unmatched records) once, at the end.
-# Its handle and keys are 16-byte digests (key_digest), not the strings
-# they stand for: every pass holds each record, keyed, in memory at once.
+# Dedup compares compact identity records, not whole stories, and picks the
+# winners out of the stories (or unmatched records) once, at the end.
+# A record is a plain tuple whose handle and keys are 16-byte digests
+# (key_digest), not the strings they stand for.
+#
+# The passes run inside one combine (_Winners) rather than as a keyed
+# shuffle per kind: on the DirectRunner every shuffle is grouped in the
+# main process, which decodes and holds each record, and a run's short
+# grouped stages run one after the other whatever the worker count. The
+# first pass (guid) is applied to each part as it is read, because a
+# record that loses its guid group within a part loses it in the whole;
+# the others need every survivor, so they run when the parts are merged.
+# The run's records meet in one place, as the set of winners (a side
+# input every worker holds) already does.
 
 _HANDLE, _PREFERENCE = 0, 4
 _KEY_INDEX = {kind: 1 + i for i, kind in enumerate(KEY_KINDS)}
+_FIRST = _KEY_INDEX[KEY_KINDS[0]]
 
 
 def handle_digest(story: Story) -> bytes:
@@ -104,93 +112,64 @@ def identity_record(story: Story, digests: Optional[Tuple[Optional[bytes], ...]]
     return (key_digest(handle), *(alone if d is None else d for d in digests), preference(story))
 
 
-class _KeepPreferred(beam.CombineFn):
-    """(best record, copies seen): liftable, so only winners cross the shuffle."""
+def _keep_preferred(best: dict, record: tuple, index: int) -> None:
+    key = record[index]
+    held = best.get(key)
+    if held is None or record[_PREFERENCE] < held[_PREFERENCE]:
+        best[key] = record
+
+
+class _Winners(beam.CombineFn):
+    """Identity records -> (the winners' handles, the copies dropped).
+
+    The accumulator is (the preferred record of each guid key, records
+    read): liftable, so each part crosses the shuffle as one element with
+    its guid copies already dropped."""
 
     def create_accumulator(self):
-        return (None, 0)
+        return ({}, 0)
 
     def add_input(self, acc, record):
-        best, n = acc
-        if best is None or record[_PREFERENCE] < best[_PREFERENCE]:
-            best = record
-        return (best, n + 1)
+        _keep_preferred(acc[0], record, _FIRST)
+        return (acc[0], acc[1] + 1)
 
     def merge_accumulators(self, accs):
-        best, total = None, 0
-        for candidate, n in accs:
+        accs = iter(accs)
+        best, total = next(accs)
+        for other, n in accs:
             total += n
-            if candidate is not None and (best is None or candidate[_PREFERENCE] < best[_PREFERENCE]):
-                best = candidate
+            for record in other.values():
+                _keep_preferred(best, record, _FIRST)
         return (best, total)
 
     def extract_output(self, acc):
-        return acc
+        best, total = acc
+        records = best.values()
+        for kind in KEY_KINDS[1:]:
+            kept: dict = {}
+            for record in records:
+                _keep_preferred(kept, record, _KEY_INDEX[kind])
+            records = kept.values()
+        winners = {record[_HANDLE] for record in records}
+        return (winners, total - len(winners))
 
 
-class _EmitWinnerFn(beam.DoFn):
-    """Each group's winner, keyed for the next pass (by its identity of
-    `next_index`), or by None for the set of winners after the last: keyed
-    here, in the step that emits it, rather than by a step of its own that
-    every record would pass."""
-
-    def __init__(self, next_index: Optional[int]):
-        self.next_index = next_index
+class _CountDroppedFn(beam.DoFn):
+    def __init__(self):
         self.duplicates = metrics.counter("duplicates")
 
     def process(self, keyed):
-        _, (best, copies) = keyed
-        if copies > 1:
-            self.duplicates.inc(copies - 1)
-        if self.next_index is None:
-            yield (None, best[_HANDLE])
-        else:
-            yield (best[self.next_index], best)
-
-
-class _DedupByKind(beam.PTransform):
-    """Records keyed by their identity of one kind -> the winner of each
-    key, keyed for the next kind (or by None, its handle, after the last)."""
-
-    def __init__(self, next_kind: Optional[str]):
-        super().__init__()
-        self.next_kind = next_kind
-
-    def expand(self, keyed_records):
-        if self.next_kind is None:
-            emit = beam.ParDo(_EmitWinnerFn(None)).with_output_types(Tuple[None, bytes])
-        else:
-            emit = beam.ParDo(_EmitWinnerFn(_KEY_INDEX[self.next_kind])).with_output_types(Tuple[bytes, tuple])
-        return (
-            keyed_records
-            | "KeepPreferred" >> beam.CombinePerKey(_KeepPreferred())
-            | "Emit" >> emit
-        )
-
-
-class _ToSet(beam.CombineFn):
-    def create_accumulator(self):
-        return set()
-
-    def add_input(self, acc, value):
-        acc.add(value)
-        return acc
-
-    def merge_accumulators(self, accs):
-        merged = set()
-        for acc in accs:
-            merged |= acc
-        return merged
-
-    def extract_output(self, acc):
-        return acc
+        winners, dropped = keyed[1]
+        if dropped:
+            self.duplicates.inc(dropped)
+        yield winners
 
 
 _RECORDS = "records"
 
 
 class _IdentifyFn(beam.DoFn):
-    """Each story's identity record, keyed for the first pass, and the story
+    """Each story's identity record, keyed for the combine, and the story
     as it waits for the winners: with `compact_unmatched`, one without
     topics as its unmatched record."""
 
@@ -200,7 +179,7 @@ class _IdentifyFn(beam.DoFn):
     def process(self, story: Story):
         digests = unmatched.key_digests(identity.story_dedup_keys(story))   # both records' keys, computed once
         record = identity_record(story, digests)
-        yield beam.pvalue.TaggedOutput(_RECORDS, (record[_KEY_INDEX[KEY_KINDS[0]]], record))
+        yield beam.pvalue.TaggedOutput(_RECORDS, (None, record))
         if self.compact_unmatched and not story.topics:
             yield unmatched.unmatched_record(story, record[_HANDLE], digests)
         else:
@@ -230,15 +209,13 @@ class DedupStories(beam.PTransform):
     def expand(self, stories):
         split = stories | "IdentityRecords" >> beam.ParDo(
             _IdentifyFn(self.compact_unmatched)).with_outputs(_RECORDS, main="items")
-        records, items = split[_RECORDS], split.items   # records keyed by their first kind
-        for kind, next_kind in zip(KEY_KINDS, [*KEY_KINDS[1:], None]):
-            records = records | f"By{kind.capitalize()}" >> _DedupByKind(next_kind)
+        records, items = split[_RECORDS], split.items
         winners = (
             records
             # Per window, as CombineGlobally(...).without_defaults() would; a
             # window without any gets AsSingleton's default_value.
-            | "AsOneSet" >> beam.CombinePerKey(_ToSet())
-            | "Set" >> beam.Map(lambda keyed: keyed[1]).with_output_types(set)
+            | "Winners" >> beam.CombinePerKey(_Winners())
+            | "Count" >> beam.ParDo(_CountDroppedFn()).with_output_types(set)
         )
         return items | "KeepWinners" >> beam.ParDo(
             _KeepWinnersFn(), winners=beam.pvalue.AsSingleton(winners, default_value=set()))

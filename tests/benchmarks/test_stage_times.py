@@ -22,7 +22,7 @@ def test_a_stage_is_named_by_its_first_transform_and_the_others_fused_into_it():
     assert stage_times.stage_label(PARSE_STAGE) == "Fetch/Redistribute + Parse + ArchiveEntries + TagTopics + Dedup"
     assert stage_times.stage_label(WINNERS_STAGE) == "Dedup/KeepWinners + SeenBefore + KeepMatched"
     assert stage_times._same_stage("Fetch/Redistribute + Parse + Dedup", "Fetch/Redistribute + Dedup + Parse")
-    assert not stage_times._same_stage("Dedup/ByGuid", "Dedup/ByUrl")
+    assert not stage_times._same_stage("Dedup/Winners", "Dedup/KeepWinners")
 
 
 @pytest.mark.bench
@@ -41,7 +41,7 @@ def test_both_modes_are_timed_stage_by_stage(tmp_path):
     assert set(modes) == {"in-process", "two workers"}
     firsts = [s["stage"].split(" + ")[0] for s in summary["stages"]]
     # the graph's stages, in the order the runner ran them
-    order = ["Fetch/Redistribute", "ArchiveEntries/WriteEntries", "Dedup/ByGuid", "Dedup/ByUrl", "Dedup/ByText",
+    order = ["Fetch/Redistribute", "ArchiveEntries/WriteEntries", "Dedup/Winners",
              "Dedup/KeepWinners", "Clusters/Together", "CommitState/Once"]
     assert [first for first in firsts if first in order] == order, firsts
     parse = next(s for s in summary["stages"] if s["stage"].startswith("Fetch/Redistribute"))

@@ -126,6 +126,66 @@ def test_beam_transform_agrees_with_the_in_memory_version_on_tangled_input():
         assert 0 < dropped < len(stories)
 
 
+def test_the_winners_are_the_same_whatever_the_parts_and_their_merge_order():
+    # The combine drops guid copies within each part as it reads it and
+    # runs the other passes on the merged whole: any split of the records,
+    # merged in any order, keeps what the in-memory passes keep.
+    from transforms.dedup import _Winners, handle_digest, identity_record
+
+    combine = _Winners()
+    for seed in range(6):
+        stories = tangled(seed)
+        kept, dropped = dedup_stories(stories)
+        rng = random.Random(seed)
+        records = [identity_record(s) for s in stories]
+        rng.shuffle(records)
+        cuts = sorted(rng.sample(range(1, len(records)), rng.randrange(1, 8)))
+        parts = []
+        for lo, hi in zip([0, *cuts], [*cuts, len(records)]):
+            acc = combine.create_accumulator()
+            for record in records[lo:hi]:
+                acc = combine.add_input(acc, record)
+            parts.append(acc)
+        rng.shuffle(parts)
+        winners, copies = combine.extract_output(combine.merge_accumulators(parts))
+        assert winners == {handle_digest(s) for s in kept}
+        assert copies == dropped > 0
+
+
+def test_dedup_groups_its_records_once():
+    # One grouping for the three kinds, not one shuffle per kind.
+    p = beam.Pipeline(runner="DirectRunner")
+    _ = p | beam.Create(sample()) | "Dedup" >> DedupStories()
+    groupings = []
+
+    class Visitor(beam.pipeline.PipelineVisitor):
+        def visit_transform(self, node):
+            if isinstance(node.transform, beam.GroupByKey) and node.full_label.startswith("Dedup/"):
+                groupings.append(node.full_label)
+
+    p.visit(Visitor())
+    assert groupings == ["Dedup/Winners/GroupByKey"]
+
+
+@pytest.mark.slow
+def test_dedup_across_two_worker_processes_agrees_with_the_in_memory_version():
+    # The combine's parts cross from the workers to the runner encoded.
+    from apache_beam.metrics.metric import MetricsFilter
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    stories = tangled(7, n=600)
+    kept, dropped = dedup_stories(stories)
+    p = beam.Pipeline(options=PipelineOptions([
+        "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]))
+    out = (p | beam.Create(stories) | beam.Reshuffle() | DedupStories()
+           | beam.Map(lambda s: (s.feed_url, s.entry_index)))
+    assert_that(out, equal_to(kept_ids(kept)))
+    result = p.run()
+    result.wait_until_finish()
+    counters = result.metrics().query(MetricsFilter().with_name("duplicates"))["counters"]
+    assert sum(c.committed for c in counters) == dropped
+
+
 # ---------------------------------------------------------------- across polls (streaming)
 
 def polled(story_, at_s):
