@@ -22,7 +22,7 @@ def test_a_stage_is_named_by_its_first_transform_and_the_others_fused_into_it():
     assert stage_times.stage_label(PARSE_STAGE) == "Fetch/Redistribute + Parse + ArchiveEntries + TagTopics + Dedup"
     assert stage_times.stage_label(WINNERS_STAGE) == "Dedup/KeepWinners + SeenBefore + KeepMatched"
     assert stage_times._same_stage("Fetch/Redistribute + Parse + Dedup", "Fetch/Redistribute + Dedup + Parse")
-    assert not stage_times._same_stage("Dedup/Winners", "Dedup/KeepWinners")
+    assert not stage_times._same_stage("Dedup/KeepWinners + SeenBefore", "Dedup/KeepWinners + KeepMatched")
 
 
 @pytest.mark.bench

@@ -150,6 +150,7 @@ def test_the_winners_are_the_same_whatever_the_parts_and_their_merge_order():
         winners, copies = combine.extract_output(combine.merge_accumulators(parts))
         assert winners == {handle_digest(s) for s in kept}
         assert copies == dropped > 0
+    assert combine.extract_output(combine.merge_accumulators([])) == (set(), 0)
 
 
 def test_dedup_groups_its_records_once():

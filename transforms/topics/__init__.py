@@ -112,8 +112,8 @@ def without_text(story: Story) -> Story:
     of it.
 
     Topics are matched before dedup so that the ~95 % of stories no topic
-    wants do not carry their text through dedup's shuffles and the join that
-    picks its winners (most of the pipeline's memory). Such a story is still
+    wants do not carry their text through dedup, where every story waits
+    for the set of winners (most of the pipeline's memory). Such a story is still
     needed there: it may be the preferred copy of a story whose later copy
     matched, and it may have been written by an earlier run. Its identities
     (ids, URLs, guid, content hash, preference, seen keys) stay; its text,
