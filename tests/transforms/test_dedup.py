@@ -108,22 +108,27 @@ def tangled(seed, n=300):
     return out
 
 
-@pytest.mark.slow
-def test_beam_transform_agrees_with_the_in_memory_version_on_tangled_input():
+def assert_agrees_with_the_in_memory_version(p, stories, *steps):
+    """DedupStories in `p` (after `steps`) keeps and counts what dedup_stories does."""
     from apache_beam.metrics.metric import MetricsFilter
 
+    kept, dropped = dedup_stories(stories)
+    out = p | beam.Create(stories)
+    for step in steps:
+        out = out | step
+    out = out | DedupStories() | beam.Map(lambda s: (s.feed_url, s.entry_index))
+    assert_that(out, equal_to(kept_ids(kept)))
+    result = p.run()
+    result.wait_until_finish()
+    counters = result.metrics().query(MetricsFilter().with_name("duplicates"))["counters"]
+    assert sum(c.committed for c in counters) == dropped
+    assert 0 < dropped < len(stories)
+
+
+@pytest.mark.slow
+def test_beam_transform_agrees_with_the_in_memory_version_on_tangled_input():
     for seed in range(3):
-        stories = tangled(seed)
-        kept, dropped = dedup_stories(stories)
-        p = TestPipeline(runner="DirectRunner")
-        out = (p | beam.Create(stories) | DedupStories()
-               | beam.Map(lambda s: (s.feed_url, s.entry_index)))
-        assert_that(out, equal_to(kept_ids(kept)))
-        result = p.run()
-        result.wait_until_finish()
-        counters = result.metrics().query(MetricsFilter().with_name("duplicates"))["counters"]
-        assert sum(c.committed for c in counters) == dropped
-        assert 0 < dropped < len(stories)
+        assert_agrees_with_the_in_memory_version(TestPipeline(runner="DirectRunner"), tangled(seed))
 
 
 def test_the_winners_are_the_same_whatever_the_parts_and_their_merge_order():
@@ -171,20 +176,11 @@ def test_dedup_groups_its_records_once():
 @pytest.mark.slow
 def test_dedup_across_two_worker_processes_agrees_with_the_in_memory_version():
     # The combine's parts cross from the workers to the runner encoded.
-    from apache_beam.metrics.metric import MetricsFilter
     from apache_beam.options.pipeline_options import PipelineOptions
 
-    stories = tangled(7, n=600)
-    kept, dropped = dedup_stories(stories)
     p = beam.Pipeline(options=PipelineOptions([
         "--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]))
-    out = (p | beam.Create(stories) | beam.Reshuffle() | DedupStories()
-           | beam.Map(lambda s: (s.feed_url, s.entry_index)))
-    assert_that(out, equal_to(kept_ids(kept)))
-    result = p.run()
-    result.wait_until_finish()
-    counters = result.metrics().query(MetricsFilter().with_name("duplicates"))["counters"]
-    assert sum(c.committed for c in counters) == dropped
+    assert_agrees_with_the_in_memory_version(p, tangled(7, n=600), beam.Reshuffle())
 
 
 # ---------------------------------------------------------------- across polls (streaming)
