@@ -98,17 +98,75 @@ def clustering_text(summary: Optional[str], content: Optional[str]) -> str:
 
 def tokens(text: str) -> List[str]:
     """The first MAX_TOKENS tokens: casefolded words, CJK characters one by one."""
+    return _first_tokens(text, _tokens_of_head)
+
+
+def _tokens_of_head(head: str) -> List[str]:
+    # NFKC first: full-width Latin and half-width katakana become their usual forms.
+    folded = unicodedata.normalize("NFKC", head).casefold()
+    return _TOKEN.findall(folded, 0, len(folded))
+
+
+def _first_tokens(text: str, read) -> list:
     # Read a slice that usually holds MAX_TOKENS tokens, and more only when it
     # does not (long words, runs of punctuation): a 1 MB body costs no more
     # than its first part.
     limit = MAX_TOKENS * 8
     while True:
-        # NFKC first: full-width Latin and half-width katakana become their usual forms.
-        head = unicodedata.normalize("NFKC", text[:min(limit, MAX_SCAN)]).casefold()
-        found = _TOKEN.findall(head, 0, len(head))
+        found = read(text[:min(limit, MAX_SCAN)])
         if len(found) > MAX_TOKENS or limit >= min(len(text), MAX_SCAN):
             return found[:MAX_TOKENS]
         limit *= 4
+
+
+# The quick reading of a head, `_words`: tokens() as UTF-8 bytes, with no
+# NFKC and no regex walk over the words, for a head made of ASCII, SEPARATORS
+# and LETTERS only; any other character (CJK, a combining mark, a symbol NFKC
+# spells with letters, like the trade mark sign) sends the head to tokens'
+# own reading. SEPARATORS: common punctuation and spaces, non-word characters
+# that NFKC and casefold keep non-word and that join nothing around them.
+SEPARATORS = ("\u00a0\u00a1\u00a3\u00a5\u00a7\u00a9\u00ab\u00ad\u00ae\u00b0\u00b7\u00bb\u00bf"
+              "\u2002\u2003\u2009\u200a\u200b\u2010\u2011\u2012\u2013\u2014\u2015\u2018\u2019"
+              "\u201a\u201c\u201d\u201e\u2020\u2022\u2026\u202f\u2032\u2039\u203a\u20ac")
+
+
+def _plain_letters() -> str:
+    """Latin, Greek and Cyrillic letters that NFKC keeps as they are and
+    whose casefold is word characters NFKC keeps too: for such text,
+    casefolding alone gives what tokens() reads."""
+    found = []
+    for first, last in ((0xC0, 0x24F), (0x370, 0x3FF), (0x400, 0x52F), (0x1E00, 0x1EFF)):
+        for code in range(first, last + 1):
+            letter = chr(code)
+            folded = letter.casefold()
+            if (unicodedata.normalize("NFKC", letter) == letter
+                    and unicodedata.normalize("NFKC", folded) == folded
+                    and re.fullmatch(r"[^\W_]+", folded)):
+                found.append(letter)
+    return "".join(found)
+
+
+LETTERS = _plain_letters()
+_UNSURE = re.compile("[^\\x00-\\x7f" + re.escape(LETTERS + SEPARATORS) + "]")
+_SEPARATOR = re.compile("[" + re.escape(SEPARATORS) + "]")
+# ASCII letters lowercased, digits kept, every other ASCII byte a space;
+# UTF-8 bytes of LETTERS (0x80 and up) kept.
+_WORD_BYTES = bytes((c + 32 if 65 <= c <= 90 else c) if (48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122 or c >= 128)
+                    else 32 for c in range(256))
+
+
+def _words_of_head(head: str) -> list:
+    if not head.isascii():
+        if _UNSURE.search(head) is not None:
+            return _tokens_of_head(head)
+        head = _SEPARATOR.sub(" ", head.casefold())
+    return head.encode("utf-8").translate(_WORD_BYTES).split()
+
+
+def _words(text: str) -> list:
+    """tokens(text), each as its UTF-8 bytes where the head reads quickly
+    (see SEPARATORS), else as str: word ids are the same either way."""
+    return _first_tokens(text, _words_of_head)
 
 
 def word_id(word: str) -> int:
@@ -117,15 +175,15 @@ def word_id(word: str) -> int:
 
 
 class _WordIds(dict):
-    """Token -> its id, the CRC-32 of its UTF-8, remembered: news text
+    """Token (str, or its UTF-8 bytes) -> its id, the CRC-32 of its UTF-8, remembered: news text
     repeats its words, and a lookup made from C (map over __getitem__)
     costs a fraction of encoding and hashing each token again. Emptied when
     full, so it holds at most WORD_IDS_MAX words."""
 
-    def __missing__(self, word: str) -> int:
+    def __missing__(self, word) -> int:
         if len(self) >= WORD_IDS_MAX:
             self.clear()
-        value = self[word] = word_id(word)
+        value = self[word] = zlib.crc32(word) if type(word) is bytes else word_id(word)
         return value
 
 
@@ -143,7 +201,7 @@ def shingles_of(texts: Sequence[str]) -> List[np.ndarray]:
     their tokens: the items of a feed document share the numpy calls, whose
     fixed cost is paid once per call, not per item. The windows that span
     two texts are hashed too, and left out."""
-    words = [tokens(t) for t in texts]
+    words = [_words(t) for t in texts]
     counts = [len(w) for w in words]
     total = sum(counts)
     empty = np.zeros(0, dtype=np.uint64)
@@ -175,12 +233,32 @@ def _finalise(x: np.ndarray) -> np.ndarray:
 def boilerplate(documents: Sequence[np.ndarray]) -> np.ndarray:
     """The shingles (sorted) that recur across the items of one feed document:
     in at least BOILERPLATE_MIN_ITEMS items and BOILERPLATE_SHARE of them."""
-    present = [np.unique(d) for d in documents if len(d)]
-    if len(present) < BOILERPLATE_MIN_ITEMS:
+    if sum(1 for d in documents if len(d)) < BOILERPLATE_MIN_ITEMS:
         return np.zeros(0, dtype=np.uint64)
-    values, counts = np.unique(np.concatenate(present), return_counts=True)
+    values, items = _by_text(documents)
+    order = np.lexsort((items, values))
+    values, items = values[order], items[order]
+    # One count per item a shingle is in, however often it is there.
+    once = _starts(values, items)
+    values = values[once]
+    starts = np.flatnonzero(_starts(values))
+    counts = np.diff(np.append(starts, len(values)))
     floor = max(BOILERPLATE_MIN_ITEMS, math.ceil(BOILERPLATE_SHARE * len(documents)))
-    return values[counts >= floor]
+    return values[starts[counts >= floor]]
+
+
+def _by_text(hashes: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
+    """All the texts' shingles in one array, and the index of each one's text."""
+    values = np.concatenate(hashes) if len(hashes) else np.zeros(0, dtype=np.uint64)
+    return values, np.repeat(np.arange(len(hashes)), [len(h) for h in hashes])
+
+
+def _starts(*keys: np.ndarray) -> np.ndarray:
+    """Where a run of equal (key, ...) rows starts, in arrays sorted by them."""
+    found = np.ones(len(keys[0]), dtype=bool)
+    if len(found):
+        found[1:] = np.logical_or.reduce([k[1:] != k[:-1] for k in keys])
+    return found
 
 
 def sketch(shingle_hashes: np.ndarray, dropped: Optional[np.ndarray] = None) -> Optional[Sketch]:
@@ -231,9 +309,43 @@ def sketch_document(texts: Sequence[str], known: Optional[np.ndarray] = None,
     dropped = boilerplate(counted)
     if known is not None and len(known):
         dropped = np.union1d(dropped, known)
-    if wanted is None:
-        return [sketch(h, dropped) for h in hashed], dropped
-    return [sketch(h, dropped) if want else None for h, want in zip(hashed, wanted)], dropped
+    return sketch_many(hashed, dropped, wanted), dropped
+
+
+def sketch_many(hashes: Sequence[np.ndarray], dropped: Optional[np.ndarray] = None,
+                wanted: Optional[Sequence[bool]] = None) -> List[Optional[Sketch]]:
+    """[sketch(h, dropped) for h in hashes], the same values (None where not
+    `wanted`): the boilerplate is left out of all the texts at once and their
+    MinHashes are taken in one numpy pass, so a feed document's items share
+    each call's fixed cost; only each text's first-seen lead is read in Python."""
+    found: List[Optional[Sketch]] = [None] * len(hashes)
+    chosen = [i for i, want in enumerate(wanted if wanted is not None else [True] * len(hashes)) if want]
+    if not chosen:
+        return found
+    values, ends = np.concatenate([hashes[i] for i in chosen]), np.cumsum([len(hashes[i]) for i in chosen])
+    if dropped is not None and len(dropped) and len(values):
+        at = np.minimum(np.searchsorted(dropped, values), len(dropped) - 1)
+        kept = dropped[at] != values
+        values, ends = values[kept], np.concatenate(([0], np.cumsum(kept)))[ends]
+    leads, start = {}, 0
+    for i, end in zip(chosen, ends.tolist()):
+        if end - start >= MIN_SHINGLES:
+            lead = list(dict.fromkeys(values[start:end].tolist()))[:LEAD_SHINGLES]   # first-seen order
+            if len(lead) >= MIN_SHINGLES:
+                leads[i] = lead
+        start = end
+    if not leads:
+        return found
+    lengths = [len(lead) for lead in leads.values()]
+    lead_values = np.fromiter(itertools.chain.from_iterable(leads.values()), dtype=np.uint64, count=sum(lengths))
+    with np.errstate(over="ignore"):
+        hashed = lead_values[:, None] * _PERM_A[None, :]
+        hashed += _PERM_B[None, :]
+    hashed >>= np.uint64(32)
+    minimums = np.minimum.reduceat(hashed, np.cumsum([0] + lengths[:-1]), axis=0).astype("<u4")
+    for i, row, length in zip(leads, minimums, lengths):
+        found[i] = Sketch(row.tobytes(), length)
+    return found
 
 
 def band_keys(signatures: np.ndarray) -> np.ndarray:

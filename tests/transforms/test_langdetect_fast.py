@@ -17,11 +17,10 @@ from langdetect.detector import Detector
 from langdetect.detector_factory import PROFILES_DIRECTORY, DetectorFactory
 from langdetect.lang_detect_exception import LangDetectException
 
-from tests.support.fetched import fetched
-from tests.support.paths import CORPORA, SEEDS
+from tests.support.corpus_stories import stories_by_document
+from tests.support.paths import CORPORA
 from transforms.langdetect_fast import FastDetector, cleaned_text
 from transforms.language import UNDETERMINED, detect_language, language_text, load_detector, shared_detector
-from transforms.parse import parse_fetch
 
 EDGE_TEXTS = [
     "",
@@ -81,24 +80,12 @@ def _langdetect(factory: DetectorFactory, text: str) -> object:
 
 
 def _corpus_texts() -> List[str]:
-    """language_text of every story the corpora, seeds/ and a generated
-    corpus give (title, summary and content joined, as the language stage
-    reads them), and each field alone."""
-    from tests.transforms.test_corpora import GOFEED, REALFEEDS, feedparser_files
-
-    bodies = [p.read_bytes() for p in sorted(SEEDS.glob("*.xml")) + sorted(SEEDS.glob("*.rdf"))]
-    if CORPORA.is_dir():
-        bodies += [p.read_bytes() for p in sorted(REALFEEDS.glob("*")) if p.suffix != ".tsv"]
-        bodies += [p.read_bytes() for p in feedparser_files()]
-        bodies += [p.read_bytes() for p in sorted(GOFEED.glob("*/*.xml")) if not p.stem.endswith("_expected")]
-    from benchmarks import corpus
-    from benchmarks.run import TOPICS
-    from pipeline.config import load_topic_definitions
-    documents, _ = corpus.build(corpus.CorpusSpec(entries=600), load_topic_definitions(str(TOPICS)))
-    bodies += [body for _, body in documents]
+    """language_text of every story of the corpora, seeds/ and a generated
+    corpus (title, summary and content joined, as the language stage reads
+    them), and each field alone."""
     texts = set()
-    for body in bodies:
-        for story in parse_fetch(fetched(body)).stories:
+    for stories in stories_by_document():
+        for story in stories:
             texts.add(language_text(story))
             texts.update(part for part in (story.title, story.summary, story.content) if part)
     return sorted(texts)

@@ -3,6 +3,7 @@ story, whatever each outlet did to it, and which are not.
 
 Every text here is made up for these tests (tests/support/reprints.py).
 """
+import collections
 import os
 import subprocess
 import sys
@@ -278,3 +279,122 @@ def test_a_document_is_hashed_a_chunk_at_a_time_with_the_same_sketches(monkeypat
     assert calls == [4, 4, 4, 4, 4, 1]
     assert chunked[0] == whole[0] and (chunked[1] == whole[1]).all()
 
+
+
+def _word_ids(words):
+    from transforms import sketch as sk
+    return [sk.word_id(w) if isinstance(w, str) else sk.word_id(w.decode("utf-8")) for w in words]
+
+
+# Heads the quick reading takes (ASCII, plain letters, separators) and heads
+# it must leave to tokens' own reading (CJK, combining marks, symbols that
+# NFKC spells with letters, İ whose casefold carries a combining dot).
+QUICK_AND_NOT = [
+    "Plain ASCII: it's 42x, e-mail_addresses and URLs http://example.com/a?b=c",
+    "Curly “quotes”, ‘single’ ones, dashes – and — ellipses… and\u00a0no-break\u202fspaces, ·dots·, «guillemets»",
+    "Großes Ärgernis über Straßenbahn in Köln; Éric à Montréal, señor Muñoz, ÇA VA",
+    "Ελληνικά ΣΟΦΟΣ σοφός και Русский ТЕКСТ ёлка, Tiếng Việt có dấu, ș și ț",
+    "soft\u00adhyphen and zero\u200bwidth",
+    "Brand™ ﬁne ½ ℃ №5 İstanbul",
+    "cafe\u0301 combining and e\u0308",
+    "Mixed 北朝鮮 missile ミサイル 미사일 launch",
+    "ＦＵＬＬ　ｗｉｄｔｈ ﾃｽﾄ",
+    "A" * 3000 + " tail",
+    "word " * 500,
+    ("ascii " * 300) + "ﬁ past the head",
+    "." * 1500 + " ﬁne words in a longer head",
+    "",
+]
+
+
+@pytest.mark.parametrize("text", QUICK_AND_NOT, ids=lambda t: t[:24])
+def test_the_quick_reading_gives_the_tokens_of_the_definition(text):
+    from transforms import sketch as sk
+    assert _word_ids(sk._words(text)) == _word_ids(tokens(text))
+
+
+def test_the_quick_reading_is_taken_for_ascii_plain_letters_and_separators_only():
+    from transforms import sketch as sk
+    quick = [text for text in QUICK_AND_NOT if all(isinstance(w, bytes) for w in sk._words(text)) and text]
+    assert quick == QUICK_AND_NOT[:5] + ["A" * 3000 + " tail", "word " * 500, ("ascii " * 300) + "ﬁ past the head"]
+
+
+def test_separators_and_plain_letters_read_alike_with_and_without_nfkc():
+    """What makes the quick reading right: a separator stays a non-word
+    character under NFKC and casefold, a plain letter's casefold is word
+    characters NFKC keeps, and NFKC joins none of them with a neighbour."""
+    import unicodedata
+    from transforms import sketch as sk
+    for separator in sk.SEPARATORS:
+        assert sk._TOKEN.findall(unicodedata.normalize("NFKC", separator).casefold()) == [], hex(ord(separator))
+        assert separator.casefold() == separator
+    assert len(sk.LETTERS) > 900 and "ß" in sk.LETTERS and "İ" not in sk.LETTERS and "ﬁ" not in sk.LETTERS
+    neighbours = [chr(c) for c in range(32, 127)] + list(sk.SEPARATORS) + list(sk.LETTERS)
+    nfkc = {c: unicodedata.normalize("NFKC", c) for c in neighbours}
+    for first in sk.LETTERS + sk.SEPARATORS:
+        for second in neighbours:
+            assert unicodedata.normalize("NFKC", first + second) == nfkc[first] + nfkc[second], (first, second)
+            assert unicodedata.normalize("NFKC", second + first) == nfkc[second] + nfkc[first], (second, first)
+
+
+def _boilerplate_by_definition(hashes):
+    import math
+    import numpy as np
+    from transforms import sketch as sk
+    items = collections.Counter(value for h in hashes for value in set(h.tolist()))
+    floor = max(sk.BOILERPLATE_MIN_ITEMS, math.ceil(sk.BOILERPLATE_SHARE * len(hashes)))
+    if sum(1 for h in hashes if len(h)) < sk.BOILERPLATE_MIN_ITEMS:
+        return np.zeros(0, dtype=np.uint64)
+    return np.array(sorted(v for v, n in items.items() if n >= floor), dtype=np.uint64)
+
+
+def test_boilerplate_is_what_recurs_in_enough_items_counted_once_an_item():
+    import numpy as np
+    from transforms import sketch as sk
+    rng = np.random.default_rng(7)
+    for size in (0, 1, 2, 3, 50, 250):
+        hashes = [rng.integers(0, 40, rng.integers(0, 30), dtype=np.uint64) for _ in range(size)]
+        assert np.array_equal(sk.boilerplate(hashes), _boilerplate_by_definition(hashes)), size
+    repeated = np.array([5, 5, 5, 9], dtype=np.uint64)   # three times in one item is one item
+    assert sk.boilerplate([repeated, np.array([9], dtype=np.uint64)]).tolist() == [9]
+
+
+def test_sketches_of_many_texts_are_each_text_s_own_sketch():
+    import numpy as np
+    from transforms import sketch as sk
+    texts = ["", MUSEUM, "a b c d e f g h i j k l", KOREAN, "one two three four five six", JAPANESE,
+             " ".join(f"w{i}" for i in range(300)), CHINESE, MUSEUM.upper(), "x y " * 40]
+    hashes = sk.shingles_of(texts)
+    some = np.sort(np.unique(np.concatenate([hashes[1][::3], hashes[6][:290]])))
+    for dropped in (None, np.zeros(0, dtype=np.uint64), some, np.unique(np.concatenate(hashes))):
+        expected = [sk.sketch(h, dropped) for h in hashes]
+        assert sk.sketch_many(hashes, dropped) == expected
+        wanted = [i % 3 != 1 for i in range(len(texts))]
+        assert sk.sketch_many(hashes, dropped, wanted) == [e if w else None for e, w in zip(expected, wanted)]
+    assert sum(s is not None for s in sk.sketch_many(hashes, some)) >= 5
+    assert sk.sketch_many([], None) == [] and sk.sketch_many(hashes, None, [False] * len(texts)) == [None] * len(texts)
+
+
+@pytest.mark.slow
+def test_every_corpus_document_is_sketched_as_the_definition_sketches_it():
+    """The quick reading of the tokens and the sketches of many texts at
+    once, against tokens() and sketch() text by text, on every story of the
+    corpora (tests/support/corpus_stories.py)."""
+    import numpy as np
+    from tests.support.corpus_stories import stories_by_document
+    from tests.support.paths import CORPORA
+    from transforms import sketch as sk
+    documents = stories_by_document()
+    texts = [[clustering_text(s.summary, s.content) for s in stories] for stories in documents]
+    assert sum(map(len, texts)) > (3000 if CORPORA.is_dir() else 500)
+    quick = 0
+    for document in texts:
+        for text in document:
+            words = sk._words(text)
+            quick += bool(words) and isinstance(words[0], bytes)
+            assert _word_ids(words) == _word_ids(tokens(text)), text[:80]
+        hashes = [_shingles_from_word_ids(text) for text in document]
+        dropped = _boilerplate_by_definition(hashes)
+        assert np.array_equal(sk.boilerplate(hashes), dropped)
+        assert sketch_document(document)[0] == [sk.sketch(h, dropped) for h in hashes]
+    assert quick > sum(map(len, texts)) / 2
