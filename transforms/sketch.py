@@ -43,7 +43,7 @@ import math
 import re
 import unicodedata
 import zlib
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import Callable, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -107,7 +107,7 @@ def _tokens_of_head(head: str) -> List[str]:
     return _TOKEN.findall(folded, 0, len(folded))
 
 
-def _first_tokens(text: str, read) -> list:
+def _first_tokens(text: str, read: Callable[[str], list]) -> list:
     # Read a slice that usually holds MAX_TOKENS tokens, and more only when it
     # does not (long words, runs of punctuation): a 1 MB body costs no more
     # than its first part.
@@ -175,10 +175,10 @@ def word_id(word: str) -> int:
 
 
 class _WordIds(dict):
-    """Token (str, or its UTF-8 bytes) -> its id, the CRC-32 of its UTF-8, remembered: news text
-    repeats its words, and a lookup made from C (map over __getitem__)
-    costs a fraction of encoding and hashing each token again. Emptied when
-    full, so it holds at most WORD_IDS_MAX words."""
+    """Token (str, or its UTF-8 bytes) -> its id, the CRC-32 of its UTF-8,
+    remembered: news text repeats its words, and a lookup made from C (map
+    over __getitem__) costs a fraction of encoding and hashing each token
+    again. Emptied when full, so it holds at most WORD_IDS_MAX words."""
 
     def __missing__(self, word) -> int:
         if len(self) >= WORD_IDS_MAX:

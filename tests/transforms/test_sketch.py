@@ -224,17 +224,9 @@ def test_the_hash_functions_are_fixed_for_stored_sketches():
 def _shingles_from_word_ids(text):
     # The definition: each token's CRC-32, mixed over SHINGLE positions.
     import numpy as np
+    from benchmarks.sketch_speed import shingle_hashes
     from transforms import sketch as sk
-    words = tokens(text)
-    ids = np.array([sk.word_id(w) for w in words], dtype=np.uint64)
-    n = len(words) - sk.SHINGLE + 1
-    if n <= 0:
-        return np.zeros(0, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        mixed = np.zeros(n, dtype=np.uint64)
-        for k in range(sk.SHINGLE):
-            mixed += ids[k:k + n] * sk._POSITION[k]
-    return sk._finalise(mixed)
+    return shingle_hashes(np.array([sk.word_id(w) for w in tokens(text)], dtype=np.uint64))
 
 
 def test_remembered_word_ids_give_the_shingles_of_the_definition_and_stay_bounded(monkeypatch):
@@ -278,7 +270,6 @@ def test_a_document_is_hashed_a_chunk_at_a_time_with_the_same_sketches(monkeypat
     chunked = sk.sketch_document(texts)
     assert calls == [4, 4, 4, 4, 4, 1]
     assert chunked[0] == whole[0] and (chunked[1] == whole[1]).all()
-
 
 
 def _word_ids(words):
