@@ -23,6 +23,7 @@ import argparse
 import itertools
 import json
 import math
+import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
@@ -39,7 +40,8 @@ COMMAND = "python -m benchmarks.sketch_speed --write"
 def reference_document(texts: Sequence[str]) -> List[Optional[sk.Sketch]]:
     """sketch_document(texts)[0] by the replaced readings (module docstring)."""
     words = [sk.tokens(t) for t in texts]
-    ids = np.fromiter(map(sk._WORD_IDS.__getitem__, itertools.chain.from_iterable(words)), dtype=np.uint64)
+    ids = np.fromiter(map(sk._WORD_IDS.__getitem__, itertools.chain.from_iterable(words)), dtype=np.uint64,
+                      count=sum(map(len, words)))
     mixed = shingle_hashes(ids)   # one pass over the document's tokens; windows across two texts left out below
     hashed, start = [], 0
     for count in map(len, words):
@@ -91,6 +93,7 @@ def _bodies_of(bodies: List[bytes]) -> List[List[str]]:
 def measure_documents(documents: List[List[str]], rounds: int) -> dict:
     def cold(read):
         sk._WORD_IDS.clear()   # a fresh worker remembers no word
+        sk._BYTE_IDS.clear()
         return [read(texts) for texts in documents]
 
     ours = lambda texts: sk.sketch_document(texts)[0]   # noqa: E731
@@ -113,7 +116,10 @@ def measure(entries: int = 4000, rounds: int = 5) -> dict:
     corpora: Dict[str, dict] = {"generated": measure_documents(generated_documents(entries), rounds)}
     corpora["realfeeds"] = (measure_documents(realfeed_documents(), rounds) if REALFEEDS.is_dir()
                             else {"skipped": f"corpus not found: {REALFEEDS}"})
-    return {"entries": entries, "rounds": rounds, "corpora": corpora, "command": COMMAND}
+    from benchmarks.run import machine
+
+    return {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": machine(),
+            "entries": entries, "rounds": rounds, "corpora": corpora, "command": COMMAND}
 
 
 def describe(r: dict) -> List[str]:

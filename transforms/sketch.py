@@ -188,7 +188,9 @@ class _WordIds(dict):
 
 
 WORD_IDS_MAX = 50_000
-_WORD_IDS = _WordIds()
+# One memo for str tokens, one for the quick reading's bytes: an ASCII word
+# and its bytes hash alike, and a dict of both would compare str with bytes.
+_WORD_IDS, _BYTE_IDS = _WordIds(), _WordIds()
 
 
 def shingles(text: str) -> np.ndarray:
@@ -207,8 +209,9 @@ def shingles_of(texts: Sequence[str]) -> List[np.ndarray]:
     empty = np.zeros(0, dtype=np.uint64)
     if total < SHINGLE:
         return [empty] * len(texts)
-    ids = np.fromiter(map(_WORD_IDS.__getitem__, itertools.chain.from_iterable(words)),
-                      dtype=np.uint64, count=total)
+    ids = np.fromiter(itertools.chain.from_iterable(
+        map((_BYTE_IDS if w and type(w[0]) is bytes else _WORD_IDS).__getitem__, w) for w in words),
+        dtype=np.uint64, count=total)
     n = total - SHINGLE + 1
     with np.errstate(over="ignore"):
         mixed = np.zeros(n, dtype=np.uint64)
@@ -249,8 +252,13 @@ def boilerplate(documents: Sequence[np.ndarray]) -> np.ndarray:
 
 def _by_text(hashes: Sequence[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
     """All the texts' shingles in one array, and the index of each one's text."""
-    values = np.concatenate(hashes) if len(hashes) else np.zeros(0, dtype=np.uint64)
-    return values, np.repeat(np.arange(len(hashes)), [len(h) for h in hashes])
+    return _joined(hashes), np.repeat(np.arange(len(hashes)), [len(h) for h in hashes])
+
+
+def _joined(hashes: Sequence[np.ndarray]) -> np.ndarray:
+    # Empty arrays left out: one of another dtype (np.array([])) would
+    # change the dtype of the whole.
+    return np.concatenate([h for h in hashes if len(h)] or [np.zeros(0, dtype=np.uint64)])
 
 
 def _starts(*keys: np.ndarray) -> np.ndarray:
@@ -319,10 +327,11 @@ def sketch_many(hashes: Sequence[np.ndarray], dropped: Optional[np.ndarray] = No
     MinHashes are taken in one numpy pass, so a feed document's items share
     each call's fixed cost; only each text's first-seen lead is read in Python."""
     found: List[Optional[Sketch]] = [None] * len(hashes)
-    chosen = [i for i, want in enumerate(wanted if wanted is not None else [True] * len(hashes)) if want]
+    chosen = [i for i, want in zip(range(len(hashes)), wanted if wanted is not None else [True] * len(hashes))
+              if want]
     if not chosen:
         return found
-    values, ends = np.concatenate([hashes[i] for i in chosen]), np.cumsum([len(hashes[i]) for i in chosen])
+    values, ends = _joined([hashes[i] for i in chosen]), np.cumsum([len(hashes[i]) for i in chosen])
     if dropped is not None and len(dropped) and len(values):
         at = np.minimum(np.searchsorted(dropped, values), len(dropped) - 1)
         kept = dropped[at] != values

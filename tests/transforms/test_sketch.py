@@ -234,12 +234,15 @@ def test_remembered_word_ids_give_the_shingles_of_the_definition_and_stay_bounde
     from transforms import sketch as sk
     monkeypatch.setattr(sk, "WORD_IDS_MAX", 50)
     sk._WORD_IDS.clear()
+    sk._BYTE_IDS.clear()
     texts = [MUSEUM, KOREAN, JAPANESE, CHINESE, "Ünïcödé wörds \ud800 lone surrogate and more words here too ok",
-             MUSEUM.upper(), " ".join(f"w{i}" for i in range(300))]
+             MUSEUM.upper(), " ".join(f"w{i}" for i in range(300)), "Mixed 北朝鮮 " + MUSEUM]
     for text in texts * 2:   # the second pass reads remembered ids
         assert np.array_equal(sk.shingles(text), _shingles_from_word_ids(text))
-        assert len(sk._WORD_IDS) <= 50
+        assert len(sk._WORD_IDS) <= 50 and len(sk._BYTE_IDS) <= 50
+    assert all(type(w) is str for w in sk._WORD_IDS) and all(type(w) is bytes for w in sk._BYTE_IDS)
     sk._WORD_IDS.clear()
+    sk._BYTE_IDS.clear()
 
 
 def test_the_shingles_of_a_batch_are_each_text_s_own():
@@ -364,6 +367,11 @@ def test_sketches_of_many_texts_are_each_text_s_own_sketch():
         assert sk.sketch_many(hashes, dropped, wanted) == [e if w else None for e, w in zip(expected, wanted)]
     assert sum(s is not None for s in sk.sketch_many(hashes, some)) >= 5
     assert sk.sketch_many([], None) == [] and sk.sketch_many(hashes, None, [False] * len(texts)) == [None] * len(texts)
+    # An empty array of another dtype changes nothing (np.array([]) is float64).
+    untyped = [np.array([])] + hashes[1:]
+    assert sk.sketch_many(untyped, some) == [None] + [sk.sketch(h, some) for h in hashes[1:]]
+    assert np.array_equal(sk.boilerplate(untyped), sk.boilerplate(hashes))
+    assert sk.boilerplate(untyped).dtype == np.uint64
 
 
 @pytest.mark.slow
