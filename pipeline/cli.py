@@ -327,9 +327,11 @@ def output_lease(run_config, args: argparse.Namespace, beam_args: Sequence[str])
         return
     on_dataflow = _on_dataflow(beam_args)
     mode = STREAMING if run_config.streaming else EVERY if args.every is not None else BATCH
-    holder = run_config.run_id or default_run_id()
     ttl = lease_ttl(args.lease_ttl, mode, on_dataflow, run_config.streaming)
-    lease = Lease(run_config.output, holder, mode, ttl, local=not on_dataflow).acquire(args.wait_for_lease)
+    named = run_config.run_id
+    lease = Lease(run_config.output, named or default_run_id(), mode, ttl, local=not on_dataflow,
+                  new_run_id=None if named else default_run_id).acquire(args.wait_for_lease)
+    holder = lease.run_id
     config = dataclasses.replace(run_config, run_id=holder if mode != EVERY else "",
                                  lease=lease.handle(), release_lease=on_dataflow and mode == BATCH)
     if on_dataflow:

@@ -12,7 +12,9 @@ local disk, generation preconditions on gs://, conditional writes on s3://):
 - acquire: create the object if absent; else, if it is released or expired,
   replace it, on condition that it is still the version read. Of two runs that
   try at once exactly one wins; the other waits (up to `wait_s`) or stops
-  with LeaseHeld. The same run id held by a live holder is refused at once.
+  with LeaseHeld. The same run id held by a live holder is refused at once;
+  a run that named no run id takes a fresh one when it gets the lease, so
+  two runs started within one millisecond are two runs, not one.
 - renew (the heartbeat): replace our own version with a later expiry. A
   renewal that finds another token has lost the lease (LeaseLost).
 - a holder on this host whose process is gone (killed) frees the lease at
@@ -138,12 +140,16 @@ class Lease:
     """One run's hold on OUT/_state/lease.json.
 
     `clock` returns the current UTC time (a parameter so tests can age a lease).
+    `new_run_id`, for a run whose id was not given, names the run at the
+    moment it gets the lease: an id its caller picked from the clock could
+    equal a live holder's, and a run that waited is named for when it got the lease.
     """
 
     def __init__(self, output: str, run_id: str, mode: str = BATCH, ttl_s: float = DEFAULT_TTL_S,
                  clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
-                 local: bool = True):
+                 local: bool = True, new_run_id: Optional[Callable[[], str]] = None):
         self.output, self.run_id, self.mode, self.ttl_s = output, run_id, mode, ttl_s
+        self.new_run_id = new_run_id
         # A job handed to a remote runner: the launching process exits while
         # the job holds the lease, so the lease names no process (pid 0).
         self.local = local
@@ -170,20 +176,32 @@ class Lease:
         while True:
             current = conditional.read(self.path)
             if current is None:
+                self._name_run(None)
                 if conditional.create(self.path, self._new_body().to_bytes()) is not None:
                     return self
                 continue  # created meanwhile by another run: look again
             held = LeaseBody.from_bytes(current.data)
             if held is None or held.free_at(self.clock()):
+                self._name_run(held)
                 if conditional.replace(self.path, self._new_body().to_bytes(), current.version) is not None:
                     self.taken_over = held if held is not None and not held.released else None
                     return self
                 continue  # another run took it first: look again
-            if held.holder == self.run_id:
+            if held.holder == self.run_id and self.new_run_id is None:
                 raise LeaseHeld(held, self.output, same_run=True)
             if time.monotonic() >= deadline:
                 raise LeaseHeld(held, self.output)
             time.sleep(min(poll_s, max(0.0, deadline - time.monotonic())))
+
+    def _name_run(self, previous: Optional[LeaseBody]) -> None:
+        """Names an unnamed run now, never as the holder before it (a
+        clock-made id repeats within its millisecond)."""
+        if self.new_run_id is None:
+            return
+        self.run_id = self.new_run_id()
+        while previous is not None and self.run_id == previous.holder:
+            time.sleep(0.001)
+            self.run_id = self.new_run_id()
 
     def _ours(self):
         """The current version, if the lease is still ours; else LeaseLost."""

@@ -58,6 +58,21 @@ def test_the_same_run_id_held_twice_is_refused_even_when_told_to_wait(output):
     assert refused.value.same_run and "the same --run-id" in str(refused.value)
 
 
+def test_runs_that_named_no_run_id_are_two_runs_even_when_their_ids_coincide(output):
+    # Ids made from the clock repeat within a millisecond: the second run's
+    # source gives the holder's id three times more before a new one.
+    first = Lease(output, "20260101T000000000Z", new_run_id=lambda: "20260101T000000000Z").acquire()
+    ids = iter(["20260101T000000000Z"] * 4 + ["20260101T000000001Z"])
+    second = Lease(output, "20260101T000000000Z", new_run_id=lambda: next(ids))
+    with pytest.raises(LeaseHeld) as refused:
+        second.acquire()
+    assert not refused.value.same_run and "another run is writing it" in str(refused.value)
+    threading.Timer(0.5, first.release).start()
+    second.acquire(wait_s=20, poll_s=0.1)
+    assert second.run_id == held_body(output).holder == "20260101T000000001Z"
+    assert first.run_id == "20260101T000000000Z"
+
+
 def test_a_waiting_run_gets_the_lease_when_the_holder_releases(output):
     first = Lease(output, "run-a").acquire()
     threading.Timer(0.5, first.release).start()
