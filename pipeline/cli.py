@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable, List, Optional, Sequence
 
 from pipeline import config as cfg
-from pipeline import rules_command, views_command
+from pipeline import dofn_signatures, rules_command, views_command
 from pipeline.progress import RunProgress, add_quiet_option
 from pipeline.summary import RunSummary, run_row
 from transforms import process_gc, process_memory
@@ -483,6 +483,7 @@ def _run_pipeline(build, config, options, quiet: bool = False) -> RunSummary:
 
     runner = str(options.view_as(StandardOptions).runner or "DirectRunner")
     process_gc.apply()   # once a process: the stages' modules are imported by now
+    dofn_signatures.memoize()
     started = time.monotonic()
     pipeline = beam.Pipeline(options=options)
     build(pipeline, config)

@@ -43,6 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from pipeline import dofn_signatures
 from transforms.archive import TEXT_FIELDS, story_from_entry_row
 
 _log = logging.getLogger(__name__)
@@ -411,7 +412,7 @@ def unit_stories(source: UnitSource, tag: Callable) -> Iterator:
     from transforms.cluster import DocumentSketcher
     from transforms.parse import SKETCH_BATCH
 
-    memoize_dofn_signatures()   # in a worker process, for the stages after this one
+    dofn_signatures.memoize()   # in a worker process, for the stages after this one
     unit = source.unit
     fs, _ = dataset.resolve(source.output)
     rows = []
@@ -474,40 +475,6 @@ def preparation_parts(beam_args: Sequence[str]) -> int:
     from pipeline.config import local_workers
 
     return local_workers(beam_args, threads=True)
-
-
-def memoize_dofn_signatures() -> None:
-    """Beam reads the signature of every method of every DoFn (to find state
-    and timer parameters) about a dozen times per DoFn while it builds and
-    runs a pipeline: with inspect.signature each time, that is about half of
-    the fixed cost of a replayed unit. A function's signature does not
-    change, so it is computed once per function (per process) here; bound
-    methods share their function's. Other callables go to Beam unchanged."""
-    import types
-    import weakref
-
-    from apache_beam.transforms import core
-
-    original = core.get_signature
-    if getattr(original, "memoized", False):
-        return
-    functions: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-    methods: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-    def get_signature(func):
-        if type(func) is types.MethodType and type(func.__func__) is types.FunctionType:
-            memo, key = methods, func.__func__
-        elif type(func) is types.FunctionType:
-            memo, key = functions, func
-        else:
-            return original(func)
-        found = memo.get(key)
-        if found is None:
-            found = memo[key] = original(func)
-        return found
-
-    get_signature.memoized = True
-    core.get_signature = get_signature
 
 
 PREPARED = "_prepared"   # below the generation: the prepared units, removed before publishing
@@ -612,7 +579,7 @@ def prepare_units(folder: str, sources: Sequence[UnitSource], topics, beam_args:
 
     from transforms.topics import as_topic
 
-    memoize_dofn_signatures()
+    dofn_signatures.memoize()
     shards = preparation_parts(beam_args)
     parts = [(number, replace(source, shard=k, shards=shards))
              for number, source in enumerate(sources) for k in range(shards)]
@@ -656,7 +623,7 @@ def replay_unit(root: str, source: UnitSource, prepared: str, topics, lookback: 
 
     from pipeline.graph import RunConfig, build_story_stages
 
-    memoize_dofn_signatures()
+    dofn_signatures.memoize()
     unit = source.unit
     config = RunConfig(feeds=(), topics=tuple(topics), output=root, run_id=unit.unit,
                        started_at=unit.started_at, lookback=lookback, clusters=source.sketch,
