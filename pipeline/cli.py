@@ -268,6 +268,11 @@ def _streaming_settings(args: argparse.Namespace):
     for name in ("poll_interval", "window", "dedup_ttl"):
         if not getattr(args, name) > 0:
             raise cfg.ConfigError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+    if args.window < 1:
+        # A window's files and commit are named by its start, to the second
+        # (transforms/sink.py, window_tag): two windows in one second would
+        # write the same names.
+        raise cfg.ConfigError("--window must be at least 1 second")
     if args.duration is not None and not args.duration > 0:
         raise cfg.ConfigError("--duration must be a positive number of seconds")
     if args.host_concurrency < 1:
@@ -329,7 +334,7 @@ def output_lease(run_config, args: argparse.Namespace, beam_args: Sequence[str])
     mode = STREAMING if run_config.streaming else EVERY if args.every is not None else BATCH
     ttl = lease_ttl(args.lease_ttl, mode, on_dataflow, run_config.streaming)
     named = run_config.run_id
-    lease = Lease(run_config.output, named or default_run_id(), mode, ttl, local=not on_dataflow,
+    lease = Lease(run_config.output, named, mode, ttl, local=not on_dataflow,
                   new_run_id=None if named else default_run_id).acquire(args.wait_for_lease)
     holder = lease.run_id
     config = dataclasses.replace(run_config, run_id=holder if mode != EVERY else "",

@@ -11,7 +11,9 @@ per function; a bound method shares its function's. Other callables
 The command line calls it before it builds a pipeline (`run`, each `--every`
 cycle, `retag`'s preparation and replays), and retag's preparation calls it
 in a worker process for the stages after it. What it saves is a fixed cost
-per pipeline: it weighs on small runs and on retag's many replays.
+per pipeline: it weighs on small runs and on retag's many replays. A live
+run's multi_processing workers build each DoFn's runner about once, so
+they keep Beam's reading.
 """
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ refused. A streaming job holds the lease for its lifetime.
 import os
 import subprocess
 import sys
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import apache_beam as beam
 import pandas as pd
@@ -22,6 +22,7 @@ from apache_beam.io.filesystems import FileSystems
 from pipeline.cli import EXIT_LEASE_HELD, default_run_id, main
 from tests.support.local_feeds import write_feeds, write_topics
 from tests.support.paths import ROOT
+from transforms.state import lease as lease_module
 from transforms.state.lease import Heartbeat, Lease, lease_path
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -108,18 +109,26 @@ def test_a_waiting_run_runs_after_the_first_and_writes_nothing_twice(config, tmp
     assert fetches.run_id.nunique() == 2 and len(fetches) == 2 * FEEDS  # both ran, one after the other
 
 
-def test_a_run_that_waited_takes_its_run_id_when_it_gets_the_lease(config, tmp_path):
+def test_a_run_that_waited_takes_its_run_id_when_it_gets_the_lease(config, tmp_path, monkeypatch):
     # Named when it starts, it would carry the id of a moment before the run
     # it waited for ended, which two runs started together may share.
     feeds, topics = config
     out = tmp_path / "out"
     first = Lease(str(out), default_run_id()).acquire()
     released_at = []
-    threading.Timer(2.0, lambda: (released_at.append(datetime.now(timezone.utc)), first.release())).start()
+
+    def release_then_sleep(seconds):   # the waiting run's first pause: the holder ends
+        if not released_at:
+            released_at.append(datetime.now(timezone.utc))
+            first.release()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(lease_module, "time", SimpleNamespace(monotonic=time.monotonic, sleep=release_then_sleep,
+                                                             time=time.time))
     assert main(["run", "--feeds", str(feeds), "--topics", str(topics), "--output", str(out),
                  "--runner", "DirectRunner", "--wait-for-lease", "60"]) == 0
     (run_id,) = pd.read_parquet(out / "fetches").run_id.unique()
-    assert default_run_id(released_at[0]) <= run_id and run_id != first.run_id
+    assert released_at and default_run_id(released_at[0]) <= run_id and run_id != first.run_id
 
 
 def test_the_same_run_id_twice_at_once_is_refused_and_hides_nothing(config, tmp_path):

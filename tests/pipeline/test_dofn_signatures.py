@@ -3,6 +3,8 @@ per process, reads the same signature as without the memo, and a run
 applies it before it builds its pipeline."""
 import functools
 import inspect
+import types
+from collections import Counter
 
 import apache_beam as beam
 import pandas as pd
@@ -54,10 +56,19 @@ def test_other_callables_go_to_beams_reading_each_time(unmemoized):
         assert read(func) is not read(func)   # not kept: such keys could be unhashable or short-lived
 
 
-def test_a_run_reads_signatures_once(unmemoized, tmp_path):
+@pytest.mark.slow
+def test_a_run_reads_each_functions_signature_once(unmemoized, monkeypatch, tmp_path):
+    reads = Counter()
+
+    def counted(func):   # Beam's reading, counted per function
+        if isinstance(func, (types.FunctionType, types.MethodType)):
+            reads[getattr(func, "__func__", func)] += 1
+        return unmemoized(func)
+
+    monkeypatch.setattr(core, "get_signature", counted)
     out = tmp_path / "out"
     assert main(["run", "--feeds", str(ROOT / "seeds" / "feeds.opml"), "--topics",
                  str(ROOT / "seeds" / "topics.yaml"), "--output", str(out),
                  "--runner", "DirectRunner", "--quiet"]) == 0
-    assert getattr(core.get_signature, "memoized", False)
     assert len(pd.read_parquet(out / "stories")) > 0
+    assert len(reads) > 20 and max(reads.values()) == 1, reads.most_common(3)

@@ -130,6 +130,7 @@ def test_bounded_streaming_run_in_multi_processing_mode(live, limited_host):
     (["--duration", "5"], "--duration needs --streaming"),
     (["--streaming", "--every", "60"], "choose one"),
     (["--streaming", "--poll-interval", "0"], "--poll-interval must be a positive"),
+    (["--streaming", "--window", "0.5"], "--window must be at least 1 second"),
     (["--streaming=maybe"], "expected true or false"),
 ])
 def test_streaming_options_are_checked_before_any_fetch(live, capsys, extra, message):

@@ -141,8 +141,9 @@ class Lease:
 
     `clock` returns the current UTC time (a parameter so tests can age a lease).
     `new_run_id`, for a run whose id was not given, names the run at the
-    moment it gets the lease: an id its caller picked from the clock could
-    equal a live holder's, and a run that waited is named for when it got the lease.
+    moment it gets the lease (`run_id` is then replaced): an id its caller
+    picked from the clock could equal a live holder's, and a run that waited
+    is named for when it got the lease.
     """
 
     def __init__(self, output: str, run_id: str, mode: str = BATCH, ttl_s: float = DEFAULT_TTL_S,

@@ -1,6 +1,7 @@
 """The output lease (transforms/state/lease.py) on local disk, gs:// and s3://
 (the emulators): one holder at a time, waiting, expiry and takeover, the same
 run id refused, heartbeats, the commit fence and release."""
+import itertools
 import threading
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -62,7 +63,7 @@ def test_runs_that_named_no_run_id_are_two_runs_even_when_their_ids_coincide(out
     # Ids made from the clock repeat within a millisecond: the second run's
     # source gives the holder's id three times more before a new one.
     first = Lease(output, "20260101T000000000Z", new_run_id=lambda: "20260101T000000000Z").acquire()
-    ids = iter(["20260101T000000000Z"] * 4 + ["20260101T000000001Z"])
+    ids = itertools.chain(["20260101T000000000Z"] * 4, itertools.repeat("20260101T000000001Z"))
     second = Lease(output, "20260101T000000000Z", new_run_id=lambda: next(ids))
     with pytest.raises(LeaseHeld) as refused:
         second.acquire()
