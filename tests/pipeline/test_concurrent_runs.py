@@ -119,6 +119,7 @@ def test_a_run_that_waited_takes_its_run_id_when_it_gets_the_lease(config, tmp_p
 
     def release_then_sleep(seconds):   # the waiting run's first pause: the holder ends
         if not released_at:
+            time.sleep(0.05)   # later by far than ids' millisecond
             released_at.append(datetime.now(timezone.utc))
             first.release()
         time.sleep(seconds)
