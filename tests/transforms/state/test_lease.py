@@ -61,7 +61,7 @@ def test_the_same_run_id_held_twice_is_refused_even_when_told_to_wait(output):
 
 def test_runs_that_named_no_run_id_are_two_runs_even_when_their_ids_coincide(output):
     # Ids made from the clock repeat within a millisecond: the second run's
-    # source gives the holder's id three times more before a new one.
+    # source gives the holder's id four times more before a new one.
     first = Lease(output, "20260101T000000000Z", new_run_id=lambda: "20260101T000000000Z").acquire()
     ids = itertools.chain(["20260101T000000000Z"] * 4, itertools.repeat("20260101T000000001Z"))
     second = Lease(output, "20260101T000000000Z", new_run_id=lambda: next(ids))
