@@ -1,6 +1,7 @@
 """Sketching a feed document's stories for syndication clusters
-(transforms/sketch.py `sketch_document`) against the readings it replaced,
-kept here as the reference, on the same texts, in turns in one process.
+(transforms/sketch.py `sketch_document`) against reference readings kept
+here (the definitions, a text at a time), on the same texts, in turns in
+one process.
 
 The reference reads each text with `tokens()` (NFKC, casefold and the token
 regex), hashes the document's shingles in one pass as sketch_document
@@ -38,7 +39,7 @@ COMMAND = "python -m benchmarks.sketch_speed --write"
 
 
 def reference_document(texts: Sequence[str]) -> List[Optional[sk.Sketch]]:
-    """sketch_document(texts)[0] by the replaced readings (module docstring)."""
+    """sketch_document(texts)[0] by the reference readings (module docstring)."""
     words = [sk.tokens(t) for t in texts]
     ids = np.fromiter(map(sk._WORD_IDS.__getitem__, itertools.chain.from_iterable(words)), dtype=np.uint64,
                       count=sum(map(len, words)))
@@ -124,7 +125,7 @@ def measure(entries: int = 4000, rounds: int = 5) -> dict:
 
 def describe(r: dict) -> List[str]:
     return [f"{name}: skipped: {c['skipped']}" if "skipped" in c else
-            f"{name}: {c['texts']:,} texts in {c['documents']:,} documents: the replaced readings "
+            f"{name}: {c['texts']:,} texts in {c['documents']:,} documents: the reference readings "
             f"{c['reference_us']:.1f} us a text, sketch_document {c['ours_us']:.1f} us ({c['ratio']:.2f}x); "
             f"{c['quick_share']:.0%} of the texts read the quick way; the same sketches"
             for name, c in r["corpora"].items()]
