@@ -10,7 +10,12 @@ generated, instead of a run. Both print, after the top functions, the
 shares of the CPU by area (`AREAS`: where each function's own time lives).
 
 The DirectRunner in-process executes every stage on the calling thread, so
-one cProfile sees all of it (fetch threads only wait on sockets). For
+one cProfile sees all of it (fetch threads only wait on sockets). The feeds
+are served from a child process (`served_elsewhere`), as `make bench`
+serves them from its own: cProfile's clock is the wall clock, and a server's
+threads in the profiled process would take the interpreter whenever a call
+lets it go (a Hyperscan scan, lxml, hashing), and their time would count
+for that call. For
 multi_processing workers use py-spy on the worker processes instead:
 `py-spy record --subprocesses -o profile.svg -- python -m pipeline run ...`.
 """
@@ -18,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import contextlib
 import logging
+import multiprocessing
 import os
 import pstats
 import shutil
@@ -130,6 +137,35 @@ def profile_retag(folder: str, profiler: cProfile.Profile) -> int:
         "--name", "profiled", "--replace", "--runner", "DirectRunner", "--quiet"])
 
 
+def _serve(folder: str, feeds: str, ready, stop) -> None:
+    with FeedServer() as server:
+        served_feed_list(server, folder, 0.0, feeds)
+        ready.set()
+        stop.wait()
+
+
+@contextlib.contextmanager
+def served_elsewhere(folder: str, feeds: str, timeout: float = 120.0):
+    """Serves the corpus under `folder` from a child process (spawned: no
+    copy of this process's state) and writes its feed list to `feeds`;
+    yields the child's pid, stops it on the way out."""
+    context = multiprocessing.get_context("spawn")
+    ready, stop = context.Event(), context.Event()
+    child = context.Process(target=_serve, args=(folder, feeds, ready, stop),
+                            name="feed server", daemon=True)
+    child.start()
+    try:
+        if not ready.wait(timeout):
+            raise RuntimeError(f"the feed server did not start within {timeout:.0f} s")
+        yield child.pid
+    finally:
+        stop.set()
+        child.join(10)
+        if child.is_alive():
+            child.terminate()
+            child.join()
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=10_000)
@@ -155,9 +191,8 @@ def main(argv=None) -> int:
     try:
         truth = corpus.write(corpus.CorpusSpec(entries=args.entries),
                              load_topic_definitions(str(TOPICS)), work)
-        with FeedServer() as server:
-            feeds = served_feed_list(server, work, 0.0, os.path.join(work, "feeds.txt"))
-            out = os.path.join(work, "out")
+        feeds, out = os.path.join(work, "feeds.txt"), os.path.join(work, "out")
+        with served_elsewhere(work, feeds):
             profiler = cProfile.Profile()
             if args.baseline:
                 from benchmarks import baseline

@@ -1,7 +1,10 @@
 """benchmarks/profile.py's CPU by area: a built-in's time counts where it
-was called from, so a regex inside the sketcher is sketching, not "other"."""
+was called from, so a regex inside the sketcher is sketching, not "other";
+and the feeds a profiled run reads are served from another process."""
 import cProfile
 import pstats
+
+import pytest
 
 from benchmarks.profile import OTHER, cpu_by_area
 from transforms.sketch import shingles
@@ -68,3 +71,32 @@ def test_a_recursive_library_functions_time_goes_to_its_outer_callers():
     profiler.runcall(deep)
     totals = cpu_by_area(pstats.Stats(profiler))
     assert totals.get(OTHER, 0.0) < 0.1 * totals["sketching and clusters"], totals
+
+
+def test_the_profiled_process_serves_no_feeds(tmp_path):
+    # cProfile's clock is the wall clock: a feed server's threads in the
+    # profiled process would take the interpreter whenever a profiled call
+    # lets it go, and their time would count for that call.
+    import os
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from benchmarks.profile import served_elsewhere
+
+    (tmp_path / "a").mkdir()
+    documents = {"a/one.xml": b"<rss version='2.0'><channel><title>one</title></channel></rss>",
+                 "two.atom": b"<feed xmlns='http://www.w3.org/2005/Atom'><title>two</title></feed>"}
+    for name, body in documents.items():
+        (tmp_path / name).write_bytes(body)
+    feeds = tmp_path / "feeds.txt"
+    with served_elsewhere(str(tmp_path), str(feeds)) as pid:
+        assert pid != os.getpid()
+        assert not [t for t in threading.enumerate() if t.name == "FeedServer"]
+        urls = feeds.read_text().split()
+        assert sorted(url.split("/", 3)[3] for url in urls) == sorted(documents)
+        for url in urls:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                assert response.read() == documents[url.split("/", 3)[3]]
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(urls[0], timeout=10)
