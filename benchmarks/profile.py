@@ -10,22 +10,21 @@ generated, instead of a run. Both print, after the top functions, the
 shares of the CPU by area (`AREAS`: where each function's own time lives).
 
 The DirectRunner in-process executes every stage on the calling thread, so
-one cProfile sees all of it (fetch threads only wait on sockets). The feeds
-are served from a child process (`served_elsewhere`), as `make bench`
-serves them from its own: cProfile's clock is the wall clock, and a server's
-threads in the profiled process would take the interpreter whenever a call
-lets it go (a Hyperscan scan, lxml, hashing), and their time would count
-for that call. For
-multi_processing workers use py-spy on the worker processes instead:
+one cProfile sees all of it. Its clock is the wall clock: while a call lets
+the interpreter go (a Hyperscan scan, lxml, hashing), another thread's
+Python work counts for that call. So the feeds are served from a child
+process (benchmarks/served_corpus.py: `served_elsewhere`), as `make bench`
+serves them to contestants that are processes of their own. The fetch
+stage's threads (reading responses, the address guard) stay in the
+profiled process, as they are part of the run. For multi_processing
+workers use py-spy on the worker processes instead:
 `py-spy record --subprocesses -o profile.svg -- python -m pipeline run ...`.
 """
 from __future__ import annotations
 
 import argparse
 import cProfile
-import contextlib
 import logging
-import multiprocessing
 import os
 import pstats
 import shutil
@@ -34,10 +33,10 @@ import tempfile
 from typing import Optional
 
 from benchmarks import corpus, local
-from benchmarks.run import TOPICS, served_feed_list
+from benchmarks.run import TOPICS
+from benchmarks.served_corpus import served_elsewhere
 from benchmarks.verify import Verdict, check_stories
 from pipeline.config import load_topic_definitions
-from tests.support.feedserver import FeedServer
 
 
 # Where a function's own time counts, by the file it is in: the first
@@ -135,35 +134,6 @@ def profile_retag(folder: str, profiler: cProfile.Profile) -> int:
     return profiler.runcall(newswatch, [
         "retag", "--topics", os.path.join(folder, "b.yaml"), "--output", os.path.join(folder, "out"),
         "--name", "profiled", "--replace", "--runner", "DirectRunner", "--quiet"])
-
-
-def _serve(folder: str, feeds: str, ready, stop) -> None:
-    with FeedServer() as server:
-        served_feed_list(server, folder, 0.0, feeds)
-        ready.set()
-        stop.wait()
-
-
-@contextlib.contextmanager
-def served_elsewhere(folder: str, feeds: str, timeout: float = 120.0):
-    """Serves the corpus under `folder` from a child process (spawned: no
-    copy of this process's state) and writes its feed list to `feeds`;
-    yields the child's pid, stops it on the way out."""
-    context = multiprocessing.get_context("spawn")
-    ready, stop = context.Event(), context.Event()
-    child = context.Process(target=_serve, args=(folder, feeds, ready, stop),
-                            name="feed server", daemon=True)
-    child.start()
-    try:
-        if not ready.wait(timeout):
-            raise RuntimeError(f"the feed server did not start within {timeout:.0f} s")
-        yield child.pid
-    finally:
-        stop.set()
-        child.join(10)
-        if child.is_alive():
-            child.terminate()
-            child.join()
 
 
 def main(argv=None) -> int:

@@ -35,6 +35,7 @@ import psutil
 from benchmarks import corpus, local
 from benchmarks.measure import run_measured, tail, two_process_speedup
 from benchmarks.verify import Verdict, check_counts, check_stories, pipeline_counts
+from benchmarks.served_corpus import served_feed_list
 from pipeline.config import load_topic_definitions
 from tests.support.feedserver import FeedServer
 
@@ -255,43 +256,6 @@ def _summarise(size: int, name: str, truth, runs) -> Result:
         harness_cpu_s=middle[0].own_cpu_s,
         runs=len(runs),
     )
-
-
-def serve_folder(server: FeedServer, folder: str, latency: float) -> List[str]:
-    """Serves every corpus document under `folder` from disk, each answer
-    after `latency` seconds; returns the paths."""
-    paths = []
-    for directory, _, files in os.walk(folder):
-        for name in files:
-            if name.endswith((".xml", ".atom")):
-                path = "/" + os.path.relpath(os.path.join(directory, name), folder)
-                server.handle(path, _file_responder(os.path.join(directory, name), latency))
-                paths.append(path)
-    return sorted(paths)
-
-
-def served_feed_list(server: FeedServer, folder: str, latency: float, feeds: str) -> str:
-    """Serves `folder` (serve_folder) and writes the served URLs as the feed
-    list `feeds`; returns `feeds`."""
-    with open(feeds, "w") as handle:
-        handle.write("".join(server.url(p) + "\n" for p in serve_folder(server, folder, latency)))
-    return feeds
-
-
-def _file_responder(filename: str, latency: float):
-    kind = "application/atom+xml" if filename.endswith(".atom") else "application/rss+xml"
-
-    def respond(handler):
-        time.sleep(latency)
-        with open(filename, "rb") as handle:
-            body = handle.read()
-        handler.send_response(200)
-        handler.send_header("Content-Type", f"{kind}; charset=utf-8")
-        handler.send_header("Content-Length", str(len(body)))
-        handler.end_headers()
-        handler.wfile.write(body)
-
-    return respond
 
 
 # --------------------------------------------------------------------------- other measurements

@@ -9,6 +9,8 @@ import pytest
 from benchmarks.profile import OTHER, cpu_by_area
 from transforms.sketch import shingles
 
+pytestmark = [pytest.mark.bench]
+
 
 def test_a_builtins_time_goes_to_the_area_of_its_caller():
     text = " ".join(f"word{i % 97} other{i % 31}" for i in range(20_000))
@@ -73,30 +75,36 @@ def test_a_recursive_library_functions_time_goes_to_its_outer_callers():
     assert totals.get(OTHER, 0.0) < 0.1 * totals["sketching and clusters"], totals
 
 
-def test_the_profiled_process_serves_no_feeds(tmp_path):
-    # cProfile's clock is the wall clock: a feed server's threads in the
-    # profiled process would take the interpreter whenever a profiled call
-    # lets it go, and their time would count for that call.
+
+@pytest.mark.integration
+def test_a_profiled_run_reads_feeds_served_by_another_process(monkeypatch):
+    # cProfile's clock is the wall clock: a feed server in the profiled
+    # process would count its threads' time for the calls that let the
+    # interpreter go.
     import os
-    import threading
-    import urllib.error
+    import urllib.parse
     import urllib.request
 
-    from benchmarks.profile import served_elsewhere
+    import psutil
 
-    (tmp_path / "a").mkdir()
-    documents = {"a/one.xml": b"<rss version='2.0'><channel><title>one</title></channel></rss>",
-                 "two.atom": b"<feed xmlns='http://www.w3.org/2005/Atom'><title>two</title></feed>"}
-    for name, body in documents.items():
-        (tmp_path / name).write_bytes(body)
-    feeds = tmp_path / "feeds.txt"
-    with served_elsewhere(str(tmp_path), str(feeds)) as pid:
-        assert pid != os.getpid()
-        assert not [t for t in threading.enumerate() if t.name == "FeedServer"]
-        urls = feeds.read_text().split()
-        assert sorted(url.split("/", 3)[3] for url in urls) == sorted(documents)
-        for url in urls:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                assert response.read() == documents[url.split("/", 3)[3]]
-    with pytest.raises(urllib.error.URLError):
-        urllib.request.urlopen(urls[0], timeout=10)
+    import pipeline.cli
+    from benchmarks import profile
+
+    seen = {}
+
+    def newswatch(argv):
+        with open(argv[argv.index("--feeds") + 1]) as handle:
+            urls = handle.read().split()
+        seen["urls"] = len(urls)
+        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with no_proxy.open(urls[0], timeout=10) as response:
+            seen["read"] = response.read().startswith(b"<")
+        seen["port"] = urllib.parse.urlsplit(urls[0]).port
+        seen["ours"] = {c.laddr.port for c in psutil.Process(os.getpid()).net_connections(kind="tcp")
+                        if c.status == psutil.CONN_LISTEN}
+        return 1   # no run: profile.main stops after it
+
+    monkeypatch.setattr(pipeline.cli, "main", newswatch)
+    assert profile.main(["--entries", "100", "--top", "0"]) == 1
+    assert seen["urls"] > 0 and seen["read"]
+    assert seen["port"] not in seen["ours"], seen
