@@ -83,12 +83,10 @@ def test_a_profiled_run_reads_feeds_served_by_another_process(monkeypatch):
     # interpreter go.
     import os
     import urllib.parse
-    import urllib.request
-
-    import psutil
 
     import pipeline.cli
     from benchmarks import profile
+    from tests.support.feedserver import fetch_direct, listening_ports
 
     seen = {}
 
@@ -96,12 +94,9 @@ def test_a_profiled_run_reads_feeds_served_by_another_process(monkeypatch):
         with open(argv[argv.index("--feeds") + 1]) as handle:
             urls = handle.read().split()
         seen["urls"] = len(urls)
-        no_proxy = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        with no_proxy.open(urls[0], timeout=10) as response:
-            seen["read"] = response.read().startswith(b"<")
+        seen["read"] = fetch_direct(urls[0]).startswith(b"<")
         seen["port"] = urllib.parse.urlsplit(urls[0]).port
-        seen["ours"] = {c.laddr.port for c in psutil.Process(os.getpid()).net_connections(kind="tcp")
-                        if c.status == psutil.CONN_LISTEN}
+        seen["ours"] = listening_ports(os.getpid())
         return 1   # no run: profile.main stops after it
 
     monkeypatch.setattr(pipeline.cli, "main", newswatch)

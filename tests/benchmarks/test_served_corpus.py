@@ -3,26 +3,15 @@ stops however the block that uses it ends."""
 import os
 import threading
 import urllib.error
-import urllib.request
 
 import psutil
 import pytest
 
 from benchmarks.served_corpus import served_elsewhere
+from tests.support.feedserver import fetch_direct as fetch
+from tests.support.feedserver import listening_ports
 
 pytestmark = [pytest.mark.bench, pytest.mark.integration]
-
-# The server is on 127.0.0.1: no proxy from the environment may answer for it.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def fetch(url: str) -> bytes:
-    with _OPENER.open(url, timeout=10) as response:
-        return response.read()
-
-
-def listening_ports(process: psutil.Process) -> set:
-    return {c.laddr.port for c in process.net_connections(kind="tcp") if c.status == psutil.CONN_LISTEN}
 
 
 def _server_threads() -> set:
@@ -55,8 +44,8 @@ def test_the_corpus_is_served_by_a_child_process(corpus):
             assert fetch(url) == documents[_path(url)]
         port = int(urls[0].split("/")[2].rsplit(":", 1)[1])
         assert pid != os.getpid() and psutil.Process(pid).ppid() == os.getpid()
-        assert port in listening_ports(psutil.Process(pid))
-        assert port not in listening_ports(psutil.Process(os.getpid()))
+        assert port in listening_ports(pid)
+        assert port not in listening_ports(os.getpid())
         assert _server_threads() == threads_before
     assert not psutil.pid_exists(pid)
     with pytest.raises(urllib.error.URLError):

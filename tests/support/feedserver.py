@@ -19,6 +19,7 @@ import gzip as gzip_module
 import http.server
 import threading
 import time
+import urllib.request
 import zlib
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -286,3 +287,19 @@ def _not_modified(route: Route, headers: Dict[str, str]) -> bool:
         except (TypeError, ValueError):
             return False
     return False
+
+
+def fetch_direct(url: str, timeout: float = 10) -> bytes:
+    """The body at `url`, asked for with no proxy (the environment's would
+    answer for 127.0.0.1 in place of the server)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(url, timeout=timeout) as response:
+        return response.read()
+
+
+def listening_ports(pid: int) -> set:
+    """The TCP ports process `pid` listens on: which process serves a URL."""
+    import psutil   # here: the server alone needs nothing of it
+
+    return {c.laddr.port for c in psutil.Process(pid).net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN}
