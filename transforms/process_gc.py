@@ -1,5 +1,6 @@
 """How a pipeline process collects garbage: what it holds after start-up
-is frozen out of the collector's full passes.
+is frozen out of the collector's full passes, and its young generation is
+collected every YOUNG_THRESHOLD allocations rather than Python's 700.
 
 CPython's full collection (generation 2) walks every container object the
 process holds, and runs again each time the objects that outlived the
@@ -14,6 +15,16 @@ generation that no collection walks (reference counting still frees them;
 cycles among them stay): it is called once per process, after start-up,
 when what the process holds is mostly what it will hold until it exits
 (with `--every`, also what the first cycle had loaded by then).
+
+The older generations are collected by count: the middle one every 10
+young passes, the oldest every 10 middle ones (once what outlived them
+has grown by a quarter). A run allocates millions of stories, records
+and tuples that live for a stage or the run, so at Python's threshold
+of 700 its process ran hundreds of middle and dozens of full passes
+over them; a young pass every YOUNG_THRESHOLD allocations does the same
+young work in fewer, larger passes, and the older ones run far less
+often (docs/performance.md, "Garbage collection"). Garbage held in
+reference cycles may wait up to that many allocations to be freed.
 
 - The command line calls `apply()` before it builds its first pipeline
   (of `run`, or of `retag`), when the stages' modules are imported, and
@@ -37,6 +48,8 @@ import os
 SWITCH = "NEWSWATCH_GC"
 SWITCH_VALUES = ("freeze", "default")
 
+YOUNG_THRESHOLD = 10_000   # allocations between young collections (Python's: 700)
+
 _frozen = False   # once per process: in-process, its own worker too
 
 
@@ -49,9 +62,9 @@ def check() -> None:
 
 
 def apply() -> None:
-    """Freeze this process's start-up objects (once), and ask the workers it
-    starts to freeze theirs, unless NEWSWATCH_GC is "default"; ValueError as
-    check()."""
+    """Freeze this process's start-up objects and set its young threshold
+    (once), and ask the workers it starts to do the same, unless
+    NEWSWATCH_GC is "default"; ValueError as check()."""
     check()
     if os.environ.get(SWITCH) == "default":
         return
@@ -61,8 +74,8 @@ def apply() -> None:
 
 def in_worker() -> None:
     """Before a stage's first element (its setup()): freeze this worker
-    process's start-up objects (once) when the command line that started it
-    asked for it."""
+    process's start-up objects and set its young threshold (once) when the
+    command line that started it asked for it."""
     if os.environ.get(SWITCH) == "freeze":
         _freeze()
 
@@ -74,3 +87,4 @@ def _freeze() -> None:
     _frozen = True
     gc.collect()   # what start-up left as garbage is freed, not kept for good
     gc.freeze()
+    gc.set_threshold(YOUNG_THRESHOLD, *gc.get_threshold()[1:])

@@ -1,7 +1,7 @@
 """The garbage collector of a pipeline process: the command line freezes
-what its process holds after start-up, and asks the workers it starts to
-do the same in the parse stage's setup; a worker nobody asked keeps the
-defaults. Each case runs in a fresh interpreter: a frozen heap is for the
+what its process holds after start-up and sets its young threshold, and
+asks the workers it starts to do the same in the parse stage's setup; a
+worker nobody asked keeps the defaults. Each case runs in a fresh interpreter: a frozen heap is for the
 whole process."""
 import json
 import os
@@ -11,13 +11,14 @@ import sys
 import pytest
 
 from tests.support.paths import ROOT
-from transforms.process_gc import SWITCH
+from transforms.process_gc import SWITCH, YOUNG_THRESHOLD
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]   # fresh interpreters, worker processes
 
-# What apply() or a pipeline left: this process's frozen objects, the
-# switch in its environment, and (with `workers`) the frozen objects each
-# multi_processing worker had when it parsed a feed.
+# What apply() or a pipeline left: this process's frozen objects and young
+# threshold, the switch in its environment, and (with `workers`) the frozen
+# objects and young threshold each multi_processing worker had when it
+# parsed a feed.
 PROBE = r"""
 import gc, json, os, sys
 {before}
@@ -33,10 +34,12 @@ if {workers!r}:
     out = os.path.join({folder!r}, "frozen")
     with beam.Pipeline(options=options) as p:
         parsed = p | beam.Create([fetched(body)]) | ParseFeeds("r")
-        (parsed.stories | beam.Map(lambda story: str(gc.get_freeze_count())) | beam.io.WriteToText(out))
-    workers = [int(line) for name in os.listdir({folder!r}) if name.startswith("frozen")
+        (parsed.stories | beam.Map(lambda story: json.dumps([gc.get_freeze_count(), gc.get_threshold()[0]]))
+         | beam.io.WriteToText(out))
+    workers = [json.loads(line) for name in os.listdir({folder!r}) if name.startswith("frozen")
                for line in open(os.path.join({folder!r}, name))]
-print(json.dumps({{"frozen": gc.get_freeze_count(), "env": os.environ.get({switch!r}), "workers": workers}}))
+print(json.dumps({{"frozen": gc.get_freeze_count(), "young": gc.get_threshold()[0],
+                  "env": os.environ.get({switch!r}), "workers": workers}}))
 """
 
 
@@ -49,25 +52,30 @@ def probe(before: str, folder, workers: bool = False, **env) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+PYTHONS_YOUNG_THRESHOLD = 700
+
+
 def test_apply_freezes_the_start_up_heap_and_asks_the_workers_to(tmp_path):
-    assert probe("", tmp_path) == {"frozen": 0, "env": None, "workers": []}
+    assert probe("", tmp_path) == {"frozen": 0, "young": PYTHONS_YOUNG_THRESHOLD, "env": None, "workers": []}
     seen = probe("import apache_beam\nfrom transforms import process_gc\nprocess_gc.apply()", tmp_path)
     # Beam's import alone leaves hundreds of thousands of container objects.
     assert seen["frozen"] > 100_000 and seen["env"] == "freeze"
+    assert seen["young"] == YOUNG_THRESHOLD != PYTHONS_YOUNG_THRESHOLD
 
 
 def test_the_switch_leaves_the_collector_as_it_is(tmp_path):
     seen = probe("from transforms import process_gc\nprocess_gc.apply()", tmp_path, **{SWITCH: "default"})
-    assert seen == {"frozen": 0, "env": "default", "workers": []}
+    assert seen == {"frozen": 0, "young": PYTHONS_YOUNG_THRESHOLD, "env": "default", "workers": []}
 
 
 def test_workers_freeze_in_the_parse_stage_only_when_asked(tmp_path):
     asked = probe("", tmp_path / "asked", workers=True, **{SWITCH: "freeze"})
-    assert asked["frozen"] == 0                        # the probe's own process called nothing
-    assert asked["workers"] and all(n > 100_000 for n in asked["workers"])
+    assert asked["frozen"] == 0 and asked["young"] == PYTHONS_YOUNG_THRESHOLD   # the probe's own process called nothing
+    assert asked["workers"] and all(frozen > 100_000 and young == YOUNG_THRESHOLD
+                                    for frozen, young in asked["workers"])
     # A worker the command line did not start (no switch) keeps the defaults.
     alone = probe("", tmp_path / "alone", workers=True)
-    assert alone["workers"] and alone["workers"] == [0] * len(alone["workers"])
+    assert alone["workers"] and alone["workers"] == [[0, PYTHONS_YOUNG_THRESHOLD]] * len(alone["workers"])
 
 
 def test_the_command_line_freezes_before_a_run(tmp_path):
@@ -78,11 +86,11 @@ def test_the_command_line_freezes_before_a_run(tmp_path):
            f"main(['run', '--feeds', {str(feeds)!r}, '--topics', {str(ROOT / 'seeds' / 'topics.yaml')!r}, "
            f"'--output', {str(tmp_path / 'out')!r}, '--runner', 'DirectRunner', '--quiet'])")
     seen = probe(run, tmp_path)
-    assert seen["frozen"] > 100_000 and seen["env"] == "freeze"
+    assert seen["frozen"] > 100_000 and seen["young"] == YOUNG_THRESHOLD and seen["env"] == "freeze"
     assert (tmp_path / "out" / "errors").exists()   # the run ran
     # compact builds no pipeline: it leaves the collector alone
     compact = f"from pipeline.cli import main\nmain(['compact', '--output', {str(tmp_path / 'out')!r}, '--quiet'])"
-    assert probe(compact, tmp_path)["frozen"] == 0
+    assert probe(compact, tmp_path)["frozen"] == 0 and probe(compact, tmp_path)["young"] == PYTHONS_YOUNG_THRESHOLD
 
 
 def test_a_switch_value_that_is_not_known_stops_the_run_before_any_work(tmp_path):
@@ -101,13 +109,14 @@ def test_a_switch_value_that_is_not_known_stops_the_run_before_any_work(tmp_path
 
 # Imported by every Python process started with it on PYTHONPATH (the
 # command line and each worker it starts): at exit, each writes what it had
-# frozen, and whether it was a Beam worker.
+# frozen, its young threshold, and whether it was a Beam worker.
 AT_EXIT = r"""
 import atexit, gc, json, os, sys
 
 def _report():
     with open(os.path.join({folder!r}, f"{{os.getpid()}}.json"), "w") as handle:
-        json.dump({{"worker": "sdk_worker_main" in " ".join(sys.argv), "frozen": gc.get_freeze_count()}}, handle)
+        json.dump({{"worker": "sdk_worker_main" in " ".join(sys.argv), "frozen": gc.get_freeze_count(),
+                    "young": gc.get_threshold()[0]}}, handle)
 
 atexit.register(_report)
 """
@@ -139,9 +148,9 @@ def test_retag_freezes_its_process_and_its_preparation_workers(tmp_path):
         return [json.loads(path.read_text()) for path in reports.iterdir()]
 
     seen = retag("frozen")
-    main = [r["frozen"] for r in seen if not r["worker"]]
-    workers = [r["frozen"] for r in seen if r["worker"]]
-    assert max(main) > 100_000                     # the command line's own process
-    assert len(workers) == 2 and all(n > 100_000 for n in workers)
+    main = [(r["frozen"], r["young"]) for r in seen if not r["worker"]]
+    workers = [(r["frozen"], r["young"]) for r in seen if r["worker"]]
+    assert max(main)[0] > 100_000 and max(main)[1] == YOUNG_THRESHOLD   # the command line's own process
+    assert len(workers) == 2 and all(n > 100_000 and young == YOUNG_THRESHOLD for n, young in workers)
     defaults = retag("defaults", **{SWITCH: "default"})
-    assert defaults and all(r["frozen"] == 0 for r in defaults)
+    assert defaults and all(r["frozen"] == 0 and r["young"] == PYTHONS_YOUNG_THRESHOLD for r in defaults)
