@@ -1,6 +1,6 @@
 """How a pipeline process collects garbage: what it holds after start-up
 is frozen out of the collector's full passes, and its young generation is
-collected every YOUNG_THRESHOLD allocations rather than Python's 700.
+collected every YOUNG_THRESHOLD net allocations rather than Python's 700.
 
 CPython's full collection (generation 2) walks every container object the
 process holds, and runs again each time the objects that outlived the
@@ -16,15 +16,17 @@ cycles among them stay): it is called once per process, after start-up,
 when what the process holds is mostly what it will hold until it exits
 (with `--every`, also what the first cycle had loaded by then).
 
-The older generations are collected by count: the middle one every 10
-young passes, the oldest every 10 middle ones (once what outlived them
-has grown by a quarter). A run allocates millions of stories, records
-and tuples that live for a stage or the run, so at Python's threshold
-of 700 its process ran hundreds of middle and dozens of full passes
-over them; a young pass every YOUNG_THRESHOLD allocations does the same
-young work in fewer, larger passes, and the older ones run far less
-often (docs/performance.md, "Garbage collection"). Garbage held in
-reference cycles may wait up to that many allocations to be freed.
+The young generation is collected when the container objects allocated
+since its last pass, less those freed, exceed its threshold; the middle
+one every 10 young passes, the oldest every 10 middle ones (once what
+outlived them has grown by a quarter). A run allocates millions of
+stories, records and tuples that live for a stage or the run: at
+Python's threshold of 700, a run of 100,000 entries takes about 2,200
+young passes, 200 middle and 18 full ones over them; at YOUNG_THRESHOLD,
+about 110, 9 and 2 (docs/performance.md, "Garbage collection"). Garbage
+held in reference cycles is freed later in proportion: a cycle still in
+the young generation after up to that many allocations, one that
+outlived a young pass at the next middle or full pass.
 
 - The command line calls `apply()` before it builds its first pipeline
   (of `run`, or of `retag`), when the stages' modules are imported, and

@@ -23,5 +23,9 @@ def test_each_mode_is_run_and_its_collections_timed():
                          r"full collections ([\d.]+) s", proc.stdout, re.M)
     assert [mode for mode, _, _ in medians] == ["freeze", "freeze700", "default"], proc.stdout
     assert all(float(cpu) > float(full) >= 0 for _, cpu, full in medians)
-    passes = re.findall(r"passes by generation \[(\d+), (\d+), (\d+)\]$", proc.stdout, re.M)
-    assert len(passes) == 3 and all(int(young) > 0 for young, _, _ in passes), proc.stdout
+    young = dict(re.findall(r"^(freeze|freeze700|default) +CPU .*passes by generation \[(\d+), \d+, \d+\]$",
+                            proc.stdout, re.M))
+    assert set(young) == {"freeze", "freeze700", "default"}, proc.stdout
+    # freeze700 and default at Python's threshold, freeze at process_gc's, many times larger
+    assert int(young["freeze700"]) > 5 * int(young["freeze"]) > 0, proc.stdout
+    assert int(young["default"]) > 5 * int(young["freeze"]), proc.stdout
