@@ -1,11 +1,11 @@
 """What the garbage collector costs a run, as the command line sets it up
 (transforms/process_gc.py: the start-up heap frozen, a young pass every
-YOUNG_THRESHOLD allocations), frozen at Python's young threshold of 700, and
+YOUNG_THRESHOLD net allocations), frozen at Python's young threshold of 700, and
 with Python's defaults (NEWSWATCH_GC=default): `newswatch run` in-process on
 the benchmark corpus, in turns, each run in a child process that times
 every collection by generation (gc.callbacks).
 
-    python -m benchmarks.gc_cost --entries 20000 --runs 2
+    python -m benchmarks.gc_cost --entries 100000 --runs 2
 
 Prints one line per run and the medians: CPU of the run, and CPU spent in
 full collections (generation 2) and in younger ones; each run's line also
@@ -57,7 +57,8 @@ def run_once(feeds: str, out: str, mode: str) -> dict:
     shutil.rmtree(out, ignore_errors=True)
     switch, young = MODES[mode]
     env = {**os.environ, SWITCH: switch, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run([sys.executable, "-c", CHILD.replace("{young!r}", repr(young)), "run", "--feeds", feeds, "--topics", str(TOPICS),
+    child = CHILD.replace("{young!r}", repr(young))
+    proc = subprocess.run([sys.executable, "-c", child, "run", "--feeds", feeds, "--topics", str(TOPICS),
                            "--output", out, "--runner", "DirectRunner", "--quiet", *local.cli_flags()],
                           cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     found = json.loads(proc.stdout.strip().splitlines()[-1])
