@@ -127,7 +127,8 @@ def measure(entries: int = PER, repeat: int = 1, latency: float = 0.02, work: Op
         raise ValueError(f"unknown variants {unknown}")
     from benchmarks import corpus, local
     from benchmarks.measure import run_measured
-    from benchmarks.run import MIN_FREE_MEMORY, ROOT, TOPICS, _python_env, machine, served_feed_list
+    from benchmarks.run import MIN_FREE_MEMORY, ROOT, TOPICS, _python_env, machine
+    from benchmarks.served_corpus import served_feed_list
     from pipeline.config import load_topic_definitions
     from tests.support.feedserver import FeedServer
 

@@ -23,7 +23,8 @@ import sys
 import tempfile
 
 from benchmarks import corpus, local
-from benchmarks.run import ROOT, TOPICS, served_feed_list
+from benchmarks.run import ROOT, TOPICS
+from benchmarks.served_corpus import served_feed_list
 from pipeline.config import load_topic_definitions
 from tests.support.feedserver import FeedServer
 from transforms.process_gc import SWITCH

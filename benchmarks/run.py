@@ -34,8 +34,8 @@ import psutil
 
 from benchmarks import corpus, local
 from benchmarks.measure import run_measured, tail, two_process_speedup
-from benchmarks.verify import Verdict, check_counts, check_stories, pipeline_counts
 from benchmarks.served_corpus import served_feed_list
+from benchmarks.verify import Verdict, check_counts, check_stories, pipeline_counts
 from pipeline.config import load_topic_definitions
 from tests.support.feedserver import FeedServer
 

@@ -31,7 +31,8 @@ from typing import Dict, List, Optional
 import pandas as pd
 
 from benchmarks import corpus
-from benchmarks.run import ROOT, TOPICS, served_feed_list
+from benchmarks.run import ROOT, TOPICS
+from benchmarks.served_corpus import served_feed_list
 from pipeline.config import load_topic_definitions
 from tests.support.feedserver import FeedServer
 

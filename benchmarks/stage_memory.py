@@ -34,7 +34,8 @@ import psutil
 import pyarrow as pa
 
 from benchmarks import corpus, local
-from benchmarks.run import TOPICS, served_feed_list
+from benchmarks.run import TOPICS
+from benchmarks.served_corpus import served_feed_list
 from benchmarks.verify import Verdict, check_stories
 from pipeline.config import load_topic_definitions
 from tests.support.feedserver import FeedServer

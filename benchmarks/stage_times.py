@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Dict, List
 
 from benchmarks import corpus, local
-from benchmarks.run import MP_FLAGS, RESULTS, ROOT, TOPICS, served_feed_list
+from benchmarks.run import MP_FLAGS, RESULTS, ROOT, TOPICS
+from benchmarks.served_corpus import served_feed_list
 from pipeline.config import load_topic_definitions
 from tests.support.feedserver import FeedServer
 
