@@ -14,9 +14,9 @@ way langdetect does it:
 | the profiles | read from langdetect's files in its order (os.listdir), each weight computed as DetectorFactory.add_profile computes it; one matrix, not a list per n-gram |
 | cleaning the text | cleaned_text: Detector.append and cleaning_text as regular expressions |
 | the n-grams | word_ngrams: the NGram buffer restarts after a space, so each word gives the same n-grams wherever it is; a detector remembers them for short words |
-| the random draws | one `random.Random` seeded as langdetect seeds it, drawn in the same order (`gauss` per trial, `choice` per step) |
+| the random draws | one `random.Random` seeded as langdetect seeds it, drawn in the same order (`gauss` per trial, per step the draw `choice` makes: `_randbelow` of the n-gram count) |
 | a step: p[i] *= weight + w[i] | the sum made once per trial for each n-gram drawn, the product element by element: the same two IEEE operations |
-| normalising every fifth step | Python's `sum` over the list (numpy sums pairwise, which rounds differently), then one division per element |
+| normalising every fifth step | Python's `sum` over the list (numpy sums pairwise, which rounds differently), then one division per element; the largest quotient is the largest value over the sum, since a division by the same positive number keeps the order |
 | averaging the trials, sorting | element by element; langdetect's `Language` and its sort |
 
 `tests/transforms/test_langdetect_fast.py` holds it to langdetect on every
@@ -192,7 +192,8 @@ class FastDetector:
         matrix = self._matrix
         draw = random.Random()
         draw.seed(self.seed)
-        choose, positions = draw.choice, range(len(ngrams))
+        below, count = draw._randbelow, len(ngrams)   # choice(seq) is seq[_randbelow(len(seq))]
+        conv, limit = Detector.CONV_THRESHOLD, Detector.ITERATION_LIMIT
         average = np.zeros(len(self.langlist))
         for _ in range(TRIALS):
             prob = self._uniform.copy()
@@ -201,17 +202,18 @@ class FastDetector:
             factors: Dict[int, np.ndarray] = {}   # row -> weight + the row, for the n-grams drawn
             step = 0
             while True:
-                row = ngrams[choose(positions)]
+                row = ngrams[below(count)]
                 factor = factors.get(row)
                 if factor is None:
                     factor = factors[row] = weight + matrix[row]
                 prob *= factor
                 if step % 5 == 0:
-                    total = sum(prob.tolist())
+                    values = prob.tolist()
+                    total = sum(values)
                     if total == 0.0:
                         raise ZeroDivisionError("float division by zero")   # as langdetect would
                     prob /= total
-                    if prob.max() > Detector.CONV_THRESHOLD or step >= Detector.ITERATION_LIMIT:
+                    if max(values) / total > conv or step >= limit:
                         break
                 step += 1
             average += prob / TRIALS
