@@ -14,9 +14,9 @@ way langdetect does it:
 | the profiles | read from langdetect's files in its order (os.listdir), each weight computed as DetectorFactory.add_profile computes it; one matrix, not a list per n-gram |
 | cleaning the text | cleaned_text: Detector.append and cleaning_text as regular expressions |
 | the n-grams | word_ngrams: the NGram buffer restarts after a space, so each word gives the same n-grams wherever it is; a detector remembers them for short words |
-| the random draws | one `random.Random` seeded as langdetect seeds it, drawn in the same order (`gauss` per trial, per step the draw `choice` makes: `_randbelow` of the n-gram count) |
+| the random draws | one `random.Random` seeded as langdetect seeds it, drawn in the same order (`gauss` per trial; per step `_randbelow(len(ngrams))`, which is what `choice` draws) |
 | a step: p[i] *= weight + w[i] | the sum made once per trial for each n-gram drawn, the product element by element: the same two IEEE operations |
-| normalising every fifth step | Python's `sum` over the list (numpy sums pairwise, which rounds differently), then one division per element; the largest quotient is the largest value over the sum, since a division by the same positive number keeps the order |
+| normalising every fifth step | Python's `sum` over the list (numpy sums pairwise, which rounds differently), then one division per element; the largest quotient taken as max / sum (division by a positive number keeps the order) |
 | averaging the trials, sorting | element by element; langdetect's `Language` and its sort |
 
 `tests/transforms/test_langdetect_fast.py` holds it to langdetect on every
@@ -192,7 +192,9 @@ class FastDetector:
         matrix = self._matrix
         draw = random.Random()
         draw.seed(self.seed)
-        below, count = draw._randbelow, len(ngrams)   # choice(seq) is seq[_randbelow(len(seq))]
+        # choice(seq) is seq[_randbelow(len(seq))], without its call; _randbelow is
+        # private to random, so the corpus test holds it to langdetect's draws
+        below, count = draw._randbelow, len(ngrams)   # count > 0: probabilities() checks
         conv, limit = Detector.CONV_THRESHOLD, Detector.ITERATION_LIMIT
         average = np.zeros(len(self.langlist))
         for _ in range(TRIALS):
