@@ -50,7 +50,7 @@ import os
 SWITCH = "NEWSWATCH_GC"
 SWITCH_VALUES = ("freeze", "default")
 
-YOUNG_THRESHOLD = 10_000   # allocations between young collections (Python's: 700)
+YOUNG_THRESHOLD = 10_000   # net allocations of container objects between young passes (Python's: 700)
 
 _frozen = False   # once per process: in-process, its own worker too
 
