@@ -6,14 +6,17 @@ fetches thousands of feeds one at a time), the same parsing, identity and dedup
 rules (dedup_stories is the in-memory twin of DedupStories), the same topic
 matcher, langdetect on the kept stories only, the same syndication clusters
 (sketched at parse, assign_clusters is the in-memory twin of AssignClusters),
-and one pyarrow write.
+one pyarrow write of the stories, and the entry archive the pipeline writes
+by default: every parsed entry with its text, one file per UTC fetch date,
+with the archive's columns and compression.
 
     python -m benchmarks.baseline --feeds FEEDS --topics TOPICS --output OUT [--parser auto]
 
 `--parser auto` is the `baseline-fast` contestant of `make bench`: the same
 loop with the fast parse path (transforms/fast_parse.py).
 
-Prints one JSON line: entries, duplicates, unmatched, written, failed feeds.
+Prints one JSON line: entries, duplicates, unmatched, written, archived,
+failed feeds.
 """
 from __future__ import annotations
 
@@ -34,8 +37,8 @@ from transforms.fast_parse import PARSERS
 from transforms.fetch import fetch_feed
 from transforms.language import detect_language, language_text, load_detector
 from transforms.parse import parse_fetch
-from transforms.schema import STORIES_SCHEMA
-from transforms.sink import to_row
+from transforms.schema import STORIES_SCHEMA, partition_date
+from transforms.sink import ENTRIES, records_to_batch, to_row
 from transforms.topics import TopicMatcher, tag_story
 
 
@@ -55,6 +58,8 @@ def run(feeds_path: str, topics_path: str, output: str, run_id: str = "baseline"
                 bad_entries += sum(1 for d in parsed.dead_letters if d.stage == "parse_entry")
                 stories.extend(parsed.stories)
     entries = len(stories) + bad_entries
+    os.makedirs(output, exist_ok=True)
+    archived = write_archive(stories, output)
     kept, duplicates = dedup_stories(stories)
     del stories
     detector = load_detector()
@@ -70,11 +75,26 @@ def run(feeds_path: str, topics_path: str, output: str, run_id: str = "baseline"
             tagged.language = tagged.language or detect(tagged)
             matched.append(tagged)
     rows = [to_row(story, STORIES_SCHEMA) for story in assign_clusters(matched)]
-    os.makedirs(output, exist_ok=True)
     pq.write_table(pa.Table.from_pylist(rows, schema=STORIES_SCHEMA),
                    os.path.join(output, "stories.parquet"), compression="zstd")
     return {"entries": entries, "duplicates": duplicates, "unmatched": len(kept) - len(rows),
-            "written": len(rows), "failed_feeds": failed, "dead_letters": bad_entries}
+            "written": len(rows), "archived": archived, "failed_feeds": failed, "dead_letters": bad_entries}
+
+
+def write_archive(stories, output: str) -> int:
+    """Every parsed entry as the pipeline's entry archive keeps it (its
+    columns, zstd at its level), one file per UTC fetch date in
+    OUT/entries/date=<date>/, rows in parse order; returns the rows written."""
+    by_date = {}
+    for story in stories:
+        by_date.setdefault(partition_date(story.fetched_at), []).append(story)
+    for date, group in sorted(by_date.items()):
+        folder = os.path.join(output, ENTRIES.name, f"date={date}")
+        os.makedirs(folder, exist_ok=True)
+        pq.write_table(pa.Table.from_batches([records_to_batch(group, ENTRIES.schema)]),
+                       os.path.join(folder, "baseline.parquet"),
+                       compression="zstd", compression_level=ENTRIES.compression_level)
+    return len(stories)
 
 
 def main(argv=None):

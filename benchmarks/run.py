@@ -35,7 +35,7 @@ import psutil
 from benchmarks import corpus, local
 from benchmarks.measure import run_measured, tail, two_process_speedup
 from benchmarks.served_corpus import served_feed_list
-from benchmarks.verify import Verdict, check_counts, check_stories, pipeline_counts
+from benchmarks.verify import Verdict, check_archive, check_counts, check_stories, pipeline_counts
 from pipeline.config import load_topic_definitions
 from tests.support.feedserver import FeedServer
 
@@ -162,12 +162,15 @@ def run_contestant(name: str, feeds: str, out: str, truth: corpus.GroundTruth,
         report = json.loads(m.stdout.strip().splitlines()[-1])
         check_counts(verdict, truth, report["entries"], report["duplicates"])
         check_stories(verdict, os.path.join(out, "stories.parquet"), truth)
+        check_archive(verdict, os.path.join(out, "entries"), truth)
     else:
         entries, duplicates, reconciled = pipeline_counts(m.stdout)
         if not reconciled:
             verdict.problems.append("run summary does not reconcile")
         check_counts(verdict, truth, entries, duplicates)
         check_stories(verdict, os.path.join(out, "stories"), truth)
+        if name != "pipeline-other":   # another checkout may predate the archive
+            check_archive(verdict, os.path.join(out, "entries"), truth)
         if name in ("pipeline", "pipeline-no-clusters"):
             check_clusters(verdict, os.path.join(out, "stories"), name == "pipeline")
     return m, verdict, entries, wall, cpu

@@ -1,9 +1,10 @@
 """Is a contestant's output right? Checked against the corpus's ground truth
 before any of its speed is reported: a fast wrong answer is not a result.
 
-A run passes when it saw every entry, dropped exactly the copies, and wrote
+A run passes when it saw every entry, dropped exactly the copies, wrote
 exactly the unique stories that match the topics, each once, under the id of
-its original. Language agreement is reported, not required (langdetect may
+its original, and archived every entry with its text (the entry archive a
+pipeline run writes by default, which the plain loops write too). Language agreement is reported, not required (langdetect may
 disagree with the language a text was written in).
 """
 from __future__ import annotations
@@ -64,6 +65,25 @@ def check_stories(verdict: Verdict, path: str, truth: GroundTruth) -> Verdict:
     if ids:
         agree = sum(expected.get(i) == lang for i, lang in zip(ids, languages))
         verdict.language_agreement = agree / len(ids)
+    return verdict
+
+
+def check_archive(verdict: Verdict, path: str, truth: GroundTruth) -> Verdict:
+    """The entry archive under `path` (Hive partitions): a row with its
+    title for every entry of the corpus, the matching stories among them."""
+    try:
+        table = pq.read_table(path, columns=["story_id", "title"])
+    except Exception as exc:
+        verdict.problems.append(f"cannot read the entry archive at {path}: {str(exc).splitlines()[0][:200]}")
+        return verdict
+    if table.num_rows != truth.entries:
+        verdict.problems.append(f"{table.num_rows:,} entries archived, corpus has {truth.entries:,}")
+    untitled = table.column("title").null_count
+    if untitled:
+        verdict.problems.append(f"{untitled:,} archived entries without their text")
+    missing = len(truth.matching.keys() - set(table.column("story_id").to_pylist()))
+    if missing:
+        verdict.problems.append(f"{missing:,} matching stories not archived")
     return verdict
 
 

@@ -208,13 +208,18 @@ ROW_GROUP_ROWS = 10_000
 _IPC_OPTIONS = pa.ipc.IpcWriteOptions(compression="zstd")
 
 
-def rows_to_ipc(records: List, schema: pa.Schema) -> bytes:
-    """`records` (read by attribute, as to_row reads them) as one Arrow IPC
-    stream. Built a column at a time: a dict per row and from_pylist cost
+def records_to_batch(records: List, schema: pa.Schema) -> pa.RecordBatch:
+    """`records` (read by attribute, as to_row reads them) as one record
+    batch, built a column at a time: a dict per row and from_pylist cost
     several times as much, most of the archive's CPU."""
-    return _batch_to_ipc(pa.RecordBatch.from_arrays(
+    return pa.RecordBatch.from_arrays(
         [pa.array([getattr(r, name) for r in records], type=field.type) for name, field in zip(schema.names, schema)],
-        schema=schema))
+        schema=schema)
+
+
+def rows_to_ipc(records: List, schema: pa.Schema) -> bytes:
+    """`records` as one Arrow IPC stream (records_to_batch)."""
+    return _batch_to_ipc(records_to_batch(records, schema))
 
 
 def _batch_to_ipc(batch: pa.RecordBatch) -> bytes:
@@ -322,6 +327,7 @@ class _BatchRowsFn(beam.DoFn):
     def start_bundle(self):
         self._buffers: Dict[Tuple[str, object], list] = {}
         self._latest: Dict[Tuple[str, object], object] = {}
+        self._dates: Dict[object, str] = {}   # datetime -> partition date: a fetch's entries share one
 
     def process(self, record, win=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
         slot = (self._key(record), win)
@@ -336,7 +342,11 @@ class _BatchRowsFn(beam.DoFn):
             yield self._flush(slot)
 
     def _key(self, record) -> str:
-        return f"{schemas.partition_date(self.kind.date_of(record))}|{shard_of(record, self.kind, self.shards)}"
+        when = self.kind.date_of(record)
+        date = self._dates.get(when)
+        if date is None:
+            date = self._dates[when] = schemas.partition_date(when)
+        return f"{date}|{shard_of(record, self.kind, self.shards)}"
 
     def _add(self, slot, record) -> bool:
         """Buffers the record; True when its slot holds a full batch."""

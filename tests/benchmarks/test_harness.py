@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks import corpus, run
 from benchmarks.measure import run_measured
-from benchmarks.verify import Verdict, check_counts, check_stories, pipeline_counts
+from benchmarks.verify import Verdict, check_archive, check_counts, check_stories, pipeline_counts
 from pipeline.config import load_topic_definitions
 from transforms.dedup import dedup_stories
 from transforms.parse import parse_fetch, read_feed
@@ -72,6 +72,50 @@ def test_ground_truth_is_what_the_project_rules_give(small_corpus):
     assert dropped == truth.duplicates
     assert len(kept) == truth.originals
     assert matching == set(truth.matching)
+
+
+def write_archive_rows(folder, ids, titles):
+    folder.mkdir(parents=True)
+    pq.write_table(pa.table({"story_id": ids, "title": titles}), folder / "run.parquet")
+
+
+def test_an_archive_that_misses_entries_or_their_text_is_refused(small_corpus, tmp_path):
+    _, truth = small_corpus
+    ids = sorted(truth.matching) + [f"other-{i}" for i in range(truth.entries - len(truth.matching))]
+    write_archive_rows(tmp_path / "right" / "date=2026-11-06", ids, ["t"] * len(ids))
+    write_archive_rows(tmp_path / "short" / "date=2026-11-06", ids[1:], ["t"] * (len(ids) - 1))
+    write_archive_rows(tmp_path / "textless" / "date=2026-11-06", ids, [None] * len(ids))
+
+    assert check_archive(Verdict(), str(tmp_path / "right"), truth).ok
+    short = check_archive(Verdict(), str(tmp_path / "short"), truth).why()
+    assert f"{truth.entries - 1:,} entries archived" in short and "1 matching stories not archived" in short
+    assert f"{truth.entries:,} archived entries without their text" in \
+        check_archive(Verdict(), str(tmp_path / "textless"), truth).why()
+    assert "cannot read the entry archive" in check_archive(Verdict(), str(tmp_path / "none"), truth).why()
+
+
+@pytest.mark.integration
+def test_the_plain_loop_archives_the_entries_the_pipeline_archives(tmp_path):
+    from benchmarks import baseline, local
+    from benchmarks.served_corpus import served_elsewhere
+    from pipeline.cli import main as newswatch
+
+    truth = corpus.write(corpus.CorpusSpec(entries=1000), TOPICS, str(tmp_path / "corpus"))
+    feeds = str(tmp_path / "feeds.txt")
+    with served_elsewhere(str(tmp_path / "corpus"), feeds):
+        report = baseline.run(feeds, str(run.TOPICS), str(tmp_path / "loop"), parser="auto")
+        assert newswatch(["run", "--feeds", feeds, "--topics", str(run.TOPICS), "--output", str(tmp_path / "pipe"),
+                          "--runner", "DirectRunner", *local.cli_flags()]) == 0
+    columns = ["feed_url", "entry_index", "story_id", "title", "summary", "content", "content_hash"]
+
+    def archived(out):
+        table = pq.read_table(str(out / "entries"), columns=columns)
+        return sorted(zip(*(table.column(c).to_pylist() for c in columns)))
+
+    loop = archived(tmp_path / "loop")
+    assert report["archived"] == len(loop) == truth.entries
+    assert loop == archived(tmp_path / "pipe")
+    assert check_archive(Verdict(), str(tmp_path / "loop" / "entries"), truth).ok
 
 
 def write_stories(path, ids, language="en"):

@@ -160,6 +160,12 @@ class SeenIndex:
         return total - len(pairs) + len(np.unique(pairs, axis=0))
 
     @property
+    def is_empty(self) -> bool:
+        """No digests at all, so every lookup misses (len() may also be 0
+        when every entry is past the lookback, but costs a pass to tell)."""
+        return not self.segments
+
+    @property
     def nbytes(self) -> int:
         """Bytes of the digests, mapped or in memory."""
         return sum(s.nbytes for s in self.segments)

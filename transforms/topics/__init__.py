@@ -190,14 +190,21 @@ class _KeepMatchedFn(beam.DoFn):
         self._unmatched = metrics.counter("unmatched")
         self._per_topic = {name: metrics.counter(f"matched_topic_{name}") for name in self._names}
 
+    def start_bundle(self):
+        self._unmatched_in_bundle = 0
+
     def process(self, story):
         if unmatched.is_unmatched(story) or not story.topics:
-            self._unmatched.inc()
+            self._unmatched_in_bundle += 1   # most stories: counted once a bundle
             return
         self._matched.inc()
         for name in story.topics:
             self._per_topic[name].inc()
         yield story
+
+    def finish_bundle(self):
+        if self._unmatched_in_bundle:
+            self._unmatched.inc(self._unmatched_in_bundle)
 
 
 class TagTopics(beam.PTransform):

@@ -36,3 +36,13 @@ def test_a_million_remembered_stories_fit_in_a_small_index():
         assert index.last_seen(key) is not None
         other = int(hi[i]).to_bytes(8, "big") + int(lo[i] ^ np.uint64(1)).to_bytes(8, "big")
         assert index.last_seen(other) is None    # same high half, different key
+
+
+def test_an_index_without_digests_is_empty_and_one_past_its_lookback_is_not():
+    """is_empty lets the seen-before stage skip making keys on a first run;
+    an index whose entries the lookback hides still has segments to search."""
+    assert SeenIndex.empty().is_empty and SeenIndex.from_records([]).is_empty
+    index = SeenIndex.from_records(records("a"))
+    assert not index.is_empty
+    index.segments[0].min_seen_us = 2**62   # every entry older than the lookback
+    assert not index.is_empty and len(index) == 0 and index.last_seen(key_digest("url:a")) is None
