@@ -38,7 +38,7 @@ from transforms.fetch import fetch_feed
 from transforms.language import detect_language, language_text, load_detector
 from transforms.parse import parse_fetch
 from transforms.schema import STORIES_SCHEMA, partition_date
-from transforms.sink import ENTRIES, records_to_batch, to_row
+from transforms.sink import ENTRIES, ROW_GROUP_ROWS, records_to_batch, to_row
 from transforms.topics import TopicMatcher, tag_story
 
 
@@ -83,17 +83,19 @@ def run(feeds_path: str, topics_path: str, output: str, run_id: str = "baseline"
 
 def write_archive(stories, output: str) -> int:
     """Every parsed entry as the pipeline's entry archive keeps it (its
-    columns, zstd at its level), one file per UTC fetch date in
-    OUT/entries/date=<date>/, rows in parse order; returns the rows written."""
+    columns, zstd at its level, its row groups), one file per UTC fetch date
+    in OUT/entries/date=<date>/, rows in parse order, one row group in
+    memory at a time; returns the rows written."""
     by_date = {}
     for story in stories:
         by_date.setdefault(partition_date(story.fetched_at), []).append(story)
     for date, group in sorted(by_date.items()):
         folder = os.path.join(output, ENTRIES.name, f"date={date}")
         os.makedirs(folder, exist_ok=True)
-        pq.write_table(pa.Table.from_batches([records_to_batch(group, ENTRIES.schema)]),
-                       os.path.join(folder, "baseline.parquet"),
-                       compression="zstd", compression_level=ENTRIES.compression_level)
+        with pq.ParquetWriter(os.path.join(folder, "baseline.parquet"), ENTRIES.schema, compression="zstd",
+                              compression_level=ENTRIES.compression_level) as writer:
+            for start in range(0, len(group), ROW_GROUP_ROWS):
+                writer.write_batch(records_to_batch(group[start:start + ROW_GROUP_ROWS], ENTRIES.schema))
     return len(stories)
 
 

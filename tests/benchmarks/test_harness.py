@@ -115,6 +115,10 @@ def test_the_plain_loop_archives_the_entries_the_pipeline_archives(tmp_path):
     loop = archived(tmp_path / "loop")
     assert report["archived"] == len(loop) == truth.entries
     assert loop == archived(tmp_path / "pipe")
+    from transforms.sink import ENTRIES
+    for path in (tmp_path / "loop" / "entries").rglob("*.parquet"):
+        assert pq.read_schema(path).remove_metadata() == ENTRIES.schema.remove_metadata()
+        assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
     assert check_archive(Verdict(), str(tmp_path / "loop" / "entries"), truth).ok
 
 
