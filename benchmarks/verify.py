@@ -2,10 +2,12 @@
 before any of its speed is reported: a fast wrong answer is not a result.
 
 A run passes when it saw every entry, dropped exactly the copies, wrote
-exactly the unique stories that match the topics, each once, under the id of
-its original, and archived every entry with its text (the entry archive a
-pipeline run writes by default, which the plain loops write too). Language agreement is reported, not required (langdetect may
-disagree with the language a text was written in).
+exactly the unique stories that match the topics, each once, under the id
+of its original, and archived every entry with its title (the entry
+archive a pipeline run writes by default, and the plain loops too; not
+checked for another checkout's pipeline, which may predate it). Language
+agreement is reported, not required (langdetect may disagree with the
+language a text was written in).
 """
 from __future__ import annotations
 
@@ -69,8 +71,9 @@ def check_stories(verdict: Verdict, path: str, truth: GroundTruth) -> Verdict:
 
 
 def check_archive(verdict: Verdict, path: str, truth: GroundTruth) -> Verdict:
-    """The entry archive under `path` (Hive partitions): a row with its
-    title for every entry of the corpus, the matching stories among them."""
+    """The entry archive under `path` (Hive partitions): a row for every
+    entry of the corpus, each with its title (the text column every
+    generated entry has), the matching stories among them."""
     try:
         table = pq.read_table(path, columns=["story_id", "title"])
     except Exception as exc:
@@ -80,7 +83,7 @@ def check_archive(verdict: Verdict, path: str, truth: GroundTruth) -> Verdict:
         verdict.problems.append(f"{table.num_rows:,} entries archived, corpus has {truth.entries:,}")
     untitled = table.column("title").null_count
     if untitled:
-        verdict.problems.append(f"{untitled:,} archived entries without their text")
+        verdict.problems.append(f"{untitled:,} archived entries without their title")
     missing = len(truth.matching.keys() - set(table.column("story_id").to_pylist()))
     if missing:
         verdict.problems.append(f"{missing:,} matching stories not archived")

@@ -55,7 +55,7 @@ def seen_records(story: Union[Story, tuple]) -> List[SeenRecord]:
 
 def last_seen(story: Union[Story, tuple], index: SeenIndex):
     """When any identity of the story was last recorded, or None."""
-    if index.is_empty:   # a first run: no keys to make
+    if index.is_empty:   # nothing remembered (a first run): no keys to make
         return None
     times = [t for t in (index.last_seen(k) for k in seen_keys(story)) if t is not None]
     return max(times) if times else None

@@ -327,7 +327,8 @@ class _BatchRowsFn(beam.DoFn):
     def start_bundle(self):
         self._buffers: Dict[Tuple[str, object], list] = {}
         self._latest: Dict[Tuple[str, object], object] = {}
-        self._dates: Dict[object, str] = {}   # datetime -> partition date: a fetch's entries share one
+        # datetime -> partition date: the entries (and errors) of one fetch share their time
+        self._dates: Dict[object, str] = {}
 
     def process(self, record, win=beam.DoFn.WindowParam, timestamp=beam.DoFn.TimestampParam):
         slot = (self._key(record), win)

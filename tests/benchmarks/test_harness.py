@@ -79,7 +79,7 @@ def write_archive_rows(folder, ids, titles):
     pq.write_table(pa.table({"story_id": ids, "title": titles}), folder / "run.parquet")
 
 
-def test_an_archive_that_misses_entries_or_their_text_is_refused(small_corpus, tmp_path):
+def test_an_archive_that_misses_entries_or_their_titles_is_refused(small_corpus, tmp_path):
     _, truth = small_corpus
     ids = sorted(truth.matching) + [f"other-{i}" for i in range(truth.entries - len(truth.matching))]
     write_archive_rows(tmp_path / "right" / "date=2026-11-06", ids, ["t"] * len(ids))
@@ -89,7 +89,7 @@ def test_an_archive_that_misses_entries_or_their_text_is_refused(small_corpus, t
     assert check_archive(Verdict(), str(tmp_path / "right"), truth).ok
     short = check_archive(Verdict(), str(tmp_path / "short"), truth).why()
     assert f"{truth.entries - 1:,} entries archived" in short and "1 matching stories not archived" in short
-    assert f"{truth.entries:,} archived entries without their text" in \
+    assert f"{truth.entries:,} archived entries without their title" in \
         check_archive(Verdict(), str(tmp_path / "textless"), truth).why()
     assert "cannot read the entry archive" in check_archive(Verdict(), str(tmp_path / "none"), truth).why()
 
