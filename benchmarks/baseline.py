@@ -8,7 +8,7 @@ matcher, langdetect on the kept stories only, the same syndication clusters
 (sketched at parse, assign_clusters is the in-memory twin of AssignClusters),
 one pyarrow write of the stories, and the entry archive the pipeline writes
 by default: every parsed entry with its text, one file per UTC fetch date,
-with the archive's columns and compression.
+with the archive's columns, compression and row groups.
 
     python -m benchmarks.baseline --feeds FEEDS --topics TOPICS --output OUT [--parser auto]
 

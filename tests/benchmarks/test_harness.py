@@ -99,6 +99,7 @@ def test_the_plain_loop_archives_the_entries_the_pipeline_archives(tmp_path):
     from benchmarks import baseline, local
     from benchmarks.served_corpus import served_elsewhere
     from pipeline.cli import main as newswatch
+    from transforms.sink import ENTRIES
 
     truth = corpus.write(corpus.CorpusSpec(entries=1000), TOPICS, str(tmp_path / "corpus"))
     feeds = str(tmp_path / "feeds.txt")
@@ -115,7 +116,6 @@ def test_the_plain_loop_archives_the_entries_the_pipeline_archives(tmp_path):
     loop = archived(tmp_path / "loop")
     assert report["archived"] == len(loop) == truth.entries
     assert loop == archived(tmp_path / "pipe")
-    from transforms.sink import ENTRIES
     for path in (tmp_path / "loop" / "entries").rglob("*.parquet"):
         assert pq.read_schema(path).remove_metadata() == ENTRIES.schema.remove_metadata()
         assert pq.ParquetFile(path).metadata.row_group(0).column(0).compression == "ZSTD"
