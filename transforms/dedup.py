@@ -9,6 +9,7 @@ is kept does not depend on arrival order, runner or worker count.
 """
 from __future__ import annotations
 
+import struct
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
 import apache_beam as beam
@@ -30,6 +31,35 @@ def preference(story: Story) -> tuple:
     published = story.published_at.timestamp() if story.published_at else _NO_DATE
     return (published, story.feed_url, story.entry_index, story.story_id,
             story.url or "", story.guid or "")
+
+
+# preference_key's encodings, each sorting as its value does: a float by
+# its IEEE bits (sign bit flipped, all bits flipped for a negative), an int
+# offset by 2**63, a string as UTF-8 (code point order; surrogatepass for a
+# lone surrogate) with each NUL escaped and a terminator below any byte
+# that can follow, so a string sorts before every longer one it begins.
+_SIGN = 1 << 63
+_ALL_BITS = (1 << 64) - 1
+_FLOAT = struct.Struct(">d")
+_NUL, _NUL_ESCAPED, _END = b"\x00", b"\x00\xff", b"\x00\x00"
+
+
+def _float_key(value: float) -> bytes:
+    bits = int.from_bytes(_FLOAT.pack(value + 0.0), "big")   # + 0.0: -0.0 sorts as 0.0
+    return (bits ^ _ALL_BITS if bits & _SIGN else bits | _SIGN).to_bytes(8, "big")
+
+
+def _str_key(value: str) -> bytes:
+    return value.encode("utf-8", "surrogatepass").replace(_NUL, _NUL_ESCAPED) + _END
+
+
+def preference_key(story: Story) -> bytes:
+    """preference(story) as one bytes object that sorts as the tuple does:
+    what dedup's identity records carry, one object where the tuple holds
+    six, each with its own header."""
+    published, feed_url, entry_index, story_id, url, guid = preference(story)
+    return b"".join((_float_key(published), _str_key(feed_url), (entry_index + _SIGN).to_bytes(8, "big"),
+                     _str_key(story_id), _str_key(url), _str_key(guid)))
 
 
 def dedup_key(story: Story, kind: str) -> Optional[str]:
@@ -76,8 +106,9 @@ def dedup_stories(stories: Iterable[Story]) -> Tuple[List[Story], int]:
 #
 # Dedup compares compact identity records, not whole stories, and picks the
 # winners out of the stories (or unmatched records) once, at the end.
-# A record is a plain tuple, which Beam encodes without pickle; its handle
-# and keys are 16-byte digests (key_digest), not the strings they stand for.
+# A record is a plain tuple of two bytes objects, which Beam encodes
+# without pickle: its handle and keys as 16-byte digests (key_digest), not
+# the strings they stand for, and its preference as preference_key.
 #
 # The passes run inside one combine (_Winners) rather than as a keyed
 # shuffle per kind: on the DirectRunner every shuffle is grouped in the
@@ -87,13 +118,14 @@ def dedup_stories(stories: Iterable[Story]) -> Tuple[List[Story], int]:
 # record that loses its guid group within a part loses it in the whole;
 # the others need every survivor, so they run on the merged whole, in one
 # thread of one worker. That worker holds each guid's preferred record at
-# once, about 0.9 KB each with the preference's strings (about ten times a
-# winner's handle in the set every worker then holds): fine for a run of
-# a few million entries, not for a backfill of many more in one run.
+# once, about 0.5 KB each (about five times a winner's handle in the set
+# every worker then holds): fine for a run of a few million entries, not
+# for a backfill of many more in one run.
 
-_HANDLE, _PREFERENCE = 0, 4
-_KEY_INDEX = {kind: 1 + i for i, kind in enumerate(KEY_KINDS)}
-_FIRST = _KEY_INDEX[KEY_KINDS[0]]
+_DIGESTS, _PREFERENCE = 0, 1
+_DIGEST = 16
+_KEY_AT = {kind: _DIGEST * (1 + i) for i, kind in enumerate(KEY_KINDS)}   # where in _DIGESTS
+_FIRST = _KEY_AT[KEY_KINDS[0]]
 
 
 def handle_digest(story: Story) -> bytes:
@@ -102,20 +134,27 @@ def handle_digest(story: Story) -> bytes:
 
 
 def identity_record(story: Story, digests: Optional[Tuple[Optional[bytes], ...]] = None) -> tuple:
-    """(handle digest, guid key, url key, text key, preference): all that
-    dedup needs to know about a story, each key the digest of dedup_key's
-    string (`digests`: unmatched.key_digests of its keys, when the caller
-    has them). A kind the story has no key of gets a key of its own, so the
-    story stays alone in that pass."""
+    """(digests, preference key): all that dedup needs to know about a
+    story. `digests` is the handle's digest and then each kind's key, the
+    digest of dedup_key's string, 16 bytes each in one bytes object (the
+    keys: unmatched.key_digests, when the caller has them); a kind the
+    story has no key of gets a key of its own, so the story stays alone in
+    that pass. The preference key is preference_key's."""
     if digests is None:
         digests = unmatched.key_digests(identity.story_dedup_keys(story))
     handle = entry_handle(story)
     alone = key_digest(f"self:{handle}") if None in digests else None
-    return (key_digest(handle), *(alone if d is None else d for d in digests), preference(story))
+    return (b"".join((key_digest(handle), *(alone if d is None else d for d in digests))),
+            preference_key(story))
 
 
-def _keep_preferred(best: dict, record: tuple, index: int) -> None:
-    key = record[index]
+def record_handle(record: tuple) -> bytes:
+    """The handle digest of an identity record (handle_digest of its story)."""
+    return record[_DIGESTS][:_DIGEST]
+
+
+def _keep_preferred(best: dict, record: tuple, at: int) -> None:
+    key = record[_DIGESTS][at:at + _DIGEST]
     held = best.get(key)
     if held is None or record[_PREFERENCE] < held[_PREFERENCE]:
         best[key] = record
@@ -151,9 +190,9 @@ class _Winners(beam.CombineFn):
         for kind in KEY_KINDS[1:]:
             kept: dict = {}
             for record in records:
-                _keep_preferred(kept, record, _KEY_INDEX[kind])
+                _keep_preferred(kept, record, _KEY_AT[kind])
             records = kept.values()
-        winners = {record[_HANDLE] for record in records}
+        winners = {record_handle(record) for record in records}
         return (winners, total - len(winners))
 
 
@@ -186,7 +225,7 @@ class _IdentifyFn(beam.DoFn):
         record = identity_record(story, digests)
         yield beam.pvalue.TaggedOutput(_RECORDS, (None, record))
         if self.compact_unmatched and not story.topics:
-            yield unmatched.unmatched_record(story, record[_HANDLE], digests)
+            yield unmatched.unmatched_record(story, record_handle(record), digests)
         else:
             yield story
 

@@ -158,6 +158,64 @@ def test_the_winners_are_the_same_whatever_the_parts_and_their_merge_order():
     assert combine.extract_output(combine.merge_accumulators([])) == (set(), 0)
 
 
+def _adversarial_stories(seed, n=400):
+    """Stories whose preferences tie, or nearly, field by field: dates
+    before 1970, equal and missing; feed URLs, ids, links and guids that are
+    prefixes of each other, empty, or hold NUL, non-ASCII characters or a
+    lone surrogate; positions 0 and large."""
+    rng = random.Random(seed)
+    texts = ["", "a", "a\x00", "a\x00b", "a\x01", "ab", "b", "\x00", "\x00\x00", "\xff", "é", "é\x00",
+             "\u4e2d", "\ud800", "\ud800x", "\ue000", "\U0001f600", "z" * 40]
+    dates = [None, datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=timezone.utc),
+             datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(1970, 1, 1, tzinfo=timezone.utc), T0,
+             T0 + timedelta(microseconds=1), datetime(9999, 12, 31, tzinfo=timezone.utc)]
+    out = []
+    for _ in range(n):
+        s = story(rng.choice(texts), rng.choice([0, 1, 2, 49, 2**40]), "https://x.example/1", "g")
+        out.append(s.replace(published_at=rng.choice(dates), story_id=rng.choice(texts),
+                             url=rng.choice([None, *texts]), guid=rng.choice([None, *texts])))
+    return out
+
+
+def test_the_preference_key_sorts_as_the_preference_does():
+    # Dedup's records carry the preference as bytes (preference_key): any
+    # pair of stories must compare the same way both ways, ties included.
+    from transforms.dedup import preference, preference_key
+
+    def sign(a, b):
+        return (a > b) - (a < b)
+
+    for seed in range(4):
+        stories = _adversarial_stories(seed)
+        keys = [preference_key(s) for s in stories]
+        prefs = [preference(s) for s in stories]
+        for i in range(len(stories)):
+            for j in range(0, len(stories), 7):
+                assert sign(keys[i], keys[j]) == sign(prefs[i], prefs[j]), (prefs[i], prefs[j])
+        assert sorted(range(len(stories)), key=keys.__getitem__) == sorted(range(len(stories)), key=prefs.__getitem__)
+
+
+def test_an_identity_record_takes_under_half_a_kilobyte():
+    # The combine holds one record per guid in one process until it has a
+    # run's whole (docs/performance.md#two-workers): the handle and keys as
+    # one bytes object and the preference as another, not a tuple of ten
+    # objects (about 0.85 KB for the stories of this test).
+    import sys
+
+    from transforms.dedup import identity_record
+
+    stories = [story(f"https://feeds.example/{i % 40}/rss.xml", i % 50, f"https://news.example/2021/09/28/story-{i}",
+                     f"https://news.example/?p={i}", f"Title {i}", "Body") for i in range(200)]
+    def deep_size(value):
+        if isinstance(value, tuple):
+            return sys.getsizeof(value) + sum(deep_size(item) for item in value)
+        return sys.getsizeof(value)
+
+    guid_key = 49   # the 16-byte key the combine's dict holds besides
+    sizes = [deep_size(identity_record(s)) + guid_key for s in stories]
+    assert max(sizes) < 500, max(sizes)
+
+
 def test_dedup_groups_its_records_once():
     # One grouping for the three kinds, not one shuffle per kind.
     p = beam.Pipeline(runner="DirectRunner")
