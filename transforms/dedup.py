@@ -118,12 +118,13 @@ def dedup_stories(stories: Iterable[Story]) -> Tuple[List[Story], int]:
 # record that loses its guid group within a part loses it in the whole;
 # the others need every survivor, so they run on the merged whole, in one
 # thread of one worker. That worker holds each guid's preferred record at
-# once, about 0.5 KB each (about five times a winner's handle in the set
-# every worker then holds): fine for a run of a few million entries, not
-# for a backfill of many more in one run.
+# once, about 0.5 KB each with the guid key its dict holds (about five
+# times a winner's handle in the set every worker then holds; each later
+# pass adds a 16-byte key a record while it runs): fine for a run of a few
+# million entries, not for a backfill of many more in one run.
 
 _DIGESTS, _PREFERENCE = 0, 1
-_DIGEST = 16
+_DIGEST = len(key_digest(""))
 _KEY_AT = {kind: _DIGEST * (1 + i) for i, kind in enumerate(KEY_KINDS)}   # where in _DIGESTS
 _FIRST = _KEY_AT[KEY_KINDS[0]]
 

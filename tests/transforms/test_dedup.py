@@ -198,8 +198,7 @@ def test_the_preference_key_sorts_as_the_preference_does():
 def test_an_identity_record_takes_under_half_a_kilobyte():
     # The combine holds one record per guid in one process until it has a
     # run's whole (docs/performance.md#two-workers): the handle and keys as
-    # one bytes object and the preference as another, not a tuple of ten
-    # objects (about 0.85 KB for the stories of this test).
+    # one bytes object and the preference as another (preference_key).
     import sys
 
     from transforms.dedup import identity_record
