@@ -65,14 +65,15 @@ def render_table(data: dict, target: str = "make bench") -> str:
     """The benchmark's own table, as `make bench` (or the make `target`
     that ran it) printed it, with the line that says when, where and how
     it was made."""
-    from benchmarks.run import render
+    from benchmarks.run import describe_code, render
 
     context = data["context"]
     table = render(_results(data), data.get("fetch"), data.get("seed"), context,
                    data.get("components") or {}, data.get("huge"))
+    code = describe_code(context)
     return "\n".join([
         f"Measured {context['date']} with `{target}` (`{context['command'].strip()}`) "
-        f"on {context['machine']}.",
+        + (f"of {code}, " if code else "") + f"on {context['machine']}.",
         "",
         "```text",
         table,

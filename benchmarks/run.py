@@ -426,6 +426,36 @@ def _describe_checkout(path: Path) -> str:
     return f"{path} ({commit or 'not a git checkout'})"
 
 
+def measured_code(root: Path = ROOT) -> dict:
+    """Which code a run measures: the checkout's commit (short hash), and
+    whether a tracked file differs from it, the results a run writes and
+    the docs made from them aside (they are not the code it measured).
+    Empty outside a git checkout."""
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        if head.returncode:
+            return {}
+        changed = git("--no-optional-locks", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                      ":(exclude)benchmarks/results", ":(exclude)docs", ":(exclude)*.md")
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    if changed.returncode:
+        return {"commit": head.stdout.strip()}   # changes unknown: said of neither
+    return {"commit": head.stdout.strip(), "uncommitted": bool(changed.stdout.strip())}
+
+
+def describe_code(context: dict) -> str:
+    """measured_code as the table says it: "commit abc1234", and "with
+    uncommitted changes" when there were; "" when the run did not record it."""
+    code = context.get("code") or {}
+    if not code.get("commit"):
+        return ""
+    return f"commit {code['commit']}" + (" with uncommitted changes" if code.get("uncommitted") else "")
+
+
 def machine() -> str:
     model = platform.processor() or platform.machine()
     try:
@@ -453,6 +483,8 @@ def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], c
         f"{context['load_after']} after",
         f"corpus: {context['corpus']}",
     ]
+    if describe_code(context):
+        lines.insert(1, f"code: {describe_code(context)}")
     if context.get("other"):
         lines.append(f"other checkout: {context['other']}")
     lines += [""]
@@ -723,6 +755,7 @@ def main(argv=None) -> int:
         print(f"[{time.perf_counter() - started:6.0f} s] {message}", file=sys.stderr, flush=True)
 
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    code = measured_code()   # before any work: the code as the runs import it
     topics = load_topic_definitions(str(TOPICS))
     results: List[Result] = []
     work = tempfile.mkdtemp(prefix="newswatch-bench-")
@@ -743,6 +776,7 @@ def main(argv=None) -> int:
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "command": "python -m benchmarks.run " + " ".join(argv if argv is not None else sys.argv[1:]),
         "machine": machine(),
+        "code": code,
         "load_before": load_before,
         "load_after": " ".join(f"{x:.1f}" for x in os.getloadavg()),
         "corpus": (f"{spec.items_per_feed} items per feed, {spec.polls} polls of each feed; "

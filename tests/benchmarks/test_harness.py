@@ -2,6 +2,8 @@
 truth the project's own functions agree with, and no figure for a wrong run.
 No speed is asserted anywhere here."""
 import json
+import os
+import subprocess
 import sys
 from datetime import datetime, timezone
 
@@ -263,3 +265,48 @@ def test_scale_sets_the_components_sizes_also_beside_explicit_sizes(tmp_path, mo
               "--components", "seen", "--results", str(tmp_path)])
     assert sizes == [1000] and scales == [("seen", expected)]
     assert run.COMPONENT_SCALES["large"]["seen"]["stories"] == run.SEEN_TARGET_STORIES
+
+
+def test_a_run_records_the_commit_it_measures(tmp_path, monkeypatch):
+    # No user or system git settings (hooks, signing), no checkout above tmp_path.
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.com", *args],
+                       check=True, capture_output=True)
+
+    assert run.measured_code(tmp_path) == {}                  # not a checkout
+    git("init", "-q")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "README.md").write_text("# old\n")
+    (tmp_path / "benchmarks" / "results" / "latest.json").write_text("{}\n")
+    git("add", ".")
+    git("commit", "-q", "-m", "first")
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    assert run.measured_code(tmp_path) == {"commit": head, "uncommitted": False}
+    # The results a run writes, the docs made from them, and files git does
+    # not track are not the code measured.
+    (tmp_path / "benchmarks" / "results" / "latest.json").write_text('{"new": 1}\n')
+    (tmp_path / "README.md").write_text("# new\n")
+    (tmp_path / "scratch.py").write_text("y = 2\n")
+    assert run.measured_code(tmp_path) == {"commit": head, "uncommitted": False}
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert run.measured_code(tmp_path) == {"commit": head, "uncommitted": True}
+
+
+def test_the_table_names_the_code_it_measured():
+    from benchmarks import docs_table
+
+    context = {"date": "d", "command": "python -m benchmarks.run", "machine": "m", "load_before": "0",
+               "load_after": "0", "corpus": "x", "repeat": 1, "elapsed_s": 60}
+    assert "code:" not in run.render([], None, None, context)  # a run that did not record it
+    data = {"context": dict(context, code={"commit": "abc1234", "uncommitted": False}), "results": []}
+    assert "\ncode: commit abc1234\n" in run.render([], None, None, data["context"])
+    assert docs_table.render_table(data).startswith(
+        "Measured d with `make bench` (`python -m benchmarks.run`) of commit abc1234, on m.")
+    data["context"]["code"]["uncommitted"] = True
+    assert "of commit abc1234 with uncommitted changes, on m." in docs_table.render_table(data)
