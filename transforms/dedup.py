@@ -9,7 +9,9 @@ is kept does not depend on arrival order, runner or worker count.
 """
 from __future__ import annotations
 
+import functools
 import struct
+from datetime import datetime
 from typing import Any, Iterable, List, Optional, Tuple, Union
 
 import apache_beam as beam
@@ -79,7 +81,16 @@ def dedup_digest(item: Union[Story, tuple], kind: str) -> Optional[bytes]:
 
 def entry_handle(story: Story) -> str:
     """Names one entry of one fetch: unique within a run."""
-    return f"{story.feed_url}\x1f{story.entry_index}\x1f{story.fetched_at}"
+    at = story.fetched_at
+    moment = _moment_text(at, at.utcoffset()) if isinstance(at, datetime) else at
+    return f"{story.feed_url}\x1f{story.entry_index}\x1f{moment}"
+
+
+@functools.lru_cache(maxsize=256)
+def _moment_text(moment, offset) -> str:
+    # All entries of a fetch share its time: formatted once, not per entry.
+    # (Keyed with the offset too: equal instants in two zones print differently.)
+    return str(moment)
 
 
 def _passthrough_key(story: Story) -> str:

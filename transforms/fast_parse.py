@@ -47,13 +47,12 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Dict, List, NamedTuple, Optional
+from typing import Callable, Dict, List, NamedTuple, Optional
 from xml.parsers import expat
 
 from feedparser.html import _cp1252
 from feedparser.mixin import _FeedParserMixin
 from feedparser.urls import _urljoin, make_safe_absolute_uri
-from feedparser.util import FeedParserDict
 from lxml import etree
 
 from transforms.feed_split import _settings, feedparser_input
@@ -153,6 +152,9 @@ def _finish(text: str) -> str:
 def _recode(text: str) -> str:
     # Text that reads as UTF-8 once taken as Latin-1 is decoded again, and
     # C1 controls become their cp1252 characters, as feedparser's pop does.
+    # ASCII text is neither: most text, returned as it is.
+    if text.isascii():
+        return text
     try:
         text = text.encode("iso-8859-1").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
@@ -165,8 +167,39 @@ def _content_type(value: str) -> str:
     return _FeedParserMixin.map_content_type(value)
 
 
-class _Context(dict):
-    """An entry or the feed: a plain dict feedparser's author helpers can write to."""
+def _content_params(type_attribute: str, mode: str) -> dict:
+    kind = _content_type(type_attribute)
+    if mode == "base64" or not (kind.startswith("text/") or kind.endswith("+xml") or kind.endswith("/xml")):
+        raise Refused("content_type", kind[:50])
+    if kind == "application/xhtml+xml":
+        raise Refused("content_type", kind)
+    return {"type": kind}
+
+
+# (type attribute, mode) -> content_params' answer: a feed repeats a few.
+_CONTENT_PARAMS: Dict[tuple, dict] = {}
+# An absolute http(s) URL that urljoin gives back unchanged, whatever the
+# base: a lower-case scheme, a plain host, printable ASCII, no ";" in the
+# path (params), no "#" (fragment), and a query only when not empty
+# (urlunparse drops an empty one). Most links in feeds are of this shape.
+_UNCHANGED_BY_JOIN = re.compile(r'https?://[A-Za-z0-9.:-]+(?:/[!"$-:<->@-~]*)?(?:\?[!"$-~]+)?')
+# An entry's guid is often its link: the same join, made once.
+_joined = functools.lru_cache(maxsize=256)(_urljoin)
+
+
+def _join(base: str, uri: str) -> str:
+    """feedparser's _urljoin(base, uri), without its work for a URL it leaves as it is."""
+    return uri if _UNCHANGED_BY_JOIN.fullmatch(uri) else _joined(base, uri)
+
+
+def _entities_unended(link: str) -> str:
+    """feedparser's rewrite of "&name;" to "&name" in a link."""
+    # (A callable, not the template r"&\g<1>": re parses a template on every call.)
+    return _ENTITY_IN_LINK.sub(_unended, link) if ";" in link else link
+
+
+def _unended(match) -> str:
+    return "&" + match.group(1)
 
 
 class _AuthorShim:
@@ -193,7 +226,7 @@ class _Walk:
     def __init__(self, baseuri: str, prefixes: Dict[str, str]):
         self.baseuri = baseuri
         self.prefixes = prefixes          # unknown namespace URI -> the prefix feedparser names it by
-        self.feed = _Context()
+        self.feed: dict = {}
         self.entries: List[dict] = []
         self.in_feed = self.in_entry = self.in_image = self.in_textinput = False
         self.title_depth = -1
@@ -201,18 +234,21 @@ class _Walk:
         self.guidislink = False
         self.depths: Dict[str, int] = {}  # the entry's property_depth_map
         self.bases: List[str] = []
-        self.keys: Dict[str, str] = {}     # tag -> key, for this document
+        self.plans: Dict[str, _Plan] = {}  # tag -> what to do with it, for this document
         self.track_bases = True           # False when no element can carry a base
 
     # ------------------------------------------------------------ names
 
     def key(self, element) -> str:
         """feedparser's name for an element: mapped prefix + ":" + lower-case local name."""
-        tag = element.tag
-        known = self.keys.get(tag)
-        if known is None:
-            known = self.keys[tag] = self.name_of(tag)
-        return known
+        plan = self.plans.get(element.tag)
+        return (plan or self.plan(element.tag)).key
+
+    def plan(self, tag: str) -> "_Plan":
+        """What the walk does with an element of this tag in this document
+        (its name can depend on the document's prefixes, so plans are per walk)."""
+        plan = self.plans[tag] = _plan(self.name_of(tag))
+        return plan
 
     def name_of(self, tag: str) -> str:
         if tag[0] != "{":
@@ -230,9 +266,10 @@ class _Walk:
         return f"{prefix.lower()}:{local}" if prefix else local
 
     @staticmethod
-    def attributes(element) -> dict:
+    def attributes(items) -> dict:
+        """feedparser's attribute dict, from an element's `items()`."""
         found = {}
-        for name, value in element.items():
+        for name, value in items:
             if name[0] == "{":
                 uri, local = name[1:].split("}", 1)
                 prefix = _NAMESPACES.get(uri.lower(), "")
@@ -273,7 +310,8 @@ class _Walk:
             elif key == "link":
                 if self.in_image:
                     return
-                output = _ENTITY_IN_LINK.sub(r"&\g<1>", output.replace("&amp;", "&"))
+                if "&" in output:
+                    output = _entities_unended(output.replace("&amp;", "&"))
                 entry["link"] = output
                 if output:
                     entry["links"][-1]["href"] = output
@@ -290,35 +328,47 @@ class _Walk:
                 key = "subtitle"
             context[key] = output
             if key == "link":
-                output = _ENTITY_IN_LINK.sub(r"&\g<1>", output)
+                output = _entities_unended(output)
                 context["link"] = output
                 context["links"][-1]["href"] = output
 
     def text_of(self, key: str, element) -> str:
-        text = self.own_text(element).strip()
+        if len(element):
+            raise Refused("markup", element.tag[:100])
+        text = element.text
+        if not text:
+            return ""
+        text = text.strip()
         if key in _RELATIVE_URI and text and (key != "id" or self.guidislink):
-            text = _urljoin(self.baseuri, text)
+            text = _join(self.baseuri, text)
         return _recode(text)
 
-    def content_params(self, attrs: dict, default: str) -> dict:
-        kind = _content_type(attrs.get("type", default))
-        if attrs.get("mode", "") == "base64" or not (
-                kind.startswith("text/") or kind.endswith("+xml") or kind.endswith("/xml")):
-            raise Refused("content_type", kind[:50])
-        if kind == "application/xhtml+xml":
-            raise Refused("content_type", kind)
-        return {"type": kind}
+    @staticmethod
+    def content_params(attrs: dict, default: str) -> dict:
+        """{"type": the media type} of a text construct, or Refused. The
+        dict is shared between calls: read it, do not change it."""
+        probe = (attrs.get("type", default), attrs.get("mode", "")) if attrs else (default, "")
+        params = _CONTENT_PARAMS.get(probe)
+        if params is None:
+            params = _content_params(*probe)
+            if len(_CONTENT_PARAMS) < 256:
+                _CONTENT_PARAMS[probe] = params
+        return params
 
     # ------------------------------------------------------------ the walk
 
     def walk(self, element, depth: int) -> None:
-        tag = element.tag
-        key = self.keys.get(tag)
-        if key is None:
-            key = self.keys[tag] = self.name_of(tag)
-        attrs = self.attributes(element) if len(element.attrib) else {}
+        plan = self.plans.get(element.tag)
+        if plan is None:
+            plan = self.plan(element.tag)
+        items = element.items()
+        attrs = self.attributes(items) if items else {}
+        if plan.ends_textinput:
+            self.in_textinput = False
+        if plan.ends_image:
+            self.in_image = False
         if not self.track_bases:
-            self.dispatch(element, key, attrs, depth)
+            plan.handler(self, element, attrs, depth)
             return
         # xml:base as feedparser keeps it: a stack of each open element's
         # base; at an end tag the parent's, unless that one is empty.
@@ -328,33 +378,11 @@ class _Walk:
                 else _urljoin(self.baseuri, base)
         self.bases.append(self.baseuri)
         try:
-            self.dispatch(element, key, attrs, depth)
+            plan.handler(self, element, attrs, depth)
         finally:
             self.bases.pop()
             if self.bases and self.bases[-1]:
                 self.baseuri = self.bases[-1]
-
-    def dispatch(self, element, key: str, attrs: dict, depth: int) -> None:
-        prefixed = ":" in key
-        if not prefixed and key not in ("title", "link", "description", "name"):
-            self.in_textinput = False
-        if not prefixed and key not in ("title", "link", "description", "url", "href", "width", "height"):
-            self.in_image = False
-        name = key.replace(":", "_")
-        handler = _HANDLERS.get(name)
-        if handler is not None:
-            handler(self, element, attrs, depth)
-            return
-        if name in _INERT:
-            self.inert(element, name, attrs, depth)
-            return
-        if _has_handler(name):
-            raise Refused("construct", key[:100])
-        # A generic element: feedparser keeps its text under its name
-        # (when it has no attributes) and reads its children as usual.
-        if self.in_entry and name in _READ_KEYS:
-            raise Refused("construct", key[:100])
-        self.children(element, depth)
 
     def children(self, element, depth: int) -> None:
         for child in element:
@@ -388,7 +416,7 @@ class _Walk:
     def _item(self, element, attrs, depth):
         if self.in_entry:
             raise Refused("construct", "nested item")
-        self.entries.append(_Context())
+        self.entries.append({})
         self.depths = {}
         self.in_entry = True
         self.guidislink = False
@@ -433,7 +461,7 @@ class _Walk:
         value = self.text_of("title", element)
         if not (-1 < self.title_depth <= depth):
             self.save("title", value, depth, params)
-        if value and element is not None and self.key(element) != "media:title":
+        if value and self.plans[element.tag].key != "media:title":
             self.title_depth = depth
 
     _dc_title = _media_title = _title
@@ -483,7 +511,7 @@ class _Walk:
         if href:
             attrs.pop("url", None)
             attrs.pop("uri", None)
-            attrs["href"] = _urljoin(self.baseuri, href)
+            attrs["href"] = _join(self.baseuri, href)
         context = self.context()
         context.setdefault("links", [])
         if not (self.in_entry and self.in_image):
@@ -517,25 +545,27 @@ class _Walk:
 
     def _author(self, element, attrs, depth):
         context = self.context()
-        context.setdefault("authors", []).append(FeedParserDict())
+        context.setdefault("authors", []).append({})
         parts = []
         for child in element:
             part = _AUTHOR_PARTS.get(self.key(child).replace(":", "_"))
             if part is None or len(child):
                 raise Refused("construct", "author part")
-            self.attributes(child)
+            self.attributes(child.items())
             if part == "href":
                 value = (child.text or "").strip()
                 value = _recode(_urljoin(self.baseuri, value) if value else value)
             else:
                 value = (child.text or "").strip()
             parts.append((part, value))
+        shim = _AuthorShim(context)
         for part, value in parts:
-            if part in ("name", "email") or part == "href":
-                _AuthorShim(context)._save_author(part, value)
-        own = (element.text or "") + "".join(child.tail or "" for child in element)
+            shim._save_author(part, value)
+        own = element.text or ""
+        if parts:
+            own += "".join(child.tail or "" for child in element)
         self.save("author", _finish(own), depth)
-        _AuthorShim(context)._sync_author_detail()
+        shim._sync_author_detail()
 
     _managingeditor = _dc_creator = _dc_author = _itunes_author = _author
 
@@ -548,7 +578,7 @@ class _Walk:
             tags.append(value)
 
     def _category(self, element, attrs, depth):
-        name = self.key(element).replace(":", "_")
+        name = self.plans[element.tag].name
         if name == "media_category":
             attrs.setdefault("scheme", _CATEGORY[name])
         if name == "itunes_category":
@@ -567,7 +597,7 @@ class _Walk:
     _dc_subject = _keywords = _media_category = _itunes_category = _category
 
     def _media_keywords(self, element, attrs, depth):
-        name = self.key(element).replace(":", "_")
+        name = self.plans[element.tag].name
         if attrs:  # feedparser pushes nothing for it, then fails to split None
             raise Refused("construct", name)
         for term in _finish(self.own_text(element)).split(","):
@@ -589,6 +619,51 @@ class _Walk:
 
 _HANDLERS = {name[1:]: method for name, method in vars(_Walk).items()
              if name.startswith("_") and not name.startswith("__") and callable(method)}
+
+
+class _Plan(NamedTuple):
+    """What the walk does with an element, worked out once per tag: its
+    feedparser name, whether it ends an open image or textinput (feedparser
+    ends them at any unprefixed element they cannot hold), and its handler."""
+
+    key: str
+    name: str
+    ends_textinput: bool
+    ends_image: bool
+    handler: Callable[[_Walk, object, dict, int], None]
+
+
+def _plan(key: str) -> _Plan:
+    prefixed = ":" in key
+    name = key.replace(":", "_")
+    handler = _HANDLERS.get(name)
+    if handler is None:
+        if name in _INERT:
+            handler = functools.partial(_inert, name)
+        elif _has_handler(name):
+            handler = functools.partial(_unreproduced, key)
+        else:
+            handler = functools.partial(_generic, key, name in _READ_KEYS)
+    return _Plan(key, name,
+                 not prefixed and key not in ("title", "link", "description", "name"),
+                 not prefixed and key not in ("title", "link", "description", "url", "href", "width", "height"),
+                 handler)
+
+
+def _inert(name: str, walk: _Walk, element, attrs: dict, depth: int) -> None:
+    walk.inert(element, name, attrs, depth)
+
+
+def _unreproduced(key: str, walk: _Walk, element, attrs: dict, depth: int) -> None:
+    raise Refused("construct", key[:100])
+
+
+def _generic(key: str, read: bool, walk: _Walk, element, attrs: dict, depth: int) -> None:
+    # An element without a handler: feedparser keeps its text under its
+    # name (when it has no attributes) and reads its children as usual.
+    if read and walk.in_entry:
+        raise Refused("construct", key[:100])
+    walk.children(element, depth)
 
 
 def _root_version(root, key: str, attrs: dict) -> str:
@@ -671,7 +746,7 @@ def read_fast_document(document: bytes, result: dict) -> FastFeed:
     walk = _Walk(_settings(result).baseuri, _unknown_prefixes(document, root))
     walk.track_bases = _BASE_ATTRIBUTE.search(document) is not None
     key = walk.key(root)
-    _root_version(root, key, walk.attributes(root))
+    _root_version(root, key, walk.attributes(root.items()))
     walk.walk(root, 1)
-    return FastFeed(dict(walk.feed), [dict(e) for e in walk.entries],
+    return FastFeed(walk.feed, walk.entries,
                     bool(result.get("bozo")), result.get("bozo_exception"))

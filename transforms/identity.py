@@ -43,6 +43,7 @@ _PLAIN_URL = re.compile(r"(https?)://([a-zA-Z0-9][-a-zA-Z0-9.]*)((?:/[ -\"$->@-~
 _PLAIN_HOST = re.compile(r"https?://([a-zA-Z0-9][-a-zA-Z0-9.]*)(?:[/?#]|\Z)")
 
 
+@functools.lru_cache(maxsize=1024)
 def canonical_url(url: Optional[str]) -> Optional[str]:
     """The URL two copies of a story share.
 

@@ -216,6 +216,18 @@ def test_an_identity_record_takes_under_half_a_kilobyte():
     assert max(sizes) < 500, max(sizes)
 
 
+def test_an_entry_fetched_at_one_instant_in_two_zones_has_two_handles():
+    """entry_handle names the fetch time as it prints; it formats each time
+    once (a cache), and equal instants in two zones stay apart."""
+    from transforms.dedup import entry_handle
+    utc = story("f", 0).replace(fetched_at=datetime(2026, 11, 2, 0, 0, tzinfo=timezone.utc))
+    seoul = utc.replace(fetched_at=datetime(2026, 11, 2, 9, 0, tzinfo=timezone(timedelta(hours=9))))
+    assert utc.fetched_at == seoul.fetched_at
+    handles = [entry_handle(s) for s in (utc, seoul, utc, seoul)]
+    assert handles == [f"{s.feed_url}\x1f0\x1f{s.fetched_at}" for s in (utc, seoul, utc, seoul)]
+    assert handles[0] != handles[1]
+
+
 def test_dedup_groups_its_records_once():
     # One grouping for the three kinds, not one shuffle per kind.
     p = beam.Pipeline(runner="DirectRunner")
