@@ -178,23 +178,26 @@ def _content_params(type_attribute: str, mode: str) -> dict:
 
 # (type attribute, mode) -> content_params' answer: a feed repeats a few.
 _CONTENT_PARAMS: Dict[tuple, dict] = {}
-# An absolute http(s) URL that urljoin gives back unchanged, whatever the
-# base: a lower-case scheme, a plain host, printable ASCII, no ";" in the
-# path (params), no "#" (fragment), and a query only when not empty
-# (urlunparse drops an empty one). Most links in feeds are of this shape.
+# An absolute http(s) URL that urljoin gives back unchanged, against any
+# base urlsplit accepts: a lower-case scheme, a plain host, printable ASCII,
+# no ";" in the path (params), no "#" (fragment), and a query only when not
+# empty (urlunparse drops an empty one). Most links in feeds are of this shape.
 _UNCHANGED_BY_JOIN = re.compile(r'https?://[A-Za-z0-9.:-]+(?:/[!"$-:<->@-~]*)?(?:\?[!"$-~]+)?')
-# An entry's guid is often its link: the same join, made once.
 _joined = functools.lru_cache(maxsize=256)(_urljoin)
 
 
 def _join(base: str, uri: str) -> str:
     """feedparser's _urljoin(base, uri), without its work for a URL it leaves as it is."""
-    return uri if _UNCHANGED_BY_JOIN.fullmatch(uri) else _joined(base, uri)
+    # urlsplit rejects only a base with brackets or non-ASCII (ValueError:
+    # then feedparser's answer is "").
+    if base.isascii() and "[" not in base and "]" not in base and _UNCHANGED_BY_JOIN.fullmatch(uri):
+        return uri
+    return _joined(base, uri)
 
 
 def _entities_unended(link: str) -> str:
     """feedparser's rewrite of "&name;" to "&name" in a link."""
-    # (A callable, not the template r"&\g<1>": re parses a template on every call.)
+    # (A callable, not the template r"&\g<1>", which re expands in Python for each call.)
     return _ENTITY_IN_LINK.sub(_unended, link) if ";" in link else link
 
 

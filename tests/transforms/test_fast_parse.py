@@ -145,7 +145,19 @@ def _urls_in_corpora():
     return sorted(found)
 
 
-@pytest.mark.parametrize("base", ["https://wire.example/feed/", "http://wire.example/", "", "ftp://wire.example/"])
+@pytest.mark.parametrize("base", ["http://[x]/", "http://wire.example/news/"])
+def test_links_under_any_xml_base_read_as_feedparser_reads_them(base):
+    body = (f'<?xml version="1.0" encoding="utf-8"?><rss version="2.0" xml:base="{base}"><channel>'
+            "<title>T</title><item><title>a</title><link>https://wire.example/a?id=1</link>"
+            "<guid>https://wire.example/a?id=1</guid></item>"
+            '<item><title>b</title><link>b.html</link></item></channel></rss>').encode()
+    fast, slow = read_fast(body, HEADERS), read_feed(body, HEADERS)
+    assert [(e.get("link"), e.get("id")) for e in fast.entries] == \
+        [(dict.get(e, "link"), dict.get(e, "id")) for e in slow["entries"]]
+
+
+@pytest.mark.parametrize("base", ["https://wire.example/feed/", "http://wire.example/", "", "ftp://wire.example/",
+                                  "http://[x]/", "http://wire.example]/", "http://wire\uff0fexample/"])
 def test_joining_a_url_gives_what_feedparser_gives(base):
     """The fast path skips urljoin for a URL it would give back unchanged:
     for every URL here and in the real feeds, the answer is feedparser's."""
