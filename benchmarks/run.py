@@ -421,9 +421,7 @@ def measure_seed_run(work: str, log) -> dict:
 
 
 def _describe_checkout(path: Path) -> str:
-    commit = subprocess.run(["git", "-C", str(path), "log", "-1", "--format=%h %s"],
-                            capture_output=True, text=True).stdout.strip()
-    return f"{path} ({commit or 'not a git checkout'})"
+    return f"{path} ({describe_code({'code': measured_code(path)}) or 'not a git checkout'})"
 
 
 def measured_code(root: Path = ROOT) -> dict:
@@ -483,8 +481,9 @@ def render(results: List[Result], fetch: Optional[dict], seed: Optional[dict], c
         f"{context['load_after']} after",
         f"corpus: {context['corpus']}",
     ]
-    if describe_code(context):
-        lines.insert(1, f"code: {describe_code(context)}")
+    code = describe_code(context)
+    if code:
+        lines.insert(1, f"code: {code}")
     if context.get("other"):
         lines.append(f"other checkout: {context['other']}")
     lines += [""]

@@ -85,7 +85,6 @@ _NAMESPACES = {uri.lower(): prefix for uri, prefix in _FeedParserMixin.namespace
 _ATOM10 = "http://www.w3.org/2005/atom"
 _RSS10 = "http://purl.org/rss/1.0/"
 _RSS090 = "http://my.netscape.com/rdf/simple/0.9/"
-_RDF = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
 _HTML_TYPES = frozenset({"application/xhtml+xml", "text/html"})
 _RELATIVE_URI = frozenset({"comments", "docs", "href", "icon", "id", "link", "logo", "url",
                            "wfw_comment", "wfw_commentrss"})
@@ -94,19 +93,12 @@ _BASE_ATTRIBUTE = re.compile(rb"base\s*=")
 _C1 = re.compile("[\x80-\x9f]")
 _DOCTYPE = re.compile(rb"<!DOCTYPE", re.IGNORECASE)
 
-# feedparser handler keys (prefix_name) and what the walk does with them.
-_TITLE = frozenset({"title", "dc_title", "media_title"})
-_DESCRIPTION = frozenset({"description", "dc_description", "media_description"})
-_SUMMARY = frozenset({"summary", "itunes_summary"})
-_CONTENT_ENCODED = frozenset({"content_encoded", "fullitem"})
-_AUTHOR = frozenset({"author", "managingeditor", "dc_creator", "dc_author", "itunes_author"})
+# What some handlers read, by feedparser's handler key (prefix_name).
 _AUTHOR_PARTS = {"name": "name", "itunes_name": "name", "email": "email", "itunes_email": "email",
                  "uri": "href", "url": "href", "homepage": "href"}
 _CATEGORY = {"category": None, "dc_subject": None, "keywords": None,
              "media_category": "http://search.yahoo.com/mrss/category_schema"}
 _KEYWORDS = {"media_keywords": None, "itunes_keywords": "http://www.itunes.com/"}
-_PUBLISHED = frozenset({"published", "issued", "pubdate", "dcterms_issued"})
-_UPDATED = frozenset({"updated", "modified", "lastbuilddate", "dc_date", "dcterms_modified"})
 # Handlers whose effects reach nothing a story or the fetch log reads: their
 # text lands in keys transforms.parse never looks at.
 _INERT = frozenset({

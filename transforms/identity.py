@@ -43,6 +43,8 @@ _PLAIN_URL = re.compile(r"(https?)://([a-zA-Z0-9][-a-zA-Z0-9.]*)((?:/[ -\"$->@-~
 _PLAIN_HOST = re.compile(r"https?://([a-zA-Z0-9][-a-zA-Z0-9.]*)(?:[/?#]|\Z)")
 
 
+# A story's links are canonicalised again for its remembered identities
+# (given_url), in the same process: the answers for the latest links are kept.
 @functools.lru_cache(maxsize=1024)
 def canonical_url(url: Optional[str]) -> Optional[str]:
     """The URL two copies of a story share.
