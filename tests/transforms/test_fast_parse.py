@@ -165,3 +165,22 @@ def test_joining_a_url_gives_what_feedparser_gives(base):
     from transforms.fast_parse import _join
     urls = _JOIN_CASES + _urls_in_corpora()
     assert [_join(base, url) for url in urls] == [_urljoin(base, url) for url in urls]
+
+
+# Texts for feedparser's re-decoding and cp1252 rules: Latin-1 text with and
+# without C1 controls, UTF-8 read as Latin-1 (with a C1 control once decoded),
+# and text beyond Latin-1 with and without one.
+_RECODE_CASES = ["Caf\u00e9 au lait", "Caf\u00e9 \u0093quoted\u0094 \u0085", "Caf\u00c3\u00a9 cr\u00c3\u00a8me",
+                 "\u00c3\u00a9t\u00c3\u00a9 \u00c2\u0085", "\u00c2\u0093", "\u0080", "\ud55c\uad6d \u0080 \u0099",
+                 "\ud55c\uad6d \uc5b4", "\u041c\u043e\u0441\u043a\u0432\u0430 \u0096 2026"]
+
+
+@pytest.mark.parametrize("text", _RECODE_CASES)
+def test_text_outside_ascii_reads_as_feedparser_reads_it(text):
+    """Title, summary and author of such text are what feedparser gives."""
+    body = ('<?xml version="1.0" encoding="utf-8"?><rss version="2.0"><channel><title>T</title>'
+            f"<item><title>{text}</title><description>{text} {text}</description>"
+            f"<author>{text}</author><guid>a</guid></item></channel></rss>").encode("utf-8")
+    fast, slow = read_fast(body, HEADERS), read_feed(body, HEADERS)
+    assert [(e["title"], e["summary"], e["author"]) for e in fast.entries] == \
+        [(e["title"], e["summary"], e["author"]) for e in slow["entries"]]
