@@ -170,7 +170,7 @@ def test_joining_a_url_gives_what_feedparser_gives(base):
 # Texts for feedparser's re-decoding and cp1252 rules: Latin-1 text with and
 # without C1 controls, UTF-8 read as Latin-1 (with a C1 control once decoded),
 # and text beyond Latin-1 with and without one.
-# (A C1 control is followed by a letter: str.strip takes U+0085 for a space.)
+# (U+0085 is followed by a character: str.strip takes it for a space.)
 _RECODE_CASES = ["Caf\u00e9 au lait", "Caf\u00e9 \u0093quoted\u0094 \u0085.", "Caf\u00c3\u00a9 cr\u00c3\u00a8me",
                  "\u00c3\u00a9t\u00c3\u00a9 \u00c2\u0085x", "\u00c2\u0093", "\u0080", "\ud55c\uad6d \u0080 \u0099",
                  "\ud55c\uad6d \uc5b4", "\u041c\u043e\u0441\u043a\u0432\u0430 \u0096 2026"]
